@@ -1,0 +1,208 @@
+// The Kong-compatible admin API. Routes are thin: they parse, call a store verb, and answer.
+// Every entity's endpoints are generated from its definition (reference/kong-compat.md §1.2).
+import os from 'node:os';
+import { Hono, type Context } from 'hono';
+import type { Logger } from 'pino';
+import { AdminError, PORTICO_VERSION } from '@portico/shared';
+import type { Database } from '../db/index.ts';
+import { ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
+import {
+  createEntity, deleteEntity, getEntity, listEntities, requireEntity, updateEntity, upsertEntity, validateOnly,
+  type Entity, type ListQuery, type Page,
+} from '../services/store.ts';
+import type { DataPlaneRegistry } from '../cluster/registry.ts';
+import type { SnapshotLoop } from '../snapshot/builder.ts';
+import { readBody } from './body.ts';
+import { entitySchemaJson } from './schemas.ts';
+
+export interface AdminDeps {
+  database: Database;
+  snapshots: SnapshotLoop;
+  registry: DataPlaneRegistry;
+  nodeId: string;
+  role: 'control_plane' | 'traditional';
+  log: Logger;
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+type Handler = (c: Context) => Promise<Response> | Response;
+
+export function createAdminApp(deps: AdminDeps): Hono {
+  const { database, snapshots } = deps;
+  const db = database.db;
+  const app = new Hono({ strict: false });
+  const endpoints: string[] = [];
+
+  app.use('*', async (c, next) => {
+    counters.total_requests++;
+    const started = performance.now();
+    await next();
+    c.header('X-Portico-Admin-Latency', String(Math.round(performance.now() - started)));
+    c.header('Access-Control-Allow-Origin', '*');
+    c.header('Access-Control-Allow-Credentials', 'true');
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof AdminError) {
+      if (err.status === 415) return c.body(null, 415);
+      return c.json(err.body, err.status as 400);
+    }
+    deps.log.error({ err }, 'admin request failed');
+    return c.json({ message: 'An unexpected error occurred' }, 500);
+  });
+  app.notFound((c) => c.json({ message: 'Not found' }, 404));
+
+  /** Register a resource: its verbs, OPTIONS, and 405 for the rest. */
+  function resource(path: string, handlers: Partial<Record<Method, Handler>>): void {
+    endpoints.push(path.replace(/:(\w+)/g, '{$1}'));
+    const allowed = [...Object.keys(handlers), ...(handlers.GET ? ['HEAD'] : []), 'OPTIONS'].sort();
+    for (const [method, h] of Object.entries(handlers)) app.on(method, path, h as Handler);
+    app.options(path, (c) => {
+      c.header('Allow', allowed.join(', '));
+      c.header('Access-Control-Allow-Methods', allowed.join(', '));
+      c.header('Access-Control-Allow-Headers', 'Content-Type');
+      return c.body(null, 204);
+    });
+    app.all(path, (c) => c.json({ message: 'Method not allowed' }, 405));
+  }
+
+  const written = <T>(r: T & { version?: number }): T => { if (r.version !== undefined) snapshots.changed(); return r; };
+  const query = (c: Context): ListQuery => ({ size: c.req.query('size'), offset: c.req.query('offset'), tags: c.req.query('tags') });
+
+  function pageBody(c: Context, page: Page, base: string, topLevel: boolean) {
+    if (!page.offset) return { data: page.data, next: null };
+    const params = new URLSearchParams({ offset: page.offset });
+    if (topLevel) {
+      const size = c.req.query('size'); const tags = c.req.query('tags');
+      if (tags) params.set('tags', tags);
+      if (size) params.set('size', size);
+    }
+    return { data: page.data, offset: page.offset, next: `${base}?${params.toString()}` };
+  }
+
+  const body = (c: Context, def: EntityDef) => readBody(c, () => def.schema);
+  const key = (c: Context, name = 'key') => decodeURIComponent(c.req.param(name)!);
+
+  for (const def of ENTITIES) {
+    const col = `/${def.name}`;
+    resource(col, {
+      GET: async (c) => c.json(pageBody(c, await listEntities(db, def, query(c)), col, true)),
+      POST: async (c) => c.json(written(await createEntity(db, def, await body(c, def))).entity, 201),
+    });
+    resource(`${col}/:key`, {
+      GET: async (c) => c.json(await requireEntity(db, def, key(c))),
+      PUT: async (c) => c.json(written(await upsertEntity(db, def, key(c), await body(c, def))).entity, 200),
+      PATCH: async (c) => c.json(written(await updateEntity(db, def, key(c), await body(c, def))).entity, 200),
+      DELETE: async (c) => { written(await deleteEntity(db, def, key(c))); return c.body(null, 204); },
+    });
+    for (const fk of def.foreignKeys) nested(def, fk);
+  }
+
+  /** `/services/{s}/routes[/{r}]` and `/routes/{r}/service`. */
+  function nested(def: EntityDef, fk: ForeignKey): void {
+    const parentDef = ENTITY_BY_NAME.get(fk.entity)!;
+    const base = `/${parentDef.name}/:parent/${def.name}`;
+    const parentOf = (c: Context) => requireEntity(db, parentDef, key(c, 'parent'));
+    const belongs = (parent: Entity) => (e: Entity) => (e[fk.field] as { id?: string } | null)?.id === parent.id;
+    resource(base, {
+      GET: async (c) => {
+        const parent = await parentOf(c);
+        const page = await listEntities(db, def, { ...query(c), where: { [`${fk.field}_id`]: parent.id } });
+        return c.json(pageBody(c, page, `/${parentDef.name}/${encodeURIComponent(key(c, 'parent'))}/${def.name}`, false));
+      },
+      POST: async (c) => {
+        const parent = await parentOf(c);
+        const input = await body(c, def);
+        return c.json(written(await createEntity(db, def, { ...input, [fk.field]: { id: parent.id } })).entity, 201);
+      },
+    });
+    resource(`${base}/:key`, {
+      GET: async (c) => {
+        const parent = await parentOf(c);
+        const e = await getEntity(db, def, key(c));
+        if (!e || !belongs(parent)(e)) throw AdminError.message(404, 'Not found');
+        return c.json(e);
+      },
+      PUT: async (c) => {
+        const parent = await parentOf(c);
+        const existing = await getEntity(db, def, key(c));
+        if (existing && !belongs(parent)(existing)) throw AdminError.message(404, 'Not found');
+        return c.json(written(await upsertEntity(db, def, key(c), await body(c, def), { [fk.field]: { id: parent.id } })).entity, 200);
+      },
+      PATCH: async (c) => {
+        const parent = await parentOf(c);
+        return c.json(written(await updateEntity(db, def, key(c), await body(c, def), belongs(parent))).entity, 200);
+      },
+      DELETE: async (c) => {
+        const parent = await parentOf(c);
+        const r = written(await deleteEntity(db, def, key(c), belongs(parent)));
+        if (!r.deleted) throw AdminError.message(404, 'Not found');
+        return c.body(null, 204);
+      },
+    });
+    const parentOfChild = async (c: Context) => {
+      const child = await requireEntity(db, def, key(c));
+      const ref = child[fk.field] as { id: string } | null;
+      if (!ref) throw AdminError.message(404, 'Not found');
+      return ref.id;
+    };
+    resource(`/${def.name}/:key/${fk.field}`, {
+      GET: async (c) => c.json(await requireEntity(db, parentDef, await parentOfChild(c))),
+      PUT: async (c) => c.json(written(await upsertEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
+      PATCH: async (c) => c.json(written(await updateEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
+    });
+  }
+
+  resource('/schemas/:entity', {
+    GET: (c) => {
+      const def = ENTITY_BY_NAME.get(c.req.param('entity')!);
+      if (!def) return c.json({ message: `No entity named '${c.req.param('entity')}'` }, 404);
+      return c.json(entitySchemaJson(def));
+    },
+  });
+  resource('/schemas/:entity/validate', {
+    POST: async (c) => {
+      const def = ENTITY_BY_NAME.get(c.req.param('entity')!);
+      if (!def) return c.json({ message: `No entity named '${c.req.param('entity')}'` }, 404);
+      validateOnly(def, await body(c, def));
+      return c.json({ message: 'schema validation successful' });
+    },
+  });
+
+  resource('/clustering/data-planes', {
+    GET: async (c) => c.json({ data: await deps.registry.list(snapshots.latest), next: null }),
+  });
+
+  resource('/status', {
+    GET: async (c) => c.json({
+      server: serverCounters(),
+      database: { reachable: await database.ping() },
+      configuration: snapshots.latest
+        ? { version: snapshots.latest.version, hash: snapshots.latest.hash, built_at: snapshots.latest.built_at, size_bytes: snapshots.latest.size_bytes }
+        : null,
+      memory: { rss_bytes: process.memoryUsage().rss },
+    }),
+  });
+
+  resource('/', {
+    GET: (c) => c.json({
+      tagline: 'Welcome to portico',
+      version: PORTICO_VERSION,
+      edition: 'community',
+      hostname: os.hostname(),
+      node_id: deps.nodeId,
+      plugins: { available_on_server: {}, enabled_in_cluster: [] },
+      configuration: { database: 'postgres', role: deps.role, router_flavor: 'traditional_compatible', embedded_database: database.kind === 'pglite' },
+      pids: { master: process.pid, workers: [process.pid] },
+    }),
+  });
+  resource('/endpoints', { GET: (c) => c.json({ data: [...endpoints].sort(), next: null }) });
+
+  return app;
+}
+
+/** Request counters for `/status`. */
+const counters = { total_requests: 0 };
+function serverCounters() {
+  return { total_requests: counters.total_requests };
+}

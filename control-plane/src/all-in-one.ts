@@ -1,0 +1,21 @@
+// `npm start`: CP and DP in one process. With nothing set it runs on embedded defaults: PGlite in
+// the data dir and an in-process bus. With NATS_URL set, the embedded DP uses NATS like any other,
+// so more DPs can join.
+import { createLogger, EnvError, MemoryBus, parseEnv } from '@portico/shared';
+import { startDataPlane } from '@portico/data-plane';
+import { startControlPlane } from './index.ts';
+import { runUntilSignal } from './signals.ts';
+
+try {
+  const env = parseEnv();
+  const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico');
+  const bus = env.NATS_URL ? undefined : new MemoryBus();
+  const cp = await startControlPlane(env, log.child({ plane: 'cp' }), bus?.publisher);
+  const dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber);
+  log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
+  runUntilSignal(log, async () => { await dp.stop(); await cp.stop(); });
+} catch (err) {
+  if (err instanceof EnvError) { console.error(`portico: ${err.message}`); process.exit(2); }
+  console.error('portico: failed to start:', err);
+  process.exit(1);
+}

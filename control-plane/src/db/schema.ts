@@ -1,0 +1,80 @@
+// Postgres tables. Column names are Kong's field names so rows map onto entities generically;
+// a foreign key `service` is stored as `service_id`.
+import { bigint, boolean, customType, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+
+const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
+
+export const services = pgTable('services', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  name: text('name').unique('services_name_unique'),
+  protocol: text('protocol').notNull(),
+  host: text('host').notNull(),
+  port: integer('port').notNull(),
+  path: text('path'),
+  retries: integer('retries').notNull(),
+  connect_timeout: integer('connect_timeout').notNull(),
+  write_timeout: integer('write_timeout').notNull(),
+  read_timeout: integer('read_timeout').notNull(),
+  enabled: boolean('enabled').notNull(),
+  tls_verify: boolean('tls_verify'),
+  tls_verify_depth: integer('tls_verify_depth'),
+  ca_certificates: uuid('ca_certificates').array(),
+  client_certificate_id: uuid('client_certificate_id'),
+  tags: text('tags').array(),
+});
+
+export const routes = pgTable('routes', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  name: text('name').unique('routes_name_unique'),
+  protocols: text('protocols').array().notNull(),
+  methods: text('methods').array(),
+  hosts: text('hosts').array(),
+  paths: text('paths').array(),
+  headers: jsonb('headers'),
+  snis: text('snis').array(),
+  sources: jsonb('sources'),
+  destinations: jsonb('destinations'),
+  https_redirect_status_code: integer('https_redirect_status_code').notNull(),
+  regex_priority: integer('regex_priority').notNull(),
+  strip_path: boolean('strip_path').notNull(),
+  path_handling: text('path_handling').notNull(),
+  preserve_host: boolean('preserve_host').notNull(),
+  request_buffering: boolean('request_buffering').notNull(),
+  response_buffering: boolean('response_buffering').notNull(),
+  service_id: uuid('service_id').references(() => services.id, { onDelete: 'restrict' }),
+  tags: text('tags').array(),
+});
+
+/** One row: the config version. Every write transaction bumps it, which also serializes writers. */
+export const configState = pgTable('config_state', {
+  id: integer('id').primaryKey(),
+  version: bigint('version', { mode: 'number' }).notNull(),
+});
+
+/** The last snapshots built, newest first by version (history for audit and rollback). */
+export const configVersions = pgTable('config_versions', {
+  version: bigint('version', { mode: 'number' }).primaryKey(),
+  hash: text('hash').notNull(),
+  built_at: bigint('built_at', { mode: 'number' }).notNull(),
+  size_bytes: integer('size_bytes').notNull(),
+  snapshot: bytea('snapshot').notNull(),
+});
+
+/** Data-plane nodes as last reported over the bus. */
+export const dataPlanes = pgTable('clustering_data_planes', {
+  id: uuid('id').primaryKey(),
+  hostname: text('hostname').notNull(),
+  ip: text('ip').notNull(),
+  version: text('version').notNull(),
+  config_version: bigint('config_version', { mode: 'number' }).notNull(),
+  config_hash: text('config_hash').notNull(),
+  last_error: text('last_error'),
+  status: text('status').notNull(),
+  started_at: bigint('started_at', { mode: 'number' }).notNull(),
+  last_seen: integer('last_seen').notNull(),
+  updated_at: integer('updated_at').notNull(),
+});

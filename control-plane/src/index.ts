@@ -1,0 +1,61 @@
+// The control plane as a library: start it with an environment and, for all-in-one, a bus.
+import os from 'node:os';
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import { Hono } from 'hono';
+import { closeServer, loadNodeId, PORTICO_VERSION, type Env, type Logger, type SnapshotPublisher } from '@portico/shared';
+import { openDatabase } from './db/index.ts';
+import { SnapshotLoop } from './snapshot/builder.ts';
+import { connectNatsPublisher } from './snapshot/nats.ts';
+import { DataPlaneRegistry } from './cluster/registry.ts';
+import { createAdminApp } from './admin/app.ts';
+
+export interface ControlPlane {
+  stop(): Promise<void>;
+}
+
+function listen(app: Hono, host: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(server as Server)) as Server;
+    server.once('error', reject);
+  });
+}
+
+export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher): Promise<ControlPlane> {
+  const nodeId = loadNodeId(env.PORTICO_DATA_DIR, 'cp_node_id');
+  const database = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PORTICO_DATA_DIR });
+  log.info({ database: database.kind }, 'database ready, migrations applied');
+  const publisher = bus ?? await connectNatsPublisher(env.NATS_URL!, log);
+  const snapshots = new SnapshotLoop(database.db, publisher, log);
+  const registry = new DataPlaneRegistry(database.db, log);
+  publisher.onHeartbeat((hb) => { void registry.record(hb); });
+  await snapshots.start();
+
+  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log });
+  const adminServer = await listen(admin, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
+  log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
+
+  let statusServer: Server | undefined;
+  if (!bus) {
+    // All-in-one serves status from the DP; a CP alone answers ready once its database does.
+    const status = new Hono();
+    status.get('/status', async (c) => c.json({
+      role: 'control_plane', node_id: nodeId, hostname: os.hostname(), version: PORTICO_VERSION,
+      database: { reachable: await database.ping() }, configuration: snapshots.latest,
+    }));
+    status.get('/status/ready', async (c) => (await database.ping())
+      ? c.json({ message: 'ready' }) : c.json({ message: 'database unreachable' }, 503));
+    status.notFound((c) => c.json({ message: 'Not found' }, 404));
+    statusServer = await listen(status, env.PORTICO_STATUS_LISTEN.host, env.PORTICO_STATUS_LISTEN.port);
+  }
+
+  return {
+    async stop() {
+      await closeServer(adminServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS);
+      if (statusServer) await closeServer(statusServer, 1_000);
+      await snapshots.stop();
+      await publisher.close();
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,16 @@
+// `npm run control-plane`: the CP alone. Needs NATS_URL; DATABASE_URL unset means embedded PGlite.
+import { createLogger, EnvError, parseEnv } from '@portico/shared';
+import { startControlPlane } from './index.ts';
+import { runUntilSignal } from './signals.ts';
+
+try {
+  const env = parseEnv();
+  if (!env.NATS_URL) throw new EnvError('NATS_URL is required when the control plane runs alone (data planes reach it over NATS); use `npm start` for the all-in-one gateway');
+  const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico-cp');
+  const cp = await startControlPlane(env, log);
+  runUntilSignal(log, () => cp.stop());
+} catch (err) {
+  if (err instanceof EnvError) { console.error(`portico: ${err.message}`); process.exit(2); }
+  console.error('portico: control plane failed to start:', err);
+  process.exit(1);
+}

@@ -1,0 +1,310 @@
+// Transactional reads and writes of admin entities, with Kong's semantics and errors
+// (reference/kong-compat.md §1.3, §1.6, §1.7). Every write bumps the config version in the same
+// transaction, so a committed change can never miss a snapshot.
+import { randomUUID } from 'node:crypto';
+import { and, arrayContains, arrayOverlaps, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import {
+  AdminError, ErrorCode, UUID_RE, luaKey, schemaViolation, violationsFromZod, type Violation,
+} from '@portico/shared';
+import type { Db, Executor, Tx } from '../db/index.ts';
+import { configState } from '../db/schema.ts';
+import { ENTITY_BY_NAME, type EntityDef } from './entity.ts';
+
+export type Entity = Record<string, unknown> & { id: string };
+
+const DEFAULT_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
+const MAX_TAGS = 5;
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+function fkColumns(def: EntityDef): Set<string> {
+  return new Set(Object.keys(def.schema.shape).filter((k) => `${k}_id` in def.table));
+}
+
+export function rowToEntity(def: EntityDef, row: Record<string, unknown>): Entity {
+  const fks = fkColumns(def);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(def.schema.shape)) {
+    if (fks.has(key)) {
+      const id = row[`${key}_id`];
+      out[key] = id ? { id } : null;
+    } else {
+      out[key] = row[key] ?? null;
+    }
+  }
+  return out as Entity;
+}
+
+function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<string, unknown> {
+  const fks = fkColumns(def);
+  const row: Record<string, unknown> = {};
+  for (const key of Object.keys(def.schema.shape)) {
+    if (fks.has(key)) row[`${key}_id`] = (entity[key] as { id?: string } | null)?.id ?? null;
+    else row[key] = entity[key];
+  }
+  return row;
+}
+
+/** Bump the config version; also takes the row lock that orders concurrent writers. */
+async function bumpVersion(tx: Tx): Promise<number> {
+  const [row] = await tx.update(configState).set({ version: sql`${configState.version} + 1` })
+    .where(eq(configState.id, 1)).returning({ version: configState.version });
+  return row.version;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+async function findRow(ex: Executor, def: EntityDef, key: string): Promise<Record<string, unknown> | undefined> {
+  const column = UUID_RE.test(key) ? def.table.id : def.endpointKey ? def.table[def.endpointKey] : undefined;
+  if (!column) return undefined;
+  const rows = await ex.select().from(def.table).where(eq(column, key)).limit(1);
+  return rows[0] as Record<string, unknown> | undefined;
+}
+
+export async function getEntity(ex: Executor, def: EntityDef, key: string): Promise<Entity | undefined> {
+  const row = await findRow(ex, def, key);
+  return row ? rowToEntity(def, row) : undefined;
+}
+
+export async function requireEntity(ex: Executor, def: EntityDef, key: string): Promise<Entity> {
+  const e = await getEntity(ex, def, key);
+  if (!e) throw AdminError.message(404, 'Not found');
+  return e;
+}
+
+export interface ListQuery {
+  size?: string;
+  offset?: string;
+  tags?: string;
+  /** Restrict to children of one parent: `{ service_id: "…" }`. */
+  where?: Record<string, string>;
+}
+
+export interface Page {
+  data: Entity[];
+  offset?: string;
+}
+
+function parseSize(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_PAGE_SIZE;
+  const n = Number(raw);
+  if (raw.trim() === '' || Number.isNaN(n)) throw AdminError.of(400, ErrorCode.INVALID_SIZE, 'size must be a number');
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE_SIZE) {
+    throw AdminError.of(400, ErrorCode.INVALID_SIZE, `size must be an integer between 1 and ${MAX_PAGE_SIZE}`);
+  }
+  return n;
+}
+
+function parseOffset(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const decoded = /^[A-Za-z0-9+/=_-]+$/.test(raw) ? Buffer.from(raw, 'base64url').toString('utf8') : '';
+  if (!UUID_RE.test(decoded)) {
+    throw AdminError.of(400, ErrorCode.INVALID_OFFSET, `'${raw}' is not a valid offset: bad base64 encoding`);
+  }
+  return decoded;
+}
+
+function parseTags(def: EntityDef, raw: string | undefined): SQL | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === '') {
+    throw AdminError.of(400, ErrorCode.INVALID_OPTIONS, 'invalid option (tags: cannot be null)', { options: { tags: 'cannot be null' } });
+  }
+  const and = raw.includes(',');
+  const or = raw.includes('/');
+  if (and && or) {
+    throw AdminError.of(400, ErrorCode.INVALID_OPTIONS, 'invalid option (tags: invalid filter syntax)', { options: { tags: 'invalid filter syntax' } });
+  }
+  const list = raw.split(and ? ',' : '/');
+  if (list.length > MAX_TAGS) {
+    throw AdminError.of(400, ErrorCode.INVALID_OPTIONS, `invalid option (tags: cannot query more than ${MAX_TAGS} tags)`, { options: { tags: `cannot query more than ${MAX_TAGS} tags` } });
+  }
+  if (list.some((t) => t === '')) {
+    throw AdminError.of(400, ErrorCode.INVALID_OPTIONS, 'invalid option (tags: invalid filter syntax)', { options: { tags: 'invalid filter syntax' } });
+  }
+  return or ? arrayOverlaps(def.table.tags, list) : arrayContains(def.table.tags, list);
+}
+
+export async function listEntities(ex: Executor, def: EntityDef, q: ListQuery): Promise<Page> {
+  const size = parseSize(q.size);
+  const after = parseOffset(q.offset);
+  const conds: SQL[] = [];
+  const tagCond = parseTags(def, q.tags);
+  if (tagCond) conds.push(tagCond);
+  if (after) conds.push(gt(def.table.id, after));
+  for (const [col, value] of Object.entries(q.where ?? {})) conds.push(eq(def.table[col], value));
+  const rows = await ex.select().from(def.table).where(conds.length ? and(...conds) : undefined)
+    .orderBy(asc(def.table.id)).limit(size + 1);
+  const data = rows.slice(0, size).map((r) => rowToEntity(def, r as Record<string, unknown>));
+  const page: Page = { data };
+  if (rows.length > size) page.offset = Buffer.from(data[data.length - 1].id).toString('base64url');
+  return page;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+function validate(def: EntityDef, candidate: Record<string, unknown>): Entity {
+  const violations: Violation[] = [];
+  let input = candidate;
+  if (def.expandInput) {
+    const r = def.expandInput(candidate);
+    if (!r.ok) throw schemaViolation([r.violation]);
+    input = r.value;
+  }
+  const parsed = def.schema.safeParse(input);
+  if (!parsed.success) violations.push(...violationsFromZod(parsed.error));
+  if (violations.length) throw schemaViolation(violations);
+  return parsed.data as Entity;
+}
+
+/** Resolve `{ name: "x" }` foreign references to `{ id }`, and check every reference exists (code 4 / 13). */
+async function resolveForeignKeys(ex: Executor, def: EntityDef, input: Record<string, unknown>): Promise<void> {
+  for (const fk of def.foreignKeys) {
+    const ref = input[fk.field];
+    if (ref == null || typeof ref !== 'object' || Array.isArray(ref)) continue;
+    const parentDef = ENTITY_BY_NAME.get(fk.entity)!;
+    const r = ref as Record<string, unknown>;
+    if (r.id === undefined && parentDef.endpointKey && typeof r[parentDef.endpointKey] === 'string' && Object.keys(r).length === 1) {
+      const parent = await getEntity(ex, parentDef, r[parentDef.endpointKey] as string);
+      if (!parent) {
+        const keyText = luaKey({ [parentDef.endpointKey]: r[parentDef.endpointKey] });
+        throw AdminError.of(400, ErrorCode.FOREIGN_KEYS_UNRESOLVED,
+          `foreign key unresolved (${fk.field}.${parentDef.endpointKey}: the foreign key cannot be resolved with '${keyText}' for an existing '${fk.entity}' entity)`,
+          { fields: { [fk.field]: { [parentDef.endpointKey]: `the foreign key cannot be resolved with '${keyText}' for an existing '${fk.entity}' entity` } } });
+      }
+      input[fk.field] = { id: parent.id };
+    }
+  }
+}
+
+async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entity): Promise<void> {
+  for (const fk of def.foreignKeys) {
+    const ref = entity[fk.field] as { id: string } | null;
+    if (!ref) continue;
+    const parentDef = ENTITY_BY_NAME.get(fk.entity)!;
+    if (!(await findRow(ex, parentDef, ref.id))) {
+      throw AdminError.of(400, ErrorCode.FOREIGN_KEY_VIOLATION,
+        `the foreign key '${luaKey({ id: ref.id })}' does not reference an existing '${fk.entity}' entity.`,
+        { fields: { [fk.field]: { id: ref.id } } });
+    }
+  }
+}
+
+/** Turn a Postgres constraint error into Kong's error, or rethrow. */
+function mapDbError(def: EntityDef, err: unknown, entity?: Entity): never {
+  const e = (err as { cause?: unknown }).cause ?? err;
+  const pg = e as { code?: string; constraint?: string; table?: string };
+  if (pg.code === '23505' && entity) {
+    const field = pg.constraint?.startsWith(`${def.name}_`) && pg.constraint.endsWith('_unique')
+      ? pg.constraint.slice(def.name.length + 1, -'_unique'.length)
+      : pg.constraint === `${def.name}_pkey` ? 'id' : undefined;
+    if (field === 'id') {
+      throw AdminError.of(400, ErrorCode.PRIMARY_KEY_VIOLATION, `primary key violation on key '${luaKey({ id: entity.id })}'`, { fields: { id: entity.id } });
+    }
+    if (field) {
+      throw AdminError.of(409, ErrorCode.UNIQUE_VIOLATION, `UNIQUE violation detected on '${luaKey({ [field]: entity[field] })}'`, { fields: { [field]: entity[field] } });
+    }
+  }
+  if (pg.code === '23503' && pg.table && pg.table !== def.name) {
+    throw AdminError.of(400, ErrorCode.FOREIGN_KEY_VIOLATION, `an existing '${pg.table}' entity references this '${def.name}' entity`, { fields: { '@referenced_by': pg.table } });
+  }
+  throw err;
+}
+
+function stripServerFields(input: Record<string, unknown>): Record<string, unknown> {
+  const { created_at: _c, updated_at: _u, ...rest } = input;
+  return rest;
+}
+
+export interface WriteResult { entity: Entity; version: number }
+
+export async function createEntity(db: Db, def: EntityDef, input: Record<string, unknown>): Promise<WriteResult> {
+  return db.transaction(async (tx) => {
+    const body = stripServerFields(input);
+    await resolveForeignKeys(tx, def, body);
+    const now = nowSeconds();
+    const entity = validate(def, { ...body, id: body.id ?? randomUUID(), created_at: now, updated_at: now });
+    await checkForeignKeysExist(tx, def, entity);
+    const version = await bumpVersion(tx);
+    try {
+      await tx.insert(def.table).values(entityToRow(def, entity));
+    } catch (err) { mapDbError(def, err, entity); }
+    return { entity, version };
+  });
+}
+
+/** PUT: create or replace the whole entity at `key` (an id, or the endpoint key). */
+export async function upsertEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, fixed: Record<string, unknown> = {}): Promise<WriteResult> {
+  return db.transaction(async (tx) => {
+    const body = { ...stripServerFields(input), ...fixed };
+    await resolveForeignKeys(tx, def, body);
+    const existing = await findRow(tx, def, key);
+    const now = nowSeconds();
+    const byId = UUID_RE.test(key);
+    if (!byId && !def.endpointKey) throw AdminError.message(404, 'Not found');
+    const identity = byId ? { id: key } : { [def.endpointKey!]: key, id: (existing?.id as string) ?? body.id ?? randomUUID() };
+    const entity = validate(def, {
+      ...body,
+      ...identity,
+      ...(existing ? { id: existing.id } : {}),
+      created_at: (existing?.created_at as number) ?? now,
+      updated_at: now,
+    });
+    await checkForeignKeysExist(tx, def, entity);
+    const version = await bumpVersion(tx);
+    try {
+      if (existing) await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id as string));
+      else await tx.insert(def.table).values(entityToRow(def, entity));
+    } catch (err) { mapDbError(def, err, entity); }
+    return { entity, version };
+  });
+}
+
+/** PATCH: merge `input` over the stored entity; records named in `mergeRecords` merge key-by-key. */
+export async function updateEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, scope?: (e: Entity) => boolean): Promise<WriteResult> {
+  return db.transaction(async (tx) => {
+    const row = await findRow(tx, def, key);
+    const existing = row ? rowToEntity(def, row) : undefined;
+    if (!existing || (scope && !scope(existing))) throw AdminError.message(404, 'Not found');
+    const body = stripServerFields(input);
+    await resolveForeignKeys(tx, def, body);
+    const merged: Record<string, unknown> = { ...existing };
+    for (const [k, v] of Object.entries(body)) {
+      const prev = merged[k];
+      if (def.mergeRecords?.includes(k) && v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object') {
+        merged[k] = { ...(prev as object), ...(v as object) };
+      } else {
+        merged[k] = v;
+      }
+    }
+    merged.updated_at = nowSeconds();
+    const entity = validate(def, merged);
+    await checkForeignKeysExist(tx, def, entity);
+    const version = await bumpVersion(tx);
+    try {
+      await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id));
+    } catch (err) { mapDbError(def, err, entity); }
+    return { entity, version };
+  });
+}
+
+/** DELETE: returns whether a row was deleted. Deleting what does not exist changes nothing. */
+export async function deleteEntity(db: Db, def: EntityDef, key: string, scope?: (e: Entity) => boolean): Promise<{ deleted: boolean; version?: number }> {
+  return db.transaction(async (tx) => {
+    const row = await findRow(tx, def, key);
+    if (!row || (scope && !scope(rowToEntity(def, row)))) return { deleted: false };
+    const version = await bumpVersion(tx);
+    try {
+      await tx.delete(def.table).where(eq(def.table.id, row.id as string));
+    } catch (err) { mapDbError(def, err); }
+    return { deleted: true, version };
+  });
+}
+
+/** Schema-only validation for `POST /schemas/{entity}/validate`. */
+export function validateOnly(def: EntityDef, input: Record<string, unknown>): void {
+  const now = nowSeconds();
+  validate(def, { ...stripServerFields(input), id: (input.id as string) ?? randomUUID(), created_at: now, updated_at: now });
+}

@@ -1,0 +1,99 @@
+// A data-plane node as a library: disk cache first, then the bus; proxy, status and heartbeats.
+import os from 'node:os';
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { serve, type HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { Hono } from 'hono';
+import {
+  closeServer, HEARTBEAT_INTERVAL_MS, loadNodeId, PORTICO_VERSION, type Env, type Heartbeat, type Logger, type SnapshotSubscriber,
+} from '@portico/shared';
+import { ConfigState } from './sync/config-state.ts';
+import { connectNatsSubscriber } from './sync/nats.ts';
+import { createProxy } from './proxy/forward.ts';
+import { createUpgradeHandler } from './proxy/websocket.ts';
+import { createStatusApp } from './status/app.ts';
+
+export interface DataPlane {
+  state: ConfigState;
+  stop(): Promise<void>;
+}
+
+function primaryIp(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (server.listening) return resolve();
+    server.once('listening', () => resolve());
+    server.once('error', reject);
+  });
+}
+
+export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscriber): Promise<DataPlane> {
+  mkdirSync(env.PORTICO_DATA_DIR, { recursive: true });
+  const nodeId = loadNodeId(env.PORTICO_DATA_DIR);
+  const startedAt = Date.now();
+  const state = new ConfigState(env.PORTICO_DATA_DIR, log);
+  state.loadCache();
+
+  let draining = false;
+  const counters = { requests: 0, connections: 0 };
+  const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
+  const deps = { current: state.current, accessLog, listenPort: env.PORTICO_PROXY_LISTEN.port };
+  const proxy = createProxy(deps);
+
+  // Hono owns the listener and the request lifecycle; the handler moves bytes through Node's raw
+  // request/response and tells node-server the response is already sent.
+  const app = new Hono<{ Bindings: HttpBindings }>();
+  app.all('*', (c) => {
+    counters.requests++;
+    proxy.handleProxy(c.env.incoming, c.env.outgoing);
+    return RESPONSE_ALREADY_SENT;
+  });
+  const proxyServer = serve({
+    fetch: app.fetch, hostname: env.PORTICO_PROXY_LISTEN.host, port: env.PORTICO_PROXY_LISTEN.port,
+    serverOptions: { keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 },
+  }) as Server;
+  proxyServer.on('connection', () => { counters.connections++; });
+  proxyServer.on('upgrade', createUpgradeHandler(deps));
+  await listen(proxyServer, env.PORTICO_PROXY_LISTEN.host, env.PORTICO_PROXY_LISTEN.port);
+
+  const status = createStatusApp({ nodeId, state, draining: () => draining, counters });
+  const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
+  await listen(statusServer, env.PORTICO_STATUS_LISTEN.host, env.PORTICO_STATUS_LISTEN.port);
+  log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
+
+  const subscriber = bus ?? await connectNatsSubscriber(env.NATS_URL!, log, () => state.version);
+  const hostname = os.hostname();
+  const ip = primaryIp();
+  const beat = () => {
+    const hb: Heartbeat = {
+      id: nodeId, hostname, ip, version: PORTICO_VERSION, config_version: state.version, config_hash: state.hash,
+      last_error: state.lastError, status: draining ? 'draining' : state.current() ? 'ready' : 'starting', started_at: startedAt,
+    };
+    subscriber.heartbeat(hb);
+  };
+  state.onApplied(beat);
+  await subscriber.watch((bytes) => { state.apply(bytes); });
+  beat();
+  const heartbeat = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+  heartbeat.unref();
+
+  return {
+    state,
+    async stop() {
+      draining = true;
+      beat();
+      clearInterval(heartbeat);
+      await closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS);
+      await closeServer(statusServer, 1_000);
+      await proxy.close();
+      await subscriber.close();
+    },
+  };
+}

@@ -1,0 +1,23 @@
+// `npm run data-plane`: one DP node. Needs NATS_URL; start as many as you like.
+import { createLogger, EnvError, parseEnv } from '@portico/shared';
+import { startDataPlane } from './index.ts';
+
+try {
+  const env = parseEnv();
+  if (!env.NATS_URL) throw new EnvError('NATS_URL is required for a data plane (it receives its config over NATS); use `npm start` for the all-in-one gateway');
+  const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico-dp');
+  const dp = await startDataPlane(env, log);
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining and shutting down');
+    dp.stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+} catch (err) {
+  if (err instanceof EnvError) { console.error(`portico: ${err.message}`); process.exit(2); }
+  console.error('portico: data plane failed to start:', err);
+  process.exit(1);
+}

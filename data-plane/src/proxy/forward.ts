@@ -1,0 +1,178 @@
+// The proxy's hot path: match, build the upstream request, and stream bytes between Node's raw
+// request/response and undici's pooled dispatcher. Web fetch/Response are avoided on purpose:
+// forwarding through them measured 4× slower here (ARCHITECTURE.md invariant 7).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { Agent, type Dispatcher } from 'undici';
+import { escapePath, normalizePath, type Logger, type Service } from '@portico/shared';
+import type { Router } from '../router/router.ts';
+import { upstreamPath } from '../router/upstream-path.ts';
+import { MESSAGES, sendError } from './errors.ts';
+import { REQUEST_ID_HEADER, downstreamHeaders, upstreamRequestHeaders } from './headers.ts';
+
+export interface RuntimeConfig {
+  version: number;
+  hash: string;
+  router: Router;
+}
+
+interface AccessRecord {
+  route: string | null; service: string | null; upstream: string | null;
+  upstream_latency_ms: number; proxy_latency_ms: number; error: string | undefined;
+}
+
+export interface ProxyDeps {
+  current(): RuntimeConfig | null;
+  accessLog: Logger | null;
+  listenPort: number;
+}
+
+const KEEPALIVE_TIMEOUT_MS = 60_000;
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'UND_ERR_SOCKET']);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** One pooled agent per (connect timeout, TLS verification): undici sets both per connection. */
+class Agents {
+  private agents = new Map<string, Agent>();
+  get(service: Service): Agent {
+    const verify = service.tls_verify === true;
+    const key = `${service.connect_timeout}|${verify}`;
+    let a = this.agents.get(key);
+    if (!a) {
+      a = new Agent({
+        keepAliveTimeout: KEEPALIVE_TIMEOUT_MS,
+        connect: { timeout: service.connect_timeout, rejectUnauthorized: verify },
+      });
+      this.agents.set(key, a);
+    }
+    return a;
+  }
+  async close(): Promise<void> { await Promise.all([...this.agents.values()].map((a) => a.close())); }
+}
+
+function splitUrl(url: string): { path: string; query: string } {
+  let u = url;
+  if (!u.startsWith('/')) {
+    // absolute-form request target (RFC 9112 §3.2.2)
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(u);
+    u = m ? u.slice(m[0].length) || '/' : '/' + u;
+  }
+  const q = u.indexOf('?');
+  return q === -1 ? { path: u, query: '' } : { path: u.slice(0, q), query: u.slice(q) };
+}
+
+function clientIpOf(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+export function createProxy(deps: ProxyDeps) {
+  const agents = new Agents();
+
+  function handleProxy(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    const requestId = randomUUID().replaceAll('-', '');
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    const log: AccessRecord = { route: null, service: null, upstream: null, upstream_latency_ms: -1, proxy_latency_ms: -1, error: undefined };
+    if (deps.accessLog) res.once('finish', () => writeAccessLog(req, res, requestId, started, log));
+    const cfg = deps.current();
+    if (!cfg) {
+      sendError(req, res, 503, 'no configuration available yet', requestId, 'gateway');
+      return;
+    }
+    const { path: rawPath, query } = splitUrl(req.url ?? '/');
+    let path: string;
+    try {
+      path = normalizePath(rawPath);
+    } catch {
+      sendError(req, res, 400, MESSAGES.badRequest, requestId, 'gateway');
+      return;
+    }
+    const hostHeader = req.headers.host ?? '';
+    const colon = hostHeader.lastIndexOf(':');
+    const host = (colon > -1 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
+    const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers });
+    if (!match) {
+      sendError(req, res, 404, MESSAGES.noRoute, requestId, 'gateway', latencyHeader(started));
+      return;
+    }
+    const service = match.service;
+    if (!service) {
+      log.route = match.route.id;
+      sendError(req, res, 503, MESSAGES.noService, requestId, 'gateway', latencyHeader(started));
+      return;
+    }
+    const route = match.route;
+    log.route = route.id; log.service = service.id;
+    const upstreamPathname = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path));
+    const defaultPort = service.protocol === 'https' ? 443 : 80;
+    const upstreamHost = route.preserve_host && req.headers.host
+      ? req.headers.host
+      : service.port === defaultPort ? service.host : `${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`;
+    const hostForOrigin = service.host.includes(':') ? `[${service.host}]` : service.host;
+    const origin = `${service.protocol === 'https' ? 'https' : 'http'}://${hostForOrigin}:${service.port}`;
+    const clientIp = clientIpOf(req);
+    log.upstream = origin;
+    const headers = upstreamRequestHeaders({
+      req, requestId, host: upstreamHost, clientIp, listenPort: deps.listenPort,
+      originalPath: rawPath, strippedPrefix: route.strip_path ? match.matchedPath : '',
+    });
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const agent = agents.get(service);
+    const abort = new AbortController();
+    res.once('close', () => { if (!res.writableFinished) abort.abort(); });
+    const proxyStarted = performance.now();
+    let upstreamStarted = proxyStarted;
+    let attempt = 0;
+
+    const dispatch = () => {
+      let responded = false;
+      agent.stream({
+        origin, path: upstreamPathname + query, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers,
+        body: hasBody ? req : null,
+        headersTimeout: service.read_timeout, bodyTimeout: service.read_timeout,
+        signal: abort.signal,
+      }, ({ statusCode, headers: upHeaders }) => {
+        responded = true;
+        const now = performance.now();
+        const out = downstreamHeaders(upHeaders as Record<string, string | string[] | undefined>);
+        log.upstream_latency_ms = Math.round(now - upstreamStarted);
+        log.proxy_latency_ms = Math.round(proxyStarted - started);
+        out['x-portico-upstream-latency'] = String(log.upstream_latency_ms);
+        out['x-portico-proxy-latency'] = String(log.proxy_latency_ms);
+        res.writeHead(statusCode, out);
+        return res;
+      }, (err) => {
+        if (!err) return;
+        if (abort.signal.aborted) return;
+        const code = (err as { code?: string }).code ?? '';
+        if (!responded && !hasBody && CONNECT_ERRORS.has(code) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
+          attempt++;
+          upstreamStarted = performance.now();
+          dispatch();
+          return;
+        }
+        const timeout = TIMEOUT_ERRORS.has(code);
+        log.error = code || (err as Error).message;
+        if (res.headersSent) { res.destroy(err); return; }
+        sendError(req, res, timeout ? 504 : 502, timeout ? MESSAGES.timeout : MESSAGES.badGateway, requestId, 'upstream', latencyHeader(started));
+      });
+    };
+    dispatch();
+  }
+
+  function latencyHeader(started: number): Record<string, string> {
+    return { 'x-portico-response-latency': String(Math.round(performance.now() - started)) };
+  }
+
+  function writeAccessLog(req: IncomingMessage, res: ServerResponse, requestId: string, started: number, r: AccessRecord): void {
+    deps.accessLog!.info({
+      request_id: requestId, method: req.method, path: req.url, status: res.statusCode,
+      latency_ms: Math.round(performance.now() - started), upstream_latency_ms: r.upstream_latency_ms,
+      proxy_latency_ms: r.proxy_latency_ms, route: r.route, service: r.service, client_ip: clientIpOf(req),
+      upstream: r.upstream, error: r.error,
+    });
+  }
+
+  return { handleProxy, close: () => agents.close() };
+}

@@ -1,0 +1,88 @@
+// Holds the running config and applies new snapshots all-or-nothing (ARCHITECTURE.md invariant 4):
+// decode → validate → version check → compile → swap one reference → persist to disk. A snapshot
+// that fails anywhere is rejected and reported while the old config keeps serving.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { decodeSnapshot, writeFileAtomic, type Logger, type Snapshot } from '@portico/shared';
+import { Router } from '../router/router.ts';
+import type { RuntimeConfig } from '../proxy/forward.ts';
+
+export const CACHE_FILE = 'snapshot.json.gz';
+
+export type ApplyResult =
+  | { status: 'applied'; version: number; compileMs: number }
+  | { status: 'ignored'; reason: string }
+  | { status: 'rejected'; error: string };
+
+export function compile(snapshot: Snapshot): RuntimeConfig {
+  return {
+    version: snapshot.version,
+    hash: snapshot.hash,
+    router: new Router(snapshot.config.routes, snapshot.config.services),
+  };
+}
+
+export class ConfigState {
+  private config: RuntimeConfig | null = null;
+  lastError: string | null = null;
+  appliedAt = 0;
+  private listeners: (() => void)[] = [];
+
+  constructor(private dataDir: string, private log: Logger) {}
+
+  current = (): RuntimeConfig | null => this.config;
+  get version(): number { return this.config?.version ?? 0; }
+  get hash(): string { return this.config?.hash ?? '0'.repeat(64); }
+
+  onApplied(fn: () => void): void { this.listeners.push(fn); }
+
+  /** Load the disk cache written by a previous run, before anything else (invariant 5). */
+  loadCache(): boolean {
+    let bytes: Buffer;
+    try { bytes = readFileSync(path.join(this.dataDir, CACHE_FILE)); } catch { return false; }
+    const r = this.apply(bytes, { persist: false });
+    if (r.status === 'applied') this.log.info({ version: r.version }, 'serving cached config from disk');
+    else if (r.status === 'rejected') this.log.warn({ error: r.error }, 'disk-cached config is unusable; waiting for the bus');
+    return r.status === 'applied';
+  }
+
+  apply(bytes: Uint8Array, opts: { persist?: boolean } = {}): ApplyResult {
+    let snapshot: Snapshot;
+    try {
+      snapshot = decodeSnapshot(bytes);
+    } catch (err) {
+      return this.reject((err as Error).message);
+    }
+    if (this.config && snapshot.version <= this.config.version) {
+      return { status: 'ignored', reason: `version ${snapshot.version} is not newer than ${this.config.version}` };
+    }
+    const t0 = performance.now();
+    let compiled: RuntimeConfig;
+    try {
+      compiled = compile(snapshot);
+    } catch (err) {
+      return this.reject(`snapshot ${snapshot.version} failed to compile: ${(err as Error).message}`);
+    }
+    this.config = compiled;
+    this.lastError = null;
+    this.appliedAt = Date.now();
+    const compileMs = performance.now() - t0;
+    if (opts.persist !== false) {
+      try {
+        writeFileAtomic(path.join(this.dataDir, CACHE_FILE), bytes);
+      } catch (err) {
+        this.log.error({ err }, 'could not persist the applied config to disk');
+      }
+    }
+    this.log.info({ version: snapshot.version, hash: snapshot.hash, routes: snapshot.config.routes.length, compile_ms: Math.round(compileMs) }, 'config applied');
+    for (const fn of this.listeners) fn();
+    return { status: 'applied', version: snapshot.version, compileMs };
+  }
+
+  private reject(error: string): ApplyResult {
+    this.lastError = error;
+    this.log.error({ error }, 'config snapshot rejected; the previous config keeps serving');
+    for (const fn of this.listeners) fn();
+    return { status: 'rejected', error };
+  }
+}

@@ -1,0 +1,82 @@
+// Receives snapshots from the JetStream object store: the current one at start, every update
+// after, and a periodic check so a watch lost across a NATS outage cannot leave a node behind.
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { Logger } from 'pino';
+import { HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
+
+const RECHECK_MS = 3_000;
+
+export async function connectNatsSubscriber(url: string, log: Logger, currentVersion: () => number): Promise<SnapshotSubscriber> {
+  const nc: NatsConnection = await connect({
+    servers: url.split(','), name: 'portico-data-plane',
+    reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true,
+  });
+  let store: ObjectStore | null = null;
+  let handler: ((bytes: Uint8Array) => void) | null = null;
+  let closed = false;
+  let fetching = false;
+
+  const openStore = async () => (store ??= await new Objm(nc).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
+
+  /** Fetch the stored snapshot if its version is newer than the one applied. */
+  async function fetchIfNewer(): Promise<void> {
+    if (fetching || !handler) return;
+    fetching = true;
+    try {
+      const os = await openStore();
+      const info = await os.info(SNAPSHOT_OBJECT);
+      if (!info || info.deleted) return;
+      const version = Number(info.metadata?.version ?? 0);
+      if (version && version <= currentVersion()) return;
+      const bytes = await os.getBlob(SNAPSHOT_OBJECT);
+      if (bytes) handler(bytes);
+    } catch (err) {
+      log.debug({ err }, 'snapshot fetch failed; will retry');
+    } finally {
+      fetching = false;
+    }
+  }
+
+  async function watchLoop(): Promise<void> {
+    while (!closed) {
+      try {
+        const os = await openStore();
+        const watcher = await os.watch({ includeHistory: false });
+        for await (const info of watcher) {
+          if (closed) break;
+          if (info.name === SNAPSHOT_OBJECT && !info.deleted) void fetchIfNewer();
+        }
+      } catch (err) {
+        if (!closed) log.warn({ err: (err as Error).message }, 'snapshot watch ended; restarting');
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  const recheck = setInterval(() => { void fetchIfNewer(); }, RECHECK_MS);
+  recheck.unref();
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'reconnect') { log.info('NATS reconnected'); void fetchIfNewer(); }
+      else if (s.type === 'disconnect') log.warn('NATS disconnected; serving the last applied config');
+    }
+  })();
+
+  return {
+    async watch(h) {
+      handler = h;
+      void watchLoop();
+      await fetchIfNewer();
+    },
+    heartbeat(hb: Heartbeat) {
+      if (nc.isClosed()) return;
+      try { nc.publish(HEARTBEAT_SUBJECT, JSON.stringify(hb)); } catch { /* reported again next beat */ }
+    },
+    async close() {
+      closed = true;
+      clearInterval(recheck);
+      await nc.drain().catch(() => nc.close());
+    },
+  };
+}

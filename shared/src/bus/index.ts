@@ -1,0 +1,63 @@
+// The config bus between the planes: names and message shapes, and the interfaces each plane's
+// transport implements (NATS in data-plane/ and control-plane/, in-process below for all-in-one).
+import { z } from 'zod';
+
+/** JetStream object store holding the latest snapshot (chunked, so size is not bounded by max_payload). */
+export const SNAPSHOT_BUCKET = 'portico_config';
+export const SNAPSHOT_OBJECT = 'snapshot';
+/** Core NATS subject data planes report on. */
+export const HEARTBEAT_SUBJECT = 'portico.dp.heartbeat';
+/** How often a DP reports when nothing changes. */
+export const HEARTBEAT_INTERVAL_MS = 5_000;
+
+export const heartbeatSchema = z.strictObject({
+  id: z.string().uuid(),
+  hostname: z.string().max(255),
+  ip: z.string().max(64),
+  version: z.string().max(32),
+  config_version: z.int().nonnegative(),
+  config_hash: z.string().max(64),
+  last_error: z.string().max(2000).nullable(),
+  status: z.enum(['ready', 'starting', 'draining']),
+  started_at: z.int().nonnegative(),
+});
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
+
+/** What the CP needs from the bus. */
+export interface SnapshotPublisher {
+  publish(version: number, hash: string, bytes: Uint8Array): Promise<void>;
+  onHeartbeat(handler: (hb: unknown) => void): void;
+  close(): Promise<void>;
+}
+
+/** What a DP needs from the bus. `watch` delivers the latest snapshot first, then every update. */
+export interface SnapshotSubscriber {
+  watch(handler: (bytes: Uint8Array) => void): Promise<void>;
+  heartbeat(hb: Heartbeat): void;
+  close(): Promise<void>;
+}
+
+/** The in-process bus used when CP and DP share a process and no NATS_URL is set. */
+export class MemoryBus {
+  private latest: Uint8Array | null = null;
+  private watchers = new Set<(bytes: Uint8Array) => void>();
+  private heartbeatHandlers = new Set<(hb: unknown) => void>();
+
+  readonly publisher: SnapshotPublisher = {
+    publish: async (_version, _hash, bytes) => {
+      this.latest = bytes;
+      for (const w of this.watchers) queueMicrotask(() => w(bytes));
+    },
+    onHeartbeat: (handler) => { this.heartbeatHandlers.add(handler); },
+    close: async () => { this.heartbeatHandlers.clear(); },
+  };
+
+  readonly subscriber: SnapshotSubscriber = {
+    watch: async (handler) => {
+      this.watchers.add(handler);
+      if (this.latest) handler(this.latest);
+    },
+    heartbeat: (hb) => { for (const h of this.heartbeatHandlers) h(hb); },
+    close: async () => { this.watchers.clear(); },
+  };
+}

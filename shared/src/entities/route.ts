@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { bool, foreign, int, oneOf, opt, set, tags, timestamp, utf8Name, uuid } from './fields.ts';
+import { normalizePath } from './path.ts';
+
+export const ROUTE_PROTOCOLS = ['grpc', 'grpcs', 'http', 'https', 'tcp', 'tls', 'tls_passthrough', 'udp'] as const;
+
+/** Compile a route's `~` path the way the DP will: anchored at the start only (§3.2). */
+export function compileRoutePathRegex(source: string): RegExp {
+  return new RegExp('^(?:' + source + ')');
+}
+
+const routePath = () =>
+  z.string().superRefine((v, ctx) => {
+    if (v.startsWith('~')) {
+      try { compileRoutePathRegex(v.slice(1)); } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `invalid regex: '${v.slice(1)}' (PCRE returned: ${(err as Error).message.replace(/^Invalid regular expression: /, '')})` });
+      }
+      return;
+    }
+    if (!v.startsWith('/')) { ctx.addIssue({ code: 'custom', message: 'should start with: / (fixed path) or ~/ (regex path)' }); return; }
+    if (v.includes('//')) { ctx.addIssue({ code: 'custom', message: 'must not have empty segments' }); return; }
+    if (/%(?![0-9a-fA-F]{2})/.test(v)) { ctx.addIssue({ code: 'custom', message: 'invalid url-encoded value' }); return; }
+    const normalized = normalizePath(v);
+    if (normalized !== v) ctx.addIssue({ code: 'custom', message: `non-normalized path, consider use '${normalized}' instead` });
+  });
+
+const LABEL = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$/;
+const routeHost = () =>
+  z.string().superRefine((v, ctx) => {
+    const [name, port, ...more] = v.split(':');
+    if (more.length || (port !== undefined && !/^\d{1,5}$/.test(port))) {
+      ctx.addIssue({ code: 'custom', message: `invalid port number` }); return;
+    }
+    const labels = name.split('.');
+    const stars = labels.filter((l) => l === '*').length;
+    if (stars > 1) { ctx.addIssue({ code: 'custom', message: 'invalid wildcard: must have at most one wildcard' }); return; }
+    if (stars === 1 && labels[0] !== '*' && labels[labels.length - 1] !== '*') {
+      ctx.addIssue({ code: 'custom', message: 'invalid wildcard: must be placed at leftmost or rightmost label' }); return;
+    }
+    if (labels.length === 1 && stars === 1) { ctx.addIssue({ code: 'custom', message: `invalid hostname: ${v}` }); return; }
+    if (name.includes('*') && stars === 0) { ctx.addIssue({ code: 'custom', message: 'invalid wildcard: must be placed at leftmost or rightmost label' }); return; }
+    for (const l of labels) {
+      if (l !== '*' && !LABEL.test(l)) { ctx.addIssue({ code: 'custom', message: `invalid hostname: ${v}` }); return; }
+    }
+  });
+
+const method = () => z.string().regex(/^[A-Z]+$/, 'invalid value');
+
+const routeHeaders = () =>
+  z.record(z.string().min(1), z.array(z.string()).min(1, 'length must be at least 1')).superRefine((h, ctx) => {
+    for (const name of Object.keys(h)) {
+      if (name.toLowerCase() === 'host') {
+        ctx.addIssue({ code: 'custom', path: [name], message: "cannot contain 'host' header, which must be specified in the 'hosts' attribute" });
+      }
+      for (const value of h[name]) {
+        if (value.startsWith('~*')) {
+          try { new RegExp(value.slice(2), 'i'); } catch (err) {
+            ctx.addIssue({ code: 'custom', path: [name], message: `invalid regex: '${value.slice(2)}' (PCRE returned: ${(err as Error).message})` });
+          }
+        }
+      }
+    }
+  });
+
+/** A route: the rules that select requests for a service (reference/kong-compat.md §2.2). */
+export const routeSchema = z.strictObject({
+  id: uuid().describe('Primary key, generated when absent'),
+  created_at: timestamp().describe('Creation time, seconds since the epoch'),
+  updated_at: timestamp().describe('Last update time, seconds since the epoch'),
+  name: opt(utf8Name()).describe('Unique name; usable in place of the id in admin paths'),
+  protocols: set(oneOf(ROUTE_PROTOCOLS)).default(['http', 'https']).describe('Protocols this route accepts'),
+  methods: opt(set(method())).describe('HTTP methods that match'),
+  hosts: opt(z.array(routeHost())).describe('Host header values that match; `*` as leftmost or rightmost label'),
+  paths: opt(z.array(routePath())).describe('Path prefixes, or regexes starting with `~`'),
+  headers: opt(routeHeaders()).describe('Header values that must match (`~*` prefix: regex)'),
+  snis: opt(set(z.string())).describe('TLS SNI names that match'),
+  sources: opt(z.array(z.unknown())).describe('Stream routes: source addresses'),
+  destinations: opt(z.array(z.unknown())).describe('Stream routes: destination addresses'),
+  https_redirect_status_code: z.union([z.literal(426), z.literal(301), z.literal(302), z.literal(307), z.literal(308)], { error: 'expected one of: 426, 301, 302, 307, 308' }).default(426).describe('Status used when an http request hits an https-only route'),
+  regex_priority: int(-(2 ** 31), 2 ** 31 - 1).default(0).describe('Priority among regex routes; higher wins'),
+  strip_path: bool().default(true).describe('Strip the matched prefix before proxying'),
+  path_handling: oneOf(['v0', 'v1']).default('v0').describe('Path handling algorithm (v0 only is implemented)'),
+  preserve_host: bool().default(false).describe('Forward the client Host header upstream'),
+  request_buffering: bool().default(true).describe('Kong compatibility; Portico always streams'),
+  response_buffering: bool().default(true).describe('Kong compatibility; Portico always streams'),
+  service: foreign().describe('The service this route proxies to'),
+  tags: tags().describe('Free-form tags for filtering'),
+}).superRefine((r, ctx) => {
+  const isHttp = r.protocols.some((p) => p === 'http' || p === 'https');
+  if (isHttp) {
+    const none = [r.methods, r.hosts, r.headers, r.paths].every((v) => v == null || (Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0))
+      && (r.snis == null || r.snis.length === 0 || !r.protocols.includes('https'));
+    if (none) {
+      const msg = r.protocols.includes('https')
+        ? "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis' when 'protocols' is 'https'"
+        : "must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http'";
+      ctx.addIssue({ code: 'custom', path: ['@entity'], message: msg });
+    }
+    if (r.snis?.length && !r.protocols.includes('https')) {
+      ctx.addIssue({ code: 'custom', path: ['snis'], message: "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'" });
+    }
+  }
+  const groups = [['http', 'https'], ['tcp', 'tls', 'udp'], ['tls_passthrough'], ['grpc', 'grpcs']];
+  const used = groups.filter((g) => r.protocols.some((p) => g.includes(p)));
+  if (used.length > 1) {
+    ctx.addIssue({ code: 'custom', path: ['protocols'], message: "these sets are mutually exclusive: ('http', 'https'), ('tcp', 'tls', 'udp'), ('tls_passthrough'), ('grpc', 'grpcs')" });
+  }
+});
+export type Route = z.infer<typeof routeSchema>;

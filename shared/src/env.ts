@@ -1,0 +1,70 @@
+// The runtime contract's environment variables (ARCHITECTURE.md), parsed once at start. A bad value
+// stops the process with a message naming the variable; nothing is opened before this succeeds.
+import { z } from 'zod';
+
+export interface Listen { host: string; port: number }
+
+export function parseListen(value: string): Listen {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value.trim());
+  if (!m) throw new Error(`expected host:port, got '${value}'`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`port ${port} is out of range (0-65535)`);
+  return { host: m[1] ?? m[2], port };
+}
+
+const listen = (def: string) => z.string().default(def).transform((v, ctx) => {
+  try { return parseListen(v); } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const url = (protocols: string[]) => z.string().optional().transform((v, ctx) => {
+  if (v === undefined || v === '') return undefined;
+  for (const part of v.split(',')) {
+    let u: URL;
+    try { u = new URL(part.trim()); } catch {
+      ctx.addIssue({ code: 'custom', message: `'${part}' is not a URL` });
+      return z.NEVER;
+    }
+    if (!protocols.includes(u.protocol.replace(/:$/, ''))) {
+      ctx.addIssue({ code: 'custom', message: `expected a ${protocols.join(' or ')} URL, got '${u.protocol}'` });
+      return z.NEVER;
+    }
+  }
+  return v;
+});
+
+const ms = (def: number) => z.string().default(String(def)).transform((v, ctx) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) { ctx.addIssue({ code: 'custom', message: `expected a whole number of milliseconds, got '${v}'` }); return z.NEVER; }
+  return n;
+});
+
+export const envSchema = z.object({
+  DATABASE_URL: url(['postgres', 'postgresql']),
+  NATS_URL: url(['nats', 'tls', 'ws', 'wss']),
+  REDIS_URL: url(['redis', 'rediss']),
+  PORTICO_ADMIN_LISTEN: listen('127.0.0.1:8001'),
+  PORTICO_PROXY_LISTEN: listen('0.0.0.0:8000'),
+  PORTICO_STATUS_LISTEN: listen('127.0.0.1:8100'),
+  PORTICO_DATA_DIR: z.string().min(1).default('./.portico'),
+  PORTICO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Access log lines on the DP (one JSON line per request). */
+  PORTICO_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
+  /** Bound on finishing in-flight requests after SIGTERM. */
+  PORTICO_SHUTDOWN_TIMEOUT_MS: ms(10_000),
+});
+export type Env = z.infer<typeof envSchema>;
+
+export class EnvError extends Error {}
+
+export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const relevant: Record<string, string | undefined> = {};
+  for (const k of Object.keys(envSchema.shape)) relevant[k] = source[k] === '' ? undefined : source[k];
+  const r = envSchema.safeParse(relevant);
+  if (!r.success) {
+    throw new EnvError('invalid environment: ' + r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  return r.data;
+}

@@ -1,0 +1,13 @@
+export * from './entities/fields.ts';
+export * from './entities/errors.ts';
+export * from './entities/path.ts';
+export * from './entities/service.ts';
+export * from './entities/route.ts';
+export * from './snapshot/schema.ts';
+export * from './snapshot/hash.ts';
+export * from './snapshot/codec.ts';
+export * from './bus/index.ts';
+export const PORTICO_VERSION = '0.1.0';
+export * from './env.ts';
+export * from './runtime/lifecycle.ts';
+export * from './runtime/logger.ts';

@@ -1,0 +1,23 @@
+// The snapshot: the only contract between the planes (ARCHITECTURE.md invariant 1).
+import { z } from 'zod';
+import { routeSchema } from '../entities/route.ts';
+import { serviceSchema } from '../entities/service.ts';
+
+export const configSchema = z.strictObject({
+  services: z.array(serviceSchema),
+  routes: z.array(routeSchema),
+});
+export type Config = z.infer<typeof configSchema>;
+
+export const snapshotSchema = z.strictObject({
+  /** Strictly increasing, from Postgres. */
+  version: z.int().positive(),
+  /** sha256 (hex) of the canonical serialization of `config`. */
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  /** When the CP built it, ms since the epoch. */
+  built_at: z.int().nonnegative(),
+  config: configSchema,
+});
+export type Snapshot = z.infer<typeof snapshotSchema>;
+
+export const EMPTY_HASH = '0'.repeat(64);
