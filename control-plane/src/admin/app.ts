@@ -37,6 +37,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
     counters.total_requests++;
     const started = performance.now();
     await next();
+    if (c.res.headers.get('content-type') === 'application/json') c.header('Content-Type', 'application/json; charset=utf-8');
     c.header('X-Portico-Admin-Latency', String(Math.round(performance.now() - started)));
     c.header('Access-Control-Allow-Origin', '*');
     c.header('Access-Control-Allow-Credentials', 'true');

@@ -1,0 +1,112 @@
+// Starts Portico processes exactly as users do (the npm scripts' entry points), on free ports.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, tmpRoot, waitFor } from './procs.ts';
+
+export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const ENTRY = {
+  'control-plane': 'control-plane/src/main.ts',
+  'data-plane': 'data-plane/src/main.ts',
+  'all-in-one': 'control-plane/src/all-in-one.ts',
+} as const;
+
+export type Role = keyof typeof ENTRY;
+
+export interface GatewayProcess {
+  role: Role;
+  admin: string;
+  proxy: string;
+  status: string;
+  dataDir: string;
+  proc: ChildProcess;
+  logs: () => string;
+  start(): Promise<void>;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  kill(): Promise<void>;
+  cleanup(): void;
+}
+
+export interface GatewayOptions {
+  env?: Record<string, string | undefined>;
+  dataDir?: string;
+  /** Wait for /status/ready (default true). */
+  waitReady?: boolean;
+}
+
+export async function startGateway(role: Role, opts: GatewayOptions = {}): Promise<GatewayProcess> {
+  const [adminPort, proxyPort, statusPort] = [await freePort(), await freePort(), await freePort()];
+  const dataDir = opts.dataDir ?? tmpRoot();
+  let log = '';
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    PORTICO_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+    PORTICO_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
+    PORTICO_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
+    PORTICO_DATA_DIR: dataDir,
+    PORTICO_LOG_LEVEL: 'info',
+    PORTICO_SHUTDOWN_TIMEOUT_MS: '5000',
+  };
+  for (const [k, v] of Object.entries(opts.env ?? {})) { if (v === undefined) delete env[k]; else env[k] = v; }
+  const g: GatewayProcess = {
+    role, dataDir,
+    admin: `http://127.0.0.1:${adminPort}`,
+    proxy: `http://127.0.0.1:${proxyPort}`,
+    status: `http://127.0.0.1:${statusPort}`,
+    proc: null as unknown as ChildProcess,
+    logs: () => log,
+    async start() {
+      const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY[role]], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      g.proc = proc;
+      proc.stdout!.on('data', (d) => { log = (log + d).slice(-200_000); });
+      proc.stderr!.on('data', (d) => { log = (log + d).slice(-200_000); });
+      if (opts.waitReady === false) return;
+      const probe = role === 'control-plane' ? `${g.admin}/status` : `${g.status}/status/ready`;
+      await waitFor(`${role} ready`, async () => {
+        if (proc.exitCode !== null) throw new Error(`${role} exited with ${proc.exitCode}:\n${log}`);
+        const r = await fetch(probe).catch(() => null);
+        return r?.ok;
+      }, 30_000, 100);
+    },
+    async stop() {
+      const p = g.proc;
+      if (p.exitCode !== null) return p.exitCode;
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      p.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      const p = g.proc;
+      if (p.exitCode !== null || p.signalCode) return;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGKILL');
+      await exited;
+    },
+    cleanup() { rmSync(dataDir, { recursive: true, force: true }); },
+  };
+  await g.start();
+  return g;
+}
+
+/** Small admin client: JSON in, JSON out, status kept. */
+export async function admin(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    if (typeof body === 'string' || body instanceof URLSearchParams || body instanceof FormData) init.body = body as BodyInit;
+    else { init.body = JSON.stringify(body); (init.headers as Record<string, string>)['content-type'] = 'application/json'; }
+  }
+  const r = await fetch(base + path, init);
+  const text = await r.text();
+  let parsed: unknown = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: r.status, body: parsed, headers: r.headers };
+}
+
+export async function statusOf(g: GatewayProcess): Promise<{ version: number; hash: string; last_error: string | null }> {
+  const r = await fetch(`${g.status}/status`);
+  const j = await r.json() as { configuration: { version: number; hash: string; last_error: string | null } };
+  return j.configuration;
+}

@@ -1,0 +1,135 @@
+// Real service processes for tests: Postgres, NATS (JetStream) and Redis on free loopback ports,
+// each in its own temp dir, each stoppable and restartable on the same port and data.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) { lastErr = err; }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+}
+
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function which(bin: string, extra: string[] = []): string {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), ...extra]) {
+    const p = path.join(dir, bin);
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`${bin} not found on PATH (install it: see .ci/run)`);
+}
+
+function pgBinDirs(): string[] {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return [];
+  return readdirSync(base).sort((a, b) => Number(b) - Number(a)).map((v) => path.join(base, v, 'bin'));
+}
+
+const isRoot = process.getuid?.() === 0;
+const tmpRoot = () => mkdtempSync(path.join(os.tmpdir(), 'portico-test-'));
+
+/** A killable child process that can be started again with the same arguments. */
+export class Service {
+  proc: ChildProcess | null = null;
+  constructor(readonly name: string, readonly port: number, private cmd: string, private args: string[], private opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {}
+
+  async start(): Promise<void> {
+    const [cmd, args] = isRoot && this.name === 'postgres' ? ['runuser', ['-u', 'postgres', '--', this.cmd, ...this.args]] : [this.cmd, this.args];
+    this.proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: this.opts.cwd, env: this.opts.env ?? process.env });
+    let stderr = '';
+    this.proc.stderr!.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+    const proc = this.proc;
+    await waitFor(`${this.name} on port ${this.port}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`${this.name} exited: ${stderr}`);
+      return portOpen(this.port);
+    });
+  }
+
+  /** SIGKILL: the abrupt failure tests want. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+    this.proc = null;
+  }
+}
+
+export interface PgHandle { url: string; service: Service; dir: string; stop(): Promise<void> }
+
+export async function startPostgres(): Promise<PgHandle> {
+  const initdb = which('initdb', pgBinDirs());
+  const postgres = path.join(path.dirname(initdb), 'postgres');
+  const dir = tmpRoot();
+  const data = path.join(dir, 'data');
+  if (isRoot) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), Number(execFileSync('id', ['-g', 'postgres']).toString().trim()));
+  const initArgs = ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'];
+  if (isRoot) execFileSync('runuser', ['-u', 'postgres', '--', initdb, ...initArgs], { stdio: 'ignore' });
+  else execFileSync(initdb, initArgs, { stdio: 'ignore' });
+  const port = await freePort();
+  const service = new Service('postgres', port, postgres, [
+    '-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off',
+    '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200',
+  ]);
+  await service.start();
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const { default: pg } = await import('pg');
+  await waitFor('postgres accepting queries', async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect(); await c.query('SELECT 1'); await c.end();
+    return true;
+  });
+  return { url, service, dir, stop: async () => { await service.kill(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+export interface NatsHandle { url: string; service: Service; stop(): Promise<void> }
+
+export async function startNats(): Promise<NatsHandle> {
+  const bin = which('nats-server', ['/usr/sbin', '/usr/local/sbin']);
+  const dir = tmpRoot();
+  const port = await freePort();
+  const service = new Service('nats', port, bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir]);
+  await service.start();
+  return { url: `nats://127.0.0.1:${port}`, service, stop: async () => { await service.kill(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+export interface RedisHandle { url: string; service: Service; stop(): Promise<void> }
+
+export async function startRedis(): Promise<RedisHandle> {
+  const bin = which('redis-server', ['/usr/sbin', '/usr/local/sbin']);
+  const port = await freePort();
+  const service = new Service('redis', port, bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+  await service.start();
+  return { url: `redis://127.0.0.1:${port}`, service, stop: () => service.kill() };
+}
+
+export { tmpRoot };

@@ -1,0 +1,69 @@
+// A real HTTP upstream for tests: echoes what it received as JSON, and on request delays,
+// answers a chosen status, streams a large body, or speaks WebSocket.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+
+export interface Echo {
+  method: string; url: string; headers: http.IncomingHttpHeaders; bodyBytes: number; body: string;
+}
+
+export interface Upstream {
+  port: number;
+  url: string;
+  hits: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Controls, as query parameters: `?delay_ms=N` waits before answering; `?status=N` answers N;
+ * `/download/<bytes>` streams that many bytes; any body is counted (and echoed when small).
+ */
+export async function startUpstream(port = 0): Promise<Upstream> {
+  const state = { hits: 0 };
+  const server = http.createServer((req, res) => {
+    state.hits++;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const dl = /^\/download\/(\d+)$/.exec(url.pathname);
+    if (dl) {
+      let left = Number(dl[1]);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': left });
+      const chunk = Buffer.alloc(64 * 1024, 97);
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length);
+          left -= n;
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) { res.once('drain', pump); return; }
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    let bytes = 0;
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => { bytes += d.length; if (bytes <= 1 << 20) parts.push(d); });
+    req.on('end', () => {
+      const answer = () => {
+        const echo: Echo = { method: req.method!, url: req.url!, headers: req.headers, bodyBytes: bytes, body: bytes <= 1 << 20 ? Buffer.concat(parts).toString() : '' };
+        const status = Number(url.searchParams.get('status') ?? 200);
+        res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': 'echo', connection: 'keep-alive, x-drop-me', 'x-drop-me': 'hop' });
+        res.end(JSON.stringify(echo));
+      };
+      const delay = Number(url.searchParams.get('delay_ms') ?? 0);
+      if (delay) setTimeout(answer, delay); else answer();
+    });
+  });
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws, req) => {
+    ws.on('message', (m) => ws.send(`echo:${req.url}:${m.toString()}`));
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    port: actual,
+    url: `http://127.0.0.1:${actual}`,
+    get hits() { return state.hits; },
+    close: () => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
