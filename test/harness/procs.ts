@@ -1,7 +1,7 @@
 // Real service processes for tests: Postgres, NATS (JetStream) and Redis on free loopback ports,
 // each in its own temp dir, each stoppable and restartable on the same port and data.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -113,11 +113,18 @@ export async function startPostgres(): Promise<PgHandle> {
 
 export interface NatsHandle { url: string; service: Service; stop(): Promise<void> }
 
-export async function startNats(): Promise<NatsHandle> {
+/** `config` is extra nats-server configuration text (e.g. `max_payload: 65536`). */
+export async function startNats(config?: string): Promise<NatsHandle> {
   const bin = which('nats-server', ['/usr/sbin', '/usr/local/sbin']);
   const dir = tmpRoot();
   const port = await freePort();
-  const service = new Service('nats', port, bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir]);
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir];
+  if (config) {
+    const file = path.join(dir, 'nats.conf');
+    writeFileSync(file, config + '\n');
+    args.push('-c', file);
+  }
+  const service = new Service('nats', port, bin, args);
   await service.start();
   return { url: `nats://127.0.0.1:${port}`, service, stop: async () => { await service.kill(); rmSync(dir, { recursive: true, force: true }); } };
 }

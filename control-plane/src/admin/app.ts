@@ -67,7 +67,14 @@ export function createAdminApp(deps: AdminDeps): Hono {
     app.all(path, (c) => c.json({ message: 'Method not allowed' }, 405));
   }
 
-  const written = <T>(r: T & { version?: number }): T => { if (r.version !== undefined) snapshots.changed(); return r; };
+  /** After a committed write: schedule a snapshot and tell the client which config version holds it. */
+  const written = <T>(c: Context, r: T & { version?: number }): T => {
+    if (r.version !== undefined) {
+      snapshots.changed();
+      c.header('X-Portico-Config-Version', String(r.version));
+    }
+    return r;
+  };
   const query = (c: Context): ListQuery => ({ size: c.req.query('size'), offset: c.req.query('offset'), tags: c.req.query('tags') });
 
   function pageBody(c: Context, page: Page, base: string, topLevel: boolean) {
@@ -88,13 +95,13 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const col = `/${def.name}`;
     resource(col, {
       GET: async (c) => c.json(pageBody(c, await listEntities(db, def, query(c)), col, true)),
-      POST: async (c) => c.json(written(await createEntity(db, def, await body(c, def))).entity, 201),
+      POST: async (c) => c.json(written(c, await createEntity(db, def, await body(c, def))).entity, 201),
     });
     resource(`${col}/:key`, {
       GET: async (c) => c.json(await requireEntity(db, def, key(c))),
-      PUT: async (c) => c.json(written(await upsertEntity(db, def, key(c), await body(c, def))).entity, 200),
-      PATCH: async (c) => c.json(written(await updateEntity(db, def, key(c), await body(c, def))).entity, 200),
-      DELETE: async (c) => { written(await deleteEntity(db, def, key(c))); return c.body(null, 204); },
+      PUT: async (c) => c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def))).entity, 200),
+      PATCH: async (c) => c.json(written(c, await updateEntity(db, def, key(c), await body(c, def))).entity, 200),
+      DELETE: async (c) => { written(c, await deleteEntity(db, def, key(c))); return c.body(null, 204); },
     });
     for (const fk of def.foreignKeys) nested(def, fk);
   }
@@ -114,7 +121,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
       POST: async (c) => {
         const parent = await parentOf(c);
         const input = await body(c, def);
-        return c.json(written(await createEntity(db, def, { ...input, [fk.field]: { id: parent.id } })).entity, 201);
+        return c.json(written(c, await createEntity(db, def, { ...input, [fk.field]: { id: parent.id } })).entity, 201);
       },
     });
     resource(`${base}/:key`, {
@@ -128,15 +135,15 @@ export function createAdminApp(deps: AdminDeps): Hono {
         const parent = await parentOf(c);
         const existing = await getEntity(db, def, key(c));
         if (existing && !belongs(parent)(existing)) throw AdminError.message(404, 'Not found');
-        return c.json(written(await upsertEntity(db, def, key(c), await body(c, def), { [fk.field]: { id: parent.id } })).entity, 200);
+        return c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def), { [fk.field]: { id: parent.id } })).entity, 200);
       },
       PATCH: async (c) => {
         const parent = await parentOf(c);
-        return c.json(written(await updateEntity(db, def, key(c), await body(c, def), belongs(parent))).entity, 200);
+        return c.json(written(c, await updateEntity(db, def, key(c), await body(c, def), belongs(parent))).entity, 200);
       },
       DELETE: async (c) => {
         const parent = await parentOf(c);
-        const r = written(await deleteEntity(db, def, key(c), belongs(parent)));
+        const r = written(c, await deleteEntity(db, def, key(c), belongs(parent)));
         if (!r.deleted) throw AdminError.message(404, 'Not found');
         return c.body(null, 204);
       },
@@ -149,8 +156,8 @@ export function createAdminApp(deps: AdminDeps): Hono {
     };
     resource(`/${def.name}/:key/${fk.field}`, {
       GET: async (c) => c.json(await requireEntity(db, parentDef, await parentOfChild(c))),
-      PUT: async (c) => c.json(written(await upsertEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
-      PATCH: async (c) => c.json(written(await updateEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
+      PUT: async (c) => c.json(written(c, await upsertEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
+      PATCH: async (c) => c.json(written(c, await updateEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
     });
   }
 

@@ -18,7 +18,7 @@ export interface RuntimeConfig {
 
 interface AccessRecord {
   route: string | null; service: string | null; upstream: string | null;
-  upstream_latency_ms: number; proxy_latency_ms: number; error: string | undefined;
+  upstream_latency_ms: number; proxy_latency_ms: number; error: string | undefined; client_ip: string;
 }
 
 export interface ProxyDeps {
@@ -62,18 +62,28 @@ function splitUrl(url: string): { path: string; query: string } {
 }
 
 function clientIpOf(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
+  const a = req.socket?.remoteAddress ?? '';
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
 export function createProxy(deps: ProxyDeps) {
   const agents = new Agents();
 
+  /** Never lets a bug in one request take the node down: it becomes that request's 500. */
   function handleProxy(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      proxyRequest(req, res);
+    } catch (err) {
+      deps.accessLog?.error({ err }, 'proxy request failed');
+      sendError(req, res, 500, MESSAGES.internal, String(res.getHeader(REQUEST_ID_HEADER) ?? ''), 'gateway');
+    }
+  }
+
+  function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     const requestId = randomUUID().replaceAll('-', '');
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    const log: AccessRecord = { route: null, service: null, upstream: null, upstream_latency_ms: -1, proxy_latency_ms: -1, error: undefined };
+    const log: AccessRecord = { route: null, service: null, upstream: null, upstream_latency_ms: -1, proxy_latency_ms: -1, error: undefined, client_ip: clientIpOf(req) };
     if (deps.accessLog) res.once('finish', () => writeAccessLog(req, res, requestId, started, log));
     const cfg = deps.current();
     if (!cfg) {
@@ -111,7 +121,7 @@ export function createProxy(deps: ProxyDeps) {
       : service.port === defaultPort ? service.host : `${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`;
     const hostForOrigin = service.host.includes(':') ? `[${service.host}]` : service.host;
     const origin = `${service.protocol === 'https' ? 'https' : 'http'}://${hostForOrigin}:${service.port}`;
-    const clientIp = clientIpOf(req);
+    const clientIp = log.client_ip;
     log.upstream = origin;
     const headers = upstreamRequestHeaders({
       req, requestId, host: upstreamHost, clientIp, listenPort: deps.listenPort,
@@ -169,7 +179,7 @@ export function createProxy(deps: ProxyDeps) {
     deps.accessLog!.info({
       request_id: requestId, method: req.method, path: req.url, status: res.statusCode,
       latency_ms: Math.round(performance.now() - started), upstream_latency_ms: r.upstream_latency_ms,
-      proxy_latency_ms: r.proxy_latency_ms, route: r.route, service: r.service, client_ip: clientIpOf(req),
+      proxy_latency_ms: r.proxy_latency_ms, route: r.route, service: r.service, client_ip: r.client_ip,
       upstream: r.upstream, error: r.error,
     });
   }

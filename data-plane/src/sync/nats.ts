@@ -6,6 +6,13 @@ import type { Logger } from 'pino';
 import { HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
 
 const RECHECK_MS = 3_000;
+const FETCH_TIMEOUT_MS = 5_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(timer));
+}
 
 export async function connectNatsSubscriber(url: string, log: Logger, currentVersion: () => number): Promise<SnapshotSubscriber> {
   const nc: NatsConnection = await connect({
@@ -16,26 +23,43 @@ export async function connectNatsSubscriber(url: string, log: Logger, currentVer
   let handler: ((bytes: Uint8Array) => void) | null = null;
   let closed = false;
   let fetching = false;
+  let again = false;
 
   const openStore = async () => (store ??= await new Objm(nc).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
 
-  /** Fetch the stored snapshot if its version is newer than the one applied. */
+  /**
+   * Fetch the stored snapshot if its version is newer than the one applied. Calls during a fetch
+   * are folded into one more fetch after it, so the newest version is always read last.
+   */
   async function fetchIfNewer(): Promise<void> {
-    if (fetching || !handler) return;
+    if (!handler) return;
+    if (fetching) { again = true; return; }
     fetching = true;
     try {
-      const os = await openStore();
-      const info = await os.info(SNAPSHOT_OBJECT);
-      if (!info || info.deleted) return;
-      const version = Number(info.metadata?.version ?? 0);
-      if (version && version <= currentVersion()) return;
-      const bytes = await os.getBlob(SNAPSHOT_OBJECT);
-      if (bytes) handler(bytes);
-    } catch (err) {
-      log.debug({ err }, 'snapshot fetch failed; will retry');
+      do {
+        again = false;
+        try {
+          await withTimeout(fetchOnce(), FETCH_TIMEOUT_MS);
+        } catch (err) {
+          // A put that replaced the object mid-read purges the chunks being read; the next read gets the new one.
+          log.debug({ err: (err as Error).message }, 'snapshot fetch failed; retrying');
+          again = !closed;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } while (again && !closed);
     } finally {
       fetching = false;
     }
+  }
+
+  async function fetchOnce(): Promise<void> {
+    const os = await openStore();
+    const info = await os.info(SNAPSHOT_OBJECT);
+    if (!info || info.deleted) return;
+    const version = Number(info.metadata?.version ?? 0);
+    if (version && version <= currentVersion()) return;
+    const bytes = await os.getBlob(SNAPSHOT_OBJECT);
+    if (bytes && handler) handler(bytes);
   }
 
   async function watchLoop(): Promise<void> {
