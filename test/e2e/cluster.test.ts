@@ -1,0 +1,142 @@
+// Hybrid mode through real processes: one CP, two DPs, NATS and Postgres that tests kill and
+// restart (ARCHITECTURE.md invariants 2–6).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { connect } from '@nats-io/transport-node';
+import { Objm } from '@nats-io/obj';
+import pg from 'pg';
+import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
+import { startGateway, statusOf, type GatewayProcess } from '../harness/gateway.ts';
+import { waitFor } from '../harness/procs.ts';
+
+let s: Stack;
+const hashes = async (dps: GatewayProcess[]) => Promise.all(dps.map(async (d) => (await statusOf(d)).hash));
+const cpLatest = async () => (await s.A('GET', '/status')).body.configuration as { version: number; hash: string; size_bytes: number };
+const proxied = async (dp: GatewayProcess, path: string) => (await fetch(dp.proxy + path)).status;
+
+before(async () => {
+  // A 64 KB max_payload makes any real snapshot span several NATS messages.
+  s = await startStack({ dps: 2, natsConfig: 'max_payload: 65536' });
+  await s.write('POST', '/services', { name: 'svc', url: s.upstream.url });
+  await s.write('POST', '/services/svc/routes', { name: 'r0', paths: ['/r0'] });
+});
+after(async () => { await s?.stop(); });
+
+describe('config distribution', () => {
+  it('brings both DPs to the CP\'s hash after writes', async () => {
+    await s.write('POST', '/services/svc/routes', { name: 'r1', paths: ['/r1'] });
+    const latest = await cpLatest();
+    await s.converge(latest.version);
+    assert.deepEqual(await hashes(s.dps), [latest.hash, latest.hash]);
+    for (const dp of s.dps) assert.equal(await proxied(dp, '/r1/x'), 200);
+  });
+
+  it('ends 100 parallel writes with every DP on the CP\'s latest hash, coalesced into fewer snapshots', async () => {
+    const before = await cpLatest();
+    const rs = await Promise.all(Array.from({ length: 100 }, (_, i) => s.A('POST', '/services/svc/routes', { name: `p${i}`, paths: [`/p${i}`] })));
+    assert.ok(rs.every((r) => r.status === 201));
+    const top = Math.max(...rs.map((r) => Number(r.headers.get('x-portico-config-version'))));
+    assert.equal(top, before.version + 100, 'each write took its own version');
+    await s.converge(top);
+    const latest = await cpLatest();
+    assert.equal(latest.version, top);
+    assert.deepEqual(await hashes(s.dps), [latest.hash, latest.hash]);
+    const applied = s.dps[0].logs().split('\n').filter((l) => l.includes('"config applied"')).length;
+    assert.ok(applied < 100, `writes coalesced: DP applied ${applied} snapshots for 100+ writes`);
+    for (const dp of s.dps) assert.equal(await proxied(dp, '/p99'), 200);
+  });
+
+  it('lists every DP in /clustering/data-planes with Kong\'s fields and its config version', async () => {
+    const latest = await cpLatest();
+    const r = await waitFor('both DPs reported in sync', async () => {
+      const list = await s.A('GET', '/clustering/data-planes');
+      return list.body.data.filter((d: any) => d.config_hash === latest.hash).length === 2 ? list : undefined;
+    });
+    assert.equal(r.body.next, null);
+    for (const dp of r.body.data) {
+      for (const f of ['id', 'ip', 'hostname', 'version', 'config_hash', 'last_seen', 'sync_status', 'ttl']) assert.ok(f in dp, f);
+      assert.equal(dp.config_version, latest.version);
+      assert.equal(dp.config_status, 'in_sync');
+      assert.equal(dp.last_error, null);
+    }
+  });
+
+  it('rejects a corrupt snapshot on the bus, reports it, and keeps serving the old config', async () => {
+    const nc = await connect({ servers: s.nats.url });
+    const os = await new Objm(nc).create('portico_config');
+    const before = await dpVersion(s.dps[0]);
+    const bogus = gzipSync(JSON.stringify({ version: before + 1000, hash: 'f'.repeat(64), built_at: 0, config: { services: [], routes: [] } }));
+    await os.putBlob({ name: 'snapshot', metadata: { version: String(before + 1000), hash: 'f'.repeat(64) } }, bogus);
+    await nc.close();
+    const st = await waitFor('DP reports the rejection', async () => {
+      const c = await statusOf(s.dps[0]);
+      return c.last_error ? c : undefined;
+    });
+    assert.match(st.last_error!, /hash mismatch/);
+    assert.equal(st.version, before);
+    assert.equal(await proxied(s.dps[0], '/r1'), 200);
+    const reported = await waitFor('CP shows the error', async () => {
+      const list = await s.A('GET', '/clustering/data-planes');
+      return list.body.data.find((d: any) => d.last_error);
+    });
+    assert.match(reported.last_error, /hash mismatch/);
+    // The next real write heals it.
+    await s.write('POST', '/services/svc/routes', { name: 'heal', paths: ['/heal'] });
+    assert.equal((await statusOf(s.dps[0])).last_error, null);
+  });
+});
+
+describe('failures', () => {
+  it('keeps serving with NATS down, and delivers writes made meanwhile once NATS is back', async () => {
+    await s.nats.service.kill();
+    for (const dp of s.dps) assert.equal(await proxied(dp, '/r1'), 200);
+    const w = await s.A('POST', '/services/svc/routes', { name: 'during-outage', paths: ['/outage'] });
+    assert.equal(w.status, 201, 'the admin API keeps taking writes');
+    await s.nats.service.start();
+    await s.converge(Number(w.headers.get('x-portico-config-version')));
+    for (const dp of s.dps) assert.equal(await proxied(dp, '/outage'), 200);
+    await s.write('POST', '/services/svc/routes', { name: 'after-outage', paths: ['/after'] });
+    for (const dp of s.dps) assert.equal(await proxied(dp, '/after'), 200);
+  });
+
+  it('cold-starts a DP from its disk cache while the CP and NATS are both down', async () => {
+    const dp = s.dps[1];
+    const version = await dpVersion(dp);
+    await s.cp.kill();
+    await s.nats.service.kill();
+    await dp.kill();
+    const restarted = await startGateway('data-plane', { env: { NATS_URL: s.nats.url }, dataDir: dp.dataDir });
+    s.dps[1] = restarted;
+    assert.equal(await dpVersion(restarted), version);
+    assert.equal(await proxied(restarted, '/after'), 200);
+    const ready = await fetch(`${restarted.status}/status/ready`);
+    assert.equal(ready.status, 200);
+    await s.nats.service.start();
+    await s.cp.start();
+    await s.write('POST', '/services/svc/routes', { name: 'back', paths: ['/back'] });
+    for (const d of s.dps) assert.equal(await proxied(d, '/back'), 200);
+  });
+});
+
+describe('scale', () => {
+  it('distributes 10,000 routes (a snapshot far over max_payload) and routes to the last one', async () => {
+    const client = new pg.Client({ connectionString: s.pg.url });
+    await client.connect();
+    const svc = (await s.A('GET', '/services/svc')).body;
+    await client.query(`
+      INSERT INTO routes (id, created_at, updated_at, name, protocols, paths, https_redirect_status_code, regex_priority,
+        strip_path, path_handling, preserve_host, request_buffering, response_buffering, service_id)
+      SELECT gen_random_uuid(), 0, 0, 'bulk-' || i, ARRAY['http','https'], ARRAY['/bulk/' || i || '/items'], 426, 0,
+        true, 'v0', false, true, true, $1
+      FROM generate_series(1, 10000) AS i`, [svc.id]);
+    await client.end();
+    await s.write('POST', '/services/svc/routes', { name: 'trigger', paths: ['/trigger'] });
+    const latest = await cpLatest();
+    assert.ok(latest.size_bytes > 65536 * 4, `compressed snapshot is ${latest.size_bytes} bytes`);
+    for (const dp of s.dps) {
+      assert.equal(await proxied(dp, '/bulk/10000/items'), 200);
+      assert.equal(await proxied(dp, '/bulk/5000/items/x'), 200);
+    }
+  });
+});
