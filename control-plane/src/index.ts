@@ -16,7 +16,8 @@ export interface ControlPlane {
 
 function listen(app: Hono, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(server as Server)) as Server;
+    // Longer than clients' idle timeouts, so a client never reuses a connection the server is closing.
+    const server = serve({ fetch: app.fetch, hostname: host, port, serverOptions: { keepAliveTimeout: 75_000 } }, () => resolve(server as Server)) as Server;
     server.once('error', reject);
   });
 }

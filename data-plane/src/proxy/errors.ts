@@ -28,6 +28,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, status: num
   const headers: Record<string, string | number> = {
     'content-type': wantsJson ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
     'content-length': req.method === 'HEAD' ? 0 : Buffer.byteLength(body),
+    'x-portico-request-id': requestId,
     ...extraHeaders,
   };
   res.writeHead(status, headers);

@@ -2,7 +2,7 @@
 // request/response and undici's pooled dispatcher. Web fetch/Response are avoided on purpose:
 // forwarding through them measured 4× slower here (ARCHITECTURE.md invariant 7).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Agent, type Dispatcher } from 'undici';
 import { escapePath, normalizePath, type Logger, type Service } from '@portico/shared';
 import type { Router } from '../router/router.ts';
@@ -50,6 +50,15 @@ class Agents {
   async close(): Promise<void> { await Promise.all([...this.agents.values()].map((a) => a.close())); }
 }
 
+// Request ids: 32 hex chars, a random per-process prefix and a counter. Unique without paying for
+// a random UUID per request; not a secret, so unpredictability is not needed.
+const ID_PREFIX = randomBytes(8).toString('hex');
+let idCounter = 0;
+export function nextRequestId(): string {
+  idCounter = (idCounter + 1) % 0x1_0000_0000;
+  return ID_PREFIX + '00000000' + idCounter.toString(16).padStart(8, '0');
+}
+
 function splitUrl(url: string): { path: string; query: string } {
   let u = url;
   if (!u.startsWith('/')) {
@@ -75,14 +84,13 @@ export function createProxy(deps: ProxyDeps) {
       proxyRequest(req, res);
     } catch (err) {
       deps.accessLog?.error({ err }, 'proxy request failed');
-      sendError(req, res, 500, MESSAGES.internal, String(res.getHeader(REQUEST_ID_HEADER) ?? ''), 'gateway');
+      sendError(req, res, 500, MESSAGES.internal, nextRequestId(), 'gateway');
     }
   }
 
   function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    const requestId = randomUUID().replaceAll('-', '');
-    res.setHeader(REQUEST_ID_HEADER, requestId);
+    const requestId = nextRequestId();
     const log: AccessRecord = { route: null, service: null, upstream: null, upstream_latency_ms: -1, proxy_latency_ms: -1, error: undefined, client_ip: clientIpOf(req) };
     if (deps.accessLog) res.once('finish', () => writeAccessLog(req, res, requestId, started, log));
     const cfg = deps.current();
@@ -129,8 +137,9 @@ export function createProxy(deps: ProxyDeps) {
     });
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     const agent = agents.get(service);
-    const abort = new AbortController();
-    res.once('close', () => { if (!res.writableFinished) abort.abort(); });
+    // No AbortSignal: creating one per request cost a quarter of the throughput here. A client that
+    // leaves destroys `res`, which undici's stream() notices and aborts on; before the upstream
+    // answers, the wait is bounded by read_timeout.
     const proxyStarted = performance.now();
     let upstreamStarted = proxyStarted;
     let attempt = 0;
@@ -141,7 +150,6 @@ export function createProxy(deps: ProxyDeps) {
         origin, path: upstreamPathname + query, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers,
         body: hasBody ? req : null,
         headersTimeout: service.read_timeout, bodyTimeout: service.read_timeout,
-        signal: abort.signal,
       }, ({ statusCode, headers: upHeaders }) => {
         responded = true;
         const now = performance.now();
@@ -150,11 +158,12 @@ export function createProxy(deps: ProxyDeps) {
         log.proxy_latency_ms = Math.round(proxyStarted - started);
         out['x-portico-upstream-latency'] = String(log.upstream_latency_ms);
         out['x-portico-proxy-latency'] = String(log.proxy_latency_ms);
+        out[REQUEST_ID_HEADER] = requestId;
         res.writeHead(statusCode, out);
         return res;
       }, (err) => {
         if (!err) return;
-        if (abort.signal.aborted) return;
+        if (res.destroyed && !res.headersSent) return;
         const code = (err as { code?: string }).code ?? '';
         if (!responded && !hasBody && CONNECT_ERRORS.has(code) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
           attempt++;

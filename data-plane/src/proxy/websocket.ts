@@ -3,10 +3,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
 import { escapePath, normalizePath } from '@portico/shared';
 import { upstreamPath } from '../router/upstream-path.ts';
-import type { ProxyDeps } from './forward.ts';
+import { nextRequestId, type ProxyDeps } from './forward.ts';
 import { REQUEST_ID_HEADER, upstreamRequestHeaders } from './headers.ts';
 import { MESSAGES } from './errors.ts';
 
@@ -17,7 +16,7 @@ function reject(socket: Duplex, status: number, message: string, requestId: stri
 
 export function createUpgradeHandler(deps: ProxyDeps) {
   return function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const requestId = randomUUID().replaceAll('-', '');
+    const requestId = nextRequestId();
     socket.on('error', () => socket.destroy());
     const cfg = deps.current();
     if (!cfg) return reject(socket, 503, 'no configuration available yet', requestId);

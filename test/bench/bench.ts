@@ -1,0 +1,190 @@
+// `npm run bench`: Portico's speed, measured against the direct upstream, nginx and a Node peer in
+// one run, on loopback. Prints a table; ratios are what to compare (the machine is noisy).
+//
+//   wrk (or autocannon when wrk is absent) -c50 against: the upstream directly, one Portico DP,
+//   nginx proxy_pass with keep-alive (when nginx is installed), @fastify/http-proxy.
+//   Admin write → all 3 DPs serving (p50/p99 over 100 writes); snapshot build/transfer/apply and DP
+//   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { routeSchema, serviceSchema } from '@portico/shared';
+import { Router } from '../../data-plane/src/router/router.ts';
+import { startStack, dpVersion } from '../harness/stack.ts';
+import { freePort, portOpen, waitFor } from '../harness/procs.ts';
+
+const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = 50;
+
+const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+interface Load { rps: number; p50: number; p99: number }
+
+function wrk(url: string): Load {
+  const lua = path.join(os.tmpdir(), 'portico-wrk.lua');
+  writeFileSync(lua, `done = function(s, l, r)
+  io.write(string.format("RESULT %f %f %f\\n", s.requests / (s.duration / 1e6), l:percentile(50) / 1000, l:percentile(99) / 1000))
+end\n`);
+  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, '-s', lua, url], { encoding: 'utf8' });
+  const m = /RESULT ([\d.]+) ([\d.]+) ([\d.]+)/.exec(out)!;
+  return { rps: Number(m[1]), p50: Number(m[2]), p99: Number(m[3]) };
+}
+
+async function autocannon(url: string): Promise<Load> {
+  const { default: ac } = await import('autocannon');
+  const r = await ac({ url, connections: CONNECTIONS, duration: DURATION_S });
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+const load = (url: string) => (has('wrk') ? Promise.resolve(wrk(url)) : autocannon(url));
+
+/** nginx as the upstream (fast and steady), or a Node server when nginx is absent. */
+async function startOrigin(): Promise<{ url: string; port: number; stop: () => void }> {
+  const port = await freePort();
+  if (has('nginx')) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-nginx-'));
+    writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000;
+  server { listen 127.0.0.1:${port}; location / { default_type application/json; return 200 '{"hello":"world"}'; } } }\n`);
+    const p = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+    await waitFor('origin', () => portOpen(port));
+    return { url: `http://127.0.0.1:${port}`, port, stop: () => p.kill() };
+  }
+  const http = await import('node:http');
+  const srv = http.createServer((_q, s) => { s.setHeader('content-type', 'application/json'); s.end('{"hello":"world"}'); }).listen(port, '127.0.0.1');
+  await waitFor('origin', () => portOpen(port));
+  return { url: `http://127.0.0.1:${port}`, port, stop: () => srv.close() };
+}
+
+async function startNginxProxy(upstreamPort: number): Promise<{ url: string; stop: () => void } | null> {
+  if (!has('nginx')) return null;
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-nginx-proxy-'));
+  writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http { access_log off;
+  upstream origin { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server { listen 127.0.0.1:${port}; location /mock/ { proxy_pass http://origin/; proxy_http_version 1.1; proxy_set_header Connection ""; } } }\n`);
+  const p = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+  await waitFor('nginx proxy', () => portOpen(port));
+  return { url: `http://127.0.0.1:${port}/mock/anything`, stop: () => p.kill() };
+}
+
+async function startFastifyProxy(upstream: string): Promise<{ url: string; stop: () => void }> {
+  const port = await freePort();
+  const code = `
+    const fastify = require('fastify')({ logger: false });
+    fastify.register(require('@fastify/http-proxy'), { upstream: ${JSON.stringify(upstream)}, prefix: '/mock' });
+    fastify.listen({ port: ${port}, host: '127.0.0.1' });`;
+  const p: ChildProcess = spawn(process.execPath, ['-e', code], { stdio: 'ignore', cwd: process.cwd() });
+  await waitFor('fastify proxy', () => portOpen(port));
+  return { url: `http://127.0.0.1:${port}/mock/anything`, stop: () => p.kill() };
+}
+
+function routingCost(): { n10: number; n10k: number } {
+  const svc = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 0, updated_at: 0, host: 'up.test' });
+  const mk = (n: number) => new Router(Array.from({ length: n }, (_, i) => routeSchema.parse({
+    id: `00000000-0000-4000-8000-${String(i + 2).padStart(12, '0')}`, created_at: 0, updated_at: 0,
+    paths: [`/svc${i}/items`], service: { id: svc.id },
+  })), [svc]);
+  const time = (r: Router, n: number) => {
+    const inputs = Array.from({ length: 1000 }, (_, i) => ({ method: 'GET', path: `/svc${i % n}/items/42`, host: 'gw.test', port: 8000, headers: {} }));
+    for (let i = 0; i < 200_000; i++) r.match(inputs[i % 1000]);
+    const t = process.hrtime.bigint();
+    const N = 1_000_000;
+    for (let i = 0; i < N; i++) r.match(inputs[i % 1000]);
+    return Number(process.hrtime.bigint() - t) / N;
+  };
+  return { n10: time(mk(10), 10), n10k: time(mk(10_000), 10_000) };
+}
+
+async function main() {
+  const rows: string[] = [];
+  const say = (s: string) => { console.log(s); rows.push(s); };
+  say(`# Portico benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores, node ${process.version}, ${has('wrk') ? 'wrk' : 'autocannon'} -c${CONNECTIONS}, ${DURATION_S}s × ${ROUNDS} rounds (medians)`);
+
+  const origin = await startOrigin();
+  const stack = await startStack({ dps: 3, dpEnv: { PORTICO_ACCESS_LOG: process.env.BENCH_ACCESS_LOG ?? 'off', PORTICO_LOG_LEVEL: 'warn' } });
+  await stack.write('POST', '/services', { name: 'bench', url: origin.url });
+  await stack.write('POST', '/services/bench/routes', { name: 'bench', paths: ['/mock'] });
+  const nginx = await startNginxProxy(origin.port);
+  const fastify = await startFastifyProxy(origin.url);
+
+  const targets: [string, string][] = [
+    ['upstream direct', `${origin.url}/anything`],
+    ['portico DP', `${stack.dps[0].proxy}/mock/anything`],
+    ...(nginx ? [['nginx proxy_pass', nginx.url] as [string, string]] : []),
+    ['@fastify/http-proxy', fastify.url],
+  ];
+  const results = new Map<string, Load[]>(targets.map(([n]) => [n, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, url] of targets) results.get(name)!.push(await load(url));
+  }
+  const med = (name: string) => {
+    const xs = results.get(name)!;
+    return { rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)) };
+  };
+  const base = nginx ? med('nginx proxy_pass').rps : med('upstream direct').rps;
+  say('');
+  say(`| target | req/s | p50 ms | p99 ms | × ${nginx ? 'nginx' : 'upstream'} | × upstream |`);
+  say('|---|---:|---:|---:|---:|---:|');
+  const direct = med('upstream direct').rps;
+  for (const [name] of targets) {
+    const m = med(name);
+    say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / base).toFixed(2)} | ${(m.rps / direct).toFixed(2)} |`);
+  }
+
+  // Admin write → all 3 DPs serving.
+  const lat: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const t = performance.now();
+    const r = await stack.A('POST', '/services/bench/routes', { paths: [`/w${i}`] });
+    const v = Number(r.headers.get('x-portico-config-version'));
+    await Promise.all(stack.dps.map((dp) => waitFor('dp', async () => (await dpVersion(dp)) >= v, 10_000, 2)));
+    lat.push(performance.now() - t);
+  }
+  say('');
+  say(`admin write → all 3 DPs serving: p50 ${pct(lat, 0.5).toFixed(1)} ms, p99 ${pct(lat, 0.99).toFixed(1)} ms (100 sequential writes)`);
+
+  // 10,000 routes: build, transfer, apply, RSS.
+  const client = new pg.Client({ connectionString: stack.pg.url });
+  await client.connect();
+  const svcId = (await stack.A('GET', '/services/bench')).body.id;
+  await client.query(`INSERT INTO routes (id, created_at, updated_at, name, protocols, paths, https_redirect_status_code, regex_priority,
+      strip_path, path_handling, preserve_host, request_buffering, response_buffering, service_id)
+    SELECT gen_random_uuid(), 0, 0, 'bulk-' || i, ARRAY['http','https'], ARRAY['/bulk/' || i || '/items'], 426, 0, true, 'v0', false, true, true, $1
+    FROM generate_series(1, 10000) AS i`, [svcId]);
+  await client.end();
+  const t0 = performance.now();
+  const w = await stack.A('POST', '/services/bench/routes', { paths: ['/trigger'] });
+  const v = Number(w.headers.get('x-portico-config-version'));
+  await Promise.all(stack.dps.map((dp) => waitFor('dp', async () => (await dpVersion(dp)) >= v, 30_000, 5)));
+  const total = performance.now() - t0;
+  const cpLine = stack.cp.logs().split('\n').reverse().find((l) => l.includes('"config snapshot published"'));
+  const cpInfo = cpLine ? JSON.parse(cpLine) : {};
+  await new Promise((r) => setTimeout(r, 300));
+  const dpLine = stack.dps[0].logs().split('\n').reverse().find((l) => l.includes('"config applied"'));
+  const st = await (await fetch(`${stack.dps[0].status}/status`)).json() as any;
+  say(`10,000 routes: snapshot ${(cpInfo.bytes / 1024).toFixed(0)} KB gzip; build ${cpInfo.build_ms} ms, publish ${cpInfo.publish_ms} ms; write → all 3 DPs applied ${total.toFixed(0)} ms; DP compile ${dpLine ? JSON.parse(dpLine).compile_ms : '?'} ms; DP RSS ${(st.memory.rss_bytes / 2 ** 20).toFixed(0)} MB`);
+  const big = wrk10k(stack.dps[0].proxy);
+  say(`portico DP with 10,012 routes: ${big.rps.toFixed(0)} req/s (× ${(big.rps / med('portico DP').rps).toFixed(2)} of the 2-route run above), p99 ${big.p99.toFixed(2)} ms`);
+
+  const rc = routingCost();
+  say(`routing cost per request (Router.match, in-process): ${rc.n10.toFixed(0)} ns at 10 routes, ${rc.n10k.toFixed(0)} ns at 10,000 routes (× ${(rc.n10k / rc.n10).toFixed(2)})`);
+
+  fastify.stop(); nginx?.stop(); origin.stop();
+  await stack.stop();
+  process.exit(0);
+}
+
+function wrk10k(proxy: string): Load {
+  return has('wrk') ? wrk(`${proxy}/bulk/5000/items`) : { rps: NaN, p50: NaN, p99: NaN };
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
