@@ -169,9 +169,9 @@ async function main() {
   const cpLine = stack.cp.logs().split('\n').reverse().find((l) => l.includes('"config snapshot published"'));
   const cpInfo = cpLine ? JSON.parse(cpLine) : {};
   await new Promise((r) => setTimeout(r, 300));
-  const dpLine = stack.dps[0].logs().split('\n').reverse().find((l) => l.includes('"config applied"'));
   const st = await (await fetch(`${stack.dps[0].status}/status`)).json() as any;
-  say(`10,000 routes: snapshot ${(cpInfo.bytes / 1024).toFixed(0)} KB gzip; build ${cpInfo.build_ms} ms, publish ${cpInfo.publish_ms} ms; write → all 3 DPs applied ${total.toFixed(0)} ms; DP compile ${dpLine ? JSON.parse(dpLine).compile_ms : '?'} ms; DP RSS ${(st.memory.rss_bytes / 2 ** 20).toFixed(0)} MB`);
+  const apply = st.configuration.last_apply;
+  say(`10,000 routes: snapshot ${(cpInfo.bytes / 1024).toFixed(0)} KB gzip; build ${cpInfo.build_ms} ms, publish ${cpInfo.publish_ms} ms; write → all 3 DPs applied ${total.toFixed(0)} ms; DP decode+validate ${apply.decode_ms} ms, compile ${apply.compile_ms} ms; DP RSS ${(st.memory.rss_bytes / 2 ** 20).toFixed(0)} MB`);
   const big = wrk10k(stack.dps[0].proxy);
   say(`portico DP with 10,012 routes: ${big.rps.toFixed(0)} req/s (× ${(big.rps / med('portico DP').rps).toFixed(2)} of the 2-route run above), p99 ${big.p99.toFixed(2)} ms`);
 

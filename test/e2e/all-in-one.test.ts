@@ -40,6 +40,20 @@ describe('all-in-one on embedded defaults', () => {
   });
 });
 
+describe('graceful shutdown', () => {
+  it('finishes a request in flight on SIGTERM, refuses new connections, and exits 0', async () => {
+    const inflight = fetch(`${g.proxy}/mock/slow?delay_ms=800`);
+    await new Promise((r) => setTimeout(r, 200));
+    const exited = g.stop();
+    await new Promise((r) => setTimeout(r, 100));
+    await assert.rejects(fetch(`${g.proxy}/mock/new`, { headers: { connection: 'close' } }));
+    const r = await inflight;
+    assert.equal(r.status, 200);
+    assert.equal(((await r.json()) as any).url, '/slow?delay_ms=800');
+    assert.equal(await exited, 0);
+  });
+});
+
 describe('bad environment', () => {
   const run = (entry: string, env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 20_000,

@@ -8,7 +8,7 @@ import { Objm } from '@nats-io/obj';
 import pg from 'pg';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
 import { startGateway, statusOf, type GatewayProcess } from '../harness/gateway.ts';
-import { waitFor } from '../harness/procs.ts';
+import { startNats, waitFor } from '../harness/procs.ts';
 
 let s: Stack;
 const hashes = async (dps: GatewayProcess[]) => Promise.all(dps.map(async (d) => (await statusOf(d)).hash));
@@ -116,6 +116,29 @@ describe('failures', () => {
     await s.cp.start();
     await s.write('POST', '/services/svc/routes', { name: 'back', paths: ['/back'] });
     for (const d of s.dps) assert.equal(await proxied(d, '/back'), 200);
+  });
+});
+
+describe('control planes', () => {
+  it('lets several CPs start at once on an empty database (migrations under an advisory lock)', async () => {
+    const client = new pg.Client({ connectionString: s.pg.url });
+    await client.connect();
+    await client.query('CREATE DATABASE fresh');
+    await client.end();
+    const url = s.pg.url.replace(/\/postgres$/, '/fresh');
+    const nats = await startNats();
+    const cps = await Promise.all([0, 1, 2].map(() => startGateway('control-plane', { env: { DATABASE_URL: url, NATS_URL: nats.url } })));
+    try {
+      const r = await s.A('GET', '/status');
+      assert.equal(r.status, 200);
+      for (const cp of cps) assert.equal((await fetch(`${cp.admin}/services`)).status, 200);
+      const w = await fetch(`${cps[0].admin}/services`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', host: 'x.test' }) });
+      assert.equal(w.status, 201);
+      assert.equal((await fetch(`${cps[1].admin}/services/x`)).status, 200, 'CPs share one database');
+    } finally {
+      await Promise.all(cps.map(async (cp) => { await cp.kill(); cp.cleanup(); }));
+      await nats.stop();
+    }
   });
 });
 

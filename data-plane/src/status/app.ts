@@ -18,7 +18,7 @@ export function createStatusApp(d: StatusDeps): Hono {
     configuration_hash: d.state.hash,
     configuration: {
       version: d.state.version, hash: d.state.hash, applied_at: d.state.appliedAt || null,
-      last_error: d.state.lastError,
+      last_error: d.state.lastError, last_apply: d.state.lastApply,
     },
     node: { id: d.nodeId, hostname: os.hostname(), version: PORTICO_VERSION, role: 'data_plane' },
     memory: { rss_bytes: process.memoryUsage().rss, heap_used_bytes: process.memoryUsage().heapUsed },

@@ -26,6 +26,8 @@ export class ConfigState {
   private config: RuntimeConfig | null = null;
   lastError: string | null = null;
   appliedAt = 0;
+  /** How long the last successful apply took, by stage. */
+  lastApply: { decode_ms: number; compile_ms: number; routes: number } | null = null;
   private listeners: (() => void)[] = [];
 
   constructor(private dataDir: string, private log: Logger) {}
@@ -48,6 +50,7 @@ export class ConfigState {
 
   apply(bytes: Uint8Array, opts: { persist?: boolean } = {}): ApplyResult {
     let snapshot: Snapshot;
+    const t0 = performance.now();
     try {
       snapshot = decodeSnapshot(bytes);
     } catch (err) {
@@ -56,7 +59,7 @@ export class ConfigState {
     if (this.config && snapshot.version <= this.config.version) {
       return { status: 'ignored', reason: `version ${snapshot.version} is not newer than ${this.config.version}` };
     }
-    const t0 = performance.now();
+    const t1 = performance.now();
     let compiled: RuntimeConfig;
     try {
       compiled = compile(snapshot);
@@ -66,7 +69,8 @@ export class ConfigState {
     this.config = compiled;
     this.lastError = null;
     this.appliedAt = Date.now();
-    const compileMs = performance.now() - t0;
+    const compileMs = performance.now() - t1;
+    this.lastApply = { decode_ms: Math.round(t1 - t0), compile_ms: Math.round(compileMs), routes: snapshot.config.routes.length };
     if (opts.persist !== false) {
       try {
         writeFileAtomic(path.join(this.dataDir, CACHE_FILE), bytes);
@@ -74,7 +78,7 @@ export class ConfigState {
         this.log.error({ err }, 'could not persist the applied config to disk');
       }
     }
-    this.log.info({ version: snapshot.version, hash: snapshot.hash, routes: snapshot.config.routes.length, compile_ms: Math.round(compileMs) }, 'config applied');
+    this.log.info({ version: snapshot.version, hash: snapshot.hash, ...this.lastApply }, 'config applied');
     for (const fn of this.listeners) fn();
     return { status: 'applied', version: snapshot.version, compileMs };
   }
