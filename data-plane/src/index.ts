@@ -9,6 +9,7 @@ import {
   closeServer, HEARTBEAT_INTERVAL_MS, loadNodeId, PORTICO_VERSION, type Env, type Heartbeat, type Logger, type SnapshotSubscriber,
 } from '@portico/shared';
 import { ConfigState } from './sync/config-state.ts';
+import { getJson } from './adapters/http.ts';
 import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createUpgradeHandler } from './proxy/websocket.ts';
@@ -38,7 +39,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   mkdirSync(env.PORTICO_DATA_DIR, { recursive: true });
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR);
   const startedAt = Date.now();
-  const state = new ConfigState(env.PORTICO_DATA_DIR, log);
+  const state = new ConfigState(env.PORTICO_DATA_DIR, log, { now: Date.now, log, getJson });
   state.loadCache();
 
   let draining = false;

@@ -5,7 +5,8 @@ import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import { AdminError, PORTICO_VERSION } from '@portico/shared';
 import type { Database } from '../db/index.ts';
-import { ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
+import { collectionPath, ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
+import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import {
   createEntity, deleteEntity, getEntity, listEntities, requireEntity, updateEntity, upsertEntity, validateOnly,
   type Entity, type ListQuery, type Page,
@@ -13,7 +14,8 @@ import {
 import type { DataPlaneRegistry } from '../cluster/registry.ts';
 import type { SnapshotLoop } from '../snapshot/builder.ts';
 import { readBody } from './body.ts';
-import { entitySchemaJson } from './schemas.ts';
+import { entitySchemaJson, pluginSchemaJson } from './schemas.ts';
+import { plugins as pluginsTable } from '../db/schema.ts';
 
 export interface AdminDeps {
   database: Database;
@@ -75,7 +77,16 @@ export function createAdminApp(deps: AdminDeps): Hono {
     }
     return r;
   };
-  const query = (c: Context): ListQuery => ({ size: c.req.query('size'), offset: c.req.query('offset'), tags: c.req.query('tags') });
+  const query = (c: Context, def?: EntityDef): ListQuery => {
+    const where: Record<string, string> = {};
+    for (const f of def?.listFilters ?? []) {
+      const v = c.req.query(f);
+      if (v === undefined) continue;
+      if (v === '') throw AdminError.message(400, `${f} must be an unempty string`);
+      where[f] = v;
+    }
+    return { size: c.req.query('size'), offset: c.req.query('offset'), tags: c.req.query('tags'), where };
+  };
 
   function pageBody(c: Context, page: Page, base: string, topLevel: boolean) {
     if (!page.offset) return { data: page.data, next: null };
@@ -88,19 +99,36 @@ export function createAdminApp(deps: AdminDeps): Hono {
     return { data: page.data, offset: page.offset, next: `${base}?${params.toString()}` };
   }
 
-  const body = (c: Context, def: EntityDef) => readBody(c, () => def.schema);
+  /** Read a write body; form values are coerced against the schema (a plugin's by its name). */
+  const body = async (c: Context, def: EntityDef, existingKey?: string) => {
+    let existing: Entity | undefined;
+    return readBody(c, async (raw) => {
+      if (!def.formSchema) return def.schema;
+      if (raw.name === undefined && existingKey) existing = await getEntity(db, def, existingKey);
+      return def.formSchema(raw, existing);
+    });
+  };
   const key = (c: Context, name = 'key') => decodeURIComponent(c.req.param(name)!);
 
+  resource('/plugins/enabled', { GET: (c) => c.json({ enabled_plugins: [...PLUGIN_DEFINITIONS.keys()].sort() }) });
+  resource('/schemas/plugins/:name', {
+    GET: (c) => {
+      const plugin = PLUGIN_DEFINITIONS.get(c.req.param('name')!);
+      if (!plugin) return c.json({ message: `No plugin named '${c.req.param('name')}'` }, 404);
+      return c.json(pluginSchemaJson(plugin.configSchema));
+    },
+  });
+
   for (const def of ENTITIES) {
-    const col = `/${def.name}`;
+    const col = `/${collectionPath(def)}`;
     resource(col, {
-      GET: async (c) => c.json(pageBody(c, await listEntities(db, def, query(c)), col, true)),
+      GET: async (c) => c.json(pageBody(c, await listEntities(db, def, query(c, def)), col, true)),
       POST: async (c) => c.json(written(c, await createEntity(db, def, await body(c, def))).entity, 201),
     });
     resource(`${col}/:key`, {
       GET: async (c) => c.json(await requireEntity(db, def, key(c))),
-      PUT: async (c) => c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def))).entity, 200),
-      PATCH: async (c) => c.json(written(c, await updateEntity(db, def, key(c), await body(c, def))).entity, 200),
+      PUT: async (c) => c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def, key(c)))).entity, 200),
+      PATCH: async (c) => c.json(written(c, await updateEntity(db, def, key(c), await body(c, def, key(c)))).entity, 200),
       DELETE: async (c) => { written(c, await deleteEntity(db, def, key(c))); return c.body(null, 204); },
     });
     for (const fk of def.foreignKeys) nested(def, fk);
@@ -109,14 +137,14 @@ export function createAdminApp(deps: AdminDeps): Hono {
   /** `/services/{s}/routes[/{r}]` and `/routes/{r}/service`. */
   function nested(def: EntityDef, fk: ForeignKey): void {
     const parentDef = ENTITY_BY_NAME.get(fk.entity)!;
-    const base = `/${parentDef.name}/:parent/${def.name}`;
+    const base = `/${collectionPath(parentDef)}/:parent/${fk.nestedPath ?? collectionPath(def)}`;
     const parentOf = (c: Context) => requireEntity(db, parentDef, key(c, 'parent'));
     const belongs = (parent: Entity) => (e: Entity) => (e[fk.field] as { id?: string } | null)?.id === parent.id;
     resource(base, {
       GET: async (c) => {
         const parent = await parentOf(c);
         const page = await listEntities(db, def, { ...query(c), where: { [`${fk.field}_id`]: parent.id } });
-        return c.json(pageBody(c, page, `/${parentDef.name}/${encodeURIComponent(key(c, 'parent'))}/${def.name}`, false));
+        return c.json(pageBody(c, page, `/${collectionPath(parentDef)}/${encodeURIComponent(key(c, 'parent'))}/${fk.nestedPath ?? collectionPath(def)}`, false));
       },
       POST: async (c) => {
         const parent = await parentOf(c);
@@ -135,11 +163,11 @@ export function createAdminApp(deps: AdminDeps): Hono {
         const parent = await parentOf(c);
         const existing = await getEntity(db, def, key(c));
         if (existing && !belongs(parent)(existing)) throw AdminError.message(404, 'Not found');
-        return c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def), { [fk.field]: { id: parent.id } })).entity, 200);
+        return c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def, key(c)), { [fk.field]: { id: parent.id } })).entity, 200);
       },
       PATCH: async (c) => {
         const parent = await parentOf(c);
-        return c.json(written(c, await updateEntity(db, def, key(c), await body(c, def), belongs(parent))).entity, 200);
+        return c.json(written(c, await updateEntity(db, def, key(c), await body(c, def, key(c)), belongs(parent))).entity, 200);
       },
       DELETE: async (c) => {
         const parent = await parentOf(c);
@@ -154,7 +182,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
       if (!ref) throw AdminError.message(404, 'Not found');
       return ref.id;
     };
-    resource(`/${def.name}/:key/${fk.field}`, {
+    resource(`/${collectionPath(def)}/:key/${fk.field}`, {
       GET: async (c) => c.json(await requireEntity(db, parentDef, await parentOfChild(c))),
       PUT: async (c) => c.json(written(c, await upsertEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
       PATCH: async (c) => c.json(written(c, await updateEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
@@ -192,14 +220,21 @@ export function createAdminApp(deps: AdminDeps): Hono {
     }),
   });
 
+  const enabledInCluster = async () => {
+    const rows = await db.selectDistinct({ name: pluginsTable.name }).from(pluginsTable);
+    return rows.map((r) => r.name).sort();
+  };
   resource('/', {
-    GET: (c) => c.json({
+    GET: async (c) => c.json({
       tagline: 'Welcome to portico',
       version: PORTICO_VERSION,
       edition: 'community',
       hostname: os.hostname(),
       node_id: deps.nodeId,
-      plugins: { available_on_server: {}, enabled_in_cluster: [] },
+      plugins: {
+        available_on_server: Object.fromEntries([...PLUGIN_DEFINITIONS.values()].map((p) => [p.name, { version: PORTICO_VERSION, priority: p.priority }])),
+        enabled_in_cluster: await enabledInCluster(),
+      },
       configuration: { database: 'postgres', role: deps.role, router_flavor: 'traditional_compatible', embedded_database: database.kind === 'pglite' },
       pids: { master: process.pid, workers: [process.pid] },
     }),

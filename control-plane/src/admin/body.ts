@@ -129,7 +129,7 @@ export function coerce(schema: z.ZodType | undefined, value: unknown): unknown {
  * Read a write request's body as Kong does. `schemaFor` picks the schema to coerce form values
  * against once the raw object is known (a plugin's depends on its `name`).
  */
-export async function readBody(c: Context, schemaFor: (raw: Json) => z.ZodType | undefined): Promise<Json> {
+export async function readBody(c: Context, schemaFor: (raw: Json) => z.ZodType | undefined | Promise<z.ZodType | undefined>): Promise<Json> {
   const ctypes = c.req.raw.headers.get('content-type');
   const text = await c.req.text();
   if (ctypes && ctypes.includes(',') && /application|multipart/.test(ctypes.split(',')[1] ?? '')) {
@@ -147,7 +147,7 @@ export async function readBody(c: Context, schemaFor: (raw: Json) => z.ZodType |
     const pairs = [...params.entries()];
     if (pairs.length > MAX_ARGS) throw AdminError.message(400, 'Too many arguments');
     const raw = nestFormPairs(pairs);
-    return coerce(schemaFor(raw), raw) as Json;
+    return coerce(await schemaFor(raw), raw) as Json;
   }
   if (ctype === 'multipart/form-data') {
     let form: FormData;
@@ -160,7 +160,7 @@ export async function readBody(c: Context, schemaFor: (raw: Json) => z.ZodType |
     form.forEach((v, k) => pairs.push([k, typeof v === 'string' ? v : '']));
     if (pairs.length > MAX_ARGS) throw AdminError.message(400, 'Too many arguments');
     const raw = nestFormPairs(pairs);
-    return coerce(schemaFor(raw), raw) as Json;
+    return coerce(await schemaFor(raw), raw) as Json;
   }
   throw new AdminError(415, { message: 'Unsupported Media Type' });
 }

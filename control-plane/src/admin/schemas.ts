@@ -44,3 +44,14 @@ function fieldsOf(obj: z.ZodObject): FieldJson[] {
 export function entitySchemaJson(def: EntityDef): { fields: FieldJson[] } {
   return { fields: fieldsOf(def.schema) };
 }
+
+/** `GET /schemas/plugins/{name}`: the plugin's config inside Kong's plugin-entity field list. */
+export function pluginSchemaJson(config: z.ZodObject): { fields: FieldJson[] } {
+  return {
+    fields: [
+      { consumer: { type: 'foreign', reference: 'consumers', required: false } },
+      { protocols: { type: 'set', elements: { type: 'string' }, default: ['grpc', 'grpcs', 'http', 'https'], required: true } },
+      { config: { type: 'record', fields: fieldsOf(config), required: true } },
+    ],
+  };
+}

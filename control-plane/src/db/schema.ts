@@ -78,3 +78,68 @@ export const dataPlanes = pgTable('clustering_data_planes', {
   last_seen: integer('last_seen').notNull(),
   updated_at: integer('updated_at').notNull(),
 });
+
+export const consumers = pgTable('consumers', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  username: text('username').unique('consumers_username_unique'),
+  custom_id: text('custom_id').unique('consumers_custom_id_unique'),
+  tags: text('tags').array(),
+});
+
+export const plugins = pgTable('plugins', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  name: text('name').notNull(),
+  instance_name: text('instance_name').unique('plugins_instance_name_unique'),
+  config: jsonb('config').notNull(),
+  service_id: uuid('service_id').references(() => services.id, { onDelete: 'cascade' }),
+  route_id: uuid('route_id').references(() => routes.id, { onDelete: 'cascade' }),
+  consumer_id: uuid('consumer_id').references(() => consumers.id, { onDelete: 'cascade' }),
+  protocols: text('protocols').array().notNull(),
+  enabled: boolean('enabled').notNull(),
+  tags: text('tags').array(),
+  /** name + scope: one instance of a plugin per (service, route, consumer), as Kong's cache_key. */
+  cache_key: text('cache_key').notNull().unique('plugins_cache_key_unique'),
+});
+
+export const keyauthCredentials = pgTable('keyauth_credentials', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  consumer_id: uuid('consumer_id').notNull().references(() => consumers.id, { onDelete: 'cascade' }),
+  key_hash: text('key_hash').notNull().unique('keyauth_credentials_key_hash_unique'),
+  key_prefix: text('key_prefix').notNull(),
+  expires_at: integer('expires_at'),
+  tags: text('tags').array(),
+});
+
+export const jwtSecrets = pgTable('jwt_secrets', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  consumer_id: uuid('consumer_id').notNull().references(() => consumers.id, { onDelete: 'cascade' }),
+  key: text('key').notNull().unique('jwt_secrets_key_unique'),
+  secret: text('secret'),
+  rsa_public_key: text('rsa_public_key'),
+  algorithm: text('algorithm').notNull(),
+  tags: text('tags').array(),
+});
+
+export const basicauthCredentials = pgTable('basicauth_credentials', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  consumer_id: uuid('consumer_id').notNull().references(() => consumers.id, { onDelete: 'cascade' }),
+  username: text('username').notNull().unique('basicauth_credentials_username_unique'),
+  password: text('password').notNull(),
+  tags: text('tags').array(),
+});
+
+export const acls = pgTable('acls', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  consumer_id: uuid('consumer_id').notNull().references(() => consumers.id, { onDelete: 'cascade' }),
+  group: text('group').notNull(),
+  tags: text('tags').array(),
+  cache_key: text('cache_key').notNull().unique('acls_cache_key_unique'),
+});

@@ -1,8 +1,15 @@
 // An admin entity is a definition, not code: its zod schema (shared/), its table, its endpoint key
-// and its foreign keys. The store, the routes and the snapshot builder work from these.
-import type { z } from 'zod';
+// and its foreign keys, plus a few hooks for what only some entities do (write-only shorthands,
+// hashed secrets, plugin config). The store, the routes and the snapshot builder work from these.
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { PgTable } from 'drizzle-orm/pg-core';
-import { expandServiceUrl, routeSchema, serviceSchema, type Violation } from '@portico/shared';
+import {
+  aclSchema, basicAuthCredentialSchema, consumerSchema, expandServiceUrl, hashApiKey, hashPassword, isPasswordHash,
+  jwtSecretSchema, keyAuthCredentialSchema, keyAuthInputSchema, luaKey, pluginSchema, routeSchema, serviceSchema,
+  violationsFromZod, type Violation,
+} from '@portico/shared';
+import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import * as tables from '../db/schema.ts';
 
 export interface ForeignKey {
@@ -10,20 +17,51 @@ export interface ForeignKey {
   field: string;
   /** Referenced entity's collection name. */
   entity: string;
+  /** Path segment under the parent when it differs from the collection's (`/consumers/{c}/key-auth`). */
+  nestedPath?: string;
 }
 
+export type Expanded = { ok: true; value: Record<string, unknown>; reveal?: Record<string, unknown> } | { ok: false; violations: Violation[] };
+
 export interface EntityDef {
-  /** Collection name: the admin path and the snapshot key (`services`). */
+  /** DAO name: the snapshot key and the table (`keyauth_credentials`). */
   name: string;
+  /** Collection path when it differs from the name (`key-auths`). */
+  path?: string;
   table: PgTable & Record<string, any>;
   schema: z.ZodObject;
   /** Alternative key for item paths (`/services/{name}`), if any. */
   endpointKey?: string;
+  /** How an endpoint key is looked up when it is not stored as written (a key by its hash). */
+  lookupKey?: (key: string) => { column: string; value: string };
   foreignKeys: ForeignKey[];
   /** Fields that are records merged key-by-key on PATCH (plugin `config`). */
   mergeRecords?: string[];
-  /** Write-only shorthands expanded before validation (service `url`). */
-  expandInput?: (input: Record<string, unknown>) => { ok: true; value: Record<string, unknown> } | { ok: false; violation: Violation };
+  /** Write-only input (service `url`, a credential's plaintext key) turned into stored fields. */
+  expandInput?: (input: Record<string, unknown>) => Expanded;
+  /** Checks and defaults that depend on other fields (a plugin's config by its name). */
+  finalize?: (entity: Record<string, unknown>) => { entity: Record<string, unknown>; violations: Violation[] };
+  /** Extra columns derived from the entity (uniqueness keys). */
+  rowExtras?: (entity: Record<string, unknown>) => Record<string, unknown>;
+  /** Kong's body for a unique violation on a derived column. */
+  uniqueError?: (column: string, entity: Record<string, unknown>) => { message: string; fields: Record<string, unknown> } | undefined;
+  /** The schema form values are coerced against (a plugin's depends on its name). */
+  formSchema?: (raw: Record<string, unknown>, existing?: Record<string, unknown>) => z.ZodType;
+  /** Query parameters a list filters on exactly (`/consumers?custom_id=`). */
+  listFilters?: string[];
+}
+
+export const collectionPath = (def: EntityDef) => def.path ?? def.name;
+
+const RANDOM_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** 32 random alphanumerics, as Kong generates keys and secrets. */
+export function randomToken(length = 32): string {
+  const bytes = randomBytes(length * 2);
+  let out = '';
+  for (let i = 0; out.length < length; i++) {
+    if (bytes[i] < 248) out += RANDOM_ALPHABET[bytes[i] % 62];
+  }
+  return out;
 }
 
 export const serviceDef: EntityDef = {
@@ -34,7 +72,7 @@ export const serviceDef: EntityDef = {
   foreignKeys: [],
   expandInput(input) {
     const r = expandServiceUrl(input);
-    return r.ok ? r : { ok: false, violation: { path: [r.path], message: r.message } };
+    return r.ok ? r : { ok: false, violations: [{ path: [r.path], message: r.message }] };
   },
 };
 
@@ -46,10 +84,125 @@ export const routeDef: EntityDef = {
   foreignKeys: [{ field: 'service', entity: 'services' }],
 };
 
-export const ENTITIES: EntityDef[] = [serviceDef, routeDef];
+export const consumerDef: EntityDef = {
+  name: 'consumers',
+  table: tables.consumers,
+  schema: consumerSchema,
+  endpointKey: 'username',
+  foreignKeys: [],
+  listFilters: ['custom_id'],
+};
+
+const scopeKey = (e: Record<string, unknown>, f: string) => (e[f] as { id?: string } | null)?.id ?? '';
+
+export const pluginDef: EntityDef = {
+  name: 'plugins',
+  table: tables.plugins,
+  schema: pluginSchema,
+  endpointKey: 'instance_name',
+  foreignKeys: [{ field: 'service', entity: 'services' }, { field: 'route', entity: 'routes' }, { field: 'consumer', entity: 'consumers' }],
+  mergeRecords: ['config'],
+  finalize(entity) {
+    const plugin = PLUGIN_DEFINITIONS.get(entity.name as string);
+    if (!plugin) {
+      return { entity, violations: [{ path: ['name'], message: `plugin '${entity.name}' not enabled; add it to the 'plugins' configuration property` }] };
+    }
+    const violations: Violation[] = [];
+    if (plugin.noConsumerScope && entity.consumer) violations.push({ path: ['consumer'], message: 'value must be null' });
+    const parsed = plugin.configSchema.safeParse(entity.config ?? {});
+    if (!parsed.success) {
+      for (const v of violationsFromZod(parsed.error)) violations.push({ path: ['config', ...v.path], message: v.message });
+      return { entity, violations };
+    }
+    return { entity: { ...entity, config: parsed.data }, violations };
+  },
+  rowExtras: (e) => ({ cache_key: `plugins:${e.name}:${scopeKey(e, 'route')}:${scopeKey(e, 'service')}:${scopeKey(e, 'consumer')}` }),
+  uniqueError(column, e) {
+    if (column !== 'cache_key') return undefined;
+    const fields = { name: e.name, service: e.service ?? null, route: e.route ?? null, consumer: e.consumer ?? null };
+    return { message: `UNIQUE violation detected on '${luaKey(fields)}'`, fields };
+  },
+  formSchema(raw, existing) {
+    const name = (raw.name ?? existing?.name) as string | undefined;
+    const plugin = name ? PLUGIN_DEFINITIONS.get(name) : undefined;
+    return plugin ? pluginSchema.extend({ config: plugin.configSchema }) : pluginSchema;
+  },
+};
+
+/** Validate a credential's write-only fields against a small input schema; drop them afterwards. */
+function readInput<T extends z.ZodObject>(schema: T, input: Record<string, unknown>): { ok: true; value: z.infer<T> } | { ok: false; violations: Violation[] } {
+  const r = schema.safeParse(input);
+  return r.success ? { ok: true, value: r.data } : { ok: false, violations: violationsFromZod(r.error) };
+}
+
+export const keyAuthDef: EntityDef = {
+  name: 'keyauth_credentials',
+  path: 'key-auths',
+  table: tables.keyauthCredentials,
+  schema: keyAuthCredentialSchema,
+  endpointKey: 'key',
+  lookupKey: (key) => ({ column: 'key_hash', value: hashApiKey(key) }),
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'key-auth' }],
+  expandInput(input) {
+    const r = readInput(keyAuthInputSchema, { key: input.key, ttl: input.ttl });
+    if (!r.ok) return r;
+    const { key: _k, ttl: _t, ...rest } = input;
+    const out: Record<string, unknown> = { ...rest };
+    let reveal: Record<string, unknown> | undefined;
+    if (r.value.key !== undefined || out.key_hash === undefined) {
+      const key = r.value.key ?? randomToken();
+      out.key_hash = hashApiKey(key);
+      out.key_prefix = key.slice(0, 4);
+      reveal = { key };
+    }
+    if ('ttl' in input) out.expires_at = r.value.ttl ? Math.floor(Date.now() / 1000) + r.value.ttl : null;
+    return { ok: true, value: out, reveal };
+  },
+  uniqueError: (column) => column === 'key_hash'
+    ? { message: "UNIQUE violation detected on '{key=\"<redacted>\"}'", fields: { key: 'already in use' } } : undefined,
+};
+
+export const jwtDef: EntityDef = {
+  name: 'jwt_secrets',
+  path: 'jwts',
+  table: tables.jwtSecrets,
+  schema: jwtSecretSchema,
+  endpointKey: 'key',
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'jwt' }],
+  expandInput(input) {
+    const out = { ...input };
+    out.key ??= randomToken();
+    const alg = (out.algorithm as string | undefined) ?? 'HS256';
+    if (typeof alg === 'string' && alg.startsWith('HS')) out.secret ??= randomToken();
+    return { ok: true, value: out };
+  },
+};
+
+export const basicAuthDef: EntityDef = {
+  name: 'basicauth_credentials',
+  path: 'basic-auths',
+  table: tables.basicauthCredentials,
+  schema: basicAuthCredentialSchema,
+  endpointKey: 'username',
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'basic-auth' }],
+  expandInput(input) {
+    const out = { ...input };
+    // A value already in our hash format is kept (a re-save, or an import of hashed passwords).
+    if (typeof out.password === 'string' && out.password !== '' && !isPasswordHash(out.password)) out.password = hashPassword(out.password);
+    return { ok: true, value: out };
+  },
+};
+
+export const aclDef: EntityDef = {
+  name: 'acls',
+  table: tables.acls,
+  schema: aclSchema,
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'acls' }],
+  rowExtras: (e) => ({ cache_key: `acls:${scopeKey(e, 'consumer')}:${e.group}` }),
+  uniqueError: (column, e) => column === 'cache_key'
+    ? { message: `UNIQUE violation detected on '${luaKey({ consumer: e.consumer, group: e.group })}'`, fields: { consumer: e.consumer, group: e.group } } : undefined,
+};
+
+export const ENTITIES: EntityDef[] = [serviceDef, routeDef, consumerDef, pluginDef, keyAuthDef, jwtDef, basicAuthDef, aclDef];
 export const ENTITY_BY_NAME = new Map(ENTITIES.map((d) => [d.name, d]));
 
-/** Every entity that references `parent`, with the referencing field. */
-export function childrenOf(parent: string): { def: EntityDef; fk: ForeignKey }[] {
-  return ENTITIES.flatMap((def) => def.foreignKeys.filter((fk) => fk.entity === parent).map((fk) => ({ def, fk })));
-}

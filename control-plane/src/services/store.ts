@@ -43,7 +43,16 @@ function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<st
     if (fks.has(key)) row[`${key}_id`] = (entity[key] as { id?: string } | null)?.id ?? null;
     else row[key] = entity[key];
   }
-  return row;
+  return def.rowExtras ? { ...row, ...def.rowExtras(entity) } : row;
+}
+
+/** Set created_at/updated_at where the entity has them (credentials have no updated_at). */
+function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, now: number): Record<string, unknown> {
+  const shape = def.schema.shape;
+  const out = { ...obj };
+  if ('created_at' in shape) out.created_at = createdAt;
+  if ('updated_at' in shape) out.updated_at = now;
+  return out;
 }
 
 /** Bump the config version; also takes the row lock that orders concurrent writers. */
@@ -57,9 +66,14 @@ async function bumpVersion(tx: Tx): Promise<number> {
 // Reads
 
 async function findRow(ex: Executor, def: EntityDef, key: string): Promise<Record<string, unknown> | undefined> {
-  const column = UUID_RE.test(key) ? def.table.id : def.endpointKey ? def.table[def.endpointKey] : undefined;
+  let column = UUID_RE.test(key) ? def.table.id : def.endpointKey ? def.table[def.endpointKey] : undefined;
+  let value = key;
+  if (!UUID_RE.test(key) && def.lookupKey) {
+    const l = def.lookupKey(key);
+    column = def.table[l.column]; value = l.value;
+  }
   if (!column) return undefined;
-  const rows = await ex.select().from(def.table).where(eq(column, key)).limit(1);
+  const rows = await ex.select().from(def.table).where(eq(column, value)).limit(1);
   return rows[0] as Record<string, unknown> | undefined;
 }
 
@@ -78,7 +92,7 @@ export interface ListQuery {
   size?: string;
   offset?: string;
   tags?: string;
-  /** Restrict to children of one parent: `{ service_id: "…" }`. */
+  /** Restrict to children of one parent: `{ service_id: "…" }`, or the entity's exact-match filters. */
   where?: Record<string, string>;
 }
 
@@ -145,19 +159,29 @@ export async function listEntities(ex: Executor, def: EntityDef, q: ListQuery): 
 // ---------------------------------------------------------------------------------------------
 // Writes
 
-function validate(def: EntityDef, candidate: Record<string, unknown>): Entity {
-  const violations: Violation[] = [];
+interface Validated { entity: Entity; reveal?: Record<string, unknown> }
+
+function validate(def: EntityDef, candidate: Record<string, unknown>): Validated {
   let input = candidate;
+  let reveal: Record<string, unknown> | undefined;
   if (def.expandInput) {
     const r = def.expandInput(candidate);
-    if (!r.ok) throw schemaViolation([r.violation]);
-    input = r.value;
+    if (!r.ok) throw schemaViolation(r.violations);
+    input = r.value; reveal = r.reveal;
   }
   const parsed = def.schema.safeParse(input);
-  if (!parsed.success) violations.push(...violationsFromZod(parsed.error));
-  if (violations.length) throw schemaViolation(violations);
-  return parsed.data as Entity;
+  if (!parsed.success) throw schemaViolation(violationsFromZod(parsed.error));
+  let entity = parsed.data as Entity;
+  if (def.finalize) {
+    const f = def.finalize(entity);
+    if (f.violations.length) throw schemaViolation(f.violations);
+    entity = f.entity as Entity;
+  }
+  return { entity, reveal };
 }
+
+/** The response body of a write: the stored entity plus what is shown once (a generated key). */
+const answer = (v: Validated): Entity => (v.reveal ? { ...v.entity, ...v.reveal } : v.entity);
 
 /** Resolve `{ name: "x" }` foreign references to `{ id }`, and check every reference exists (code 4 / 13). */
 async function resolveForeignKeys(ex: Executor, def: EntityDef, input: Record<string, unknown>): Promise<void> {
@@ -197,6 +221,10 @@ function mapDbError(def: EntityDef, err: unknown, entity?: Entity): never {
   const e = (err as { cause?: unknown }).cause ?? err;
   const pg = e as { code?: string; constraint?: string; table?: string };
   if (pg.code === '23505' && entity) {
+    const column = pg.constraint?.startsWith(`${def.name}_`) && pg.constraint.endsWith('_unique')
+      ? pg.constraint.slice(def.name.length + 1, -'_unique'.length) : undefined;
+    const custom = column ? def.uniqueError?.(column, entity) : undefined;
+    if (custom) throw AdminError.of(409, ErrorCode.UNIQUE_VIOLATION, custom.message, { fields: custom.fields });
     const field = pg.constraint?.startsWith(`${def.name}_`) && pg.constraint.endsWith('_unique')
       ? pg.constraint.slice(def.name.length + 1, -'_unique'.length)
       : pg.constraint === `${def.name}_pkey` ? 'id' : undefined;
@@ -225,13 +253,14 @@ export async function createEntity(db: Db, def: EntityDef, input: Record<string,
     const body = stripServerFields(input);
     await resolveForeignKeys(tx, def, body);
     const now = nowSeconds();
-    const entity = validate(def, { ...body, id: body.id ?? randomUUID(), created_at: now, updated_at: now });
+    const v = validate(def, stamp(def, { ...body, id: body.id ?? randomUUID() }, now, now));
+    const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
     const version = await bumpVersion(tx);
     try {
       await tx.insert(def.table).values(entityToRow(def, entity));
     } catch (err) { mapDbError(def, err, entity); }
-    return { entity, version };
+    return { entity: answer(v), version };
   });
 }
 
@@ -244,21 +273,22 @@ export async function upsertEntity(db: Db, def: EntityDef, key: string, input: R
     const now = nowSeconds();
     const byId = UUID_RE.test(key);
     if (!byId && !def.endpointKey) throw AdminError.message(404, 'Not found');
-    const identity = byId ? { id: key } : { [def.endpointKey!]: key, id: (existing?.id as string) ?? body.id ?? randomUUID() };
-    const entity = validate(def, {
+    const identity: Record<string, unknown> = byId ? { id: key } : { [def.endpointKey!]: key, id: (existing?.id as string) ?? body.id ?? randomUUID() };
+    if (def.lookupKey && !byId) delete identity[def.endpointKey!];
+    const v = validate(def, stamp(def, {
       ...body,
+      ...(def.lookupKey && !byId ? { [def.endpointKey!]: key } : {}),
       ...identity,
       ...(existing ? { id: existing.id } : {}),
-      created_at: (existing?.created_at as number) ?? now,
-      updated_at: now,
-    });
+    }, (existing?.created_at as number) ?? now, now));
+    const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
     const version = await bumpVersion(tx);
     try {
       if (existing) await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id as string));
       else await tx.insert(def.table).values(entityToRow(def, entity));
     } catch (err) { mapDbError(def, err, entity); }
-    return { entity, version };
+    return { entity: answer(v), version };
   });
 }
 
@@ -279,14 +309,14 @@ export async function updateEntity(db: Db, def: EntityDef, key: string, input: R
         merged[k] = v;
       }
     }
-    merged.updated_at = nowSeconds();
-    const entity = validate(def, merged);
+    const v = validate(def, stamp(def, merged, existing.created_at as number, nowSeconds()));
+    const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
     const version = await bumpVersion(tx);
     try {
       await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id));
     } catch (err) { mapDbError(def, err, entity); }
-    return { entity, version };
+    return { entity: answer(v), version };
   });
 }
 
@@ -306,5 +336,5 @@ export async function deleteEntity(db: Db, def: EntityDef, key: string, scope?: 
 /** Schema-only validation for `POST /schemas/{entity}/validate`. */
 export function validateOnly(def: EntityDef, input: Record<string, unknown>): void {
   const now = nowSeconds();
-  validate(def, { ...stripServerFields(input), id: (input.id as string) ?? randomUUID(), created_at: now, updated_at: now });
+  validate(def, stamp(def, { ...stripServerFields(input), id: (input.id as string) ?? randomUUID() }, now, now));
 }

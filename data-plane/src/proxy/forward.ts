@@ -8,17 +8,40 @@ import { escapePath, normalizePath, type Logger, type Service } from '@portico/s
 import type { Router } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
 import { MESSAGES, sendError } from './errors.ts';
+import { clearIdentityHeaders, type AccessResult, type Exit } from '@portico/shared/plugins/handlers';
+import type { PluginChains } from '../plugins/compile.ts';
+import { isMessageExit, runAccess, runLog, runResponse } from '../plugins/run.ts';
+import { RequestContext } from '../plugins/context.ts';
 import { REQUEST_ID_HEADER, downstreamHeaders, upstreamRequestHeaders } from './headers.ts';
 
 export interface RuntimeConfig {
   version: number;
   hash: string;
   router: Router;
+  plugins: PluginChains;
+}
+
+/** Requests whose body a plugin must read are buffered up to this size. */
+const MAX_BUFFERED_BODY = 8 * 1024 * 1024;
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > limit) { resolve(null); req.destroy(); return; }
+      parts.push(d);
+    });
+    req.on('end', () => resolve(Buffer.concat(parts)));
+    req.on('error', reject);
+  });
 }
 
 interface AccessRecord {
   route: string | null; service: string | null; upstream: string | null;
   upstream_latency_ms: number; proxy_latency_ms: number; error: string | undefined; client_ip: string;
+  consumer?: () => string | null;
 }
 
 export interface ProxyDeps {
@@ -135,8 +158,13 @@ export function createProxy(deps: ProxyDeps) {
       req, requestId, host: upstreamHost, clientIp, listenPort: deps.listenPort,
       originalPath: rawPath, strippedPrefix: route.strip_path ? match.matchedPath : '',
     });
+    clearIdentityHeaders(headers);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     const agent = agents.get(service);
+    const slots = match.compiled.plugins;
+    let ctx: RequestContext | null = null;
+    let upstreamQuery = query;
+    let bodyOverride: Buffer | null = null;
     // No AbortSignal: creating one per request cost a quarter of the throughput here. A client that
     // leaves destroys `res`, which undici's stream() notices and aborts on; before the upstream
     // answers, the wait is bounded by read_timeout.
@@ -147,8 +175,8 @@ export function createProxy(deps: ProxyDeps) {
     const dispatch = () => {
       let responded = false;
       agent.stream({
-        origin, path: upstreamPathname + query, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers,
-        body: hasBody ? req : null,
+        origin, path: upstreamPathname + upstreamQuery, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers,
+        body: bodyOverride ?? (hasBody ? req : null),
         headersTimeout: service.read_timeout, bodyTimeout: service.read_timeout,
       }, ({ statusCode, headers: upHeaders }) => {
         responded = true;
@@ -159,13 +187,17 @@ export function createProxy(deps: ProxyDeps) {
         out['x-portico-upstream-latency'] = String(log.upstream_latency_ms);
         out['x-portico-proxy-latency'] = String(log.proxy_latency_ms);
         out[REQUEST_ID_HEADER] = requestId;
+        if (ctx) {
+          runResponse(slots, ctx, cfg.plugins.env, statusCode, out);
+          Object.assign(out, ctx.responseHeaders);
+        }
         res.writeHead(statusCode, out);
         return res;
       }, (err) => {
         if (!err) return;
         if (res.destroyed && !res.headersSent) return;
         const code = (err as { code?: string }).code ?? '';
-        if (!responded && !hasBody && CONNECT_ERRORS.has(code) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
+        if (!responded && (!hasBody || bodyOverride) && CONNECT_ERRORS.has(code) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
           attempt++;
           upstreamStarted = performance.now();
           dispatch();
@@ -177,7 +209,52 @@ export function createProxy(deps: ProxyDeps) {
         sendError(req, res, timeout ? 504 : 502, timeout ? MESSAGES.timeout : MESSAGES.badGateway, requestId, 'upstream', latencyHeader(started));
       });
     };
-    dispatch();
+    if (slots.length === 0) { dispatch(); return; }
+
+    // Plugins: build the context, run the access phase, then forward or answer.
+    const c = new RequestContext(requestId, req, path, clientIp, route, service, headers, query);
+    ctx = c;
+    log.consumer = () => c.consumer?.id ?? null;
+    if (slots.some((sl) => sl.handler.log)) res.once('finish', () => runLog(slots, c, cfg.plugins.env, res.statusCode));
+    const afterAccess = (exit: AccessResult) => {
+      if (exit) { sendExit(req, res, exit, requestId, started); return; }
+      upstreamQuery = c.finalQuery();
+      if (c.bodyChanged()) bodyOverride = c.serializeBody(headers);
+      dispatch();
+    };
+    const failed = (err: unknown) => {
+      deps.accessLog?.error({ err, request_id: requestId }, 'plugin failed');
+      sendError(req, res, 500, MESSAGES.internal, requestId, 'gateway', latencyHeader(started));
+    };
+    const run = () => {
+      try {
+        const r = runAccess(slots, c, cfg.plugins.env);
+        if (r instanceof Promise) r.then(afterAccess, failed); else afterAccess(r);
+      } catch (err) { failed(err); }
+    };
+    if (hasBody && slots.some((sl) => sl.handler.needsBody?.(sl.base?.config))) {
+      readBody(req, MAX_BUFFERED_BODY).then((buf) => {
+        if (!buf) { sendError(req, res, 413, 'Request size limit exceeded', requestId, 'gateway'); return; }
+        bodyOverride = buf;
+        c.setBody(buf);
+        run();
+      }, failed);
+      return;
+    }
+    run();
+  }
+
+  function sendExit(req: IncomingMessage, res: ServerResponse, exit: Exit, requestId: string, started: number): void {
+    if (isMessageExit(exit)) {
+      sendError(req, res, exit.status, exit.message, requestId, 'gateway', { ...latencyHeader(started), ...exit.headers });
+      return;
+    }
+    const body = JSON.stringify(exit.json);
+    res.writeHead(exit.status, {
+      'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body),
+      [REQUEST_ID_HEADER]: requestId, ...latencyHeader(started), ...exit.headers,
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
   }
 
   function latencyHeader(started: number): Record<string, string> {
@@ -188,7 +265,7 @@ export function createProxy(deps: ProxyDeps) {
     deps.accessLog!.info({
       request_id: requestId, method: req.method, path: req.url, status: res.statusCode,
       latency_ms: Math.round(performance.now() - started), upstream_latency_ms: r.upstream_latency_ms,
-      proxy_latency_ms: r.proxy_latency_ms, route: r.route, service: r.service, client_ip: r.client_ip,
+      proxy_latency_ms: r.proxy_latency_ms, route: r.route, service: r.service, consumer: r.consumer?.() ?? undefined, client_ip: r.client_ip,
       upstream: r.upstream, error: r.error,
     });
   }

@@ -4,6 +4,7 @@
 // without prefix paths (regex, hosts only, …) are scanned in priority order, stopping as soon as a
 // better match is impossible.
 import { compileRoutePathRegex, type Route, type Service } from '@portico/shared';
+import type { PluginSlot } from '../plugins/compile.ts';
 
 export interface MatchInput {
   method: string;
@@ -30,6 +31,8 @@ export interface Match {
 export interface CompiledRoute {
   route: Route;
   service: Service | null;
+  /** The route's plugin chain, in execution order. */
+  plugins: PluginSlot[];
 }
 
 interface HostRule { exact: Set<string>; suffixes: string[]; prefixes: string[]; withPort: { host: string; port: number; kind: 'exact' | 'suffix' | 'prefix' }[] }
@@ -114,7 +117,7 @@ export class Router {
   private readonly scan: SubRoute[];
   readonly size: number;
 
-  constructor(routes: Route[], services: Service[]) {
+  constructor(routes: Route[], services: Service[], chainFor: (route: Route) => PluginSlot[] = () => []) {
     const serviceById = new Map(services.map((s) => [s.id, s]));
     const subs: { sub: Omit<SubRoute, 'rank'>; prio: number[]; route: Route }[] = [];
     for (const route of routes) {
@@ -122,7 +125,7 @@ export class Router {
       // A disabled service takes its routes out of the router (Kong §2.1).
       if (service && !service.enabled) continue;
       if (!route.protocols.includes('http') && !route.protocols.includes('https')) continue;
-      const compiled: CompiledRoute = { route, service };
+      const compiled: CompiledRoute = { route, service, plugins: chainFor(route) };
       const base = { compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), headers: compileHeaders(route.headers) };
       const paths = nonEmpty(route.paths) ? route.paths! : [null];
       for (const p of paths) {

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeSnapshot, writeFileAtomic, type Logger, type Snapshot } from '@portico/shared';
 import { Router } from '../router/router.ts';
+import type { PluginEnv } from '@portico/shared/plugins/handlers';
+import { buildIndex, PluginChains } from '../plugins/compile.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 
 export const CACHE_FILE = 'snapshot.json.gz';
@@ -14,11 +16,16 @@ export type ApplyResult =
   | { status: 'ignored'; reason: string }
   | { status: 'rejected'; error: string };
 
-export function compile(snapshot: Snapshot): RuntimeConfig {
+export type PluginPorts = Omit<PluginEnv, 'index'>;
+
+export function compile(snapshot: Snapshot, ports: PluginPorts): RuntimeConfig {
+  const env: PluginEnv = { ...ports, index: buildIndex(snapshot.config) };
+  const plugins = new PluginChains(snapshot.config.plugins, env);
   return {
     version: snapshot.version,
     hash: snapshot.hash,
-    router: new Router(snapshot.config.routes, snapshot.config.services),
+    router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
+    plugins,
   };
 }
 
@@ -30,7 +37,7 @@ export class ConfigState {
   lastApply: { decode_ms: number; compile_ms: number; routes: number } | null = null;
   private listeners: (() => void)[] = [];
 
-  constructor(private dataDir: string, private log: Logger) {}
+  constructor(private dataDir: string, private log: Logger, private ports: PluginPorts) {}
 
   current = (): RuntimeConfig | null => this.config;
   get version(): number { return this.config?.version ?? 0; }
@@ -62,7 +69,7 @@ export class ConfigState {
     const t1 = performance.now();
     let compiled: RuntimeConfig;
     try {
-      compiled = compile(snapshot);
+      compiled = compile(snapshot, this.ports);
     } catch (err) {
       return this.reject(`snapshot ${snapshot.version} failed to compile: ${(err as Error).message}`);
     }

@@ -1,1 +1,2 @@
-export const plugins = {} as const;
+export { PLUGIN_DEFINITIONS } from './schemas.ts';
+export type * from './types.ts';

@@ -2,10 +2,19 @@
 import { z } from 'zod';
 import { routeSchema } from '../entities/route.ts';
 import { serviceSchema } from '../entities/service.ts';
+import { consumerSchema } from '../entities/consumer.ts';
+import { pluginSchema } from '../entities/plugin.ts';
+import { aclSchema, basicAuthCredentialSchema, jwtSecretSchema, keyAuthCredentialSchema } from '../entities/credentials.ts';
 
 export const configSchema = z.strictObject({
   services: z.array(serviceSchema),
   routes: z.array(routeSchema),
+  consumers: z.array(consumerSchema),
+  plugins: z.array(pluginSchema),
+  keyauth_credentials: z.array(keyAuthCredentialSchema),
+  jwt_secrets: z.array(jwtSecretSchema),
+  basicauth_credentials: z.array(basicAuthCredentialSchema),
+  acls: z.array(aclSchema),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -21,3 +30,8 @@ export const snapshotSchema = z.strictObject({
 export type Snapshot = z.infer<typeof snapshotSchema>;
 
 export const EMPTY_HASH = '0'.repeat(64);
+
+/** A config with every entity list empty. */
+export function emptyConfig(): Config {
+  return { services: [], routes: [], consumers: [], plugins: [], keyauth_credentials: [], jwt_secrets: [], basicauth_credentials: [], acls: [] };
+}

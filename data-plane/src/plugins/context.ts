@@ -1,0 +1,86 @@
+// The per-request context plugins see (shared/src/plugins/types.ts ProxyContext). Built only for
+// routes that have plugins; the query string and body are parsed only if a plugin asks.
+import type { IncomingMessage } from 'node:http';
+import type { AuthenticatedCredential, Consumer, ProxyContext, Route, Service } from '@portico/shared/plugins/handlers';
+
+export class RequestContext implements ProxyContext {
+  consumer: Consumer | null = null;
+  credential: AuthenticatedCredential | null = null;
+  authenticatedGroups: string[] | null = null;
+  responseHeaders: Record<string, string> = {};
+  shared: Record<string, unknown> = {};
+  private params: URLSearchParams | null = null;
+  private paramsInitial = '';
+  private bodyInitial = '';
+  private bodyKind: 'json' | 'form' | null = null;
+  readonly method: string;
+  readonly headers: IncomingMessage['headers'];
+
+  constructor(
+    readonly requestId: string,
+    req: IncomingMessage,
+    readonly path: string,
+    readonly clientIp: string,
+    readonly route: Route,
+    readonly service: Service | null,
+    public upstreamHeaders: Record<string, string | string[]>,
+    private readonly rawQuery: string,
+  ) {
+    this.method = req.method ?? 'GET';
+    this.headers = req.headers;
+  }
+
+  query(): URLSearchParams {
+    if (!this.params) {
+      this.params = new URLSearchParams(this.rawQuery.startsWith('?') ? this.rawQuery.slice(1) : this.rawQuery);
+      this.paramsInitial = this.params.toString();
+    }
+    return this.params;
+  }
+
+  /** The query string to send upstream: the client's bytes unless a plugin changed the arguments. */
+  finalQuery(): string {
+    if (!this.params) return this.rawQuery;
+    const now = this.params.toString();
+    if (now === this.paramsInitial) return this.rawQuery;
+    return now ? `?${now}` : '';
+  }
+
+  /** Parse a buffered JSON or form body into `shared.body` for plugins that read the body. */
+  setBody(buf: Buffer): void {
+    const ctype = String(this.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    try {
+      if (ctype === 'application/json' || ctype.endsWith('+json')) {
+        const v = JSON.parse(buf.toString('utf8'));
+        if (v && typeof v === 'object' && !Array.isArray(v)) { this.shared.body = v; this.bodyKind = 'json'; }
+      } else if (ctype === 'application/x-www-form-urlencoded') {
+        const form: Record<string, string | string[]> = {};
+        for (const [k, v] of new URLSearchParams(buf.toString('utf8'))) {
+          const prev = form[k];
+          form[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+        }
+        this.shared.body = form; this.bodyKind = 'form';
+      }
+    } catch { /* not parseable: plugins see no body */ }
+    this.bodyInitial = this.bodyKind ? JSON.stringify(this.shared.body) : '';
+  }
+
+  bodyChanged(): boolean {
+    return this.bodyKind !== null && JSON.stringify(this.shared.body) !== this.bodyInitial;
+  }
+
+  /** Serialize a changed body back in its own format, fixing Content-Length upstream. */
+  serializeBody(headers: Record<string, string | string[]>): Buffer {
+    const body = this.shared.body as Record<string, unknown>;
+    let out: Buffer;
+    if (this.bodyKind === 'json') out = Buffer.from(JSON.stringify(body));
+    else {
+      const p = new URLSearchParams();
+      for (const [k, v] of Object.entries(body)) for (const one of Array.isArray(v) ? v : [v]) p.append(k, String(one));
+      out = Buffer.from(p.toString());
+    }
+    headers['content-length'] = String(out.length);
+    delete headers['transfer-encoding'];
+    return out;
+  }
+}

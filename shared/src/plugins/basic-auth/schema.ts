@@ -1,0 +1,12 @@
+import { z } from 'zod';
+import { bool, opt } from '../../entities/fields.ts';
+import type { PluginDefinition } from '../types.ts';
+
+export const basicAuthConfig = z.strictObject({
+  anonymous: opt(z.string()).describe('Consumer (id or username) to use when authentication fails'),
+  hide_credentials: bool().default(false).describe('Remove the Authorization header before proxying'),
+  realm: z.string().default('service').describe('Realm in WWW-Authenticate'),
+});
+export type BasicAuthConfig = z.infer<typeof basicAuthConfig>;
+
+export const basicAuth: PluginDefinition = { name: 'basic-auth', priority: 1100, configSchema: basicAuthConfig, noConsumerScope: true };

@@ -1,0 +1,15 @@
+// The DP's view of plugins: the code that runs per request.
+import type { PluginHandler } from './types.ts';
+import { aclHandler } from './acl/handler.ts';
+import { basicAuthHandler } from './basic-auth/handler.ts';
+import { jwtHandler } from './jwt/handler.ts';
+import { keyAuthHandler } from './key-auth/handler.ts';
+
+export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
+  [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler].map((h) => [h.name, h as PluginHandler]),
+);
+export * from './types.ts';
+export { clearIdentityHeaders } from './auth.ts';
+export type { Consumer } from '../entities/consumer.ts';
+export type { Route } from '../entities/route.ts';
+export type { Service } from '../entities/service.ts';

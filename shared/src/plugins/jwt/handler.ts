@@ -1,0 +1,183 @@
+// jwt (reference/kong-compat.md §4.2), plus identity-provider tokens verified against a JWKS
+// (`jwks_uri`, or OIDC `issuer` discovery), audience/issuer checks, scope and claim requirements
+// answered with 403, and claims copied to upstream headers.
+import type { KeyObject } from 'node:crypto';
+import { alreadyAuthenticated, failOrAnonymous, setConsumer, wwwAuthenticate } from '../auth.ts';
+import type { AccessResult, Exit, PluginEnv, PluginHandler, ProxyContext } from '../types.ts';
+import { jwksKey, resolveJwksUri } from './jwks.ts';
+import { jwt, type JwtConfig } from './schema.ts';
+import { decodeJwt, publicKey, secretKey, SUPPORTED_ALGS, verifySignature, type DecodedJwt } from './verify.ts';
+
+interface State {
+  challenge: string;
+  invalid: string;
+  /** Key objects of consumer jwt credentials, built on first use and kept for the snapshot. */
+  keys: Map<string, KeyObject | null>;
+  headerNames: string[];
+  cookieRes: RegExp[];
+}
+
+const BEARER = /^\s*[Bb]earer\s+(.+)$/;
+
+interface Found { token: string; where: 'header' | 'query' | 'cookie'; name: string }
+
+function collectTokens(ctx: ProxyContext, config: JwtConfig, state: State): Found[] {
+  const out: Found[] = [];
+  for (const name of config.uri_param_names) for (const t of ctx.query().getAll(name)) out.push({ token: t, where: 'query', name });
+  const cookie = ctx.headers.cookie;
+  if (cookie) {
+    state.cookieRes.forEach((re, i) => {
+      const m = re.exec(cookie);
+      if (m) out.push({ token: decodeURIComponent(m[1]), where: 'cookie', name: config.cookie_names[i] });
+    });
+  }
+  for (const name of state.headerNames) {
+    const h = ctx.headers[name];
+    for (const v of h === undefined ? [] : Array.isArray(h) ? h : [h]) {
+      const m = BEARER.exec(v);
+      if (m) out.push({ token: m[1].trim(), where: 'header', name });
+    }
+  }
+  return out;
+}
+
+function claimsError(payload: Record<string, unknown>, config: JwtConfig, nowS: number): Record<string, string> | null {
+  const errors: Record<string, string> = {};
+  for (const claim of config.claims_to_verify ?? []) {
+    const v = payload[claim];
+    if (typeof v !== 'number') { errors[claim] = 'must be a number'; continue; }
+    if (claim === 'exp' && v <= nowS) errors.exp = 'token expired';
+    if (claim === 'nbf' && v > nowS) errors.nbf = 'token not valid yet';
+  }
+  if (!errors.exp && config.maximum_expiration > 0 && typeof payload.exp === 'number' && payload.exp - nowS > config.maximum_expiration) {
+    errors.exp = 'exceeds maximum allowed expiration';
+  }
+  return Object.keys(errors).length ? errors : null;
+}
+
+function scopesOf(payload: Record<string, unknown>): Set<string> {
+  const s = payload.scope ?? payload.scp;
+  if (typeof s === 'string') return new Set(s.split(/\s+/).filter(Boolean));
+  if (Array.isArray(s)) return new Set(s.filter((x): x is string => typeof x === 'string'));
+  return new Set();
+}
+
+function forbidden(config: JwtConfig, payload: Record<string, unknown>): Exit | null {
+  const scopes = scopesOf(payload);
+  for (const need of config.required_scopes) {
+    if (!scopes.has(need)) return { status: 403, json: { message: `missing required scope '${need}'` } };
+  }
+  for (const [claim, allowed] of Object.entries(config.required_claims)) {
+    const v = payload[claim];
+    const values = Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)];
+    if (!values.some((x) => allowed.includes(x))) return { status: 403, json: { message: `claim '${claim}' does not allow access` } };
+  }
+  return null;
+}
+
+function copyClaims(ctx: ProxyContext, config: JwtConfig, payload: Record<string, unknown>): void {
+  for (const [claim, header] of Object.entries(config.claims_to_headers)) {
+    const v = payload[claim];
+    const name = header.toLowerCase();
+    if (v === undefined || v === null) delete ctx.upstreamHeaders[name];
+    else ctx.upstreamHeaders[name] = typeof v === 'string' ? v : Array.isArray(v) ? v.join(' ') : JSON.stringify(v);
+  }
+}
+
+function hide(ctx: ProxyContext, found: Found[]): void {
+  for (const f of found) {
+    if (f.where === 'header') delete ctx.upstreamHeaders[f.name];
+    else if (f.where === 'query') ctx.query().delete(f.name);
+  }
+}
+
+async function verifyWithJwks(jwtTok: DecodedJwt, config: JwtConfig, env: PluginEnv): Promise<string | null> {
+  const alg = jwtTok.header.alg as string;
+  if (!(config.algorithms as string[]).includes(alg)) return 'Invalid algorithm';
+  const uri = config.jwks_uri ?? (config.issuer ? await resolveJwksUri(config.issuer, env) : null);
+  if (!uri) return 'Invalid key/secret';
+  const kid = typeof jwtTok.header.kid === 'string' ? jwtTok.header.kid : undefined;
+  const candidates = await jwksKey(uri, kid, config.jwks_cache_ttl * 1000, config.jwks_refresh_cooldown * 1000, env);
+  if (candidates.length === 0) return 'Invalid key/secret';
+  for (const c of candidates) {
+    if (c.alg && c.alg !== alg) continue;
+    if (verifySignature(jwtTok, alg, c.key)) return null;
+  }
+  return 'Invalid signature';
+}
+
+export const jwtHandler: PluginHandler<JwtConfig, State> = {
+  name: jwt.name,
+  priority: jwt.priority,
+  init(config) {
+    return {
+      challenge: wwwAuthenticate('Bearer', config.realm),
+      invalid: wwwAuthenticate('Bearer', config.realm, 'error="invalid_token"'),
+      keys: new Map(),
+      headerNames: config.header_names.map((h) => h.toLowerCase()),
+      cookieRes: config.cookie_names.map((n) => new RegExp(`(?:^|;\\s*)${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=([^;]*)`)),
+    };
+  },
+  access: function jwtAccess(ctx, config, state, env): AccessResult | Promise<AccessResult> {
+    if (!config.run_on_preflight && ctx.method === 'OPTIONS') return;
+    if (alreadyAuthenticated(ctx, config.anonymous)) return;
+    const found = collectTokens(ctx, config, state);
+    const tokens = new Set(found.map((f) => f.token));
+    const fail = (status: number, body: Record<string, unknown>, challenge = state.invalid) =>
+      failOrAnonymous(ctx, config.anonymous, env, { status, json: body, headers: { 'www-authenticate': challenge } });
+    if (tokens.size === 0) return fail(401, { message: 'Unauthorized' }, state.challenge);
+    if (tokens.size > 1) return fail(401, { message: 'Multiple tokens provided' });
+    const [token] = tokens;
+    const decoded = decodeJwt(token);
+    if (!decoded) return fail(401, { message: 'Bad token; invalid JSON' });
+    const alg = decoded.header.alg;
+    if (typeof alg !== 'string' || !SUPPORTED_ALGS.has(alg)) return fail(401, { message: 'Bad token; invalid alg' });
+    const nowS = env.now() / 1000;
+
+    const finish = (consumerId: string | null, credential: { id: string; key: string } | null): AccessResult => {
+      const claims = claimsError(decoded.payload, config, nowS);
+      if (claims) return fail(401, claims);
+      if (config.issuer && decoded.payload.iss !== config.issuer) return fail(401, { iss: 'does not match the configured issuer' });
+      if (config.audience) {
+        const aud = decoded.payload.aud;
+        const auds = Array.isArray(aud) ? aud : aud === undefined ? [] : [aud];
+        if (!auds.some((a) => config.audience!.includes(String(a)))) return fail(401, { aud: 'audience not allowed' });
+      }
+      const denied = forbidden(config, decoded.payload);
+      if (denied) return denied;
+      const consumer = consumerId ? env.index.consumersById.get(consumerId) : undefined;
+      if (consumer) setConsumer(ctx, consumer, credential ? { id: credential.id, identifier: credential.key } : null);
+      else ctx.credential = { id: null, identifier: String(decoded.payload.sub ?? '') };
+      copyClaims(ctx, config, decoded.payload);
+      if (config.hide_credentials) hide(ctx, found);
+    };
+
+    if (config.jwks_uri || config.issuer) {
+      return verifyWithJwks(decoded, config, env).then((err) => {
+        if (err) return fail(401, { message: err });
+        // An IdP token may still name a consumer through a jwt credential keyed by its claim.
+        const claim = decoded.payload[config.key_claim_name];
+        const secret = typeof claim === 'string' ? env.index.jwtByKey.get(claim) : undefined;
+        return finish(secret?.consumer?.id ?? null, secret ? { id: secret.id, key: secret.key } : null);
+      });
+    }
+
+    const claimName = config.key_claim_name;
+    const claim = decoded.payload[claimName] ?? decoded.header[claimName];
+    if (claim === undefined || claim === null) return fail(401, { message: `No mandatory '${claimName}' in claims` });
+    if (typeof claim !== 'string' || claim === '') return fail(401, { message: `Invalid '${claimName}' in claims` });
+    const secret = env.index.jwtByKey.get(claim);
+    if (!secret) return fail(401, { message: `No credentials found for given '${claimName}'` });
+    if (secret.algorithm !== alg) return fail(401, { message: 'Invalid algorithm' });
+    let key = state.keys.get(secret.id);
+    if (key === undefined) {
+      try {
+        key = alg.startsWith('HS') ? (secret.secret ? secretKey(secret.secret, config.secret_is_base64) : null) : publicKey(secret.rsa_public_key!);
+      } catch { key = null; }
+      state.keys.set(secret.id, key);
+    }
+    if (!key) return fail(401, { message: 'Invalid key/secret' });
+    if (!verifySignature(decoded, alg, key)) return fail(401, { message: 'Invalid signature' });
+    return finish(secret.consumer?.id ?? null, { id: secret.id, key: secret.key });
+  },
+};

@@ -1,0 +1,11 @@
+// The CP's view of plugins: names, priorities and config schemas. No handler code is imported here.
+import type { PluginDefinition } from './types.ts';
+import { acl } from './acl/schema.ts';
+import { basicAuth } from './basic-auth/schema.ts';
+import { jwt } from './jwt/schema.ts';
+import { keyAuth } from './key-auth/schema.ts';
+
+export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
+  [keyAuth, jwt, basicAuth, acl].map((d) => [d.name, d]),
+);
+export type { PluginDefinition };

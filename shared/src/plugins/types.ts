@@ -1,0 +1,106 @@
+// The plugin contract. A plugin is a folder: `schema.ts` (its config, read by the CP) and
+// `handler.ts` (what runs in the DP). Handlers reach time, logs, HTTP and credentials only through
+// `PluginEnv`, so each can be unit-tested with in-memory ports.
+//
+// Request lifecycle in a data plane (one request):
+//
+//   match route ─► build upstream headers ─► access phase, by priority (high first)
+//                                              │  any handler may answer: 401/403/429/… (Exit)
+//                                              │  auth handlers set ctx.consumer; consumer-scoped
+//                                              │  configs of later plugins are picked after that
+//                                              ▼
+//                  upstream request ─► response phase (status, headers; before they are sent)
+//                                              ▼
+//                  body streamed to the client ─► log phase (after the response; never delays it)
+import type { IncomingHttpHeaders } from 'node:http';
+import type { z } from 'zod';
+import type { Consumer } from '../entities/consumer.ts';
+import type { Route } from '../entities/route.ts';
+import type { Service } from '../entities/service.ts';
+import type { BasicAuthCredential, JwtSecret, KeyAuthCredential } from '../entities/credentials.ts';
+
+export interface AuthenticatedCredential {
+  id: string | null;
+  /** What X-Credential-Identifier carries (key-auth: credential id; jwt: key; basic-auth: username). */
+  identifier: string;
+}
+
+export interface ProxyContext {
+  readonly requestId: string;
+  readonly method: string;
+  /** Normalized request path, no query. */
+  readonly path: string;
+  /** Request headers as the client sent them. */
+  readonly headers: IncomingHttpHeaders;
+  readonly clientIp: string;
+  readonly route: Route;
+  readonly service: Service | null;
+  /** Query arguments; changes here reach the upstream. */
+  query(): URLSearchParams;
+  /** Headers sent upstream; set or delete here. */
+  upstreamHeaders: Record<string, string | string[]>;
+  /** Headers added to the response. */
+  responseHeaders: Record<string, string>;
+  consumer: Consumer | null;
+  credential: AuthenticatedCredential | null;
+  authenticatedGroups: string[] | null;
+  /** Scratch space shared by the plugins of one request. */
+  shared: Record<string, unknown>;
+}
+
+/**
+ * A handler's answer in place of the upstream's. `message` is Kong's kong.response.error
+ * (`{"message","request_id"}`, format negotiated); `json` is kong.response.exit (the body as given).
+ */
+export type Exit =
+  | { status: number; message: string; headers?: Record<string, string> }
+  | { status: number; json: unknown; headers?: Record<string, string> };
+
+export type AccessResult = Exit | undefined | void;
+
+export interface CredentialIndex {
+  consumersById: Map<string, Consumer>;
+  consumersByUsername: Map<string, Consumer>;
+  keyAuthByHash: Map<string, KeyAuthCredential>;
+  jwtByKey: Map<string, JwtSecret>;
+  basicAuthByUsername: Map<string, BasicAuthCredential>;
+  aclGroupsByConsumer: Map<string, string[]>;
+}
+
+export interface PluginLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** The ports a handler may use. One per snapshot. */
+export interface PluginEnv {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  log: PluginLogger;
+  /** GET a JSON document (JWKS, OIDC discovery). */
+  getJson(url: string, timeoutMs: number): Promise<unknown>;
+  index: CredentialIndex;
+}
+
+export interface PluginDefinition {
+  name: string;
+  /** Kong's PRIORITY: higher runs first. */
+  priority: number;
+  configSchema: z.ZodObject;
+  /** Auth plugins identify the consumer, so they cannot be scoped to one. */
+  noConsumerScope?: boolean;
+}
+
+export interface PluginHandler<C = any, S = any> {
+  name: string;
+  priority: number;
+  /** Per-instance state built once per snapshot (compiled maps, key objects, a JWKS cache). */
+  init?(config: C, env: PluginEnv): S;
+  /** Whether this config needs the request body parsed (buffered) before the access phase. */
+  needsBody?(config: C | undefined): boolean;
+  access?(ctx: ProxyContext, config: C, state: S, env: PluginEnv): AccessResult | Promise<AccessResult>;
+  /** Before the response head is sent: may change status-independent headers. */
+  response?(ctx: ProxyContext, status: number, headers: Record<string, string | string[]>, config: C, state: S, env: PluginEnv): void;
+  /** After the response is sent. */
+  log?(ctx: ProxyContext, status: number, config: C, state: S, env: PluginEnv): void;
+}
