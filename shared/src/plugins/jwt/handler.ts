@@ -45,6 +45,7 @@ function claimsError(payload: Record<string, unknown>, config: JwtConfig, nowS: 
   const errors: Record<string, string> = {};
   for (const claim of config.claims_to_verify ?? []) {
     const v = payload[claim];
+    if (v === undefined) continue; // as Kong: only claims present are checked
     if (typeof v !== 'number') { errors[claim] = 'must be a number'; continue; }
     if (claim === 'exp' && v <= nowS) errors.exp = 'token expired';
     if (claim === 'nbf' && v > nowS) errors.nbf = 'token not valid yet';
