@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { routeSchema, serviceSchema } from '@portico/shared';
 import { Router } from '../../data-plane/src/router/router.ts';
 import { startStack, dpVersion } from '../harness/stack.ts';
@@ -25,23 +26,24 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 
 interface Load { rps: number; p50: number; p99: number }
 
-function wrk(url: string): Load {
+function wrk(url: string, headers: Record<string, string> = {}): Load {
   const lua = path.join(os.tmpdir(), 'portico-wrk.lua');
   writeFileSync(lua, `done = function(s, l, r)
   io.write(string.format("RESULT %f %f %f\\n", s.requests / (s.duration / 1e6), l:percentile(50) / 1000, l:percentile(99) / 1000))
 end\n`);
-  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, '-s', lua, url], { encoding: 'utf8' });
+  const h = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+  const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, ...h, '-s', lua, url], { encoding: 'utf8' });
   const m = /RESULT ([\d.]+) ([\d.]+) ([\d.]+)/.exec(out)!;
   return { rps: Number(m[1]), p50: Number(m[2]), p99: Number(m[3]) };
 }
 
-async function autocannon(url: string): Promise<Load> {
+async function autocannon(url: string, headers: Record<string, string> = {}): Promise<Load> {
   const { default: ac } = await import('autocannon');
-  const r = await ac({ url, connections: CONNECTIONS, duration: DURATION_S });
+  const r = await ac({ url, connections: CONNECTIONS, duration: DURATION_S, headers });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
 }
 
-const load = (url: string) => (has('wrk') ? Promise.resolve(wrk(url)) : autocannon(url));
+const load = (url: string, headers?: Record<string, string>) => (has('wrk') ? Promise.resolve(wrk(url, headers)) : autocannon(url, headers));
 
 /** nginx as the upstream (fast and steady), or a Node server when nginx is absent. */
 async function startOrigin(): Promise<{ url: string; port: number; stop: () => void }> {
@@ -116,15 +118,40 @@ async function main() {
   const nginx = await startNginxProxy(origin.port);
   const fastify = await startFastifyProxy(origin.url);
 
-  const targets: [string, string][] = [
+  // Auth routes: key-auth, jwt HS256, jwt RS256, each a route of its own on the same service.
+  await stack.write('POST', '/consumers', { username: 'bench' });
+  await stack.write('POST', '/consumers/bench/key-auth', { key: 'bench-key' });
+  await stack.write('POST', '/consumers/bench/jwt', { key: 'bench-hs', secret: 'bench-secret-bench-secret-bench-secret' });
+  const rsa = await generateKeyPair('RS256', { extractable: true });
+  await stack.write('POST', '/consumers/bench/jwt', { key: 'bench-rs', algorithm: 'RS256', rsa_public_key: await exportSPKI(rsa.publicKey) });
+  for (const [name, plugin] of [['ka', 'key-auth'], ['hs', 'jwt'], ['rs', 'jwt']]) {
+    await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
+    await stack.write('POST', `/routes/${name}/plugins`, { name: plugin });
+  }
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  const hsToken = await new SignJWT({ iss: 'bench-hs', exp }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('bench-secret-bench-secret-bench-secret'));
+  const rsToken = await new SignJWT({ iss: 'bench-rs', exp }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
+
+  const targets: [string, string, Record<string, string>?][] = [
     ['upstream direct', `${origin.url}/anything`],
     ['portico DP', `${stack.dps[0].proxy}/mock/anything`],
     ...(nginx ? [['nginx proxy_pass', nginx.url] as [string, string]] : []),
     ['@fastify/http-proxy', fastify.url],
+    ['portico + key-auth', `${stack.dps[0].proxy}/ka/anything`, { apikey: 'bench-key' }],
+    ['portico + jwt HS256', `${stack.dps[0].proxy}/hs/anything`, { authorization: `Bearer ${hsToken}` }],
+    ['portico + jwt RS256', `${stack.dps[0].proxy}/rs/anything`, { authorization: `Bearer ${rsToken}` }],
   ];
+  for (const [name, url, headers] of targets) {
+    const r = await fetch(url, { headers });
+    if (r.status !== 200) throw new Error(`${name}: ${url} answered ${r.status}`);
+  }
+  // Warm every target up (JIT, pools) before measuring.
+  for (const [, url, headers] of targets) {
+    if (has('wrk')) execFileSync('wrk', ['-t1', '-c10', '-d1s', ...Object.entries(headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url], { stdio: 'ignore' });
+  }
   const results = new Map<string, Load[]>(targets.map(([n]) => [n, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, url] of targets) results.get(name)!.push(await load(url));
+    for (const [name, url, headers] of targets) results.get(name)!.push(await load(url, headers));
   }
   const med = (name: string) => {
     const xs = results.get(name)!;
@@ -132,12 +159,13 @@ async function main() {
   };
   const base = nginx ? med('nginx proxy_pass').rps : med('upstream direct').rps;
   say('');
-  say(`| target | req/s | p50 ms | p99 ms | × ${nginx ? 'nginx' : 'upstream'} | × upstream |`);
-  say('|---|---:|---:|---:|---:|---:|');
+  say(`| target | req/s | p50 ms | p99 ms | × ${nginx ? 'nginx' : 'upstream'} | × upstream | × portico DP |`);
+  say('|---|---:|---:|---:|---:|---:|---:|');
   const direct = med('upstream direct').rps;
+  const plain = med('portico DP').rps;
   for (const [name] of targets) {
     const m = med(name);
-    say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / base).toFixed(2)} | ${(m.rps / direct).toFixed(2)} |`);
+    say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / base).toFixed(2)} | ${(m.rps / direct).toFixed(2)} | ${(m.rps / plain).toFixed(2)} |`);
   }
 
   // Admin write → all 3 DPs serving.
@@ -174,6 +202,16 @@ async function main() {
   say(`10,000 routes: snapshot ${(cpInfo.bytes / 1024).toFixed(0)} KB gzip; build ${cpInfo.build_ms} ms, publish ${cpInfo.publish_ms} ms; write → all 3 DPs applied ${total.toFixed(0)} ms; DP decode+validate ${apply.decode_ms} ms, compile ${apply.compile_ms} ms; DP RSS ${(st.memory.rss_bytes / 2 ** 20).toFixed(0)} MB`);
   const big = wrk10k(stack.dps[0].proxy);
   say(`portico DP with 10,012 routes: ${big.rps.toFixed(0)} req/s (× ${(big.rps / med('portico DP').rps).toFixed(2)} of the 2-route run above), p99 ${big.p99.toFixed(2)} ms`);
+
+  // Uncached signature checks (the plugin remembers verified tokens; this is the first sight of one).
+  const { decodeJwt, publicKey, secretKey, verifySignature } = await import('../../shared/src/plugins/jwt/verify.ts');
+  const perVerify = (token: string, alg: string, key: ReturnType<typeof secretKey>) => {
+    const N = 5_000;
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) verifySignature(decodeJwt(token)!, alg, key);
+    return Number(process.hrtime.bigint() - t) / N / 1000;
+  };
+  say(`jwt verification without the cache (decode + verify, in-process): HS256 ${perVerify(hsToken, 'HS256', secretKey('bench-secret-bench-secret-bench-secret', false)).toFixed(1)} µs, RS256 ${perVerify(rsToken, 'RS256', publicKey(await exportSPKI(rsa.publicKey))).toFixed(1)} µs`);
 
   const rc = routingCost();
   say(`routing cost per request (Router.match, in-process): ${rc.n10.toFixed(0)} ns at 10 routes, ${rc.n10k.toFixed(0)} ns at 10,000 routes (× ${(rc.n10k / rc.n10).toFixed(2)})`);

@@ -142,6 +142,21 @@ describe('scope precedence and hide_credentials', () => {
     assert.equal((await get('/svc2b', { 'svc-key': 'top-secret-key' })).status, 401);
   });
 
+  it('reads a key from a form or JSON body and hides it from the upstream', async () => {
+    await s.write('POST', '/services/example_service/routes', { name: 'body-key', paths: ['/bodykey'] });
+    await s.write('POST', '/routes/body-key/plugins', { name: 'key-auth', config: { key_in_body: true, key_in_header: false, hide_credentials: true } });
+    const post = (body: string, ctype: string) => fetch(`${s.dps[0].proxy}/bodykey`, { method: 'POST', body, headers: { 'content-type': ctype } });
+    const f = await post('apikey=top-secret-key&item=3', 'application/x-www-form-urlencoded');
+    assert.equal(f.status, 200);
+    const fe = await f.json() as Echo;
+    assert.equal(fe.body, 'item=3');
+    assert.equal(Number(fe.headers['content-length']), 6);
+    const j = await post('{"apikey":"top-secret-key","item":3}', 'application/json');
+    assert.equal(j.status, 200);
+    assert.deepEqual(JSON.parse((await j.json() as Echo).body), { item: 3 });
+    assert.equal((await post('{"apikey":"wrong"}', 'application/json')).status, 401);
+  });
+
   it('falls back to the anonymous consumer when configured', async () => {
     await s.write('POST', '/consumers', { username: 'anon' });
     await s.write('POST', '/services/example_service/routes', { name: 'open', paths: ['/open'] });

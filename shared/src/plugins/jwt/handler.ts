@@ -8,7 +8,19 @@ import { jwksKey, resolveJwksUri } from './jwks.ts';
 import { jwt, type JwtConfig } from './schema.ts';
 import { decodeJwt, publicKey, secretKey, SUPPORTED_ALGS, verifySignature, type DecodedJwt } from './verify.ts';
 
+/** Signatures remembered per snapshot; exp/nbf and the other claim checks still run every time. */
+const MAX_VERIFIED = 10_000;
+
+interface Verified {
+  decoded: DecodedJwt;
+  consumerId: string | null;
+  credential: { id: string; key: string } | null;
+  /** ms; JWKS-verified entries expire with the JWKS cache, so a withdrawn key stops working. */
+  until: number;
+}
+
 interface State {
+  verified: Map<string, Verified>;
   challenge: string;
   invalid: string;
   /** Key objects of consumer jwt credentials, built on first use and kept for the snapshot. */
@@ -112,6 +124,7 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
   priority: jwt.priority,
   init(config) {
     return {
+      verified: new Map(),
       challenge: wwwAuthenticate('Bearer', config.realm),
       invalid: wwwAuthenticate('Bearer', config.realm, 'error="invalid_token"'),
       keys: new Map(),
@@ -129,13 +142,20 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
     if (tokens.size === 0) return fail(401, { message: 'Unauthorized' }, state.challenge);
     if (tokens.size > 1) return fail(401, { message: 'Multiple tokens provided' });
     const [token] = tokens;
+    const nowMs = env.now();
+    const nowS = nowMs / 1000;
+    const hit = state.verified.get(token);
+    if (hit && hit.until > nowMs) return finish(hit.decoded, hit.consumerId, hit.credential);
     const decoded = decodeJwt(token);
     if (!decoded) return fail(401, { message: 'Bad token; invalid JSON' });
     const alg = decoded.header.alg;
     if (typeof alg !== 'string' || !SUPPORTED_ALGS.has(alg)) return fail(401, { message: 'Bad token; invalid alg' });
-    const nowS = env.now() / 1000;
+    const remember = (consumerId: string | null, credential: { id: string; key: string } | null, ttlMs: number) => {
+      if (state.verified.size >= MAX_VERIFIED) state.verified.clear();
+      state.verified.set(token, { decoded, consumerId, credential, until: nowMs + ttlMs });
+    };
 
-    const finish = (consumerId: string | null, credential: { id: string; key: string } | null): AccessResult => {
+    function finish(decoded: DecodedJwt, consumerId: string | null, credential: { id: string; key: string } | null): AccessResult {
       const claims = claimsError(decoded.payload, config, nowS);
       if (claims) return fail(401, claims);
       if (config.issuer && decoded.payload.iss !== config.issuer) return fail(401, { iss: 'does not match the configured issuer' });
@@ -151,7 +171,7 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
       else ctx.credential = { id: null, identifier: String(decoded.payload.sub ?? '') };
       copyClaims(ctx, config, decoded.payload);
       if (config.hide_credentials) hide(ctx, found);
-    };
+    }
 
     if (config.jwks_uri || config.issuer) {
       return verifyWithJwks(decoded, config, env).then((err) => {
@@ -159,7 +179,9 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
         // An IdP token may still name a consumer through a jwt credential keyed by its claim.
         const claim = decoded.payload[config.key_claim_name];
         const secret = typeof claim === 'string' ? env.index.jwtByKey.get(claim) : undefined;
-        return finish(secret?.consumer?.id ?? null, secret ? { id: secret.id, key: secret.key } : null);
+        const cred = secret ? { id: secret.id, key: secret.key } : null;
+        remember(secret?.consumer?.id ?? null, cred, config.jwks_cache_ttl * 1000);
+        return finish(decoded, secret?.consumer?.id ?? null, cred);
       });
     }
 
@@ -179,6 +201,7 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
     }
     if (!key) return fail(401, { message: 'Invalid key/secret' });
     if (!verifySignature(decoded, alg, key)) return fail(401, { message: 'Invalid signature' });
-    return finish(secret.consumer?.id ?? null, { id: secret.id, key: secret.key });
+    remember(secret.consumer?.id ?? null, { id: secret.id, key: secret.key }, Infinity);
+    return finish(decoded, secret.consumer?.id ?? null, { id: secret.id, key: secret.key });
   },
 };
