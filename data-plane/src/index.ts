@@ -10,6 +10,8 @@ import {
 } from '@portico/shared';
 import { ConfigState } from './sync/config-state.ts';
 import { getJson } from './adapters/http.ts';
+import { RateLimitStores } from './adapters/redis-rate-limit.ts';
+import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createUpgradeHandler } from './proxy/websocket.ts';
@@ -39,7 +41,17 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   mkdirSync(env.PORTICO_DATA_DIR, { recursive: true });
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR);
   const startedAt = Date.now();
-  const state = new ConfigState(env.PORTICO_DATA_DIR, log, { now: Date.now, log, getJson });
+  // Ports plugins use; they outlive snapshots, so counters and Redis connections survive config changes.
+  const pluginCounters = new Map<string, number>();
+  const localRateLimitStore = new MemoryRateLimitStore();
+  const sweep = setInterval(() => localRateLimitStore.sweep(), 60_000);
+  sweep.unref();
+  const rateLimitStores = new RateLimitStores(env.REDIS_URL, log);
+  const state = new ConfigState(env.PORTICO_DATA_DIR, log, {
+    now: Date.now, log, getJson, localRateLimitStore,
+    rateLimitStore: (c) => rateLimitStores.get(c),
+    counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
+  });
   state.loadCache();
 
   let draining = false;
@@ -64,7 +76,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   proxyServer.on('upgrade', createUpgradeHandler(deps));
   await listen(proxyServer, env.PORTICO_PROXY_LISTEN.host, env.PORTICO_PROXY_LISTEN.port);
 
-  const status = createStatusApp({ nodeId, state, draining: () => draining, counters });
+  const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
   await listen(statusServer, env.PORTICO_STATUS_LISTEN.host, env.PORTICO_STATUS_LISTEN.port);
   log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
@@ -94,6 +106,8 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       await closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS);
       await closeServer(statusServer, 1_000);
       await proxy.close();
+      clearInterval(sweep);
+      rateLimitStores.close();
       await subscriber.close();
     },
   };

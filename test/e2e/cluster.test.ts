@@ -3,6 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
+import { emptyConfig } from '@portico/shared';
 import { connect } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import pg from 'pg';
@@ -66,7 +67,7 @@ describe('config distribution', () => {
     const nc = await connect({ servers: s.nats.url });
     const os = await new Objm(nc).create('portico_config');
     const before = await dpVersion(s.dps[0]);
-    const bogus = gzipSync(JSON.stringify({ version: before + 1000, hash: 'f'.repeat(64), built_at: 0, config: { services: [], routes: [] } }));
+    const bogus = gzipSync(JSON.stringify({ version: before + 1000, hash: 'f'.repeat(64), built_at: 0, config: emptyConfig() }));
     await os.putBlob({ name: 'snapshot', metadata: { version: String(before + 1000), hash: 'f'.repeat(64) } }, bogus);
     await nc.close();
     const st = await waitFor('DP reports the rejection', async () => {

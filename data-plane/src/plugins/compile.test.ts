@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { emptyConfig, pluginSchema, routeSchema, type PluginEntity } from '@portico/shared';
-import type { PluginEnv } from '@portico/shared/plugins/handlers';
+import { MemoryRateLimitStore, type PluginEnv } from '@portico/shared/plugins/handlers';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import { buildIndex, PluginChains } from './compile.ts';
 
@@ -18,7 +18,11 @@ function plugin(name: string, scope: { route?: string; service?: string; consume
   });
 }
 const route = routeSchema.parse({ id: ROUTE, created_at: 0, updated_at: 0, paths: ['/x'], service: { id: SVC } });
-const env: PluginEnv = { now: Date.now, log: { warn() {}, error() {} }, getJson: async () => ({}), index: buildIndex(emptyConfig()) };
+const local = new MemoryRateLimitStore();
+const env: PluginEnv = {
+  now: Date.now, log: { warn() {}, error() {} }, getJson: async () => ({}), index: buildIndex(emptyConfig()),
+  localRateLimitStore: local, rateLimitStore: () => local, counters: { increment() {} },
+};
 const realm = (chains: PluginChains, consumer: string | null) => {
   const slot = chains.chainFor(route).find((s) => s.name === 'key-auth')!;
   return PluginChains.pick(slot, route, consumer)?.config.realm;

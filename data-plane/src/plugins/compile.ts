@@ -74,7 +74,7 @@ export class PluginChains {
       const handler = PLUGIN_HANDLERS.get(p.name);
       if (!handler) throw new Error(`plugin '${p.name}' is not available on this data plane`);
       const inst: PluginInstance = {
-        id: p.id, name: p.name, config: p.config, handler, state: handler.init ? handler.init(p.config, env) : undefined,
+        id: p.id, name: p.name, config: p.config, handler, state: handler.init ? handler.init(p.config, env, p.id) : undefined,
         routeId: idOf(p.route), serviceId: idOf(p.service), consumerId: idOf(p.consumer),
       };
       this.instances.push(inst);

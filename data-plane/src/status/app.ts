@@ -9,6 +9,7 @@ export interface StatusDeps {
   state: ConfigState;
   draining: () => boolean;
   counters: { requests: number; connections: number };
+  pluginCounters: Map<string, number>;
 }
 
 export function createStatusApp(d: StatusDeps): Hono {
@@ -43,6 +44,7 @@ export function createStatusApp(d: StatusDeps): Hono {
       '# HELP portico_process_resident_memory_bytes Resident memory.',
       '# TYPE portico_process_resident_memory_bytes gauge',
       `portico_process_resident_memory_bytes ${mem.rss}`,
+      ...[...d.pluginCounters].flatMap(([name, value]) => [`# TYPE portico_${name}_total counter`, `portico_${name}_total ${value}`]),
       '',
     ];
     return c.text(lines.join('\n'), 200, { 'content-type': 'text/plain; version=0.0.4' });

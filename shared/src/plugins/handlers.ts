@@ -4,12 +4,15 @@ import { aclHandler } from './acl/handler.ts';
 import { basicAuthHandler } from './basic-auth/handler.ts';
 import { jwtHandler } from './jwt/handler.ts';
 import { keyAuthHandler } from './key-auth/handler.ts';
+import { rateLimitingHandler } from './rate-limiting/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
-  [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler].map((h) => [h.name, h as PluginHandler]),
+  [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
+export type { RedisConnectionConfig } from './types.ts';
 export { clearIdentityHeaders } from './auth.ts';
 export type { Consumer } from '../entities/consumer.ts';
 export type { Route } from '../entities/route.ts';
 export type { Service } from '../entities/service.ts';
+export { MemoryRateLimitStore, type RateLimitStore, type Decision, type Limit, type Algorithm } from './rate-limiting/store.ts';

@@ -18,6 +18,7 @@ import type { Consumer } from '../entities/consumer.ts';
 import type { Route } from '../entities/route.ts';
 import type { Service } from '../entities/service.ts';
 import type { BasicAuthCredential, JwtSecret, KeyAuthCredential } from '../entities/credentials.ts';
+import type { RateLimitStore } from './rate-limiting/store.ts';
 
 export interface AuthenticatedCredential {
   id: string | null;
@@ -72,8 +73,26 @@ export interface PluginLogger {
   error(obj: object, msg: string): void;
 }
 
+export interface RedisConnectionConfig {
+  host: string | null;
+  port: number;
+  timeout: number;
+  username: string | null;
+  password: string | null;
+  database: number;
+  ssl: boolean;
+  ssl_verify: boolean;
+  server_name: string | null;
+}
+
 /** The ports a handler may use. One per snapshot. */
 export interface PluginEnv {
+  /** Node-local rate-limit counters. */
+  localRateLimitStore: RateLimitStore;
+  /** Cluster-wide counters in Redis (the config's, or the node's REDIS_URL when it names no host). */
+  rateLimitStore(redis: RedisConnectionConfig): RateLimitStore;
+  /** Counters exported on /metrics. */
+  counters: { increment(name: string): void };
   /** Milliseconds since the epoch. */
   now(): number;
   log: PluginLogger;
@@ -95,7 +114,7 @@ export interface PluginHandler<C = any, S = any> {
   name: string;
   priority: number;
   /** Per-instance state built once per snapshot (compiled maps, key objects, a JWKS cache). */
-  init?(config: C, env: PluginEnv): S;
+  init?(config: C, env: PluginEnv, instanceId: string): S;
   /** Whether this config needs the request body parsed (buffered) before the access phase. */
   needsBody?(config: C | undefined): boolean;
   access?(ctx: ProxyContext, config: C, state: S, env: PluginEnv): AccessResult | Promise<AccessResult>;
