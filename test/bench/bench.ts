@@ -14,7 +14,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { routeSchema, serviceSchema } from '@portico/shared';
 import { Router } from '../../data-plane/src/router/router.ts';
 import { startStack, dpVersion } from '../harness/stack.ts';
-import { freePort, portOpen, waitFor } from '../harness/procs.ts';
+import { freePort, portOpen, startRedis, waitFor } from '../harness/procs.ts';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -112,7 +112,8 @@ async function main() {
   say(`# Portico benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores, node ${process.version}, ${has('wrk') ? 'wrk' : 'autocannon'} -c${CONNECTIONS}, ${DURATION_S}s × ${ROUNDS} rounds (medians)`);
 
   const origin = await startOrigin();
-  const stack = await startStack({ dps: 3, dpEnv: { PORTICO_ACCESS_LOG: process.env.BENCH_ACCESS_LOG ?? 'off', PORTICO_LOG_LEVEL: 'warn' } });
+  const redis = await startRedis();
+  const stack = await startStack({ dps: 3, dpEnv: { PORTICO_ACCESS_LOG: process.env.BENCH_ACCESS_LOG ?? 'off', PORTICO_LOG_LEVEL: 'warn', REDIS_URL: redis.url } });
   await stack.write('POST', '/services', { name: 'bench', url: origin.url });
   await stack.write('POST', '/services/bench/routes', { name: 'bench', paths: ['/mock'] });
   const nginx = await startNginxProxy(origin.port);
@@ -124,10 +125,12 @@ async function main() {
   await stack.write('POST', '/consumers/bench/jwt', { key: 'bench-hs', secret: 'bench-secret-bench-secret-bench-secret' });
   const rsa = await generateKeyPair('RS256', { extractable: true });
   await stack.write('POST', '/consumers/bench/jwt', { key: 'bench-rs', algorithm: 'RS256', rsa_public_key: await exportSPKI(rsa.publicKey) });
-  for (const [name, plugin] of [['ka', 'key-auth'], ['hs', 'jwt'], ['rs', 'jwt']]) {
+  for (const [name, plugin] of [['ka', 'key-auth'], ['hs', 'jwt'], ['rs', 'jwt'], ['karl', 'key-auth']]) {
     await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
     await stack.write('POST', `/routes/${name}/plugins`, { name: plugin });
   }
+  // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
+  await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
   const exp = Math.floor(Date.now() / 1000) + 3600;
   const hsToken = await new SignJWT({ iss: 'bench-hs', exp }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('bench-secret-bench-secret-bench-secret'));
   const rsToken = await new SignJWT({ iss: 'bench-rs', exp }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
@@ -140,6 +143,7 @@ async function main() {
     ['portico + key-auth', `${stack.dps[0].proxy}/ka/anything`, { apikey: 'bench-key' }],
     ['portico + jwt HS256', `${stack.dps[0].proxy}/hs/anything`, { authorization: `Bearer ${hsToken}` }],
     ['portico + jwt RS256', `${stack.dps[0].proxy}/rs/anything`, { authorization: `Bearer ${rsToken}` }],
+    ['portico + key-auth + rate-limiting (redis, sliding)', `${stack.dps[0].proxy}/karl/anything`, { apikey: 'bench-key' }],
   ];
   for (const [name, url, headers] of targets) {
     const r = await fetch(url, { headers });
@@ -150,9 +154,22 @@ async function main() {
     if (has('wrk')) execFileSync('wrk', ['-t1', '-c10', '-d1s', ...Object.entries(headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url], { stdio: 'ignore' });
   }
   const results = new Map<string, Load[]>(targets.map(([n]) => [n, []]));
+  const { Redis } = await import('ioredis');
+  const redisClient = new Redis(redis.url);
+  const evalCalls = async () => {
+    const info = await redisClient.info('commandstats');
+    return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+  };
+  let rlRequests = 0; let rlCalls = 0;
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, url, headers] of targets) results.get(name)!.push(await load(url, headers));
+    for (const [name, url, headers] of targets) {
+      const before = name.includes('rate-limiting') ? await evalCalls() : 0;
+      const r = await load(url, headers);
+      results.get(name)!.push(r);
+      if (name.includes('rate-limiting')) { rlCalls += (await evalCalls()) - before; rlRequests += r.rps * DURATION_S; }
+    }
   }
+  redisClient.disconnect();
   const med = (name: string) => {
     const xs = results.get(name)!;
     return { rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)) };
@@ -167,6 +184,9 @@ async function main() {
     const m = med(name);
     say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / base).toFixed(2)} | ${(m.rps / direct).toFixed(2)} | ${(m.rps / plain).toFixed(2)} |`);
   }
+
+  say('');
+  say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
 
   // Admin write → all 3 DPs serving.
   const lat: number[] = [];
@@ -218,6 +238,7 @@ async function main() {
 
   fastify.stop(); nginx?.stop(); origin.stop();
   await stack.stop();
+  await redis.stop();
   process.exit(0);
 }
 

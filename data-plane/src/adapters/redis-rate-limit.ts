@@ -5,40 +5,46 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Algorithm, Decision, Limit, RateLimitStore, RedisConnectionConfig } from '@portico/shared/plugins/handlers';
 
-/** KEYS: one hash per limit. ARGV: algorithm (f|s|t), then seconds, limit, capacity per limit. Returns {allowed, remaining1, reset1, …}. */
+/**
+ * KEYS: one hash per limit. ARGV: algorithm (f|s|t), wanted units, then seconds, limit, capacity per
+ * limit. Grants as many of the wanted units (0..want) as every limit allows, atomically, on Redis's
+ * clock. Returns {granted, remaining1, reset_ms1, …}.
+ */
 const SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local alg = ARGV[1]
+local want = tonumber(ARGV[2])
 local n = #KEYS
-local allowed = 1
+local grant = want
 local out = {}
+local function arg(i, j) return tonumber(ARGV[3 * i + j]) end
 if alg == 't' then
   local tokens = {}
   for i = 1, n do
-    local size, limit, cap = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i]), tonumber(ARGV[3*i+1])
+    local size, limit, cap = arg(i, 0), arg(i, 1), arg(i, 2)
     local s = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
     local tk, ts = tonumber(s[1]), tonumber(s[2])
     if tk == nil then tk = cap else tk = math.min(cap, tk + (now - ts) * limit / size) end
     tokens[i] = tk
-    if tk < 1 then allowed = 0 end
+    grant = math.min(grant, math.floor(tk))
   end
+  if grant < 0 then grant = 0 end
   for i = 1, n do
-    local size, limit, cap = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i]), tonumber(ARGV[3*i+1])
+    local size, limit, cap = arg(i, 0), arg(i, 1), arg(i, 2)
     local rate = limit / size
-    if allowed == 1 then tokens[i] = tokens[i] - 1 end
+    tokens[i] = tokens[i] - grant
     redis.call('HSET', KEYS[i], 'tokens', tostring(tokens[i]), 'ts', tostring(now))
     redis.call('PEXPIRE', KEYS[i], math.ceil(cap / rate * 1000) + 1000)
     local reset
-    if allowed == 1 then reset = math.ceil((cap - tokens[i]) / rate) else reset = math.ceil((1 - tokens[i]) / rate) end
-    if reset < 1 then reset = 1 end
+    if tokens[i] >= 1 then reset = (cap - tokens[i]) / rate else reset = (1 - tokens[i]) / rate end
     out[#out + 1] = math.floor(tokens[i])
-    out[#out + 1] = reset
+    out[#out + 1] = math.ceil(reset * 1000)
   end
 else
   local st = {}
   for i = 1, n do
-    local size, limit = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+    local size, limit = arg(i, 0), arg(i, 1)
     local w = math.floor(now / size) * size
     local s = redis.call('HMGET', KEYS[i], 'start', 'curr', 'prev')
     local start, curr, prev = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0
@@ -50,23 +56,22 @@ else
     local elapsed = now - w
     local count = curr
     if alg == 's' then count = prev * (1 - elapsed / size) + curr end
-    if count + 1 > limit then allowed = 0 end
-    local reset = math.ceil(size - elapsed)
-    if reset < 1 then reset = 1 end
-    st[i] = { start, curr, prev, count, reset }
+    grant = math.min(grant, math.floor(limit - count))
+    st[i] = { start, curr, prev, count, (size - elapsed) * 1000 }
   end
+  if grant < 0 then grant = 0 end
   for i = 1, n do
-    local size, limit = tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+    local size, limit = arg(i, 0), arg(i, 1)
     local s = st[i]
-    redis.call('HSET', KEYS[i], 'start', s[1], 'curr', s[2] + allowed, 'prev', s[3])
+    redis.call('HSET', KEYS[i], 'start', s[1], 'curr', s[2] + grant, 'prev', s[3])
     redis.call('EXPIRE', KEYS[i], size * 2)
-    local rem = limit - s[4] - allowed
+    local rem = limit - s[4] - grant
     if rem < 0 then rem = 0 end
     out[#out + 1] = math.floor(rem)
-    out[#out + 1] = s[5]
+    out[#out + 1] = math.ceil(s[5])
   end
 end
-table.insert(out, 1, allowed)
+table.insert(out, 1, grant)
 return out
 `;
 
@@ -81,9 +86,52 @@ export class StoreUnavailableError extends Error {
 
 type RedisWithScript = Redis & { portico_rl(numKeys: number, ...args: (string | number)[]): Promise<number[]> };
 
+/** Units leased from Redis and not yet used, or a remembered refusal. */
+interface Lease {
+  units: number;
+  expiresAt: number;
+  refused: boolean;
+  /** Per limit, as Redis reported at lease time, counting this lease as unused. */
+  remaining: number[];
+  reset: number[];
+  inflight: Promise<void> | null;
+}
+
+/** Most units one lease takes: at most a tenth of what is left, so ten nodes can share the rest. */
+const MAX_LEASE = 100;
+const LEASE_SHARE = 10;
+const MAX_LEASES = 100_000;
+/** Waits for other requests' leases before asking for a single unit directly. */
+const MAX_ROUNDS = 20;
+
+function leaseSize(previous: Lease): number {
+  const left = Math.min(...previous.remaining) - previous.units;
+  return Math.max(1, Math.min(MAX_LEASE, Math.floor(left / LEASE_SHARE)));
+}
+
+/** Leases belong to a counter and the limits they were granted under: a changed limit starts afresh. */
+function leaseKey(key: string, limits: Limit[], algorithm: Algorithm): string {
+  let k = key + '|' + algorithm;
+  for (const l of limits) k += `|${l.limit}/${l.seconds}/${l.capacity ?? ''}`;
+  return k;
+}
+
+function take(lease: Lease): Decision {
+  lease.units--;
+  for (let i = 0; i < lease.remaining.length; i++) lease.remaining[i] = Math.max(0, lease.remaining[i] - 1);
+  return { allowed: true, remaining: [...lease.remaining], reset: lease.reset.map((ms) => Math.max(1, Math.ceil(ms / 1000))) };
+}
+
+function refusal(lease: Lease): Decision {
+  return { allowed: false, remaining: [...lease.remaining], reset: lease.reset.map((ms) => Math.max(1, Math.ceil(ms / 1000))) };
+}
+
 export class RedisRateLimitStore implements RateLimitStore {
   private failures = 0;
   private openUntil = 0;
+  private readonly leases = new Map<string, Lease>();
+  /** Script calls made (for the benchmark's calls-per-request figure). */
+  calls = 0;
   private readonly redis: RedisWithScript;
 
   private readonly timeoutMs: number;
@@ -101,11 +149,68 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   get breakerOpen(): boolean { return Date.now() < this.openUntil; }
 
-  async hit(key: string, limits: Limit[], algorithm: Algorithm): Promise<Decision> {
+  /**
+   * Decide one request. Served from this node's lease while it holds units (no Redis call);
+   * otherwise one script call leases the next block, shared by every request waiting here.
+   * A refusal is remembered until it could change (window reset, next token, or 100 ms for a
+   * sliding window), so a 429 storm does not become a Redis storm.
+   */
+  hit(key: string, limits: Limit[], algorithm: Algorithm): Decision | Promise<Decision> {
+    const lease = this.leases.get(leaseKey(key, limits, algorithm));
+    const now = Date.now();
+    if (lease && now < lease.expiresAt && !lease.inflight) {
+      if (lease.units > 0) return take(lease);
+      if (lease.refused) return refusal(lease);
+    }
+    return this.acquire(key, limits, algorithm);
+  }
+
+  /**
+   * Take a unit from a fresh lease. Only one lease per key is in flight at a time; waiters take
+   * from the lease they waited for (never a later one), so no leased unit is stranded.
+   */
+  private async acquire(key: string, limits: Limit[], algorithm: Algorithm): Promise<Decision> {
+    const lk = leaseKey(key, limits, algorithm);
+    for (let round = 0; ; round++) {
+      const lease = this.leases.get(lk);
+      if (lease?.inflight) {
+        await lease.inflight;
+        if (Date.now() < lease.expiresAt) {
+          if (lease.units > 0) return take(lease);
+          if (lease.refused) return refusal(lease);
+        }
+        if (round < MAX_ROUNDS) continue;
+      } else if (lease && Date.now() < lease.expiresAt) {
+        if (lease.units > 0) return take(lease);
+        if (lease.refused) return refusal(lease);
+      }
+      const want = lease && round < MAX_ROUNDS ? leaseSize(lease) : 1;
+      const next: Lease = { units: 0, expiresAt: 0, refused: false, remaining: [], reset: [], inflight: null };
+      next.inflight = this.call(key, limits, algorithm, want).then((r) => {
+        const now = Date.now();
+        next.units = r.granted;
+        next.remaining = r.remaining.map((x) => x + r.granted);
+        next.reset = r.resetMs;
+        next.refused = r.granted === 0;
+        // Units are good until the shortest window turns; a refusal in a sliding window is
+        // re-estimated after 100 ms; bucket units are used within a second.
+        const soonest = Math.min(...r.resetMs);
+        next.expiresAt = now + (next.refused && algorithm === 'sliding-window' ? Math.min(soonest, 100)
+          : !next.refused && algorithm === 'token-bucket' ? Math.min(soonest, 1_000) : soonest);
+      }).finally(() => { next.inflight = null; });
+      this.leases.set(lk, next);
+      if (this.leases.size > MAX_LEASES) this.evict();
+      await next.inflight;
+      if (next.units > 0) return take(next);
+      if (next.refused) return refusal(next);
+    }
+  }
+
+  private async call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<{ granted: number; remaining: number[]; resetMs: number[] }> {
     if (Date.now() < this.openUntil) throw new StoreUnavailableError('Redis breaker open');
     // One hash tag: every key of a request lands in one Redis Cluster slot.
     const keys = limits.map((l) => `portico:rl:{${key}}:${l.seconds}`);
-    const args: (string | number)[] = [ALG[algorithm]];
+    const args: (string | number)[] = [ALG[algorithm], want];
     for (const l of limits) args.push(l.seconds, l.limit, l.capacity ?? l.limit);
     let reply: number[];
     try {
@@ -124,10 +229,16 @@ export class RedisRateLimitStore implements RateLimitStore {
     if (this.failures >= BREAKER_THRESHOLD) this.onStateChange(false);
     this.failures = 0;
     this.openUntil = 0;
+    this.calls++;
     const remaining: number[] = [];
-    const reset: number[] = [];
-    for (let i = 0; i < limits.length; i++) { remaining.push(reply[1 + 2 * i]); reset.push(reply[2 + 2 * i]); }
-    return { allowed: reply[0] === 1, remaining, reset };
+    const resetMs: number[] = [];
+    for (let i = 0; i < limits.length; i++) { remaining.push(reply[1 + 2 * i]); resetMs.push(reply[2 + 2 * i]); }
+    return { granted: reply[0], remaining, resetMs };
+  }
+
+  private evict(): void {
+    const now = Date.now();
+    for (const [k, l] of this.leases) if (!l.inflight && now >= l.expiresAt) this.leases.delete(k);
   }
 
   private ready(): Promise<void> {
