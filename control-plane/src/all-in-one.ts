@@ -10,8 +10,10 @@ try {
   const env = parseEnv();
   const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico');
   const bus = env.NATS_URL ? undefined : new MemoryBus();
-  const cp = await startControlPlane(env, log.child({ plane: 'cp' }), bus?.publisher);
+  const health: { current: Awaited<ReturnType<typeof startDataPlane>>['health'] | null } = { current: null };
+  const cp = await startControlPlane(env, log.child({ plane: 'cp' }), bus?.publisher, health);
   const dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber);
+  health.current = dp.health;
   log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
   runUntilSignal(log, async () => { await dp.stop(); await cp.stop(); });
 } catch (err) {

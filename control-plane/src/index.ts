@@ -8,7 +8,7 @@ import { openDatabase } from './db/index.ts';
 import { SnapshotLoop } from './snapshot/builder.ts';
 import { connectNatsPublisher } from './snapshot/nats.ts';
 import { DataPlaneRegistry } from './cluster/registry.ts';
-import { createAdminApp } from './admin/app.ts';
+import { createAdminApp, type AdminDeps } from './admin/app.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
@@ -22,7 +22,7 @@ function listen(app: Hono, host: string, port: number): Promise<Server> {
   });
 }
 
-export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher): Promise<ControlPlane> {
+export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher, health?: AdminDeps['health']): Promise<ControlPlane> {
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR, 'cp_node_id');
   const database = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PORTICO_DATA_DIR });
   log.info({ database: database.kind }, 'database ready, migrations applied');
@@ -32,7 +32,7 @@ export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPub
   publisher.onHeartbeat((hb) => { void registry.record(hb); });
   await snapshots.start();
 
-  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log });
+  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, health });
   const adminServer = await listen(admin, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
 

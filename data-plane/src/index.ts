@@ -10,15 +10,18 @@ import {
 } from '@portico/shared';
 import { ConfigState } from './sync/config-state.ts';
 import { getJson } from './adapters/http.ts';
+import { HealthRegistry } from './proxy/balancer.ts';
+import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createUpgradeHandler } from './proxy/websocket.ts';
-import { createStatusApp } from './status/app.ts';
+import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 
 export interface DataPlane {
   state: ConfigState;
+  health: UpstreamHealthApi;
   stop(): Promise<void>;
 }
 
@@ -51,7 +54,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     now: Date.now, log, getJson, localRateLimitStore,
     rateLimitStore: (c) => rateLimitStores.get(c),
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
-  });
+  }, new HealthRegistry(probeTarget));
   state.loadCache();
 
   let draining = false;
@@ -99,6 +102,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
 
   return {
     state,
+    health: upstreamHealth(state, nodeId),
     async stop() {
       draining = true;
       beat();
@@ -107,6 +111,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       await closeServer(statusServer, 1_000);
       await proxy.close();
       clearInterval(sweep);
+      state.health.stop();
       rateLimitStores.close();
       await subscriber.close();
     },

@@ -6,6 +6,7 @@ export * from './entities/route.ts';
 export * from './entities/consumer.ts';
 export * from './entities/plugin.ts';
 export * from './entities/credentials.ts';
+export * from './entities/upstream.ts';
 export * from './entities/password.ts';
 export * from './snapshot/schema.ts';
 export * from './snapshot/hash.ts';

@@ -23,6 +23,8 @@ export interface AdminDeps {
   registry: DataPlaneRegistry;
   nodeId: string;
   role: 'control_plane' | 'traditional';
+  /** The embedded DP's balancer health (all-in-one only; a CP alone has none). */
+  health?: { current: { get(upstream: string): unknown | null; set(upstream: string, target: string, healthy: boolean): boolean } | null };
   log: Logger;
 }
 
@@ -119,8 +121,41 @@ export function createAdminApp(deps: AdminDeps): Hono {
     },
   });
 
+  // Upstream health lives on data planes (per node, as Kong's). All-in-one answers from its own DP.
+  const upstreamDef = ENTITY_BY_NAME.get('upstreams')!;
+  const targetDef = ENTITY_BY_NAME.get('targets')!;
+  const healthApi = () => {
+    if (!deps.health?.current) {
+      throw AdminError.message(400, 'health is tracked per data-plane node: ask a data plane\'s status listener (GET /upstreams/{upstream}/health on PORTICO_STATUS_LISTEN)');
+    }
+    return deps.health.current;
+  };
+  resource('/upstreams/:parent/targets/all', {
+    GET: async (c) => {
+      const parent = await requireEntity(db, upstreamDef, key(c, 'parent'));
+      return c.json(pageBody(c, await listEntities(db, targetDef, { ...query(c), where: { upstream_id: parent.id } }), `/upstreams/${parent.id}/targets/all`, false));
+    },
+  });
+  resource('/upstreams/:parent/health', {
+    GET: async (c) => {
+      const parent = await requireEntity(db, upstreamDef, key(c, 'parent'));
+      return c.json(healthApi().get(parent.name as string) ?? { data: [], next: null, node_id: deps.nodeId });
+    },
+  });
+  for (const state of ['healthy', 'unhealthy']) {
+    resource(`/upstreams/:parent/targets/:key/${state}`, {
+      PUT: async (c) => {
+        const parent = await requireEntity(db, upstreamDef, key(c, 'parent'));
+        if (!healthApi().set(parent.name as string, key(c), state === 'healthy')) throw AdminError.message(404, 'Not found');
+        return c.body(null, 204);
+      },
+    });
+  }
+
   for (const def of ENTITIES) {
     const col = `/${collectionPath(def)}`;
+    for (const fk of def.foreignKeys) nested(def, fk);
+    if (def.nestedOnly) continue;
     resource(col, {
       GET: async (c) => c.json(pageBody(c, await listEntities(db, def, query(c, def)), col, true)),
       POST: async (c) => c.json(written(c, await createEntity(db, def, await body(c, def))).entity, 201),
@@ -131,7 +166,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
       PATCH: async (c) => c.json(written(c, await updateEntity(db, def, key(c), await body(c, def, key(c)))).entity, 200),
       DELETE: async (c) => { written(c, await deleteEntity(db, def, key(c))); return c.body(null, 204); },
     });
-    for (const fk of def.foreignKeys) nested(def, fk);
   }
 
   /** `/services/{s}/routes[/{r}]` and `/routes/{r}/service`. */
@@ -182,6 +216,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
       if (!ref) throw AdminError.message(404, 'Not found');
       return ref.id;
     };
+    if (def.nestedOnly) return;
     resource(`/${collectionPath(def)}/:key/${fk.field}`, {
       GET: async (c) => c.json(await requireEntity(db, parentDef, await parentOfChild(c))),
       PUT: async (c) => c.json(written(c, await upsertEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),

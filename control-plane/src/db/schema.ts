@@ -143,3 +143,42 @@ export const acls = pgTable('acls', {
   tags: text('tags').array(),
   cache_key: text('cache_key').notNull().unique('acls_cache_key_unique'),
 });
+
+export const upstreams = pgTable('upstreams', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  name: text('name').notNull().unique('upstreams_name_unique'),
+  algorithm: text('algorithm').notNull(),
+  hash_on: text('hash_on').notNull(),
+  hash_fallback: text('hash_fallback').notNull(),
+  hash_on_header: text('hash_on_header'),
+  hash_fallback_header: text('hash_fallback_header'),
+  hash_on_cookie: text('hash_on_cookie'),
+  hash_on_cookie_path: text('hash_on_cookie_path').notNull(),
+  hash_on_query_arg: text('hash_on_query_arg'),
+  hash_fallback_query_arg: text('hash_fallback_query_arg'),
+  hash_on_uri_capture: text('hash_on_uri_capture'),
+  hash_fallback_uri_capture: text('hash_fallback_uri_capture'),
+  slots: integer('slots').notNull(),
+  host_header: text('host_header'),
+  client_certificate_id: uuid('client_certificate_id'),
+  use_srv_name: boolean('use_srv_name').notNull(),
+  healthchecks: jsonb('healthchecks').notNull(),
+  circuit_breaker: jsonb('circuit_breaker'),
+  status_retries: jsonb('status_retries'),
+  fallback_response: jsonb('fallback_response'),
+  tags: text('tags').array(),
+});
+
+export const targets = pgTable('targets', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  upstream_id: uuid('upstream_id').notNull().references(() => upstreams.id, { onDelete: 'cascade' }),
+  target: text('target').notNull(),
+  weight: integer('weight').notNull(),
+  tags: text('tags').array(),
+  /** upstream + target: one row per target in an upstream. */
+  cache_key: text('cache_key').notNull().unique('targets_cache_key_unique'),
+});

@@ -6,7 +6,8 @@ import { z } from 'zod';
 import type { PgTable } from 'drizzle-orm/pg-core';
 import {
   aclSchema, basicAuthCredentialSchema, consumerSchema, expandServiceUrl, hashApiKey, hashPassword, isPasswordHash,
-  jwtSecretSchema, keyAuthCredentialSchema, keyAuthInputSchema, luaKey, pluginSchema, routeSchema, serviceSchema,
+  jwtSecretSchema, keyAuthCredentialSchema, keyAuthInputSchema, luaKey, normalizeTarget, pluginSchema, routeSchema, serviceSchema,
+  targetSchema, upstreamSchema,
   violationsFromZod, type Violation,
 } from '@portico/shared';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
@@ -49,6 +50,8 @@ export interface EntityDef {
   formSchema?: (raw: Record<string, unknown>, existing?: Record<string, unknown>) => z.ZodType;
   /** Query parameters a list filters on exactly (`/consumers?custom_id=`). */
   listFilters?: string[];
+  /** Only reachable under its parent (Kong's targets: top-level `/targets` is 404). */
+  nestedOnly?: boolean;
 }
 
 export const collectionPath = (def: EntityDef) => def.path ?? def.name;
@@ -203,6 +206,38 @@ export const aclDef: EntityDef = {
     ? { message: `UNIQUE violation detected on '${luaKey({ consumer: e.consumer, group: e.group })}'`, fields: { consumer: e.consumer, group: e.group } } : undefined,
 };
 
-export const ENTITIES: EntityDef[] = [serviceDef, routeDef, consumerDef, pluginDef, keyAuthDef, jwtDef, basicAuthDef, aclDef];
+export const upstreamDef: EntityDef = {
+  name: 'upstreams',
+  table: tables.upstreams,
+  schema: upstreamSchema,
+  endpointKey: 'name',
+  foreignKeys: [],
+  expandInput(input) {
+    // Kong's shorthand: choosing a hash forces consistent hashing unless an algorithm is given.
+    if (typeof input.hash_on === 'string' && input.hash_on !== 'none' && input.algorithm === undefined) {
+      return { ok: true, value: { ...input, algorithm: 'consistent-hashing' } };
+    }
+    return { ok: true, value: input };
+  },
+};
+
+export const targetDef: EntityDef = {
+  name: 'targets',
+  table: tables.targets,
+  schema: targetSchema,
+  endpointKey: 'target',
+  lookupKey: (key) => ({ column: 'target', value: normalizeTarget(key) ?? key }),
+  foreignKeys: [{ field: 'upstream', entity: 'upstreams' }],
+  nestedOnly: true,
+  expandInput(input) {
+    const t = typeof input.target === 'string' ? normalizeTarget(input.target) : null;
+    return { ok: true, value: t ? { ...input, target: t } : input };
+  },
+  rowExtras: (e) => ({ cache_key: `targets:${scopeKey(e, 'upstream')}:${e.target}` }),
+  uniqueError: (column, e) => column === 'cache_key'
+    ? { message: `UNIQUE violation detected on '${luaKey({ target: e.target, upstream: e.upstream })}'`, fields: { target: e.target, upstream: e.upstream } } : undefined,
+};
+
+export const ENTITIES: EntityDef[] = [serviceDef, routeDef, consumerDef, pluginDef, keyAuthDef, jwtDef, basicAuthDef, aclDef, upstreamDef, targetDef];
 export const ENTITY_BY_NAME = new Map(ENTITIES.map((d) => [d.name, d]));
 

@@ -9,6 +9,7 @@ export const MESSAGES = {
   unavailable: 'The upstream server is currently unavailable',
   badRequest: 'Bad request',
   internal: 'An unexpected error occurred',
+  noPeer: 'failure to get a peer from the ring-balancer',
 } as const;
 
 /**

@@ -3,7 +3,10 @@
 // forwarding through them measured 4× slower here (ARCHITECTURE.md invariant 7).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import type { Upstream } from '@portico/shared';
+import type { TargetState, UpstreamBalancer } from './balancer.ts';
 import { escapePath, normalizePath, type Logger, type Service } from '@portico/shared';
 import type { Router } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
@@ -19,6 +22,21 @@ export interface RuntimeConfig {
   hash: string;
   router: Router;
   plugins: PluginChains;
+  /** Balancers by upstream name (lower-cased): a service whose host names one balances over it. */
+  upstreams: Map<string, UpstreamBalancer>;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
+/** Swallows the body of an upstream answer that will be retried. */
+const discard = () => new Writable({ write(_c, _e, cb) { cb(); } });
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
 }
 
 /** Requests whose body a plugin must read are buffered up to this size. */
@@ -172,14 +190,51 @@ export function createProxy(deps: ProxyDeps) {
     let upstreamStarted = proxyStarted;
     let attempt = 0;
 
+    const balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? null;
+    const tried = new Set<string>();
+    const method = req.method ?? 'GET';
+    const replayable = !hasBody;
+    const statusRetries = balancer?.upstream.status_retries ?? null;
+
+    const noPeer = () => {
+      log.error = 'no peer';
+      const fb = balancer?.upstream.fallback_response;
+      if (fb) {
+        res.writeHead(fb.status, { 'content-type': fb.content_type, 'content-length': Buffer.byteLength(fb.body), [REQUEST_ID_HEADER]: requestId, ...latencyHeader(started) });
+        res.end(method === 'HEAD' ? undefined : fb.body);
+        return;
+      }
+      sendError(req, res, 503, MESSAGES.noPeer, requestId, 'gateway', latencyHeader(started));
+    };
+
     const dispatch = () => {
+      let target: TargetState | null = null;
+      let attemptOrigin = origin;
+      if (balancer) {
+        const key = hashKey(balancer.upstream);
+        target = balancer.pick(key, tried) ?? (tried.size ? balancer.pick(key, new Set()) : null);
+        if (!target) { noPeer(); return; }
+        tried.add(target.target);
+        target.active++;
+        const h = target.host.includes(':') ? `[${target.host}]` : target.host;
+        attemptOrigin = `${service.protocol === 'https' ? 'https' : 'http'}://${h}:${target.port}`;
+        if (!route.preserve_host) headers.host = balancer.upstream.host_header ?? (target.port === defaultPort ? h : `${h}:${target.port}`);
+        log.upstream = attemptOrigin;
+      }
       let responded = false;
+      let retryStatus = false;
       agent.stream({
-        origin, path: upstreamPathname + upstreamQuery, method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers,
+        origin: attemptOrigin, path: upstreamPathname + upstreamQuery, method: method as Dispatcher.HttpMethod, headers,
         body: bodyOverride ?? (hasBody ? req : null),
         headersTimeout: service.read_timeout, bodyTimeout: service.read_timeout,
       }, ({ statusCode, headers: upHeaders }) => {
         responded = true;
+        if (target) balancer!.report(target, { kind: 'status', status: statusCode });
+        if (statusRetries && statusRetries.statuses.includes(statusCode) && IDEMPOTENT.has(method) && (replayable || bodyOverride)
+          && attempt < service.retries) {
+          retryStatus = true;
+          return discard();
+        }
         const now = performance.now();
         const out = downstreamHeaders(upHeaders as Record<string, string | string[] | undefined>);
         log.upstream_latency_ms = Math.round(now - upstreamStarted);
@@ -194,21 +249,57 @@ export function createProxy(deps: ProxyDeps) {
         res.writeHead(statusCode, out);
         return res;
       }, (err) => {
+        if (target) target.active--;
+        if (!err && retryStatus) {
+          // Exponential backoff with full jitter, inside the request's total retry budget.
+          const delay = Math.random() * Math.min(statusRetries!.max_delay_ms, statusRetries!.base_delay_ms * 2 ** attempt);
+          if (performance.now() - proxyStarted + delay <= statusRetries!.budget_ms) {
+            attempt++;
+            setTimeout(() => { upstreamStarted = performance.now(); dispatch(); }, delay);
+            return;
+          }
+          // Out of budget: ask once more and pass whatever comes back.
+          attempt = service.retries;
+          upstreamStarted = performance.now();
+          dispatch();
+          return;
+        }
         if (!err) return;
         if (res.destroyed && !res.headersSent) return;
         const code = (err as { code?: string }).code ?? '';
-        if (!responded && (!hasBody || bodyOverride) && CONNECT_ERRORS.has(code) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
+        const timeout = TIMEOUT_ERRORS.has(code);
+        if (target && !responded) balancer!.report(target, timeout ? { kind: 'timeout' } : { kind: 'tcp' });
+        if (!responded && (replayable || bodyOverride) && (CONNECT_ERRORS.has(code) || timeout) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
           attempt++;
           upstreamStarted = performance.now();
           dispatch();
           return;
         }
-        const timeout = TIMEOUT_ERRORS.has(code);
         log.error = code || (err as Error).message;
         if (res.headersSent) { res.destroy(err); return; }
         sendError(req, res, timeout ? 504 : 502, timeout ? MESSAGES.timeout : MESSAGES.badGateway, requestId, 'upstream', latencyHeader(started));
       });
     };
+
+    /** The consistent-hashing key (hash_on, then hash_fallback), once the consumer is known. */
+    function hashKey(u: Upstream): string | null {
+      if (u.algorithm !== 'consistent-hashing') return null;
+      const of = (on: string, header: string | null, query: string | null, capture: string | null): string | undefined => {
+        switch (on) {
+          case 'consumer': return ctx?.consumer?.id ?? ctx?.credential?.id ?? undefined;
+          case 'ip': return clientIp;
+          case 'header': { const v = req.headers[(header ?? '').toLowerCase()]; return Array.isArray(v) ? v[0] : v; }
+          case 'cookie': return cookieValue(req.headers.cookie, u.hash_on_cookie ?? '');
+          case 'path': return path;
+          case 'query_arg': return new URLSearchParams(query === null ? '' : upstreamQuery.slice(1)).get(query ?? '') ?? undefined;
+          case 'uri_capture': return match!.captures?.named[capture ?? ''] ?? undefined;
+          default: return undefined;
+        }
+      };
+      return of(u.hash_on, u.hash_on_header, u.hash_on_query_arg, u.hash_on_uri_capture)
+        ?? of(u.hash_fallback, u.hash_fallback_header, u.hash_fallback_query_arg, u.hash_fallback_uri_capture) ?? null;
+    }
+
     if (slots.length === 0) { dispatch(); return; }
 
     // Plugins: build the context, run the access phase, then forward or answer.

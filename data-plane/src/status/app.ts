@@ -49,6 +49,40 @@ export function createStatusApp(d: StatusDeps): Hono {
     ];
     return c.text(lines.join('\n'), 200, { 'content-type': 'text/plain; version=0.0.4' });
   });
+  // Upstream health is per node (as Kong's): each DP answers for what it has seen.
+  app.get('/upstreams/:name/health', (c) => {
+    const h = upstreamHealth(d.state, d.nodeId).get(c.req.param('name'));
+    return h ? c.json(h) : c.json({ message: 'Not found' }, 404);
+  });
+  app.put('/upstreams/:name/targets/:target/:state{healthy|unhealthy}', (c) => {
+    const ok = upstreamHealth(d.state, d.nodeId).set(c.req.param('name'), decodeURIComponent(c.req.param('target')), c.req.param('state') === 'healthy');
+    return ok ? c.body(null, 204) : c.json({ message: 'Not found' }, 404);
+  });
   app.notFound((c) => c.json({ message: 'Not found' }, 404));
   return app;
+}
+
+export interface UpstreamHealthApi {
+  get(upstream: string): unknown | null;
+  set(upstream: string, target: string, healthy: boolean): boolean;
+}
+
+/** Health of the running config's balancers, by upstream name or id. */
+export function upstreamHealth(state: ConfigState, nodeId: string): UpstreamHealthApi {
+  const find = (key: string) => {
+    const cfg = state.current();
+    if (!cfg) return undefined;
+    return cfg.upstreams.get(key.toLowerCase()) ?? [...cfg.upstreams.values()].find((b) => b.upstream.id === key);
+  };
+  return {
+    get: (key) => find(key)?.health(nodeId) ?? null,
+    set: (key, target, healthy) => {
+      const b = find(key);
+      const norm = /:\d+$/.test(target) ? target : `${target}:8000`;
+      const t = b?.targets.find((x) => x.target === norm || b.upstream.id === target);
+      if (!b || !t) return false;
+      b.setHealthy(t, healthy);
+      return true;
+    },
+  };
 }

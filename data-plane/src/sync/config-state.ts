@@ -7,6 +7,7 @@ import { decodeSnapshot, writeFileAtomic, type Logger, type Snapshot } from '@po
 import { Router } from '../router/router.ts';
 import type { PluginEnv } from '@portico/shared/plugins/handlers';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
+import type { HealthRegistry } from '../proxy/balancer.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 
 export const CACHE_FILE = 'snapshot.json.gz';
@@ -18,7 +19,7 @@ export type ApplyResult =
 
 export type PluginPorts = Omit<PluginEnv, 'index'>;
 
-export function compile(snapshot: Snapshot, ports: PluginPorts): RuntimeConfig {
+export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry): RuntimeConfig {
   const env: PluginEnv = { ...ports, index: buildIndex(snapshot.config) };
   const plugins = new PluginChains(snapshot.config.plugins, env);
   return {
@@ -26,6 +27,7 @@ export function compile(snapshot: Snapshot, ports: PluginPorts): RuntimeConfig {
     hash: snapshot.hash,
     router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
     plugins,
+    upstreams: health.build(snapshot.config.upstreams, snapshot.config.targets),
   };
 }
 
@@ -37,7 +39,7 @@ export class ConfigState {
   lastApply: { decode_ms: number; compile_ms: number; routes: number } | null = null;
   private listeners: (() => void)[] = [];
 
-  constructor(private dataDir: string, private log: Logger, private ports: PluginPorts) {}
+  constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry) {}
 
   current = (): RuntimeConfig | null => this.config;
   get version(): number { return this.config?.version ?? 0; }
@@ -69,7 +71,7 @@ export class ConfigState {
     const t1 = performance.now();
     let compiled: RuntimeConfig;
     try {
-      compiled = compile(snapshot, this.ports);
+      compiled = compile(snapshot, this.ports, this.health);
     } catch (err) {
       return this.reject(`snapshot ${snapshot.version} failed to compile: ${(err as Error).message}`);
     }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { routeSchema } from '../entities/route.ts';
 import { serviceSchema } from '../entities/service.ts';
 import { consumerSchema } from '../entities/consumer.ts';
+import { targetSchema, upstreamSchema } from '../entities/upstream.ts';
 import { pluginSchema } from '../entities/plugin.ts';
 import { aclSchema, basicAuthCredentialSchema, jwtSecretSchema, keyAuthCredentialSchema } from '../entities/credentials.ts';
 
@@ -15,6 +16,8 @@ export const configSchema = z.strictObject({
   jwt_secrets: z.array(jwtSecretSchema),
   basicauth_credentials: z.array(basicAuthCredentialSchema),
   acls: z.array(aclSchema),
+  upstreams: z.array(upstreamSchema),
+  targets: z.array(targetSchema),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -33,5 +36,5 @@ export const EMPTY_HASH = '0'.repeat(64);
 
 /** A config with every entity list empty. */
 export function emptyConfig(): Config {
-  return { services: [], routes: [], consumers: [], plugins: [], keyauth_credentials: [], jwt_secrets: [], basicauth_credentials: [], acls: [] };
+  return { services: [], routes: [], consumers: [], plugins: [], keyauth_credentials: [], jwt_secrets: [], basicauth_credentials: [], acls: [], upstreams: [], targets: [] };
 }

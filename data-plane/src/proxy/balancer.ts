@@ -1,0 +1,265 @@
+// Load balancing over an upstream's targets (reference/kong-compat.md §7): weighted round-robin,
+// least-connections and consistent hashing; Kong's passive and active health checks; and, beyond
+// Kong, a per-target circuit breaker that recovers on its own through half-open probes.
+// Health and breaker state live in a registry outside snapshots, keyed by upstream and target, so
+// a config change that does not touch an upstream keeps what the node has learned about it.
+import type { Target, Upstream } from '@portico/shared';
+
+export type Outcome = { kind: 'tcp' } | { kind: 'timeout' } | { kind: 'status'; status: number };
+
+export interface TargetState {
+  target: string;
+  host: string;
+  port: number;
+  weight: number;
+  healthy: boolean;
+  /** Set by PUT …/healthy|unhealthy; overrides checks until they change it again. */
+  successes: number;
+  tcpFailures: number;
+  timeouts: number;
+  httpFailures: number;
+  breaker: 'closed' | 'open' | 'half_open';
+  consecutiveFailures: number;
+  openedAt: number;
+  probesInFlight: number;
+  /** Requests in flight to this target (least-connections). */
+  active: number;
+  /** Smooth weighted round-robin's running weight. */
+  current: number;
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  return h >>> 0;
+}
+
+function splitTarget(t: string): { host: string; port: number } {
+  const i = t.lastIndexOf(':');
+  return { host: t.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(t.slice(i + 1)) };
+}
+
+export class UpstreamBalancer {
+  readonly targets: TargetState[];
+  private ring: { point: number; index: number }[] = [];
+
+  constructor(readonly upstream: Upstream, targets: TargetState[]) {
+    this.targets = targets;
+    if (upstream.algorithm === 'consistent-hashing') this.buildRing();
+  }
+
+  /** A ring of `slots` points shared out by weight: adding or removing a target moves only its share of keys. */
+  private buildRing(): void {
+    const live = this.targets.filter((t) => t.weight > 0);
+    const total = live.reduce((a, t) => a + t.weight, 0);
+    const ring: { point: number; index: number }[] = [];
+    for (const t of live) {
+      const n = Math.max(1, Math.round((this.upstream.slots * t.weight) / total));
+      const index = this.targets.indexOf(t);
+      for (let i = 0; i < n; i++) ring.push({ point: fnv1a(`${t.target}#${i}`), index });
+    }
+    this.ring = ring.sort((a, b) => a.point - b.point);
+  }
+
+  private usable(t: TargetState, now: number): boolean {
+    if (t.weight <= 0 || !t.healthy) return false;
+    const cb = this.upstream.circuit_breaker;
+    if (!cb || t.breaker === 'closed') return true;
+    if (t.breaker === 'open') {
+      if (now - t.openedAt < cb.open_timeout * 1000) return false;
+      t.breaker = 'half_open';
+      t.probesInFlight = 0;
+    }
+    return t.probesInFlight < cb.half_open_requests;
+  }
+
+  /** Below `threshold` percent of healthy weight the whole upstream counts as down (Kong). */
+  private belowThreshold(): boolean {
+    const th = this.upstream.healthchecks.threshold;
+    if (!th) return false;
+    const total = this.targets.reduce((a, t) => a + t.weight, 0);
+    const healthy = this.targets.filter((t) => t.healthy).reduce((a, t) => a + t.weight, 0);
+    return total === 0 || (healthy * 100) / total < th;
+  }
+
+  /** Choose a target, skipping those already tried by this request; null when none is usable. */
+  pick(hashKey: string | null, tried: Set<string>): TargetState | null {
+    const now = Date.now();
+    if (this.belowThreshold()) return null;
+    let chosen: TargetState | null = null;
+    const algorithm = this.upstream.algorithm;
+    if (algorithm === 'consistent-hashing' && hashKey !== null && this.ring.length) {
+      const h = fnv1a(hashKey);
+      let lo = 0, hi = this.ring.length;
+      while (lo < hi) { const mid = (lo + hi) >>> 1; if (this.ring[mid].point < h) lo = mid + 1; else hi = mid; }
+      for (let k = 0; k < this.ring.length; k++) {
+        const t = this.targets[this.ring[(lo + k) % this.ring.length].index];
+        if (!tried.has(t.target) && this.usable(t, now)) { chosen = t; break; }
+      }
+    } else if (algorithm === 'least-connections') {
+      let best = Infinity;
+      for (const t of this.targets) {
+        if (tried.has(t.target) || !this.usable(t, now)) continue;
+        const load = (t.active + 1) / t.weight;
+        if (load < best) { best = load; chosen = t; }
+      }
+    } else {
+      // Smooth weighted round-robin (as nginx): even spread, exact weights over a cycle.
+      let total = 0;
+      for (const t of this.targets) {
+        if (tried.has(t.target) || !this.usable(t, now)) continue;
+        t.current += t.weight;
+        total += t.weight;
+        if (!chosen || t.current > chosen.current) chosen = t;
+      }
+      if (chosen) chosen.current -= total;
+    }
+    if (chosen && chosen.breaker === 'half_open') chosen.probesInFlight++;
+    return chosen;
+  }
+
+  /** Feed one attempt's result to passive health checks and the breaker. */
+  report(t: TargetState, o: Outcome, probe = false): void {
+    const hc = probe ? this.upstream.healthchecks.active : this.upstream.healthchecks.passive;
+    if (t.breaker === 'half_open' && !probe) t.probesInFlight = Math.max(0, t.probesInFlight - 1);
+    const healthyStatus = o.kind === 'status' && hc.healthy.http_statuses.includes(o.status);
+    const unhealthyStatus = o.kind === 'status' && hc.unhealthy.http_statuses.includes(o.status);
+    if (o.kind === 'tcp') this.fail(t, 'tcpFailures', hc.unhealthy.tcp_failures);
+    else if (o.kind === 'timeout') this.fail(t, 'timeouts', hc.unhealthy.timeouts);
+    else if (unhealthyStatus) this.fail(t, 'httpFailures', hc.unhealthy.http_failures);
+    else if (healthyStatus) {
+      t.tcpFailures = 0; t.timeouts = 0; t.httpFailures = 0;
+      t.successes++;
+      if (!t.healthy && hc.healthy.successes > 0 && t.successes >= hc.healthy.successes) t.healthy = true;
+    }
+    if (probe) return;
+    const cb = this.upstream.circuit_breaker;
+    if (!cb) return;
+    const failed = o.kind !== 'status' || cb.failure_codes.includes(o.status);
+    if (failed) {
+      t.consecutiveFailures++;
+      if (t.breaker === 'half_open' || (t.breaker === 'closed' && t.consecutiveFailures >= cb.failures)) {
+        t.breaker = 'open';
+        t.openedAt = Date.now();
+      }
+    } else {
+      t.consecutiveFailures = 0;
+      if (t.breaker === 'half_open') t.breaker = 'closed';
+    }
+  }
+
+  private fail(t: TargetState, counter: 'tcpFailures' | 'timeouts' | 'httpFailures', limit: number): void {
+    t.successes = 0;
+    t[counter]++;
+    if (limit > 0 && t[counter] >= limit) t.healthy = false;
+  }
+
+  setHealthy(t: TargetState, healthy: boolean): void {
+    t.healthy = healthy;
+    t.successes = 0; t.tcpFailures = 0; t.timeouts = 0; t.httpFailures = 0;
+    if (healthy) { t.breaker = 'closed'; t.consecutiveFailures = 0; }
+  }
+
+  /** Kong's GET /upstreams/{u}/health body, plus the breaker state of each target. */
+  health(nodeId: string): unknown {
+    const checksOn = this.checksEnabled();
+    return {
+      data: this.targets.map((t) => {
+        const health = t.weight === 0 || (!checksOn && !this.upstream.circuit_breaker && t.healthy) ? 'HEALTHCHECKS_OFF' : t.healthy ? 'HEALTHY' : 'UNHEALTHY';
+        return {
+          target: t.target, weight: t.weight, upstream: { id: this.upstream.id }, health,
+          circuit_breaker: this.upstream.circuit_breaker ? t.breaker : null,
+          data: { addresses: [{ ip: t.host, port: t.port, health, weight: t.weight }] },
+        };
+      }),
+      next: null,
+      node_id: nodeId,
+    };
+  }
+
+  checksEnabled(): boolean {
+    const hc = this.upstream.healthchecks;
+    return hc.active.healthy.interval > 0 || hc.active.unhealthy.interval > 0
+      || [hc.passive.unhealthy.tcp_failures, hc.passive.unhealthy.timeouts, hc.passive.unhealthy.http_failures, hc.passive.healthy.successes].some((n) => n > 0);
+  }
+}
+
+/** Holds per-target state across snapshots and runs active health checks. */
+export class HealthRegistry {
+  private states = new Map<string, TargetState>();
+  private timers = new Map<string, { key: string; timers: NodeJS.Timeout[] }>();
+
+  constructor(private readonly probe: (t: TargetState, u: Upstream) => Promise<Outcome>) {}
+
+  /** Build the balancers for a snapshot, reusing state for targets that still exist. */
+  build(upstreams: Upstream[], targets: Target[]): Map<string, UpstreamBalancer> {
+    const byUpstream = new Map<string, Target[]>();
+    for (const t of targets) {
+      const id = t.upstream?.id;
+      if (!id) continue;
+      const list = byUpstream.get(id);
+      if (list) list.push(t); else byUpstream.set(id, [t]);
+    }
+    const balancers = new Map<string, UpstreamBalancer>();
+    const live = new Set<string>();
+    for (const u of upstreams) {
+      const states: TargetState[] = [];
+      for (const t of byUpstream.get(u.id) ?? []) {
+        const key = `${u.id}|${t.target}`;
+        live.add(key);
+        let st = this.states.get(key);
+        if (!st) {
+          st = {
+            target: t.target, ...splitTarget(t.target), weight: t.weight, healthy: true, successes: 0, tcpFailures: 0,
+            timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, active: 0, current: 0,
+          };
+          this.states.set(key, st);
+        }
+        st.weight = t.weight;
+        states.push(st);
+      }
+      const b = new UpstreamBalancer(u, states);
+      balancers.set(u.name.toLowerCase(), b);
+      this.schedule(b);
+    }
+    for (const key of this.states.keys()) if (!live.has(key)) this.states.delete(key);
+    for (const [id, entry] of this.timers) {
+      if (!upstreams.some((u) => u.id === id)) { entry.timers.forEach(clearInterval); this.timers.delete(id); }
+    }
+    return balancers;
+  }
+
+  /** (Re)start active checks when an upstream's check config or targets changed. */
+  private schedule(b: UpstreamBalancer): void {
+    const u = b.upstream;
+    const a = u.healthchecks.active;
+    const key = JSON.stringify([a, b.targets.map((t) => t.target)]);
+    const existing = this.timers.get(u.id);
+    if (existing?.key === key) return;
+    existing?.timers.forEach(clearInterval);
+    const timers: NodeJS.Timeout[] = [];
+    const run = (wantHealthy: boolean) => {
+      const due = b.targets.filter((t) => t.weight > 0 && t.healthy === wantHealthy).slice(0, a.concurrency);
+      for (const t of due) {
+        void this.probe(t, u).then((o) => {
+          const hc = a;
+          if (o.kind === 'status' && hc.healthy.http_statuses.includes(o.status)) {
+            t.successes++; t.tcpFailures = 0; t.timeouts = 0; t.httpFailures = 0;
+            if (!t.healthy && hc.healthy.successes > 0 && t.successes >= hc.healthy.successes) b.setHealthy(t, true);
+          } else {
+            b.report(t, o.kind === 'status' && !hc.unhealthy.http_statuses.includes(o.status) ? { kind: 'status', status: hc.unhealthy.http_statuses[0] ?? 500 } : o, true);
+          }
+        });
+      }
+    };
+    if (a.healthy.interval > 0) timers.push(setInterval(() => run(true), a.healthy.interval * 1000));
+    if (a.unhealthy.interval > 0) timers.push(setInterval(() => run(false), a.unhealthy.interval * 1000));
+    timers.forEach((t) => t.unref());
+    this.timers.set(u.id, { key, timers });
+  }
+
+  stop(): void {
+    for (const e of this.timers.values()) e.timers.forEach(clearInterval);
+    this.timers.clear();
+  }
+}
