@@ -36,6 +36,7 @@ export const routes = pgTable('routes', {
   paths: text('paths').array(),
   headers: jsonb('headers'),
   snis: text('snis').array(),
+  query: jsonb('query'),
   sources: jsonb('sources'),
   destinations: jsonb('destinations'),
   https_redirect_status_code: integer('https_redirect_status_code').notNull(),

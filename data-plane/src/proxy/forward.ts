@@ -24,6 +24,8 @@ export interface RuntimeConfig {
   plugins: PluginChains;
   /** Balancers by upstream name (lower-cased): a service whose host names one balances over it. */
   upstreams: Map<string, UpstreamBalancer>;
+  /** Services by id and by name (a plugin may send a request to another one). */
+  services: Map<string, Service>;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
@@ -150,26 +152,27 @@ export function createProxy(deps: ProxyDeps) {
     const hostHeader = req.headers.host ?? '';
     const colon = hostHeader.lastIndexOf(':');
     const host = (colon > -1 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
-    const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers });
+    const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers, query });
     if (!match) {
       sendError(req, res, 404, MESSAGES.noRoute, requestId, 'gateway', latencyHeader(started));
       return;
     }
-    const service = match.service;
-    if (!service) {
+    const matchedService = match.service;
+    if (!matchedService) {
       log.route = match.route.id;
       sendError(req, res, 503, MESSAGES.noService, requestId, 'gateway', latencyHeader(started));
       return;
     }
+    let service: Service = matchedService;
     const route = match.route;
     log.route = route.id; log.service = service.id;
-    const upstreamPathname = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path));
-    const defaultPort = service.protocol === 'https' ? 443 : 80;
+    let upstreamPathname = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path));
+    let defaultPort = service.protocol === 'https' ? 443 : 80;
     const upstreamHost = route.preserve_host && req.headers.host
       ? req.headers.host
       : service.port === defaultPort ? service.host : `${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`;
     const hostForOrigin = service.host.includes(':') ? `[${service.host}]` : service.host;
-    const origin = `${service.protocol === 'https' ? 'https' : 'http'}://${hostForOrigin}:${service.port}`;
+    let origin = `${service.protocol === 'https' ? 'https' : 'http'}://${hostForOrigin}:${service.port}`;
     const clientIp = log.client_ip;
     log.upstream = origin;
     const headers = upstreamRequestHeaders({
@@ -178,7 +181,7 @@ export function createProxy(deps: ProxyDeps) {
     });
     clearIdentityHeaders(headers);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    const agent = agents.get(service);
+    let agent = agents.get(service);
     const slots = match.compiled.plugins;
     let ctx: RequestContext | null = null;
     let upstreamQuery = query;
@@ -190,11 +193,26 @@ export function createProxy(deps: ProxyDeps) {
     let upstreamStarted = proxyStarted;
     let attempt = 0;
 
-    const balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? null;
+    let balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? null;
     const tried = new Set<string>();
     const method = req.method ?? 'GET';
     const replayable = !hasBody;
-    const statusRetries = balancer?.upstream.status_retries ?? null;
+    let statusRetries = balancer?.upstream.status_retries ?? null;
+
+    /** A plugin (canary) sent the request to another service: recompute where it goes. */
+    const retarget = (next: Service) => {
+      service = next;
+      log.service = next.id;
+      upstreamPathname = escapePath(upstreamPath(next.path, route.strip_path ? match.matchedPath : '', path, route.strip_path));
+      defaultPort = next.protocol === 'https' ? 443 : 80;
+      const h = next.host.includes(':') ? `[${next.host}]` : next.host;
+      origin = `${next.protocol === 'https' ? 'https' : 'http'}://${h}:${next.port}`;
+      log.upstream = origin;
+      if (!route.preserve_host) headers.host = next.port === defaultPort ? h : `${h}:${next.port}`;
+      agent = agents.get(next);
+      balancer = cfg.upstreams.get(next.host.toLowerCase()) ?? null;
+      statusRetries = balancer?.upstream.status_retries ?? null;
+    };
 
     const noPeer = () => {
       log.error = 'no peer';
@@ -309,6 +327,10 @@ export function createProxy(deps: ProxyDeps) {
     if (slots.some((sl) => sl.handler.log)) res.once('finish', () => runLog(slots, c, cfg.plugins.env, res.statusCode));
     const afterAccess = (exit: AccessResult) => {
       if (exit) { sendExit(req, res, exit, requestId, started); return; }
+      if (c.serviceOverride && c.serviceOverride !== service.id) {
+        const next = cfg.services.get(c.serviceOverride);
+        if (next) retarget(next);
+      }
       upstreamQuery = c.finalQuery();
       if (c.bodyChanged()) bodyOverride = c.serializeBody(headers);
       dispatch();

@@ -26,7 +26,7 @@ export function createUpgradeHandler(deps: ProxyDeps) {
     const query = q === -1 ? '' : url.slice(q);
     const path = normalizePath(rawPath);
     const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
-    const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers });
+    const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers, query });
     if (!match) return reject(socket, 404, MESSAGES.noRoute, requestId);
     const service = match.service;
     if (!service) return reject(socket, 503, MESSAGES.noService, requestId);

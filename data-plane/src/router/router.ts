@@ -15,6 +15,8 @@ export interface MatchInput {
   /** The port the request arrived on (for `host:port` route hosts). */
   port: number;
   headers: Record<string, string | string[] | undefined>;
+  /** The raw query string (with or without `?`); parsed only if a route matches on it. */
+  query?: string;
 }
 
 export interface Match {
@@ -44,6 +46,7 @@ interface SubRoute {
   methods: Set<string> | null;
   hosts: HostRule | null;
   headers: HeaderRule[] | null;
+  query: [string, Set<string>][] | null;
   prefix: string | null;
   regex: RegExp | null;
 }
@@ -102,7 +105,7 @@ function headersMatch(rules: HeaderRule[], headers: MatchInput['headers']): bool
 
 /** Kong's priority, as a tuple compared element by element, higher first (§3.3). */
 function priority(route: Route, path: string | null): number[] {
-  const fields = [route.methods, route.hosts, route.headers, route.paths, route.snis].filter(nonEmpty).length;
+  const fields = [route.methods, route.hosts, route.headers, route.paths, route.snis, route.query].filter(nonEmpty).length;
   const plainHosts = nonEmpty(route.hosts) && !route.hosts!.some((h) => h.includes('*')) ? 1 : 0;
   const headerCount = nonEmpty(route.headers) ? Object.keys(route.headers!).length : 0;
   const isRegex = path?.startsWith('~') ? 1 : 0;
@@ -126,7 +129,10 @@ export class Router {
       if (service && !service.enabled) continue;
       if (!route.protocols.includes('http') && !route.protocols.includes('https')) continue;
       const compiled: CompiledRoute = { route, service, plugins: chainFor(route) };
-      const base = { compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), headers: compileHeaders(route.headers) };
+      const base = {
+        compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), headers: compileHeaders(route.headers),
+        query: nonEmpty(route.query) ? Object.entries(route.query!).map(([k, v]) => [k, new Set(v)] as [string, Set<string>]) : null,
+      };
       const paths = nonEmpty(route.paths) ? route.paths! : [null];
       for (const p of paths) {
         subs.push({
@@ -157,6 +163,7 @@ export class Router {
   }
 
   match(input: MatchInput): Match | null {
+    this.params = null;
     let best: SubRoute | null = null;
     let bestCaptures: RegExpExecArray | null = null;
     const path = input.path;
@@ -192,10 +199,22 @@ export class Router {
     return { route: best.compiled.route, service: best.compiled.service, matchedPath, captures, compiled: best.compiled };
   }
 
+  /** The current request's parsed query, built at most once per match. */
+  private params: URLSearchParams | null = null;
+
   private others(s: SubRoute, input: MatchInput): boolean {
     if (s.methods && !s.methods.has(input.method)) return false;
     if (s.hosts && !hostMatches(s.hosts, input.host, input.port)) return false;
     if (s.headers && !headersMatch(s.headers, input.headers)) return false;
+    if (s.query) {
+      const q = input.query ?? '';
+      this.params ??= new URLSearchParams(q.startsWith('?') ? q.slice(1) : q);
+      for (const [name, values] of s.query) {
+        const got = this.params.getAll(name);
+        if (!got.length) return false;
+        if (!values.has('*') && !got.some((v) => values.has(v))) return false;
+      }
+    }
     return true;
   }
 }

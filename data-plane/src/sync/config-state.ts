@@ -28,6 +28,7 @@ export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRe
     router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
     plugins,
     upstreams: health.build(snapshot.config.upstreams, snapshot.config.targets),
+    services: new Map(snapshot.config.services.flatMap((sv) => [[sv.id, sv], ...(sv.name ? [[sv.name, sv] as const] : [])])),
   };
 }
 

@@ -74,6 +74,7 @@ export const routeSchema = z.strictObject({
   paths: opt(z.array(routePath())).describe('Path prefixes, or regexes starting with `~`'),
   headers: opt(routeHeaders()).describe('Header values that must match (`~*` prefix: regex)'),
   snis: opt(set(z.string())).describe('TLS SNI names that match'),
+  query: opt(z.record(z.string().min(1), z.array(z.string()).min(1, 'length must be at least 1'))).describe("Portico: query arguments that must match, any listed value per name ('*': present with any value)"),
   sources: opt(z.array(z.unknown())).describe('Stream routes: source addresses'),
   destinations: opt(z.array(z.unknown())).describe('Stream routes: destination addresses'),
   https_redirect_status_code: z.union([z.literal(426), z.literal(301), z.literal(302), z.literal(307), z.literal(308)], { error: 'expected one of: 426, 301, 302, 307, 308' }).default(426).describe('Status used when an http request hits an https-only route'),
@@ -88,7 +89,7 @@ export const routeSchema = z.strictObject({
 }).superRefine((r, ctx) => {
   const isHttp = r.protocols.some((p) => p === 'http' || p === 'https');
   if (isHttp) {
-    const none = [r.methods, r.hosts, r.headers, r.paths].every((v) => v == null || (Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0))
+    const none = [r.methods, r.hosts, r.headers, r.paths, r.query].every((v) => v == null || (Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0))
       && (r.snis == null || r.snis.length === 0 || !r.protocols.includes('https'));
     if (none) {
       const msg = r.protocols.includes('https')

@@ -5,9 +5,10 @@ import { basicAuthHandler } from './basic-auth/handler.ts';
 import { jwtHandler } from './jwt/handler.ts';
 import { keyAuthHandler } from './key-auth/handler.ts';
 import { rateLimitingHandler } from './rate-limiting/handler.ts';
+import { canaryHandler } from './canary/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
-  [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler].map((h) => [h.name, h as PluginHandler]),
+  [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';

@@ -5,8 +5,9 @@ import { basicAuth } from './basic-auth/schema.ts';
 import { jwt } from './jwt/schema.ts';
 import { keyAuth } from './key-auth/schema.ts';
 import { rateLimiting } from './rate-limiting/schema.ts';
+import { canary } from './canary/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
-  [keyAuth, jwt, basicAuth, acl, rateLimiting].map((d) => [d.name, d]),
+  [keyAuth, jwt, basicAuth, acl, rateLimiting, canary].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

@@ -47,6 +47,8 @@ export interface ProxyContext {
   authenticatedGroups: string[] | null;
   /** Scratch space shared by the plugins of one request. */
   shared: Record<string, unknown>;
+  /** Send the request to this service (id or name) instead of the route's. */
+  serviceOverride: string | null;
 }
 
 /**
