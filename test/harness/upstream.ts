@@ -12,6 +12,8 @@ export interface Upstream {
   port: number;
   url: string;
   hits: number;
+  /** Applies to every request until changed: answer this status, after this delay. */
+  mode: { status?: number; delayMs?: number };
   close(): Promise<void>;
 }
 
@@ -21,6 +23,7 @@ export interface Upstream {
  */
 export async function startUpstream(port = 0): Promise<Upstream> {
   const state = { hits: 0 };
+  const mode: { status?: number; delayMs?: number } = {};
   const server = http.createServer((req, res) => {
     state.hits++;
     const url = new URL(req.url ?? '/', 'http://x');
@@ -46,11 +49,11 @@ export async function startUpstream(port = 0): Promise<Upstream> {
     req.on('end', () => {
       const answer = () => {
         const echo: Echo = { method: req.method!, url: req.url!, headers: req.headers, bodyBytes: bytes, body: bytes <= 1 << 20 ? Buffer.concat(parts).toString() : '' };
-        const status = Number(url.searchParams.get('status') ?? 200);
-        res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': 'echo', connection: 'keep-alive, x-drop-me', 'x-drop-me': 'hop' });
+        const status = mode.status ?? Number(url.searchParams.get('status') ?? 200);
+        res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': 'echo', 'x-upstream-port': String(actualPort), connection: 'keep-alive, x-drop-me', 'x-drop-me': 'hop' });
         res.end(JSON.stringify(echo));
       };
-      const delay = Number(url.searchParams.get('delay_ms') ?? 0);
+      const delay = mode.delayMs ?? Number(url.searchParams.get('delay_ms') ?? 0);
       if (delay) setTimeout(answer, delay); else answer();
     });
   });
@@ -58,12 +61,15 @@ export async function startUpstream(port = 0): Promise<Upstream> {
   wss.on('connection', (ws, req) => {
     ws.on('message', (m) => ws.send(`echo:${req.url}:${m.toString()}`));
   });
+  let actualPort = 0;
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
   const actual = (server.address() as AddressInfo).port;
+  actualPort = actual;
   return {
     port: actual,
     url: `http://127.0.0.1:${actual}`,
     get hits() { return state.hits; },
+    mode,
     close: () => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }),
   };
 }

@@ -5,6 +5,9 @@
 // a config change that does not touch an upstream keeps what the node has learned about it.
 import type { Target, Upstream } from '@portico/shared';
 
+/** Ring points per unit of weight: 160 points for the default weight of 100. */
+const RING_POINTS_PER_WEIGHT = 1.6;
+
 export type Outcome = { kind: 'tcp' } | { kind: 'timeout' } | { kind: 'status'; status: number };
 
 export interface TargetState {
@@ -48,13 +51,15 @@ export class UpstreamBalancer {
     if (upstream.algorithm === 'consistent-hashing') this.buildRing();
   }
 
-  /** A ring of `slots` points shared out by weight: adding or removing a target moves only its share of keys. */
+  /**
+   * A hash ring with points in proportion to weight. A target's points depend on its own weight
+   * only, so adding or removing a target moves just the keys that land on its points.
+   */
   private buildRing(): void {
     const live = this.targets.filter((t) => t.weight > 0);
-    const total = live.reduce((a, t) => a + t.weight, 0);
     const ring: { point: number; index: number }[] = [];
     for (const t of live) {
-      const n = Math.max(1, Math.round((this.upstream.slots * t.weight) / total));
+      const n = Math.max(1, Math.round(t.weight * RING_POINTS_PER_WEIGHT));
       const index = this.targets.indexOf(t);
       for (let i = 0; i < n; i++) ring.push({ point: fnv1a(`${t.target}#${i}`), index });
     }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, foreign, host, int, oneOf, opt, str, tags, timestamp, uuid } from './fields.ts';
+import { bool, foreign, host, int, isHostOrIp, oneOf, opt, str, tags, timestamp, uuid } from './fields.ts';
 
 const HASH_ON = ['none', 'consumer', 'ip', 'header', 'cookie', 'path', 'query_arg', 'uri_capture'] as const;
 const statuses = (d: number[]) => z.array(int(100, 999)).default(d);
@@ -105,7 +105,7 @@ export function normalizeTarget(t: string): string | null {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(t.trim());
   if (!m) return null;
   const port = m[2] === undefined ? 8000 : Number(m[2]);
-  if (port > 65535) return null;
+  if (port > 65535 || !isHostOrIp(m[1])) return null;
   return `${m[1]}:${port}`;
 }
 
