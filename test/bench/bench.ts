@@ -129,6 +129,15 @@ async function main() {
     await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
     await stack.write('POST', `/routes/${name}/plugins`, { name: plugin });
   }
+  // Balancing: the same origin as three targets (nginx listens once, so three address spellings).
+  await stack.write('POST', '/upstreams', { name: 'rr.bench' });
+  for (const host of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) await stack.write('POST', '/upstreams/rr.bench/targets', { target: `${host}:${origin.port}` });
+  await stack.write('POST', '/services', { name: 'rr', host: 'rr.bench' });
+  await stack.write('POST', '/services/rr/routes', { paths: ['/rr'] });
+  await stack.write('POST', '/upstreams', { name: 'one.bench' });
+  await stack.write('POST', '/upstreams/one.bench/targets', { target: `127.0.0.1:${origin.port}` });
+  await stack.write('POST', '/services', { name: 'one', host: 'one.bench' });
+  await stack.write('POST', '/services/one/routes', { paths: ['/one'] });
   // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
   await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
   const exp = Math.floor(Date.now() / 1000) + 3600;
@@ -144,6 +153,8 @@ async function main() {
     ['portico + jwt HS256', `${stack.dps[0].proxy}/hs/anything`, { authorization: `Bearer ${hsToken}` }],
     ['portico + jwt RS256', `${stack.dps[0].proxy}/rs/anything`, { authorization: `Bearer ${rsToken}` }],
     ['portico + key-auth + rate-limiting (redis, sliding)', `${stack.dps[0].proxy}/karl/anything`, { apikey: 'bench-key' }],
+    ['portico → upstream entity, 1 target', `${stack.dps[0].proxy}/one/anything`],
+    ['portico → upstream entity, 3 targets round-robin', `${stack.dps[0].proxy}/rr/anything`],
   ];
   for (const [name, url, headers] of targets) {
     const r = await fetch(url, { headers });
@@ -232,6 +243,23 @@ async function main() {
     return Number(process.hrtime.bigint() - t) / N / 1000;
   };
   say(`jwt verification without the cache (decode + verify, in-process): HS256 ${perVerify(hsToken, 'HS256', secretKey('bench-secret-bench-secret-bench-secret', false)).toFixed(1)} µs, RS256 ${perVerify(rsToken, 'RS256', publicKey(await exportSPKI(rsa.publicKey))).toFixed(1)} µs`);
+
+  // Failing fast: a breaker that is open answers without touching the (dead) upstream.
+  const deadPort = await freePort();
+  await stack.write('POST', '/upstreams', { name: 'dead.bench', circuit_breaker: { failures: 1, open_timeout: 3600 } });
+  await stack.write('POST', '/upstreams/dead.bench/targets', { target: `127.0.0.1:${deadPort}` });
+  await stack.write('POST', '/services', { name: 'dead', host: 'dead.bench', retries: 0 });
+  await stack.write('POST', '/services/dead/routes', { paths: ['/dead'] });
+  await fetch(`${stack.dps[0].proxy}/dead`);
+  const openTimes: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t = performance.now();
+    const r = await fetch(`${stack.dps[0].proxy}/dead`);
+    await r.arrayBuffer();
+    if (r.status !== 503) throw new Error(`breaker not open: ${r.status}`);
+    openTimes.push(performance.now() - t);
+  }
+  say(`request against an open breaker (503 without an upstream attempt): p50 ${pct(openTimes, 0.5).toFixed(2)} ms, p99 ${pct(openTimes, 0.99).toFixed(2)} ms (200 sequential requests, client-measured)`);
 
   const rc = routingCost();
   say(`routing cost per request (Router.match, in-process): ${rc.n10.toFixed(0)} ns at 10 routes, ${rc.n10k.toFixed(0)} ns at 10,000 routes (× ${(rc.n10k / rc.n10).toFixed(2)})`);

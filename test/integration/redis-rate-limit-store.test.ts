@@ -40,7 +40,7 @@ describe('redis store beyond the contract', () => {
     const key = `outage-${Date.now()}`;
     assert.equal((await s.hit(key, [{ seconds: 60, limit: 10 }], 'fixed-window')).allowed, true);
     await redis.service.kill();
-    for (let i = 0; i < 4; i++) await assert.rejects(s.hit(key, [{ seconds: 60, limit: 10 }], 'fixed-window'), StoreUnavailableError);
+    for (let i = 0; i < 4; i++) await assert.rejects(async () => s.hit(key, [{ seconds: 60, limit: 10 }], 'fixed-window'), StoreUnavailableError);
     assert.equal(s.breakerOpen, true);
     await redis.service.start();
     const back = await (async () => {
