@@ -46,22 +46,25 @@ async function autocannon(url: string, headers: Record<string, string> = {}): Pr
 const load = (url: string, headers?: Record<string, string>) => (has('wrk') ? Promise.resolve(wrk(url, headers)) : autocannon(url, headers));
 
 /** nginx as the upstream (fast and steady), or a Node server when nginx is absent. */
-async function startOrigin(): Promise<{ url: string; port: number; stop: () => void }> {
+async function startOrigin(): Promise<{ url: string; port: number; extraPorts: number[]; stop: () => void }> {
   const port = await freePort();
+  const extraPorts = [await freePort(), await freePort()];
   if (has('nginx')) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-nginx-'));
     writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 100000;
-  server { listen 127.0.0.1:${port}; location / { default_type application/json; return 200 '{"hello":"world"}'; } } }\n`);
+  server { listen 127.0.0.1:${port}; listen 127.0.0.1:${extraPorts[0]}; listen 127.0.0.1:${extraPorts[1]};
+    location / { default_type application/json; return 200 '{"hello":"world"}'; } } }\n`);
     const p = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
     await waitFor('origin', () => portOpen(port));
-    return { url: `http://127.0.0.1:${port}`, port, stop: () => p.kill() };
+    return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => p.kill() };
   }
   const http = await import('node:http');
-  const srv = http.createServer((_q, s) => { s.setHeader('content-type', 'application/json'); s.end('{"hello":"world"}'); }).listen(port, '127.0.0.1');
+  const handler = (_q: unknown, s: import('node:http').ServerResponse) => { s.setHeader('content-type', 'application/json'); s.end('{"hello":"world"}'); };
+  const servers = [port, ...extraPorts].map((p) => http.createServer(handler).listen(p, '127.0.0.1'));
   await waitFor('origin', () => portOpen(port));
-  return { url: `http://127.0.0.1:${port}`, port, stop: () => srv.close() };
+  return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => servers.forEach((x) => x.close()) };
 }
 
 async function startNginxProxy(upstreamPort: number): Promise<{ url: string; stop: () => void } | null> {
@@ -129,9 +132,9 @@ async function main() {
     await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
     await stack.write('POST', `/routes/${name}/plugins`, { name: plugin });
   }
-  // Balancing: the same origin as three targets (nginx listens once, so three address spellings).
+  // Balancing: the same origin on three ports as three targets.
   await stack.write('POST', '/upstreams', { name: 'rr.bench' });
-  for (const host of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) await stack.write('POST', '/upstreams/rr.bench/targets', { target: `${host}:${origin.port}` });
+  for (const p of [origin.port, ...origin.extraPorts]) await stack.write('POST', '/upstreams/rr.bench/targets', { target: `127.0.0.1:${p}` });
   await stack.write('POST', '/services', { name: 'rr', host: 'rr.bench' });
   await stack.write('POST', '/services/rr/routes', { paths: ['/rr'] });
   await stack.write('POST', '/upstreams', { name: 'one.bench' });

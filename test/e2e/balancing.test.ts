@@ -107,6 +107,8 @@ describe('health checks and the circuit breaker', () => {
     const put = await fetch(`${s.dps[0].status}/upstreams/manual.internal/targets/127.0.0.1:${b.port}/unhealthy`, { method: 'PUT' });
     assert.equal(put.status, 204);
     assert.deepEqual(tally(await many(10, '/manual')), { [a.port]: 10 });
+    await s.write('POST', '/services/manual/routes', { paths: ['/manual-too'] });
+    assert.deepEqual(tally(await many(10, '/manual')), { [a.port]: 10 }, 'health survives a config change that does not touch the upstream');
     await fetch(`${s.dps[0].status}/upstreams/manual.internal/targets/127.0.0.1:${b.port}/healthy`, { method: 'PUT' });
     assert.ok((tally(await many(10, '/manual'))[b.port] ?? 0) > 0);
     const cp = await s.A('GET', '/upstreams/manual.internal/health');
