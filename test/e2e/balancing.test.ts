@@ -59,6 +59,14 @@ describe('balancing', () => {
     assert.ok(t[fast.port] > 2 * (t[slow.port] ?? 0), JSON.stringify(t));
   });
 
+  it('prefers the faster target with the latency algorithm', async () => {
+    const [fast, slow] = [await up(), await up()];
+    slow.mode.delayMs = 150;
+    await setup('latency', { algorithm: 'latency' }, [[fast], [slow]]);
+    const t = tally(await many(40, '/latency', undefined, 1));
+    assert.ok(t[fast.port] >= 30, JSON.stringify(t));
+  });
+
   it('hashes a header to a stable target and moves about 1/N of keys when a target is added', async () => {
     const targets = [await up(), await up(), await up()];
     await setup('hashed', { hash_on: 'header', hash_on_header: 'x-user' }, targets.map((t) => [t]));

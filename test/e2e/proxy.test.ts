@@ -185,6 +185,17 @@ describe('errors', () => {
     assert.equal(JSON.parse(slow.body).message, 'The upstream server is timing out');
   });
 
+  it('answers an https-only route over http with 426, or the configured redirect', async () => {
+    await s.A('POST', '/services/example_service/routes', { paths: ['/secure'], protocols: ['https'] });
+    await s.write('POST', '/services/example_service/routes', { paths: ['/moved'], protocols: ['https'], https_redirect_status_code: 301 });
+    const r = await req('/secure/x');
+    assert.equal(r.status, 426);
+    assert.equal(JSON.parse(r.body).message, 'Please use HTTPS protocol');
+    assert.equal(r.headers.upgrade, 'TLS/1.2, HTTP/1.1');
+    const m = await req('/moved/x?y=1', { headers: { host: 'gw.test' } });
+    assert.deepEqual([m.status, m.headers.location], [301, 'https://gw.test/moved/x?y=1']);
+  });
+
   it('forwards upstream error statuses unchanged', async () => {
     const r = await req('/mock/x?status=418');
     assert.equal(r.status, 418);

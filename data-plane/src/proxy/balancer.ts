@@ -8,7 +8,7 @@ import type { Target, Upstream } from '@portico/shared';
 /** Ring points per unit of weight: 160 points for the default weight of 100. */
 const RING_POINTS_PER_WEIGHT = 1.6;
 
-export type Outcome = { kind: 'tcp' } | { kind: 'timeout' } | { kind: 'status'; status: number };
+export type Outcome = { kind: 'tcp' } | { kind: 'timeout' } | { kind: 'status'; status: number; latencyMs?: number };
 
 export interface TargetState {
   target: string;
@@ -29,7 +29,12 @@ export interface TargetState {
   active: number;
   /** Smooth weighted round-robin's running weight. */
   current: number;
+  /** Moving average of time to response headers, ms (the `latency` algorithm). */
+  ewmaMs: number;
 }
+
+/** Weight of the newest sample in the latency average. */
+const EWMA_ALPHA = 0.2;
 
 /** FNV-1a, then murmur3's finalizer so that similar strings (ports, user ids) spread over the ring. */
 function fnv1a(s: string): number {
@@ -105,6 +110,15 @@ export class UpstreamBalancer {
         const t = this.targets[this.ring[(lo + k) % this.ring.length].index];
         if (!tried.has(t.target) && this.usable(t, now)) { chosen = t; break; }
       }
+    } else if (algorithm === 'latency') {
+      // Lowest expected wait: average latency × (open requests + 1), per unit of weight. Targets
+      // without samples yet score 0 and are tried first, so every target gets measured.
+      let best = Infinity;
+      for (const t of this.targets) {
+        if (tried.has(t.target) || !this.usable(t, now)) continue;
+        const score = (t.ewmaMs * (t.active + 1)) / t.weight;
+        if (score < best) { best = score; chosen = t; }
+      }
     } else if (algorithm === 'least-connections') {
       let best = Infinity;
       for (const t of this.targets) {
@@ -131,6 +145,7 @@ export class UpstreamBalancer {
   report(t: TargetState, o: Outcome, probe = false): void {
     const hc = probe ? this.upstream.healthchecks.active : this.upstream.healthchecks.passive;
     if (t.breaker === 'half_open' && !probe) t.probesInFlight = Math.max(0, t.probesInFlight - 1);
+    if (o.kind === 'status' && o.latencyMs !== undefined) t.ewmaMs = t.ewmaMs ? t.ewmaMs + EWMA_ALPHA * (o.latencyMs - t.ewmaMs) : o.latencyMs;
     const healthyStatus = o.kind === 'status' && hc.healthy.http_statuses.includes(o.status);
     const unhealthyStatus = o.kind === 'status' && hc.unhealthy.http_statuses.includes(o.status);
     if (o.kind === 'tcp') this.fail(t, 'tcpFailures', hc.unhealthy.tcp_failures);
@@ -220,7 +235,7 @@ export class HealthRegistry {
         if (!st) {
           st = {
             target: t.target, ...splitTarget(t.target), weight: t.weight, healthy: true, successes: 0, tcpFailures: 0,
-            timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, active: 0, current: 0,
+            timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, active: 0, current: 0, ewmaMs: 0,
           };
           this.states.set(key, st);
         }

@@ -157,6 +157,18 @@ export function createProxy(deps: ProxyDeps) {
       sendError(req, res, 404, MESSAGES.noRoute, requestId, 'gateway', latencyHeader(started));
       return;
     }
+    // An https-only route reached over plain http (reference/kong-compat.md §3.6).
+    if (!match.route.protocols.includes('http')) {
+      log.route = match.route.id;
+      const code = match.route.https_redirect_status_code;
+      if (code === 426) {
+        sendError(req, res, 426, 'Please use HTTPS protocol', requestId, 'gateway', { connection: 'Upgrade', upgrade: 'TLS/1.2, HTTP/1.1', ...latencyHeader(started) });
+      } else {
+        res.writeHead(code, { location: `https://${hostHeader}${req.url ?? '/'}`, 'content-length': 0, [REQUEST_ID_HEADER]: requestId });
+        res.end();
+      }
+      return;
+    }
     const matchedService = match.service;
     if (!matchedService) {
       log.route = match.route.id;
@@ -247,7 +259,7 @@ export function createProxy(deps: ProxyDeps) {
         headersTimeout: service.read_timeout, bodyTimeout: service.read_timeout,
       }, ({ statusCode, headers: upHeaders }) => {
         responded = true;
-        if (target) balancer!.report(target, { kind: 'status', status: statusCode });
+        if (target) balancer!.report(target, { kind: 'status', status: statusCode, latencyMs: performance.now() - upstreamStarted });
         if (statusRetries && statusRetries.statuses.includes(statusCode) && IDEMPOTENT.has(method) && (replayable || bodyOverride)
           && attempt < service.retries) {
           retryStatus = true;
