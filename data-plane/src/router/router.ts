@@ -116,6 +116,8 @@ export class Router {
   private readonly byPrefix = new Map<string, SubRoute[]>();
   /** Distinct prefix lengths, longest first. */
   private readonly prefixLengths: number[];
+  /** For each index in prefixLengths: the best (lowest) rank among it and every shorter length. */
+  private readonly bestRankFrom: number[];
   /** Sub-routes without a prefix path, in priority order. */
   private readonly scan: SubRoute[];
   readonly size: number;
@@ -159,6 +161,17 @@ export class Router {
     });
     this.scan = scan;
     this.prefixLengths = [...new Set([...this.byPrefix.keys()].map((k) => k.length))].sort((a, b) => b - a);
+    const bestAtLength = new Map<number, number>();
+    for (const [prefix, list] of this.byPrefix) {
+      const cur = bestAtLength.get(prefix.length);
+      if (cur === undefined || list[0].rank < cur) bestAtLength.set(prefix.length, list[0].rank);
+    }
+    this.bestRankFrom = new Array(this.prefixLengths.length);
+    let acc = Infinity;
+    for (let i = this.prefixLengths.length - 1; i >= 0; i--) {
+      acc = Math.min(acc, bestAtLength.get(this.prefixLengths[i])!);
+      this.bestRankFrom[i] = acc;
+    }
     this.size = subs.length;
   }
 
@@ -167,7 +180,10 @@ export class Router {
     let best: SubRoute | null = null;
     let bestCaptures: RegExpExecArray | null = null;
     const path = input.path;
-    for (const len of this.prefixLengths) {
+    for (let i = 0; i < this.prefixLengths.length; i++) {
+      // No shorter prefix can outrank what was found: stop probing.
+      if (best && best.rank < this.bestRankFrom[i]) break;
+      const len = this.prefixLengths[i];
       if (len > path.length) continue;
       const list = this.byPrefix.get(len === path.length ? path : path.slice(0, len));
       if (!list) continue;
