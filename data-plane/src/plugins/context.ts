@@ -34,14 +34,14 @@ export class RequestContext implements ProxyContext {
   query(): URLSearchParams {
     if (!this.params) {
       this.params = new URLSearchParams(this.rawQuery.startsWith('?') ? this.rawQuery.slice(1) : this.rawQuery);
-      this.paramsInitial = this.params.toString();
+      this.paramsInitial = this.rawQuery === '' ? '' : this.params.toString();
     }
     return this.params;
   }
 
   /** The query string to send upstream: the client's bytes unless a plugin changed the arguments. */
   finalQuery(): string {
-    if (!this.params) return this.rawQuery;
+    if (!this.params || (this.rawQuery === '' && this.params.size === 0)) return this.rawQuery;
     const now = this.params.toString();
     if (now === this.paramsInitial) return this.rawQuery;
     return now ? `?${now}` : '';

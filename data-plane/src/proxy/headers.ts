@@ -41,7 +41,7 @@ export function upstreamRequestHeaders(i: UpstreamHeaderInput): Record<string, s
   out['x-forwarded-port'] = String(i.listenPort);
   out['x-forwarded-path'] = i.originalPath;
   if (i.strippedPrefix && i.strippedPrefix !== '/') out['x-forwarded-prefix'] = i.strippedPrefix;
-  else delete out['x-forwarded-prefix'];
+  else if (out['x-forwarded-prefix'] !== undefined) delete out['x-forwarded-prefix'];
   out['x-real-ip'] = i.clientIp;
   const via = `${i.req.httpVersion} ${VIA_TOKEN}`;
   out.via = src.via ? `${src.via}, ${via}` : via;
