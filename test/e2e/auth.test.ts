@@ -366,6 +366,17 @@ describe('basic-auth and acl', () => {
   });
   const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
 
+  it('finds, upserts and deletes ACL groups by name under their consumer only', async () => {
+    assert.equal((await s.A('GET', '/consumers/bob/acls/gold')).status, 200);
+    assert.equal((await s.A('GET', '/consumers/luka/acls/gold')).status, 404, 'another consumer\'s group is not found');
+    assert.equal((await s.A('GET', '/acls/gold')).status, 404, 'top level takes ids: group names repeat across consumers');
+    const put = await s.A('PUT', '/consumers/luka/acls/bronze', {});
+    assert.deepEqual([put.status, put.body.group], [200, 'bronze']);
+    assert.equal((await s.A('DELETE', '/consumers/luka/acls/bronze')).status, 204);
+    const dup = await s.A('POST', '/consumers/bob/acls', { group: 'gold' });
+    assert.equal(dup.status, 409);
+  });
+
   it('stores the password as a scrypt hash', async () => {
     const r = await s.A('GET', '/basic-auths/bob');
     assert.match(r.body.password, /^\$scrypt\$/);

@@ -230,5 +230,14 @@ describe('bad input', () => {
     assert.equal((await s.A('GET', '/targets')).status, 404, 'targets live under their upstream only');
     const def = await s.A('POST', '/upstreams/weighted.internal/targets', { target: 'default-port.test' });
     assert.deepEqual([def.body.target, def.body.weight], ['default-port.test:8000', 100]);
+    // The same target in another upstream is another row, found under its own upstream.
+    await s.A('POST', '/upstreams', { name: 'other.internal' });
+    const again = await s.A('POST', '/upstreams/other.internal/targets', { target: 'default-port.test', weight: 7 });
+    assert.equal(again.status, 201);
+    assert.equal((await s.A('GET', '/upstreams/other.internal/targets/default-port.test:8000')).body.weight, 7);
+    assert.equal((await s.A('GET', '/upstreams/weighted.internal/targets/default-port.test:8000')).body.weight, 100);
+    assert.equal((await s.A('PATCH', '/upstreams/other.internal/targets/default-port.test', { weight: 9 })).body.weight, 9);
+    assert.equal((await s.A('DELETE', '/upstreams/other.internal/targets/default-port.test:8000')).status, 204);
+    assert.equal((await s.A('GET', '/upstreams/weighted.internal/targets/default-port.test:8000')).status, 200);
   });
 });

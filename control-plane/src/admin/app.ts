@@ -3,7 +3,7 @@
 import os from 'node:os';
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
-import { AdminError, PORTICO_VERSION } from '@portico/shared';
+import { AdminError, PORTICO_VERSION, UUID_RE } from '@portico/shared';
 import type { Database } from '../db/index.ts';
 import { collectionPath, ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
@@ -160,11 +160,17 @@ export function createAdminApp(deps: AdminDeps): Hono {
       GET: async (c) => c.json(pageBody(c, await listEntities(db, def, query(c, def)), col, true)),
       POST: async (c) => c.json(written(c, await createEntity(db, def, await body(c, def))).entity, 201),
     });
+    /** A top-level item key: an id, or the endpoint key where it is unique across parents. */
+    const itemKey = (c: Context) => {
+      const k = key(c);
+      if (def.endpointKeyNestedOnly && !UUID_RE.test(k)) throw AdminError.message(404, 'Not found');
+      return k;
+    };
     resource(`${col}/:key`, {
-      GET: async (c) => c.json(await requireEntity(db, def, key(c))),
-      PUT: async (c) => c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def, key(c)))).entity, 200),
-      PATCH: async (c) => c.json(written(c, await updateEntity(db, def, key(c), await body(c, def, key(c)))).entity, 200),
-      DELETE: async (c) => { written(c, await deleteEntity(db, def, key(c))); return c.body(null, 204); },
+      GET: async (c) => c.json(await requireEntity(db, def, itemKey(c))),
+      PUT: async (c) => c.json(written(c, await upsertEntity(db, def, itemKey(c), await body(c, def, key(c)))).entity, 200),
+      PATCH: async (c) => c.json(written(c, await updateEntity(db, def, itemKey(c), await body(c, def, key(c)))).entity, 200),
+      DELETE: async (c) => { written(c, await deleteEntity(db, def, itemKey(c))); return c.body(null, 204); },
     });
   }
 
@@ -173,7 +179,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
     const parentDef = ENTITY_BY_NAME.get(fk.entity)!;
     const base = `/${collectionPath(parentDef)}/:parent/${fk.nestedPath ?? collectionPath(def)}`;
     const parentOf = (c: Context) => requireEntity(db, parentDef, key(c, 'parent'));
-    const belongs = (parent: Entity) => (e: Entity) => (e[fk.field] as { id?: string } | null)?.id === parent.id;
     resource(base, {
       GET: async (c) => {
         const parent = await parentOf(c);
@@ -186,26 +191,26 @@ export function createAdminApp(deps: AdminDeps): Hono {
         return c.json(written(c, await createEntity(db, def, { ...input, [fk.field]: { id: parent.id } })).entity, 201);
       },
     });
+    const within = (parent: Entity) => ({ [`${fk.field}_id`]: parent.id });
     resource(`${base}/:key`, {
       GET: async (c) => {
         const parent = await parentOf(c);
-        const e = await getEntity(db, def, key(c));
-        if (!e || !belongs(parent)(e)) throw AdminError.message(404, 'Not found');
+        const e = await getEntity(db, def, key(c), within(parent));
+        if (!e) throw AdminError.message(404, 'Not found');
         return c.json(e);
       },
       PUT: async (c) => {
         const parent = await parentOf(c);
-        const existing = await getEntity(db, def, key(c));
-        if (existing && !belongs(parent)(existing)) throw AdminError.message(404, 'Not found');
-        return c.json(written(c, await upsertEntity(db, def, key(c), await body(c, def, key(c)), { [fk.field]: { id: parent.id } })).entity, 200);
+        const input = await body(c, def, key(c));
+        return c.json(written(c, await upsertEntity(db, def, key(c), input, { [fk.field]: { id: parent.id } }, within(parent))).entity, 200);
       },
       PATCH: async (c) => {
         const parent = await parentOf(c);
-        return c.json(written(c, await updateEntity(db, def, key(c), await body(c, def, key(c)), belongs(parent))).entity, 200);
+        return c.json(written(c, await updateEntity(db, def, key(c), await body(c, def, key(c)), within(parent))).entity, 200);
       },
       DELETE: async (c) => {
         const parent = await parentOf(c);
-        const r = written(c, await deleteEntity(db, def, key(c), belongs(parent)));
+        const r = written(c, await deleteEntity(db, def, key(c), within(parent)));
         if (!r.deleted) throw AdminError.message(404, 'Not found');
         return c.body(null, 204);
       },

@@ -52,6 +52,8 @@ export interface EntityDef {
   listFilters?: string[];
   /** Only reachable under its parent (Kong's targets: top-level `/targets` is 404). */
   nestedOnly?: boolean;
+  /** The endpoint key is unique only within the parent, so top-level item paths take ids only. */
+  endpointKeyNestedOnly?: boolean;
 }
 
 export const collectionPath = (def: EntityDef) => def.path ?? def.name;
@@ -200,6 +202,9 @@ export const aclDef: EntityDef = {
   name: 'acls',
   table: tables.acls,
   schema: aclSchema,
+  // Kong: `/consumers/{c}/acls/{group}` (lookups by group are confined to the consumer).
+  endpointKey: 'group',
+  endpointKeyNestedOnly: true,
   foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'acls' }],
   rowExtras: (e) => ({ cache_key: `acls:${scopeKey(e, 'consumer')}:${e.group}` }),
   uniqueError: (column, e) => column === 'cache_key'

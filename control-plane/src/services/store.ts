@@ -65,7 +65,10 @@ async function bumpVersion(tx: Tx): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-async function findRow(ex: Executor, def: EntityDef, key: string): Promise<Record<string, unknown> | undefined> {
+/** Columns a lookup is confined to: `{ upstream_id: "…" }` finds a target only under that upstream. */
+export type Within = Record<string, string>;
+
+async function findRow(ex: Executor, def: EntityDef, key: string, within: Within = {}): Promise<Record<string, unknown> | undefined> {
   let column = UUID_RE.test(key) ? def.table.id : def.endpointKey ? def.table[def.endpointKey] : undefined;
   let value = key;
   if (!UUID_RE.test(key) && def.lookupKey) {
@@ -73,12 +76,13 @@ async function findRow(ex: Executor, def: EntityDef, key: string): Promise<Recor
     column = def.table[l.column]; value = l.value;
   }
   if (!column) return undefined;
-  const rows = await ex.select().from(def.table).where(eq(column, value)).limit(1);
+  const conds = [eq(column, value), ...Object.entries(within).map(([col, v]) => eq(def.table[col], v))];
+  const rows = await ex.select().from(def.table).where(and(...conds)).limit(1);
   return rows[0] as Record<string, unknown> | undefined;
 }
 
-export async function getEntity(ex: Executor, def: EntityDef, key: string): Promise<Entity | undefined> {
-  const row = await findRow(ex, def, key);
+export async function getEntity(ex: Executor, def: EntityDef, key: string, within?: Within): Promise<Entity | undefined> {
+  const row = await findRow(ex, def, key, within);
   return row ? rowToEntity(def, row) : undefined;
 }
 
@@ -265,11 +269,11 @@ export async function createEntity(db: Db, def: EntityDef, input: Record<string,
 }
 
 /** PUT: create or replace the whole entity at `key` (an id, or the endpoint key). */
-export async function upsertEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, fixed: Record<string, unknown> = {}): Promise<WriteResult> {
+export async function upsertEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, fixed: Record<string, unknown> = {}, within?: Within): Promise<WriteResult> {
   return db.transaction(async (tx) => {
     const body = { ...stripServerFields(input), ...fixed };
     await resolveForeignKeys(tx, def, body);
-    const existing = await findRow(tx, def, key);
+    const existing = await findRow(tx, def, key, within);
     const now = nowSeconds();
     const byId = UUID_RE.test(key);
     if (!byId && !def.endpointKey) throw AdminError.message(404, 'Not found');
@@ -293,11 +297,11 @@ export async function upsertEntity(db: Db, def: EntityDef, key: string, input: R
 }
 
 /** PATCH: merge `input` over the stored entity; records named in `mergeRecords` merge key-by-key. */
-export async function updateEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, scope?: (e: Entity) => boolean): Promise<WriteResult> {
+export async function updateEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, within?: Within): Promise<WriteResult> {
   return db.transaction(async (tx) => {
-    const row = await findRow(tx, def, key);
+    const row = await findRow(tx, def, key, within);
     const existing = row ? rowToEntity(def, row) : undefined;
-    if (!existing || (scope && !scope(existing))) throw AdminError.message(404, 'Not found');
+    if (!existing) throw AdminError.message(404, 'Not found');
     const body = stripServerFields(input);
     await resolveForeignKeys(tx, def, body);
     const merged: Record<string, unknown> = { ...existing };
@@ -321,10 +325,10 @@ export async function updateEntity(db: Db, def: EntityDef, key: string, input: R
 }
 
 /** DELETE: returns whether a row was deleted. Deleting what does not exist changes nothing. */
-export async function deleteEntity(db: Db, def: EntityDef, key: string, scope?: (e: Entity) => boolean): Promise<{ deleted: boolean; version?: number }> {
+export async function deleteEntity(db: Db, def: EntityDef, key: string, within?: Within): Promise<{ deleted: boolean; version?: number }> {
   return db.transaction(async (tx) => {
-    const row = await findRow(tx, def, key);
-    if (!row || (scope && !scope(rowToEntity(def, row)))) return { deleted: false };
+    const row = await findRow(tx, def, key, within);
+    if (!row) return { deleted: false };
     const version = await bumpVersion(tx);
     try {
       await tx.delete(def.table).where(eq(def.table.id, row.id as string));
