@@ -196,6 +196,20 @@ describe('errors', () => {
     assert.deepEqual([m.status, m.headers.location], [301, 'https://gw.test/moved/x?y=1']);
   });
 
+  it('answers 504 when the upstream stops taking the request body for write_timeout', async () => {
+    await s.A('POST', '/services', { name: 'stall', url: s.upstream.url, write_timeout: 300, read_timeout: 60_000 });
+    await s.write('POST', '/services/stall/routes', { paths: ['/stall'], strip_path: false });
+    const u = new URL(dpUrl);
+    const status = await new Promise<number>((resolve, reject) => {
+      const r = http.request({ host: u.hostname, port: u.port, path: '/stall', method: 'POST', headers: { 'content-length': 256 * 1024 * 1024 } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      r.on('error', reject);
+      const chunk = Buffer.alloc(1024 * 1024, 99);
+      const pump = () => { while (r.write(chunk)) { /* until the socket pushes back */ } r.once('drain', pump); };
+      pump();
+    });
+    assert.equal(status, 504);
+  });
+
   it('forwards upstream error statuses unchanged', async () => {
     const r = await req('/mock/x?status=418');
     assert.equal(r.status, 418);

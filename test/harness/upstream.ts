@@ -27,6 +27,7 @@ export async function startUpstream(port = 0): Promise<Upstream> {
   const server = http.createServer((req, res) => {
     state.hits++;
     const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/stall') { req.pause(); return; } // never reads the body, never answers
     const dl = /^\/download\/(\d+)$/.exec(url.pathname);
     if (dl) {
       let left = Number(dl[1]);

@@ -3,7 +3,7 @@
 // forwarding through them measured 4× slower here (ARCHITECTURE.md invariant 7).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Upstream } from '@portico/shared';
 import type { TargetState, UpstreamBalancer } from './balancer.ts';
@@ -72,7 +72,33 @@ export interface ProxyDeps {
 
 const KEEPALIVE_TIMEOUT_MS = 60_000;
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'UND_ERR_SOCKET']);
-const TIMEOUT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'WRITE_TIMEOUT']);
+
+/**
+ * service.write_timeout: the longest pause between two writes of the request body upstream (as
+ * nginx's proxy_send_timeout). undici reads the client's body only as fast as the upstream takes
+ * it, so a body that stops flowing for that long aborts the upstream request (answered 504).
+ * Only requests with a body pay for the AbortController.
+ */
+interface WriteWatch { body: AsyncIterable<Buffer>; signal: AbortSignal; timedOut: boolean; stop(): void }
+
+function watchWrites(req: IncomingMessage, timeoutMs: number): WriteWatch {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | null = null;
+  const state = { timedOut: false };
+  const stop = () => { if (timer) clearTimeout(timer); timer = null; };
+  // undici pulls the next chunk only when the upstream took the previous one: the time between
+  // two pulls is the time between two writes.
+  async function* pull(): AsyncGenerator<Buffer> {
+    timer = setTimeout(() => { state.timedOut = true; timer = null; abort.abort(); }, timeoutMs);
+    for await (const chunk of req) {
+      timer?.refresh();
+      yield chunk as Buffer;
+    }
+    stop();
+  }
+  return { body: pull(), signal: abort.signal, get timedOut() { return state.timedOut; }, stop };
+}
 
 /** One pooled agent per (connect timeout, TLS verification): undici sets both per connection. */
 class Agents {
@@ -253,12 +279,16 @@ export function createProxy(deps: ProxyDeps) {
       }
       let responded = false;
       let retryStatus = false;
+      const writeWatch = hasBody && !bodyOverride ? watchWrites(req, service.write_timeout) : null;
       agent.stream({
         origin: attemptOrigin, path: upstreamPathname + upstreamQuery, method: method as Dispatcher.HttpMethod, headers,
-        body: bodyOverride ?? (hasBody ? req : null),
+        // undici sends async iterables as streamed bodies; its types list only Readable.
+        body: bodyOverride ?? (writeWatch?.body as unknown as Readable | undefined) ?? null,
         headersTimeout: service.read_timeout, bodyTimeout: service.read_timeout,
+        signal: writeWatch?.signal,
       }, ({ statusCode, headers: upHeaders }) => {
         responded = true;
+        writeWatch?.stop();
         if (target) balancer!.report(target, { kind: 'status', status: statusCode, latencyMs: performance.now() - upstreamStarted });
         if (statusRetries && statusRetries.statuses.includes(statusCode) && IDEMPOTENT.has(method) && (replayable || bodyOverride)
           && attempt < service.retries) {
@@ -279,6 +309,7 @@ export function createProxy(deps: ProxyDeps) {
         res.writeHead(statusCode, out);
         return res;
       }, (err) => {
+        writeWatch?.stop();
         if (target) target.active--;
         if (!err && retryStatus) {
           // Exponential backoff with full jitter, inside the request's total retry budget.
@@ -296,7 +327,7 @@ export function createProxy(deps: ProxyDeps) {
         }
         if (!err) return;
         if (res.destroyed && !res.headersSent) return;
-        const code = (err as { code?: string }).code ?? '';
+        const code = writeWatch?.timedOut ? 'WRITE_TIMEOUT' : (err as { code?: string }).code ?? '';
         const timeout = TIMEOUT_ERRORS.has(code);
         if (target && !responded) balancer!.report(target, timeout ? { kind: 'timeout' } : { kind: 'tcp' });
         if (!responded && (replayable || bodyOverride) && (CONNECT_ERRORS.has(code) || timeout) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
