@@ -88,6 +88,20 @@ describe('config distribution', () => {
   });
 });
 
+describe('bad messages on the bus', () => {
+  it('ignores malformed heartbeats, logging why, and lists nothing new', async () => {
+    const before = (await s.A('GET', '/clustering/data-planes')).body.data.length;
+    const nc = await connect({ servers: s.nats.url });
+    nc.publish('portico.dp.heartbeat', 'not json');
+    nc.publish('portico.dp.heartbeat', JSON.stringify({ id: 'not-a-uuid', hostname: 'x' }));
+    nc.publish('portico.dp.heartbeat', JSON.stringify({ id: '00000000-0000-4000-8000-000000000099', hostname: 'h', ip: '1.2.3.4', version: '1', config_version: -5, config_hash: 'x', last_error: null, status: 'ready', started_at: 0 }));
+    await nc.flush();
+    await nc.close();
+    await waitFor('the CP logs the rejected heartbeats', async () => s.cp.logs().includes('invalid data-plane heartbeat ignored') && s.cp.logs().includes('heartbeat is not JSON'));
+    assert.equal((await s.A('GET', '/clustering/data-planes')).body.data.length, before);
+  });
+});
+
 describe('failures', () => {
   it('keeps serving with NATS down, and delivers writes made meanwhile once NATS is back', async () => {
     await s.nats.service.kill();
