@@ -55,24 +55,24 @@ describe('graceful shutdown', () => {
 });
 
 describe('bad environment', () => {
-  const run = (entry: string, env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', entry], {
+  const run = (entry: string, env: Record<string, string>) => spawnSync(process.execPath, [entry], {
     cwd: ROOT, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 20_000,
   });
   it('refuses a malformed listen address, naming the variable', () => {
-    const r = run('control-plane/src/all-in-one.ts', { PORTICO_PROXY_LISTEN: 'not-a-port' });
+    const r = run('control-plane/dist/all-in-one.mjs', { PORTICO_PROXY_LISTEN: 'not-a-port' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /PORTICO_PROXY_LISTEN: expected host:port, got 'not-a-port'/);
   });
   it('refuses a non-Postgres DATABASE_URL', () => {
-    const r = run('control-plane/src/all-in-one.ts', { DATABASE_URL: 'mysql://x' });
+    const r = run('control-plane/dist/all-in-one.mjs', { DATABASE_URL: 'mysql://x' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /DATABASE_URL: expected a postgres or postgresql URL/);
   });
   it('refuses to run a data plane or control plane alone without NATS_URL', () => {
-    const dp = run('data-plane/src/main.ts', {});
+    const dp = run('data-plane/dist/main.mjs', {});
     assert.equal(dp.status, 2);
     assert.match(dp.stderr, /NATS_URL is required for a data plane/);
-    const cp = run('control-plane/src/main.ts', {});
+    const cp = run('control-plane/dist/main.mjs', {});
     assert.equal(cp.status, 2);
     assert.match(cp.stderr, /NATS_URL is required when the control plane runs alone/);
   });

@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { freePort, tmpRoot, waitFor } from './procs.ts';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+/** The built bundles, as `npm start` / `npm run control-plane` / `npm run data-plane` run them (`npm run build` first). */
 const ENTRY = {
-  'control-plane': 'control-plane/src/main.ts',
-  'data-plane': 'data-plane/src/main.ts',
-  'all-in-one': 'control-plane/src/all-in-one.ts',
+  'control-plane': 'control-plane/dist/main.mjs',
+  'data-plane': 'data-plane/dist/main.mjs',
+  'all-in-one': 'control-plane/dist/all-in-one.mjs',
 } as const;
 
 export type Role = keyof typeof ENTRY;
@@ -59,7 +60,7 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     proc: null as unknown as ChildProcess,
     logs: () => log,
     async start() {
-      const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY[role]], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [ENTRY[role]], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
       g.proc = proc;
       proc.stdout!.on('data', (d) => { log = (log + d).slice(-200_000); });
       proc.stderr!.on('data', (d) => { log = (log + d).slice(-200_000); });

@@ -1,6 +1,6 @@
 // Opens the CP's database: Postgres when DATABASE_URL is set, else embedded PGlite in the data dir.
 // Migrations run at start under a Postgres advisory lock, so several CPs may start at once.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { PgDatabase } from 'drizzle-orm/pg-core';
@@ -18,7 +18,18 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations', import.meta.url));
+/** The repo's migrations/ folder, found upwards from this module (source or bundle in dist/). */
+function findMigrations(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(dir, 'migrations');
+    if (existsSync(path.join(candidate, 'meta', '_journal.json'))) return candidate;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('migrations/ folder not found above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+const MIGRATIONS_DIR = findMigrations();
 /** Arbitrary constant naming Portico's migration lock. */
 const MIGRATION_LOCK_KEY = 0x706f7274;
 
