@@ -31,6 +31,10 @@ export class RequestContext implements ProxyContext {
     this.headers = req.headers;
   }
 
+  hasQuery(): boolean {
+    return this.rawQuery.length > 1;
+  }
+
   query(): URLSearchParams {
     if (!this.params) {
       this.params = new URLSearchParams(this.rawQuery.startsWith('?') ? this.rawQuery.slice(1) : this.rawQuery);

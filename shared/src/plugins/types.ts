@@ -38,6 +38,8 @@ export interface ProxyContext {
   readonly service: Service | null;
   /** Query arguments; changes here reach the upstream. */
   query(): URLSearchParams;
+  /** Whether the request has a query string at all (cheaper than parsing an empty one). */
+  hasQuery(): boolean;
   /** Headers sent upstream; set or delete here. */
   upstreamHeaders: Record<string, string | string[]>;
   /** Headers added to the response. */

@@ -24,38 +24,39 @@ export const keyAuthHandler: PluginHandler<KeyAuthConfig, State> = {
   access: function keyAuthAccess(ctx, config, state, env: PluginEnv): AccessResult {
     if (!config.run_on_preflight && ctx.method === 'OPTIONS') return;
     if (alreadyAuthenticated(ctx, config.anonymous)) return;
-    const found: { value: string; name: string; where: 'header' | 'query' | 'body' }[] = [];
+    // One pass over every place a key may be, keeping the first value and noting any other
+    // (no arrays on the common path: one key in one header).
+    let key: string | null = null;
+    let conflict = false;
+    const see = (v: string) => {
+      if (v === '') return;
+      if (key === null) key = v; else if (v !== key) conflict = true;
+    };
     for (let i = 0; i < state.names.length; i++) {
-      const name = state.names[i];
       if (config.key_in_header) {
-        const h = ctx.headers[name];
-        if (h !== undefined) for (const v of Array.isArray(h) ? h : [h]) found.push({ value: v, name, where: 'header' });
+        const h = ctx.headers[state.names[i]];
+        if (typeof h === 'string') see(h); else if (h) h.forEach(see);
       }
-      if (config.key_in_query) {
-        for (const v of ctx.query().getAll(config.key_names[i])) found.push({ value: v, name: config.key_names[i], where: 'query' });
-      }
-      if (config.key_in_body) {
-        for (const v of readBodyKey(ctx, config.key_names[i])) found.push({ value: v, name: config.key_names[i], where: 'body' });
-      }
+      if (config.key_in_query && ctx.hasQuery()) for (const v of ctx.query().getAll(config.key_names[i])) see(v);
+      if (config.key_in_body) for (const v of readBodyKey(ctx, config.key_names[i])) see(v);
     }
-    const values = new Set(found.map((f) => f.value).filter((v) => v !== ''));
-    if (values.size === 0) {
+    if (key === null) {
       return failOrAnonymous(ctx, config.anonymous, env, { status: 401, message: 'No API key found in request', headers: state.challenge });
     }
-    if (values.size > 1) {
+    if (conflict) {
       return failOrAnonymous(ctx, config.anonymous, env, { status: 401, message: 'Duplicate API key found', headers: state.challenge });
     }
-    const [key] = values;
     const cred = env.index.keyAuthByHash.get(hashApiKey(key));
     const consumer = cred?.consumer ? env.index.consumersById.get(cred.consumer.id) : undefined;
     if (!cred || !consumer || (cred.expires_at != null && cred.expires_at * 1000 <= env.now())) {
       return failOrAnonymous(ctx, config.anonymous, env, { status: 401, message: 'Unauthorized', headers: state.challenge });
     }
     if (config.hide_credentials) {
-      for (const f of found) {
-        if (f.where === 'header') delete ctx.upstreamHeaders[f.name];
-        else if (f.where === 'query') ctx.query().delete(f.name);
-        else delete (ctx.shared.body as Record<string, unknown>)[f.name];
+      for (let i = 0; i < state.names.length; i++) {
+        if (config.key_in_header && ctx.upstreamHeaders[state.names[i]] !== undefined) delete ctx.upstreamHeaders[state.names[i]];
+        if (config.key_in_query && ctx.hasQuery()) ctx.query().delete(config.key_names[i]);
+        const body = ctx.shared.body as Record<string, unknown> | undefined;
+        if (config.key_in_body && body && config.key_names[i] in body) delete body[config.key_names[i]];
       }
     }
     setConsumer(ctx, consumer, { id: cred.id, identifier: cred.id });
