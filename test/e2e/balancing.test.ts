@@ -67,6 +67,18 @@ describe('balancing', () => {
     assert.ok(t[fast.port] >= 30, JSON.stringify(t));
   });
 
+  it('hash_on cookie sets the cookie when absent, and the cookie keeps a client on its target', async () => {
+    const targets = [await up(), await up(), await up()];
+    await setup('sticky', { hash_on: 'cookie', hash_on_cookie: 'portico-sticky', hash_on_cookie_path: '/sticky' }, targets.map((t) => [t]));
+    const first = await fetch(`${s.dps[0].proxy}/sticky`);
+    const cookie = first.headers.get('set-cookie')!;
+    assert.match(cookie, /^portico-sticky=[0-9a-f]{32}; Path=\/sticky$/);
+    const port = first.headers.get('x-upstream-port');
+    await first.arrayBuffer();
+    const again = await many(10, '/sticky', { headers: { cookie: cookie.split(';')[0] } });
+    assert.ok(again.every((r) => r.port === port), 'every request with the cookie lands on the first target');
+  });
+
   it('hashes a header to a stable target and moves about 1/N of keys when a target is added', async () => {
     const targets = [await up(), await up(), await up()];
     await setup('hashed', { hash_on: 'header', hash_on_header: 'x-user' }, targets.map((t) => [t]));

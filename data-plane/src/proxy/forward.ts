@@ -236,6 +236,7 @@ export function createProxy(deps: ProxyDeps) {
     const method = req.method ?? 'GET';
     const replayable = !hasBody;
     let statusRetries = balancer?.upstream.status_retries ?? null;
+    let stickyCookie: string | null = null;
 
     /** A plugin (canary) sent the request to another service: recompute where it goes. */
     const retarget = (next: Service) => {
@@ -302,6 +303,10 @@ export function createProxy(deps: ProxyDeps) {
         out['x-portico-upstream-latency'] = String(log.upstream_latency_ms);
         out['x-portico-proxy-latency'] = String(log.proxy_latency_ms);
         out[REQUEST_ID_HEADER] = requestId;
+        if (stickyCookie) {
+          const prev = out['set-cookie'];
+          out['set-cookie'] = prev === undefined ? stickyCookie : [...(Array.isArray(prev) ? prev : [prev]), stickyCookie];
+        }
         if (ctx) {
           runResponse(slots, ctx, cfg.plugins.env, statusCode, out);
           Object.assign(out, ctx.responseHeaders);
@@ -350,7 +355,13 @@ export function createProxy(deps: ProxyDeps) {
           case 'consumer': return ctx?.consumer?.id ?? ctx?.credential?.id ?? undefined;
           case 'ip': return clientIp;
           case 'header': { const v = req.headers[(header ?? '').toLowerCase()]; return Array.isArray(v) ? v[0] : v; }
-          case 'cookie': return cookieValue(req.headers.cookie, u.hash_on_cookie ?? '');
+          case 'cookie': {
+            // As Kong: a client without the cookie gets one, so its next requests stick.
+            const v = cookieValue(req.headers.cookie, u.hash_on_cookie ?? '');
+            if (v !== undefined) return v;
+            stickyCookie ??= `${u.hash_on_cookie}=${randomBytes(16).toString('hex')}; Path=${u.hash_on_cookie_path}`;
+            return stickyCookie.slice(stickyCookie.indexOf('=') + 1, stickyCookie.indexOf(';'));
+          }
           case 'path': return path;
           case 'query_arg': return new URLSearchParams(query === null ? '' : upstreamQuery.slice(1)).get(query ?? '') ?? undefined;
           case 'uri_capture': return match!.captures?.named[capture ?? ''] ?? undefined;
