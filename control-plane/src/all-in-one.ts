@@ -9,6 +9,8 @@ import { runUntilSignal } from './signals.ts';
 try {
   const env = parseEnv();
   const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico');
+  // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   const bus = env.NATS_URL ? undefined : new MemoryBus();
   const health: { current: Awaited<ReturnType<typeof startDataPlane>>['health'] | null } = { current: null };
   const cp = await startControlPlane(env, log.child({ plane: 'cp' }), bus?.publisher, health);

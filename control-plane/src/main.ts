@@ -7,6 +7,8 @@ try {
   const env = parseEnv();
   if (!env.NATS_URL) throw new EnvError('NATS_URL is required when the control plane runs alone (data planes reach it over NATS); use `npm start` for the all-in-one gateway');
   const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico-cp');
+  // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   const cp = await startControlPlane(env, log);
   runUntilSignal(log, () => cp.stop());
 } catch (err) {

@@ -6,6 +6,8 @@ try {
   const env = parseEnv();
   if (!env.NATS_URL) throw new EnvError('NATS_URL is required for a data plane (it receives its config over NATS); use `npm start` for the all-in-one gateway');
   const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico-dp');
+  // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   const dp = await startDataPlane(env, log);
   let stopping = false;
   const onSignal = (signal: string) => {
