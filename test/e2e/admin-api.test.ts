@@ -31,6 +31,7 @@ describe('services', () => {
       id: undefined, created_at: undefined, updated_at: undefined, name: 'example_service', protocol: 'http', host: '127.0.0.1', port: 9000, path: null,
       retries: 5, connect_timeout: 60000, write_timeout: 60000, read_timeout: 60000, enabled: true,
       tls_verify: null, tls_verify_depth: null, ca_certificates: null, client_certificate: null, tags: null,
+      circuit_breaker: null,
     });
     assert.match(r.body.id, /^[0-9a-f-]{36}$/);
     assert.equal(typeof r.body.created_at, 'number');

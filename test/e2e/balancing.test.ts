@@ -153,6 +153,19 @@ describe('health checks and the circuit breaker', () => {
     assert.equal((await get('/breaker')).status, 200);
   });
 
+  it('breaks a whole service whose host is not an upstream (service.circuit_breaker)', async () => {
+    const only = await up();
+    await s.A('POST', '/services', { name: 'svcbreaker', url: only.url, circuit_breaker: { failures: 2, open_timeout: 60 } });
+    await s.write('POST', '/services/svcbreaker/routes', { paths: ['/svcbreaker'] });
+    assert.equal((await get('/svcbreaker')).status, 200);
+    only.mode.status = 502;
+    await many(2, '/svcbreaker', undefined, 1);
+    const hits = only.hits;
+    const open = await many(5, '/svcbreaker', undefined, 1);
+    assert.ok(open.every((r) => r.status === 503));
+    assert.equal(only.hits, hits, 'the open service breaker answers without the upstream');
+  });
+
   it('answers 503 with Kong\'s body when every target is down, or the configured fallback', async () => {
     const dead = `127.0.0.1:${await freePort()}`;
     await setup('alldown', { circuit_breaker: { failures: 1, open_timeout: 60 } }, [[dead]]);

@@ -23,6 +23,7 @@ export const services = pgTable('services', {
   ca_certificates: uuid('ca_certificates').array(),
   client_certificate_id: uuid('client_certificate_id'),
   tags: text('tags').array(),
+  circuit_breaker: jsonb('circuit_breaker'),
 });
 
 export const routes = pgTable('routes', {

@@ -7,6 +7,7 @@ import { Writable, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Upstream } from '@portico/shared';
 import type { TargetState, UpstreamBalancer } from './balancer.ts';
+import { serviceBreakerName } from '../sync/config-state.ts';
 import { escapePath, normalizePath, type Logger, type Service } from '@portico/shared';
 import type { Router } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
@@ -231,7 +232,7 @@ export function createProxy(deps: ProxyDeps) {
     let upstreamStarted = proxyStarted;
     let attempt = 0;
 
-    let balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? null;
+    let balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? (service.circuit_breaker ? cfg.upstreams.get(serviceBreakerName(service.id)) : undefined) ?? null;
     const tried = new Set<string>();
     const method = req.method ?? 'GET';
     const replayable = !hasBody;
@@ -249,7 +250,7 @@ export function createProxy(deps: ProxyDeps) {
       log.upstream = origin;
       if (!route.preserve_host) headers.host = next.port === defaultPort ? h : `${h}:${next.port}`;
       agent = agents.get(next);
-      balancer = cfg.upstreams.get(next.host.toLowerCase()) ?? null;
+      balancer = cfg.upstreams.get(next.host.toLowerCase()) ?? (next.circuit_breaker ? cfg.upstreams.get(serviceBreakerName(next.id)) : undefined) ?? null;
       statusRetries = balancer?.upstream.status_retries ?? null;
     };
 

@@ -3,7 +3,7 @@
 // that fails anywhere is rejected and reported while the old config keeps serving.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { decodeSnapshot, writeFileAtomic, type Logger, type Snapshot } from '@portico/shared';
+import { decodeSnapshot, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type Upstream } from '@portico/shared';
 import { Router } from '../router/router.ts';
 import type { PluginEnv } from '@portico/shared/plugins/handlers';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
@@ -19,7 +19,30 @@ export type ApplyResult =
 
 export type PluginPorts = Omit<PluginEnv, 'index'>;
 
+/**
+ * A service with its own circuit_breaker whose host is not an upstream becomes a one-target
+ * upstream named after the service id, so the breaker machinery serves it unchanged.
+ */
+export function serviceBreakerName(serviceId: string): string {
+  return `svc-${serviceId}.breaker.portico`;
+}
+
+function serviceBreakerUpstreams(snapshot: Snapshot): { upstreams: Upstream[]; targets: Target[] } {
+  const names = new Set(snapshot.config.upstreams.map((u) => u.name.toLowerCase()));
+  const upstreams: Upstream[] = [];
+  const targets: Target[] = [];
+  for (const sv of snapshot.config.services) {
+    if (!sv.circuit_breaker || names.has(sv.host.toLowerCase())) continue;
+    const u = upstreamSchema.parse({ id: sv.id, created_at: 0, updated_at: 0, name: serviceBreakerName(sv.id), circuit_breaker: sv.circuit_breaker });
+    upstreams.push(u);
+    const host = sv.host.includes(':') ? `[${sv.host}]` : sv.host;
+    targets.push({ id: sv.id, created_at: 0, updated_at: 0, upstream: { id: sv.id }, target: `${host}:${sv.port}`, weight: 100, tags: null });
+  }
+  return { upstreams, targets };
+}
+
 export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry): RuntimeConfig {
+  const serviceBreakers = serviceBreakerUpstreams(snapshot);
   const env: PluginEnv = { ...ports, index: buildIndex(snapshot.config) };
   const plugins = new PluginChains(snapshot.config.plugins, env);
   return {
@@ -27,7 +50,7 @@ export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRe
     hash: snapshot.hash,
     router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
     plugins,
-    upstreams: health.build(snapshot.config.upstreams, snapshot.config.targets),
+    upstreams: health.build([...snapshot.config.upstreams, ...serviceBreakers.upstreams], [...snapshot.config.targets, ...serviceBreakers.targets]),
     services: new Map(snapshot.config.services.flatMap((sv) => [[sv.id, sv], ...(sv.name ? [[sv.name, sv] as const] : [])])),
   };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { bool, foreign, host, int, oneOf, opt, set, str, tags, timestamp, utf8Name, uuid } from './fields.ts';
+import { circuitBreakerSchema } from './upstream.ts';
 
 export const SERVICE_PROTOCOLS = ['grpc', 'grpcs', 'http', 'https', 'tcp', 'tls', 'tls_passthrough', 'udp'] as const;
 const MAX_TIMEOUT_MS = 2 ** 31 - 2;
@@ -34,6 +35,7 @@ export const serviceSchema = z.strictObject({
   ca_certificates: opt(set(uuid())).describe('CA certificate ids used to verify the upstream'),
   client_certificate: foreign().describe('Client certificate presented to the upstream'),
   tags: tags().describe('Free-form tags for filtering'),
+  circuit_breaker: opt(circuitBreakerSchema).describe('Portico: a breaker for the whole service when its host is not an upstream (null: off)'),
 }).superRefine((s, ctx) => {
   if (s.path != null && !['http', 'https'].includes(s.protocol)) {
     ctx.addIssue({ code: 'custom', path: ['path'], message: `value must be null when 'protocol' is '${s.protocol}'` });
