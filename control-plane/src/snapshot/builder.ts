@@ -1,7 +1,7 @@
 // Builds config snapshots from Postgres and publishes them (ARCHITECTURE.md invariant 3): after
 // commit, bursts coalesced into few snapshots within tens of milliseconds, failed publishes
 // retried, the latest republished on start, and a slow poll that catches writes other CPs made.
-import { desc, lt, sql } from 'drizzle-orm';
+import { lt, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { configHash, encodeSnapshot, type Config, type Snapshot, type SnapshotPublisher } from '@portico/shared';
 import type { Db } from '../db/index.ts';
@@ -120,10 +120,4 @@ export class SnapshotLoop {
     if (this.poller) clearInterval(this.poller);
     await this.running;
   }
-}
-
-export async function latestStoredVersion(db: Db) {
-  const rows = await db.select({ version: configVersions.version, hash: configVersions.hash }).from(configVersions)
-    .orderBy(desc(configVersions.version)).limit(1);
-  return rows[0];
 }

@@ -32,8 +32,6 @@ export const snapshotSchema = z.strictObject({
 });
 export type Snapshot = z.infer<typeof snapshotSchema>;
 
-export const EMPTY_HASH = '0'.repeat(64);
-
 /** A config with every entity list empty. */
 export function emptyConfig(): Config {
   return { services: [], routes: [], consumers: [], plugins: [], keyauth_credentials: [], jwt_secrets: [], basicauth_credentials: [], acls: [], upstreams: [], targets: [] };
