@@ -296,6 +296,41 @@ describe('jwt', () => {
   });
 });
 
+describe('jwt options', () => {
+  const now = () => Math.floor(Date.now() / 1000);
+  before(async () => {
+    await s.write('POST', '/consumers', { username: 'carl', custom_id: 'crm-42' });
+    const secret = Buffer.from('base64-encoded-secret-of-enough-len').toString('base64');
+    await s.write('POST', '/consumers/carl/jwt', { key: 'b64-issuer', secret });
+    await s.write('POST', '/services/example_service/routes', { name: 'jwt-opts', paths: ['/jwtopts'] });
+    await s.write('POST', '/routes/jwt-opts/plugins', { name: 'key-auth', config: { anonymous: 'anon' } });
+    await s.write('POST', '/routes/jwt-opts/plugins', {
+      name: 'jwt', config: { secret_is_base64: true, cookie_names: ['session'], claims_to_verify: ['exp'], maximum_expiration: 600, required_claims: { tier: ['gold', 'platinum'] } },
+    });
+  });
+  const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(Buffer.from('base64-encoded-secret-of-enough-len'));
+
+  it('verifies with a base64 secret, reads the token from a cookie, and sets X-Consumer-Custom-ID', async () => {
+    const t = await sign({ iss: 'b64-issuer', exp: now() + 60, tier: 'gold' });
+    const r = await get('/jwtopts/x', { cookie: `other=1; session=${t}` });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((r.body as Echo).headers['x-consumer-custom-id'], 'crm-42');
+    assert.equal((r.body as Echo).headers['x-credential-identifier'], 'b64-issuer');
+  });
+
+  it('refuses tokens living longer than maximum_expiration, and claims outside required_claims with 403', async () => {
+    const long = await get('/jwtopts/x', { authorization: `Bearer ${await sign({ iss: 'b64-issuer', exp: now() + 3600, tier: 'gold' })}` });
+    assert.deepEqual([long.status, long.body], [401, { exp: 'exceeds maximum allowed expiration' }]);
+    const silver = await get('/jwtopts/x', { authorization: `Bearer ${await sign({ iss: 'b64-issuer', exp: now() + 60, tier: 'silver' })}` });
+    assert.deepEqual([silver.status, silver.body], [403, { message: "claim 'tier' does not allow access" }]);
+  });
+
+  it('refuses maximum_expiration without exp in claims_to_verify', async () => {
+    const r = await s.A('POST', '/routes/jwt-opts/plugins', { name: 'jwt', config: { maximum_expiration: 60 } });
+    assert.equal(r.status, 400);
+  });
+});
+
 describe('jwt with an identity provider (JWKS / OIDC)', () => {
   let k1: { publicKey: CryptoKey; privateKey: CryptoKey };
   let k2: { publicKey: CryptoKey; privateKey: CryptoKey };
