@@ -62,7 +62,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
 interface AccessRecord {
   route: string | null; service: string | null; upstream: string | null;
   upstream_latency_ms: number; proxy_latency_ms: number; error: string | undefined; client_ip: string;
-  consumer?: () => string | null;
+  /** The plugin context, when the route has plugins (the consumer is read from it at log time). */
+  ctx?: RequestContext;
 }
 
 export interface ProxyDeps {
@@ -378,8 +379,9 @@ export function createProxy(deps: ProxyDeps) {
     // Plugins: build the context, run the access phase, then forward or answer.
     const c = new RequestContext(requestId, req, path, clientIp, route, service, headers, query);
     ctx = c;
-    log.consumer = () => c.consumer?.id ?? null;
-    if (slots.some((sl) => sl.handler.log)) res.once('finish', () => runLog(slots, c, cfg.plugins.env, res.statusCode));
+    log.ctx = c;
+    const flags = match.compiled.pluginFlags;
+    if (flags.hasLog) res.once('finish', () => runLog(slots, c, cfg.plugins.env, res.statusCode));
     const afterAccess = (exit: AccessResult) => {
       if (exit) { sendExit(req, res, exit, requestId, started); return; }
       if (c.serviceOverride && c.serviceOverride !== service.id) {
@@ -400,7 +402,7 @@ export function createProxy(deps: ProxyDeps) {
         if (r instanceof Promise) r.then(afterAccess, failed); else afterAccess(r);
       } catch (err) { failed(err); }
     };
-    if (hasBody && slots.some((sl) => sl.handler.needsBody?.(sl.base?.config))) {
+    if (hasBody && flags.needsBody) {
       readBody(req, MAX_BUFFERED_BODY).then((buf) => {
         if (!buf) { sendError(req, res, 413, 'Request size limit exceeded', requestId, 'gateway'); return; }
         bodyOverride = buf;
@@ -433,7 +435,7 @@ export function createProxy(deps: ProxyDeps) {
     deps.accessLog!.info({
       request_id: requestId, method: req.method, path: req.url, status: res.statusCode,
       latency_ms: Math.round(performance.now() - started), upstream_latency_ms: r.upstream_latency_ms,
-      proxy_latency_ms: r.proxy_latency_ms, route: r.route, service: r.service, consumer: r.consumer?.() ?? undefined, client_ip: r.client_ip,
+      proxy_latency_ms: r.proxy_latency_ms, route: r.route, service: r.service, consumer: r.ctx?.consumer?.id, client_ip: r.client_ip,
       upstream: r.upstream, error: r.error,
     });
   }

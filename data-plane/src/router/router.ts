@@ -35,6 +35,8 @@ export interface CompiledRoute {
   service: Service | null;
   /** The route's plugin chain, in execution order. */
   plugins: PluginSlot[];
+  /** What the chain needs, decided once per snapshot rather than per request. */
+  pluginFlags: { hasLog: boolean; needsBody: boolean };
 }
 
 interface HostRule { exact: Set<string>; suffixes: string[]; prefixes: string[]; withPort: { host: string; port: number; kind: 'exact' | 'suffix' | 'prefix' }[] }
@@ -130,7 +132,14 @@ export class Router {
       // A disabled service takes its routes out of the router (Kong §2.1).
       if (service && !service.enabled) continue;
       if (!route.protocols.includes('http') && !route.protocols.includes('https')) continue;
-      const compiled: CompiledRoute = { route, service, plugins: chainFor(route) };
+      const plugins = chainFor(route);
+      const compiled: CompiledRoute = {
+        route, service, plugins,
+        pluginFlags: {
+          hasLog: plugins.some((sl) => sl.handler.log !== undefined),
+          needsBody: plugins.some((sl) => sl.handler.needsBody?.(sl.base?.config) === true),
+        },
+      };
       const base = {
         compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), headers: compileHeaders(route.headers),
         query: nonEmpty(route.query) ? Object.entries(route.query!).map(([k, v]) => [k, new Set(v)] as [string, Set<string>]) : null,
