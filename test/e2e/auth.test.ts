@@ -67,6 +67,20 @@ describe('key-auth', () => {
     assert.deepEqual([wrong.status, wrong.body.message], [401, 'Unauthorized']);
   });
 
+  it('authenticates WebSocket upgrades too', async () => {
+    const { WebSocket } = await import('ws');
+    const url = `${s.dps[0].proxy.replace('http', 'ws')}/mock/socket`;
+    const open = (headers: Record<string, string>) => new Promise<string>((resolve) => {
+      const ws = new WebSocket(url, { headers });
+      ws.on('open', () => ws.send('hi'));
+      ws.on('message', (m) => { resolve(`message:${m}`); ws.close(); });
+      ws.on('unexpected-response', (_req, res) => resolve(`status:${res.statusCode}`));
+      ws.on('error', () => resolve('error'));
+    });
+    assert.equal(await open({}), 'status:401', 'no key, no socket');
+    assert.equal(await open({ apikey: 'top-secret-key' }), 'message:echo:/socket:hi');
+  });
+
   it('stores and distributes only the key hash', async () => {
     const list = await s.A('GET', '/consumers/luka/key-auth');
     assert.equal(list.body.data[0].key, undefined);

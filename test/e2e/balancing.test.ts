@@ -121,6 +121,19 @@ describe('health checks and the circuit breaker', () => {
     assert.ok((back[bad.port] ?? 0) > 0, 'traffic returns');
   });
 
+  it('proxies WebSocket upgrades to an upstream\'s targets', async () => {
+    const { WebSocket } = await import('ws');
+    const t = await up();
+    await setup('wsup', {}, [[t]]);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const ws = new WebSocket(`${s.dps[0].proxy.replace('http', 'ws')}/wsup/chat`);
+      ws.on('open', () => ws.send('ping'));
+      ws.on('message', (m) => { resolve(m.toString()); ws.close(); });
+      ws.on('error', reject);
+    });
+    assert.equal(reply, 'echo:/chat:ping');
+  });
+
   it('manual PUT …/unhealthy and …/healthy on a data plane', async () => {
     const [a, b] = [await up(), await up()];
     await setup('manual', {}, [[a], [b]]);

@@ -1,17 +1,31 @@
-// WebSocket (and any HTTP/1.1 Upgrade) proxying: route as usual, then splice the two sockets.
+// WebSocket (and any HTTP/1.1 Upgrade) proxying: route and run the access phase exactly as for
+// other requests (auth, rate limits, canary), pick a target when the service is an upstream, then
+// splice the two sockets.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { escapePath, normalizePath } from '@portico/shared';
+import { escapePath, normalizePath, type Service } from '@portico/shared';
+import { clearIdentityHeaders, type AccessResult, type Exit } from '@portico/shared/plugins/handlers';
 import { upstreamPath } from '../router/upstream-path.ts';
+import { RequestContext } from '../plugins/context.ts';
+import { isMessageExit, runAccess } from '../plugins/run.ts';
+import { serviceBreakerName } from '../sync/config-state.ts';
 import { nextRequestId, type ProxyDeps } from './forward.ts';
 import { REQUEST_ID_HEADER, upstreamRequestHeaders } from './headers.ts';
 import { MESSAGES } from './errors.ts';
 
-function reject(socket: Duplex, status: number, message: string, requestId: string): void {
-  const body = JSON.stringify({ message, request_id: requestId });
-  socket.end(`HTTP/1.1 ${status} ${message}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${REQUEST_ID_HEADER}: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
+function reject(socket: Duplex, status: number, body: unknown, requestId: string, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  let head = `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Error'}\r\n`;
+  const all: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), [REQUEST_ID_HEADER]: requestId, connection: 'close', ...headers };
+  for (const [k, v] of Object.entries(all)) head += `${k}: ${v}\r\n`;
+  socket.end(`${head}\r\n${text}`);
+}
+
+function rejectExit(socket: Duplex, exit: Exit, requestId: string): void {
+  if (isMessageExit(exit)) reject(socket, exit.status, { message: exit.message, request_id: requestId }, requestId, exit.headers);
+  else reject(socket, exit.status, exit.json, requestId, exit.headers);
 }
 
 export function createUpgradeHandler(deps: ProxyDeps) {
@@ -19,7 +33,7 @@ export function createUpgradeHandler(deps: ProxyDeps) {
     const requestId = nextRequestId();
     socket.on('error', () => socket.destroy());
     const cfg = deps.current();
-    if (!cfg) return reject(socket, 503, 'no configuration available yet', requestId);
+    if (!cfg) return reject(socket, 503, { message: 'no configuration available yet', request_id: requestId }, requestId);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const rawPath = q === -1 ? url : url.slice(0, q);
@@ -27,43 +41,75 @@ export function createUpgradeHandler(deps: ProxyDeps) {
     const path = normalizePath(rawPath);
     const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
     const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers, query });
-    if (!match) return reject(socket, 404, MESSAGES.noRoute, requestId);
-    const service = match.service;
-    if (!service) return reject(socket, 503, MESSAGES.noService, requestId);
+    if (!match) return reject(socket, 404, { message: MESSAGES.noRoute, request_id: requestId }, requestId);
+    if (!match.service) return reject(socket, 503, { message: MESSAGES.noService, request_id: requestId }, requestId);
     const route = match.route;
-    const target = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path)) + query;
-    const defaultPort = service.protocol === 'https' ? 443 : 80;
-    const upstreamHost = route.preserve_host && req.headers.host ? req.headers.host
-      : service.port === defaultPort ? service.host : `${service.host}:${service.port}`;
+    const clientIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const headers = upstreamRequestHeaders({
-      req, requestId, host: upstreamHost, clientIp: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
-      listenPort: deps.listenPort, originalPath: rawPath, strippedPrefix: route.strip_path ? match.matchedPath : '',
+      req, requestId, host: '', clientIp, listenPort: deps.listenPort, originalPath: rawPath,
+      strippedPrefix: route.strip_path ? match.matchedPath : '',
     });
-    headers.connection = 'Upgrade';
-    headers.upgrade = req.headers.upgrade ?? 'websocket';
-    const upstream = service.protocol === 'https'
-      ? tls.connect({ host: service.host, port: service.port, servername: service.host, rejectUnauthorized: service.tls_verify === true })
-      : net.connect({ host: service.host, port: service.port });
-    upstream.setTimeout(service.connect_timeout, () => {
-      upstream.destroy();
-      reject(socket, 504, MESSAGES.timeout, requestId);
-    });
-    upstream.once(service.protocol === 'https' ? 'secureConnect' : 'connect', () => {
-      upstream.setTimeout(0);
-      let head1 = `${req.method} ${target} HTTP/1.1\r\n`;
-      for (const [k, v] of Object.entries(headers)) {
-        for (const one of Array.isArray(v) ? v : [v]) head1 += `${k}: ${one}\r\n`;
+    clearIdentityHeaders(headers);
+    const slots = match.compiled.plugins;
+    const connect = (service: Service, finalQuery: string) => {
+      const target = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path)) + finalQuery;
+      const balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? (service.circuit_breaker ? cfg.upstreams.get(serviceBreakerName(service.id)) : undefined);
+      let dialHost = service.host;
+      let dialPort = service.port;
+      if (balancer) {
+        const t = balancer.pick(null, new Set());
+        if (!t) return reject(socket, 503, { message: MESSAGES.noPeer, request_id: requestId }, requestId);
+        dialHost = t.host;
+        dialPort = t.port;
       }
-      upstream.write(head1 + '\r\n');
-      if (head.length) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-    });
-    upstream.on('error', () => {
-      if (!upstream.readableDidRead) reject(socket, 502, MESSAGES.badGateway, requestId);
-      else socket.destroy();
-    });
-    socket.on('close', () => upstream.destroy());
-    upstream.on('close', () => socket.destroy());
+      splice(req, socket, head, service, dialHost, dialPort, target, headers, route.preserve_host, requestId);
+    };
+    if (slots.length === 0) return connect(match.service, query);
+    const ctx = new RequestContext(requestId, req, path, clientIp, route, match.service, headers, query);
+    const after = (exit: AccessResult) => {
+      if (exit) return rejectExit(socket, exit, requestId);
+      const service = (ctx.serviceOverride && cfg.services.get(ctx.serviceOverride)) || match.service!;
+      connect(service, ctx.finalQuery());
+    };
+    try {
+      const r = runAccess(slots, ctx, cfg.plugins.env);
+      if (r instanceof Promise) r.then(after, () => reject(socket, 500, { message: MESSAGES.internal, request_id: requestId }, requestId));
+      else after(r);
+    } catch {
+      reject(socket, 500, { message: MESSAGES.internal, request_id: requestId }, requestId);
+    }
   };
 }
+
+function splice(req: IncomingMessage, socket: Duplex, head: Buffer, service: Service, dialHost: string, dialPort: number,
+  target: string, headers: Record<string, string | string[]>, preserveHost: boolean, requestId: string): void {
+  const defaultPort = service.protocol === 'https' ? 443 : 80;
+  headers.host = preserveHost && req.headers.host ? req.headers.host : dialPort === defaultPort ? dialHost : `${dialHost}:${dialPort}`;
+  headers.connection = 'Upgrade';
+  headers.upgrade = req.headers.upgrade ?? 'websocket';
+  const upstream = service.protocol === 'https'
+    ? tls.connect({ host: dialHost, port: dialPort, servername: dialHost, rejectUnauthorized: service.tls_verify === true })
+    : net.connect({ host: dialHost, port: dialPort });
+  upstream.setTimeout(service.connect_timeout, () => {
+    upstream.destroy();
+    reject(socket, 504, { message: MESSAGES.timeout, request_id: requestId }, requestId);
+  });
+  upstream.once(service.protocol === 'https' ? 'secureConnect' : 'connect', () => {
+    upstream.setTimeout(0);
+    let requestHead = `${req.method} ${target} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(headers)) {
+      for (const one of Array.isArray(v) ? v : [v]) requestHead += `${k}: ${one}\r\n`;
+    }
+    upstream.write(requestHead + '\r\n');
+    if (head.length) upstream.write(head);
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+  });
+  upstream.on('error', () => {
+    if (!upstream.readableDidRead) reject(socket, 502, { message: MESSAGES.badGateway, request_id: requestId }, requestId);
+    else socket.destroy();
+  });
+  socket.on('close', () => upstream.destroy());
+  upstream.on('close', () => socket.destroy());
+}
+
