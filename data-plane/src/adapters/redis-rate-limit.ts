@@ -94,6 +94,12 @@ interface Lease {
   /** Per limit, as Redis reported at lease time, counting this lease as unused. */
   remaining: number[];
   reset: number[];
+  /** `reset` in whole seconds, as headers show it. */
+  resetS: number[];
+  /** The decision for a remembered refusal (the same object every time). */
+  refusal: Decision;
+  /** The decision the fast path hands out, updated in place. */
+  shared: Decision;
   inflight: Promise<void> | null;
 }
 
@@ -116,14 +122,25 @@ function leaseKey(key: string, limits: Limit[], algorithm: Algorithm): string {
   return k;
 }
 
-function take(lease: Lease): Decision {
+function spend(lease: Lease): void {
   lease.units--;
-  for (let i = 0; i < lease.remaining.length; i++) lease.remaining[i] = Math.max(0, lease.remaining[i] - 1);
-  return { allowed: true, remaining: [...lease.remaining], reset: lease.reset.map((ms) => Math.max(1, Math.ceil(ms / 1000))) };
+  for (let i = 0; i < lease.remaining.length; i++) if (lease.remaining[i] > 0) lease.remaining[i]--;
+}
+
+/** A unit for a caller that may read the decision later (after an await): its own copy. */
+function take(lease: Lease): Decision {
+  spend(lease);
+  return { allowed: true, remaining: [...lease.remaining], reset: lease.resetS };
+}
+
+/** A unit for a synchronous caller: no allocation. */
+function takeShared(lease: Lease): Decision {
+  spend(lease);
+  return lease.shared;
 }
 
 function refusal(lease: Lease): Decision {
-  return { allowed: false, remaining: [...lease.remaining], reset: lease.reset.map((ms) => Math.max(1, Math.ceil(ms / 1000))) };
+  return lease.refusal;
 }
 
 export class RedisRateLimitStore implements RateLimitStore {
@@ -159,8 +176,9 @@ export class RedisRateLimitStore implements RateLimitStore {
     const lease = this.leases.get(leaseKey(key, limits, algorithm));
     const now = Date.now();
     if (lease && now < lease.expiresAt && !lease.inflight) {
-      if (lease.units > 0) return take(lease);
-      if (lease.refused) return refusal(lease);
+      // The caller reads the decision before anything else runs: share the lease's arrays.
+      if (lease.units > 0) return takeShared(lease);
+      if (lease.refused) return lease.refusal;
     }
     return this.acquire(key, limits, algorithm);
   }
@@ -185,12 +203,16 @@ export class RedisRateLimitStore implements RateLimitStore {
         if (lease.refused) return refusal(lease);
       }
       const want = lease && round < MAX_ROUNDS ? leaseSize(lease) : 1;
-      const next: Lease = { units: 0, expiresAt: 0, refused: false, remaining: [], reset: [], inflight: null };
+      const none: Decision = { allowed: false, remaining: [], reset: [] };
+      const next: Lease = { units: 0, expiresAt: 0, refused: false, remaining: [], reset: [], resetS: [], refusal: none, shared: none, inflight: null };
       next.inflight = this.call(key, limits, algorithm, want).then((r) => {
         const now = Date.now();
         next.units = r.granted;
         next.remaining = r.remaining.map((x) => x + r.granted);
         next.reset = r.resetMs;
+        next.resetS = r.resetMs.map((ms) => Math.max(1, Math.ceil(ms / 1000)));
+        next.refusal = { allowed: false, remaining: [...r.remaining], reset: next.resetS };
+        next.shared = { allowed: true, remaining: next.remaining, reset: next.resetS };
         next.refused = r.granted === 0;
         // Units are good until the shortest window turns; a refusal in a sliding window is
         // re-estimated after 100 ms; bucket units are used within a second.

@@ -5,7 +5,6 @@ import type { AccessResult, PluginEnv, PluginHandler, ProxyContext } from '../ty
 import { PERIOD_SECONDS, PERIODS, rateLimiting, type Period, type RateLimitingConfig } from './schema.ts';
 import type { Decision, Limit, RateLimitStore } from './store.ts';
 
-const TITLE: Record<Period, string> = { second: 'Second', minute: 'Minute', hour: 'Hour', day: 'Day', month: 'Month', year: 'Year' };
 
 interface State {
   id: string;
@@ -15,6 +14,7 @@ interface State {
   local: RateLimitStore;
   /** Limit headers are the same for every request: built once. */
   limitHeaders: [string, string][];
+  remainingHeaders: string[];
 }
 
 function identifier(ctx: ProxyContext, config: RateLimitingConfig): string {
@@ -40,8 +40,10 @@ function respond(ctx: ProxyContext, config: RateLimitingConfig, state: State, d:
   for (let i = 1; i < d.remaining.length; i++) if (d.remaining[i] <= d.remaining[k]) k = i;
   if (!config.hide_client_headers) {
     const h = ctx.responseHeaders;
-    for (const [name, value] of state.limitHeaders) h[name] = value;
-    state.periods.forEach((p, i) => { h[`x-ratelimit-remaining-${p}`] = String(d.remaining[i]); });
+    for (let i = 0; i < state.limitHeaders.length; i++) {
+      h[state.limitHeaders[i][0]] = state.limitHeaders[i][1];
+      h[state.remainingHeaders[i]] = String(d.remaining[i]);
+    }
     h['ratelimit-limit'] = String(state.limits[k].limit);
     h['ratelimit-remaining'] = String(d.remaining[k]);
     h['ratelimit-reset'] = String(d.reset[k]);
@@ -67,6 +69,7 @@ export const rateLimitingHandler: PluginHandler<RateLimitingConfig, State> = {
       store: config.policy === 'redis' ? env.rateLimitStore(config.redis) : env.localRateLimitStore,
       local: env.localRateLimitStore,
       limitHeaders: periods.map((p) => [`x-ratelimit-limit-${p}`, String(config[p])] as [string, string]),
+      remainingHeaders: periods.map((p) => `x-ratelimit-remaining-${p}`),
     };
   },
   access: function rateLimitingAccess(ctx, config, state, env: PluginEnv): AccessResult | Promise<AccessResult> {
