@@ -7,7 +7,7 @@ import { Writable, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { Upstream } from '@portico/shared';
 import type { TargetState, UpstreamBalancer } from './balancer.ts';
-import { serviceBreakerName } from '../sync/config-state.ts';
+import { bracket, hostOf, hostPort, splitUrl, type ServiceTarget } from './target.ts';
 import { escapePath, normalizePath, type Logger, type Service } from '@portico/shared';
 import type { Router } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
@@ -25,8 +25,8 @@ export interface RuntimeConfig {
   plugins: PluginChains;
   /** Balancers by upstream name (lower-cased): a service whose host names one balances over it. */
   upstreams: Map<string, UpstreamBalancer>;
-  /** Services by id and by name (a plugin may send a request to another one). */
-  services: Map<string, Service>;
+  /** Where each service's requests go, by service id and name (a plugin may switch services). */
+  targets: Map<string, ServiceTarget>;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
@@ -105,16 +105,14 @@ function watchWrites(req: IncomingMessage, timeoutMs: number): WriteWatch {
 /** One pooled agent per (connect timeout, TLS verification): undici sets both per connection. */
 class Agents {
   private agents = new Map<string, Agent>();
-  get(service: Service): Agent {
-    const verify = service.tls_verify === true;
-    const key = `${service.connect_timeout}|${verify}`;
-    let a = this.agents.get(key);
+  get(t: ServiceTarget): Agent {
+    let a = this.agents.get(t.agentKey);
     if (!a) {
       a = new Agent({
         keepAliveTimeout: KEEPALIVE_TIMEOUT_MS,
-        connect: { timeout: service.connect_timeout, rejectUnauthorized: verify },
+        connect: { timeout: t.service.connect_timeout, rejectUnauthorized: t.service.tls_verify === true },
       });
-      this.agents.set(key, a);
+      this.agents.set(t.agentKey, a);
     }
     return a;
   }
@@ -128,17 +126,6 @@ let idCounter = 0;
 export function nextRequestId(): string {
   idCounter = (idCounter + 1) % 0x1_0000_0000;
   return ID_PREFIX + '00000000' + idCounter.toString(16).padStart(8, '0');
-}
-
-function splitUrl(url: string): { path: string; query: string } {
-  let u = url;
-  if (!u.startsWith('/')) {
-    // absolute-form request target (RFC 9112 §3.2.2)
-    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(u);
-    u = m ? u.slice(m[0].length) || '/' : '/' + u;
-  }
-  const q = u.indexOf('?');
-  return q === -1 ? { path: u, query: '' } : { path: u.slice(0, q), query: u.slice(q) };
 }
 
 function clientIpOf(req: IncomingMessage): string {
@@ -178,9 +165,7 @@ export function createProxy(deps: ProxyDeps) {
       return;
     }
     const hostHeader = req.headers.host ?? '';
-    const colon = hostHeader.lastIndexOf(':');
-    const host = (colon > -1 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
-    const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers, query });
+    const match = cfg.router.match({ method: req.method ?? 'GET', path, host: hostOf(hostHeader), port: deps.listenPort, headers: req.headers, query });
     if (!match) {
       sendError(req, res, 404, MESSAGES.noRoute, requestId, 'gateway', latencyHeader(started));
       return;
@@ -203,25 +188,21 @@ export function createProxy(deps: ProxyDeps) {
       sendError(req, res, 503, MESSAGES.noService, requestId, 'gateway', latencyHeader(started));
       return;
     }
-    let service: Service = matchedService;
+    let target = cfg.targets.get(matchedService.id)!;
+    let service: Service = target.service;
     const route = match.route;
     log.route = route.id; log.service = service.id;
     let upstreamPathname = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path));
-    let defaultPort = service.protocol === 'https' ? 443 : 80;
-    const upstreamHost = route.preserve_host && req.headers.host
-      ? req.headers.host
-      : service.port === defaultPort ? service.host : `${service.host.includes(':') ? `[${service.host}]` : service.host}:${service.port}`;
-    const hostForOrigin = service.host.includes(':') ? `[${service.host}]` : service.host;
-    let origin = `${service.protocol === 'https' ? 'https' : 'http'}://${hostForOrigin}:${service.port}`;
+    let origin = target.origin;
     const clientIp = log.client_ip;
     log.upstream = origin;
     const headers = upstreamRequestHeaders({
-      req, requestId, host: upstreamHost, clientIp, listenPort: deps.listenPort,
+      req, requestId, host: route.preserve_host && req.headers.host ? req.headers.host : target.hostHeader, clientIp, listenPort: deps.listenPort,
       originalPath: rawPath, strippedPrefix: route.strip_path ? match.matchedPath : '',
     });
     clearIdentityHeaders(headers);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    let agent = agents.get(service);
+    let agent = agents.get(target);
     const slots = match.compiled.plugins;
     let ctx: RequestContext | null = null;
     let upstreamQuery = query;
@@ -233,25 +214,24 @@ export function createProxy(deps: ProxyDeps) {
     let upstreamStarted = proxyStarted;
     let attempt = 0;
 
-    let balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? (service.circuit_breaker ? cfg.upstreams.get(serviceBreakerName(service.id)) : undefined) ?? null;
+    let balancer = target.balancer;
     const tried = new Set<string>();
     const method = req.method ?? 'GET';
     const replayable = !hasBody;
     let statusRetries = balancer?.upstream.status_retries ?? null;
     let stickyCookie: string | null = null;
 
-    /** A plugin (canary) sent the request to another service: recompute where it goes. */
-    const retarget = (next: Service) => {
-      service = next;
-      log.service = next.id;
-      upstreamPathname = escapePath(upstreamPath(next.path, route.strip_path ? match.matchedPath : '', path, route.strip_path));
-      defaultPort = next.protocol === 'https' ? 443 : 80;
-      const h = next.host.includes(':') ? `[${next.host}]` : next.host;
-      origin = `${next.protocol === 'https' ? 'https' : 'http'}://${h}:${next.port}`;
+    /** A plugin (canary) sent the request to another service. */
+    const retarget = (next: ServiceTarget) => {
+      target = next;
+      service = next.service;
+      log.service = service.id;
+      upstreamPathname = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path));
+      origin = next.origin;
       log.upstream = origin;
-      if (!route.preserve_host) headers.host = next.port === defaultPort ? h : `${h}:${next.port}`;
+      if (!route.preserve_host) headers.host = next.hostHeader;
       agent = agents.get(next);
-      balancer = cfg.upstreams.get(next.host.toLowerCase()) ?? (next.circuit_breaker ? cfg.upstreams.get(serviceBreakerName(next.id)) : undefined) ?? null;
+      balancer = next.balancer;
       statusRetries = balancer?.upstream.status_retries ?? null;
     };
 
@@ -267,17 +247,16 @@ export function createProxy(deps: ProxyDeps) {
     };
 
     const dispatch = () => {
-      let target: TargetState | null = null;
+      let peer: TargetState | null = null;
       let attemptOrigin = origin;
       if (balancer) {
         const key = hashKey(balancer.upstream);
-        target = balancer.pick(key, tried) ?? (tried.size ? balancer.pick(key, new Set()) : null);
-        if (!target) { noPeer(); return; }
-        tried.add(target.target);
-        target.active++;
-        const h = target.host.includes(':') ? `[${target.host}]` : target.host;
-        attemptOrigin = `${service.protocol === 'https' ? 'https' : 'http'}://${h}:${target.port}`;
-        if (!route.preserve_host) headers.host = balancer.upstream.host_header ?? (target.port === defaultPort ? h : `${h}:${target.port}`);
+        peer = balancer.pick(key, tried) ?? (tried.size ? balancer.pick(key, new Set()) : null);
+        if (!peer) { noPeer(); return; }
+        tried.add(peer.target);
+        peer.active++;
+        attemptOrigin = `${target.scheme}://${bracket(peer.host)}:${peer.port}`;
+        if (!route.preserve_host) headers.host = balancer.upstream.host_header ?? hostPort(peer.host, peer.port, target.defaultPort);
         log.upstream = attemptOrigin;
       }
       let responded = false;
@@ -292,7 +271,7 @@ export function createProxy(deps: ProxyDeps) {
       }, ({ statusCode, headers: upHeaders }) => {
         responded = true;
         writeWatch?.stop();
-        if (target) balancer!.report(target, { kind: 'status', status: statusCode, latencyMs: performance.now() - upstreamStarted });
+        if (peer) balancer!.report(peer, { kind: 'status', status: statusCode, latencyMs: performance.now() - upstreamStarted });
         if (statusRetries && statusRetries.statuses.includes(statusCode) && IDEMPOTENT.has(method) && (replayable || bodyOverride)
           && attempt < service.retries) {
           retryStatus = true;
@@ -317,7 +296,7 @@ export function createProxy(deps: ProxyDeps) {
         return res;
       }, (err) => {
         writeWatch?.stop();
-        if (target) target.active--;
+        if (peer) peer.active--;
         if (!err && retryStatus) {
           // Exponential backoff with full jitter, inside the request's total retry budget.
           const delay = Math.random() * Math.min(statusRetries!.max_delay_ms, statusRetries!.base_delay_ms * 2 ** attempt);
@@ -336,7 +315,7 @@ export function createProxy(deps: ProxyDeps) {
         if (res.destroyed && !res.headersSent) return;
         const code = writeWatch?.timedOut ? 'WRITE_TIMEOUT' : (err as { code?: string }).code ?? '';
         const timeout = TIMEOUT_ERRORS.has(code);
-        if (target && !responded) balancer!.report(target, timeout ? { kind: 'timeout' } : { kind: 'tcp' });
+        if (peer && !responded) balancer!.report(peer, timeout ? { kind: 'timeout' } : { kind: 'tcp' });
         if (!responded && (replayable || bodyOverride) && (CONNECT_ERRORS.has(code) || timeout) && attempt < service.retries && code !== 'UND_ERR_SOCKET') {
           attempt++;
           upstreamStarted = performance.now();
@@ -385,7 +364,7 @@ export function createProxy(deps: ProxyDeps) {
     const afterAccess = (exit: AccessResult) => {
       if (exit) { sendExit(req, res, exit, requestId, started); return; }
       if (c.serviceOverride && c.serviceOverride !== service.id) {
-        const next = cfg.services.get(c.serviceOverride);
+        const next = cfg.targets.get(c.serviceOverride);
         if (next) retarget(next);
       }
       upstreamQuery = c.finalQuery();

@@ -10,7 +10,7 @@ import { clearIdentityHeaders, type AccessResult, type Exit } from '@portico/sha
 import { upstreamPath } from '../router/upstream-path.ts';
 import { RequestContext } from '../plugins/context.ts';
 import { isMessageExit, runAccess } from '../plugins/run.ts';
-import { serviceBreakerName } from '../sync/config-state.ts';
+import { hostOf, hostPort, splitUrl, type ServiceTarget } from './target.ts';
 import { nextRequestId, type ProxyDeps } from './forward.ts';
 import { REQUEST_ID_HEADER, upstreamRequestHeaders } from './headers.ts';
 import { MESSAGES } from './errors.ts';
@@ -34,14 +34,13 @@ export function createUpgradeHandler(deps: ProxyDeps) {
     socket.on('error', () => socket.destroy());
     const cfg = deps.current();
     if (!cfg) return reject(socket, 503, { message: 'no configuration available yet', request_id: requestId }, requestId);
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const rawPath = q === -1 ? url : url.slice(0, q);
-    const query = q === -1 ? '' : url.slice(q);
+    const { path: rawPath, query } = splitUrl(req.url ?? '/');
     const path = normalizePath(rawPath);
-    const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
-    const match = cfg.router.match({ method: req.method ?? 'GET', path, host, port: deps.listenPort, headers: req.headers, query });
+    const match = cfg.router.match({ method: req.method ?? 'GET', path, host: hostOf(req.headers.host ?? ''), port: deps.listenPort, headers: req.headers, query });
     if (!match) return reject(socket, 404, { message: MESSAGES.noRoute, request_id: requestId }, requestId);
+    if (!match.route.protocols.includes('http')) {
+      return reject(socket, 426, { message: 'Please use HTTPS protocol', request_id: requestId }, requestId, { upgrade: 'TLS/1.2, HTTP/1.1' });
+    }
     if (!match.service) return reject(socket, 503, { message: MESSAGES.noService, request_id: requestId }, requestId);
     const route = match.route;
     const clientIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -51,25 +50,27 @@ export function createUpgradeHandler(deps: ProxyDeps) {
     });
     clearIdentityHeaders(headers);
     const slots = match.compiled.plugins;
-    const connect = (service: Service, finalQuery: string) => {
-      const target = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path)) + finalQuery;
-      const balancer = cfg.upstreams.get(service.host.toLowerCase()) ?? (service.circuit_breaker ? cfg.upstreams.get(serviceBreakerName(service.id)) : undefined);
+    const connect = (target: ServiceTarget, finalQuery: string) => {
+      const service = target.service;
+      const uri = escapePath(upstreamPath(service.path, route.strip_path ? match.matchedPath : '', path, route.strip_path)) + finalQuery;
       let dialHost = service.host;
       let dialPort = service.port;
-      if (balancer) {
-        const t = balancer.pick(null, new Set());
-        if (!t) return reject(socket, 503, { message: MESSAGES.noPeer, request_id: requestId }, requestId);
-        dialHost = t.host;
-        dialPort = t.port;
+      if (target.balancer) {
+        const peer = target.balancer.pick(null, new Set());
+        if (!peer) return reject(socket, 503, { message: MESSAGES.noPeer, request_id: requestId }, requestId);
+        dialHost = peer.host;
+        dialPort = peer.port;
       }
-      splice(req, socket, head, service, dialHost, dialPort, target, headers, route.preserve_host, requestId);
+      headers.host = route.preserve_host && req.headers.host ? req.headers.host
+        : target.balancer?.upstream.host_header ?? hostPort(dialHost, dialPort, target.defaultPort);
+      splice(req, socket, head, service, dialHost, dialPort, uri, headers, requestId);
     };
-    if (slots.length === 0) return connect(match.service, query);
+    const matched = cfg.targets.get(match.service.id)!;
+    if (slots.length === 0) return connect(matched, query);
     const ctx = new RequestContext(requestId, req, path, clientIp, route, match.service, headers, query);
     const after = (exit: AccessResult) => {
       if (exit) return rejectExit(socket, exit, requestId);
-      const service = (ctx.serviceOverride && cfg.services.get(ctx.serviceOverride)) || match.service!;
-      connect(service, ctx.finalQuery());
+      connect((ctx.serviceOverride && cfg.targets.get(ctx.serviceOverride)) || matched, ctx.finalQuery());
     };
     try {
       const r = runAccess(slots, ctx, cfg.plugins.env);
@@ -82,9 +83,7 @@ export function createUpgradeHandler(deps: ProxyDeps) {
 }
 
 function splice(req: IncomingMessage, socket: Duplex, head: Buffer, service: Service, dialHost: string, dialPort: number,
-  target: string, headers: Record<string, string | string[]>, preserveHost: boolean, requestId: string): void {
-  const defaultPort = service.protocol === 'https' ? 443 : 80;
-  headers.host = preserveHost && req.headers.host ? req.headers.host : dialPort === defaultPort ? dialHost : `${dialHost}:${dialPort}`;
+  target: string, headers: Record<string, string | string[]>, requestId: string): void {
   headers.connection = 'Upgrade';
   headers.upgrade = req.headers.upgrade ?? 'websocket';
   const upstream = service.protocol === 'https'

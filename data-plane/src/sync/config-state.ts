@@ -8,6 +8,7 @@ import { Router } from '../router/router.ts';
 import type { PluginEnv } from '@portico/shared/plugins/handlers';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
 import type { HealthRegistry } from '../proxy/balancer.ts';
+import { compileTargets, serviceBreakerName } from '../proxy/target.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 
 export const CACHE_FILE = 'snapshot.json.gz';
@@ -23,10 +24,6 @@ export type PluginPorts = Omit<PluginEnv, 'index'>;
  * A service with its own circuit_breaker whose host is not an upstream becomes a one-target
  * upstream named after the service id, so the breaker machinery serves it unchanged.
  */
-export function serviceBreakerName(serviceId: string): string {
-  return `svc-${serviceId}.breaker.portico`;
-}
-
 function serviceBreakerUpstreams(snapshot: Snapshot): { upstreams: Upstream[]; targets: Target[] } {
   const names = new Set(snapshot.config.upstreams.map((u) => u.name.toLowerCase()));
   const upstreams: Upstream[] = [];
@@ -45,13 +42,14 @@ export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRe
   const serviceBreakers = serviceBreakerUpstreams(snapshot);
   const env: PluginEnv = { ...ports, index: buildIndex(snapshot.config) };
   const plugins = new PluginChains(snapshot.config.plugins, env);
+  const upstreams = health.build([...snapshot.config.upstreams, ...serviceBreakers.upstreams], [...snapshot.config.targets, ...serviceBreakers.targets]);
   return {
     version: snapshot.version,
     hash: snapshot.hash,
     router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
     plugins,
-    upstreams: health.build([...snapshot.config.upstreams, ...serviceBreakers.upstreams], [...snapshot.config.targets, ...serviceBreakers.targets]),
-    services: new Map(snapshot.config.services.flatMap((sv) => [[sv.id, sv], ...(sv.name ? [[sv.name, sv] as const] : [])])),
+    upstreams,
+    targets: compileTargets(snapshot.config.services, upstreams),
   };
 }
 
