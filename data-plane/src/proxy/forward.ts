@@ -12,7 +12,7 @@ import { escapePath, normalizePath, type Logger, type Service } from '@portico/s
 import type { Router } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
 import { MESSAGES, sendError } from './errors.ts';
-import { clearIdentityHeaders, type AccessResult, type Exit } from '@portico/shared/plugins/handlers';
+import type { AccessResult, Exit } from '@portico/shared/plugins/handlers';
 import type { PluginChains } from '../plugins/compile.ts';
 import { isMessageExit, runAccess, runLog, runResponse } from '../plugins/run.ts';
 import { RequestContext } from '../plugins/context.ts';
@@ -200,7 +200,6 @@ export function createProxy(deps: ProxyDeps) {
       req, requestId, host: route.preserve_host && req.headers.host ? req.headers.host : target.hostHeader, clientIp, listenPort: deps.listenPort,
       originalPath: rawPath, strippedPrefix: route.strip_path ? match.matchedPath : '',
     });
-    clearIdentityHeaders(headers);
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
     let agent = agents.get(target);
     const slots = match.compiled.plugins;

@@ -1,6 +1,7 @@
 // Headers on the way up and down (reference/kong-compat.md §3.7–3.8).
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { PORTICO_VERSION } from '@portico/shared';
+import { IDENTITY_HEADERS } from '@portico/shared/plugins/handlers';
 
 export const VIA_TOKEN = `portico/${PORTICO_VERSION}`;
 export const REQUEST_ID_HEADER = 'x-portico-request-id';
@@ -10,6 +11,8 @@ const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host',
 ]);
+/** Not copied upstream: hop-by-hop headers, and identity headers only the gateway may set (a client could spoof them). */
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, ...IDENTITY_HEADERS]);
 
 export interface UpstreamHeaderInput {
   req: IncomingMessage;
@@ -27,7 +30,7 @@ export function upstreamRequestHeaders(i: UpstreamHeaderInput): Record<string, s
   const out: Record<string, string | string[]> = {};
   const connectionListed = listedInConnection(src);
   for (const name in src) {
-    if (HOP_BY_HOP.has(name) || (connectionListed && connectionListed.has(name))) continue;
+    if (NOT_FORWARDED.has(name) || (connectionListed && connectionListed.has(name))) continue;
     const v = src[name];
     if (v !== undefined) out[name] = v;
   }

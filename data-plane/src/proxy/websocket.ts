@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { escapePath, normalizePath, type Service } from '@portico/shared';
-import { clearIdentityHeaders, type AccessResult, type Exit } from '@portico/shared/plugins/handlers';
+import type { AccessResult, Exit } from '@portico/shared/plugins/handlers';
 import { upstreamPath } from '../router/upstream-path.ts';
 import { RequestContext } from '../plugins/context.ts';
 import { isMessageExit, runAccess } from '../plugins/run.ts';
@@ -48,7 +48,6 @@ export function createUpgradeHandler(deps: ProxyDeps) {
       req, requestId, host: '', clientIp, listenPort: deps.listenPort, originalPath: rawPath,
       strippedPrefix: route.strip_path ? match.matchedPath : '',
     });
-    clearIdentityHeaders(headers);
     const slots = match.compiled.plugins;
     const connect = (target: ServiceTarget, finalQuery: string) => {
       const service = target.service;

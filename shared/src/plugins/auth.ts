@@ -3,14 +3,10 @@
 import type { Consumer } from '../entities/consumer.ts';
 import type { AuthenticatedCredential, Exit, PluginEnv, ProxyContext } from './types.ts';
 
+/** Headers only the gateway sets; the proxy never copies them from a client (data-plane/src/proxy/headers.ts). */
 export const IDENTITY_HEADERS = ['x-consumer-id', 'x-consumer-custom-id', 'x-consumer-username', 'x-credential-identifier', 'x-anonymous-consumer', 'x-consumer-groups', 'x-authenticated-groups'] as const;
 
-/** Remove identity headers a client sent, so only the gateway can set them. */
-export function clearIdentityHeaders(h: Record<string, string | string[]>): void {
-  // `delete` only when present: deleting turns the object into a slow dictionary for V8.
-  for (const name of IDENTITY_HEADERS) if (h[name] !== undefined) delete h[name];
-}
-
+// `delete` only when present: deleting turns the object into a slow dictionary for V8.
 function unset(h: Record<string, string | string[]>, name: string): void {
   if (h[name] !== undefined) delete h[name];
 }

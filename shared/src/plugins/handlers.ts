@@ -12,7 +12,7 @@ export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';
-export { clearIdentityHeaders } from './auth.ts';
+export { IDENTITY_HEADERS } from './auth.ts';
 export type { Consumer } from '../entities/consumer.ts';
 export type { Route } from '../entities/route.ts';
 export type { Service } from '../entities/service.ts';
