@@ -264,17 +264,8 @@ export class HealthRegistry {
     const timers: NodeJS.Timeout[] = [];
     const run = (wantHealthy: boolean) => {
       const due = b.targets.filter((t) => t.weight > 0 && t.healthy === wantHealthy).slice(0, a.concurrency);
-      for (const t of due) {
-        void this.probe(t, u).then((o) => {
-          const hc = a;
-          if (o.kind === 'status' && hc.healthy.http_statuses.includes(o.status)) {
-            t.successes++; t.tcpFailures = 0; t.timeouts = 0; t.httpFailures = 0;
-            if (!t.healthy && hc.healthy.successes > 0 && t.successes >= hc.healthy.successes) b.setHealthy(t, true);
-          } else {
-            b.report(t, o.kind === 'status' && !hc.unhealthy.http_statuses.includes(o.status) ? { kind: 'status', status: hc.unhealthy.http_statuses[0] ?? 500 } : o, true);
-          }
-        });
-      }
+      // Probe results count like traffic, against the active thresholds (report(..., probe=true)).
+      for (const t of due) void this.probe(t, u).then((o) => b.report(t, o, true));
     };
     if (a.healthy.interval > 0) timers.push(setInterval(() => run(true), a.healthy.interval * 1000));
     if (a.unhealthy.interval > 0) timers.push(setInterval(() => run(false), a.unhealthy.interval * 1000));
