@@ -32,7 +32,8 @@ function primaryIp(): string {
   return '127.0.0.1';
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+/** Resolves once `server` (already told where by serve()) is listening. */
+function listening(server: Server): Promise<void> {
   return new Promise((resolve, reject) => {
     if (server.listening) return resolve();
     server.once('listening', () => resolve());
@@ -77,11 +78,11 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   }) as Server;
   proxyServer.on('connection', () => { counters.connections++; });
   proxyServer.on('upgrade', createUpgradeHandler(deps));
-  await listen(proxyServer, env.PORTICO_PROXY_LISTEN.host, env.PORTICO_PROXY_LISTEN.port);
+  await listening(proxyServer);
 
   const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
-  await listen(statusServer, env.PORTICO_STATUS_LISTEN.host, env.PORTICO_STATUS_LISTEN.port);
+  await listening(statusServer);
   log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   const subscriber = bus ?? await connectNatsSubscriber(env.NATS_URL!, log, () => state.version);

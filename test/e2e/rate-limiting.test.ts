@@ -157,7 +157,10 @@ describe('when Redis fails', () => {
     const metrics = await (await fetch(`${s.dps[0].status}/metrics`)).text();
     assert.match(metrics, /portico_rate_limiting_store_failures_total \d+/);
     await redis.service.start();
-    await waitFor('rate limiting against Redis again', async () => (await get(0, '/ft-strict')).status === 200, 15_000, 200);
+    // Each DP has its own breaker: wait until every one of them reaches Redis again.
+    for (let i = 0; i < s.dps.length; i++) {
+      await waitFor(`DP ${i} rate limiting against Redis again`, async () => (await get(i, '/ft-strict')).status === 200, 15_000, 200);
+    }
     await route('ft-after', { minute: 5, policy: 'redis', limit_by: 'route' });
     await earlyInMinute();
     assert.equal(count(await spread(12, '/ft-after'), 200), 5, 'exact again');

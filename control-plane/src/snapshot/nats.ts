@@ -3,13 +3,10 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type SnapshotPublisher } from '@portico/shared';
+import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type SnapshotPublisher } from '@portico/shared';
 
 export async function connectNatsPublisher(url: string, log: Logger): Promise<SnapshotPublisher> {
-  const nc: NatsConnection = await connect({
-    servers: url.split(','), name: 'portico-control-plane',
-    reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true,
-  });
+  const nc: NatsConnection = await connect(natsConnectOptions(url, 'portico-control-plane'));
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type }, 'NATS connection status');

@@ -8,9 +8,14 @@ import { foreign, int, oneOf, opt, str, tags, timestamp, uuid } from './fields.t
 
 export const hashApiKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 
-export const keyAuthCredentialSchema = z.strictObject({
+/** Fields every credential has. */
+const credentialBase = {
   id: uuid().describe('Primary key, generated when absent'),
   created_at: timestamp().describe('Creation time, seconds since the epoch'),
+};
+
+export const keyAuthCredentialSchema = z.strictObject({
+  ...credentialBase,
   consumer: foreign().describe('The consumer this key identifies'),
   key_hash: z.string().regex(/^[0-9a-f]{64}$/).describe('SHA-256 of the key; the key itself is never stored'),
   key_prefix: z.string().max(8).describe('First characters of the key, to tell keys apart'),
@@ -28,8 +33,7 @@ export const keyAuthInputSchema = z.object({
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'EdDSA'] as const;
 
 export const jwtSecretSchema = z.strictObject({
-  id: uuid().describe('Primary key, generated when absent'),
-  created_at: timestamp().describe('Creation time, seconds since the epoch'),
+  ...credentialBase,
   consumer: foreign().describe('The consumer tokens signed with this secret identify'),
   key: str().describe("Matched against the token's `iss` (or the configured claim)"),
   secret: opt(str()).describe('HMAC secret (HS*)'),
@@ -44,8 +48,7 @@ export const jwtSecretSchema = z.strictObject({
 export type JwtSecret = z.infer<typeof jwtSecretSchema>;
 
 export const basicAuthCredentialSchema = z.strictObject({
-  id: uuid().describe('Primary key, generated when absent'),
-  created_at: timestamp().describe('Creation time, seconds since the epoch'),
+  ...credentialBase,
   consumer: foreign().describe('The consumer this credential identifies'),
   username: str().describe('Unique user name'),
   password: str().describe('scrypt hash of the password (write the plaintext; it is hashed before it is stored)'),
@@ -54,8 +57,7 @@ export const basicAuthCredentialSchema = z.strictObject({
 export type BasicAuthCredential = z.infer<typeof basicAuthCredentialSchema>;
 
 export const aclSchema = z.strictObject({
-  id: uuid().describe('Primary key, generated when absent'),
-  created_at: timestamp().describe('Creation time, seconds since the epoch'),
+  ...credentialBase,
   consumer: foreign().describe('The consumer in the group'),
   group: str().describe('Group name'),
   tags: tags().describe('Free-form tags for filtering'),

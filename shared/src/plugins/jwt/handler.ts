@@ -119,6 +119,37 @@ async function verifyWithJwks(jwtTok: DecodedJwt, config: JwtConfig, env: Plugin
   return 'Invalid signature';
 }
 
+/** A 401 (kong.response.exit: JSON without request_id) or the anonymous consumer. */
+function fail(ctx: ProxyContext, config: JwtConfig, env: PluginEnv, status: number, body: Record<string, unknown>, challenge: string): AccessResult {
+  return failOrAnonymous(ctx, config.anonymous, env, { status, json: body, headers: { 'www-authenticate': challenge } });
+}
+
+function remember(state: State, token: string, v: Verified): Verified {
+  if (state.verified.size >= MAX_VERIFIED) state.verified.clear();
+  state.verified.set(token, v);
+  return v;
+}
+
+/** A verified signature: the registered claims, issuer/audience and requirements, then identity. */
+function accept(ctx: ProxyContext, config: JwtConfig, env: PluginEnv, state: State, found: Found[], v: Verified, nowMs: number): AccessResult {
+  const payload = v.decoded.payload;
+  const claims = claimsError(payload, config, nowMs / 1000);
+  if (claims) return fail(ctx, config, env, 401, claims, state.invalid);
+  if (config.issuer && payload.iss !== config.issuer) return fail(ctx, config, env, 401, { iss: 'does not match the configured issuer' }, state.invalid);
+  if (config.audience) {
+    const aud = payload.aud;
+    const auds = Array.isArray(aud) ? aud : aud === undefined ? [] : [aud];
+    if (!auds.some((a) => config.audience!.includes(String(a)))) return fail(ctx, config, env, 401, { aud: 'audience not allowed' }, state.invalid);
+  }
+  const denied = forbidden(config, payload);
+  if (denied) return denied;
+  const consumer = v.consumerId ? env.index.consumersById.get(v.consumerId) : undefined;
+  if (consumer) setConsumer(ctx, consumer, v.credential ? { id: v.credential.id, identifier: v.credential.key } : null);
+  else ctx.credential = { id: null, identifier: String(payload.sub ?? '') };
+  copyClaims(ctx, config, payload);
+  if (config.hide_credentials) hide(ctx, found);
+}
+
 export const jwtHandler: PluginHandler<JwtConfig, State> = {
   name: jwt.name,
   priority: jwt.priority,
@@ -137,61 +168,39 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
     if (alreadyAuthenticated(ctx, config.anonymous)) return;
     const found = collectTokens(ctx, config, state);
     const tokens = new Set(found.map((f) => f.token));
-    const fail = (status: number, body: Record<string, unknown>, challenge = state.invalid) =>
-      failOrAnonymous(ctx, config.anonymous, env, { status, json: body, headers: { 'www-authenticate': challenge } });
-    if (tokens.size === 0) return fail(401, { message: 'Unauthorized' }, state.challenge);
-    if (tokens.size > 1) return fail(401, { message: 'Multiple tokens provided' });
+    if (tokens.size === 0) return fail(ctx, config, env, 401, { message: 'Unauthorized' }, state.challenge);
+    if (tokens.size > 1) return fail(ctx, config, env, 401, { message: 'Multiple tokens provided' }, state.invalid);
     const [token] = tokens;
     const nowMs = env.now();
-    const nowS = nowMs / 1000;
     const hit = state.verified.get(token);
-    if (hit && hit.until > nowMs) return finish(hit.decoded, hit.consumerId, hit.credential);
+    if (hit && hit.until > nowMs) return accept(ctx, config, env, state, found, hit, nowMs);
     const decoded = decodeJwt(token);
-    if (!decoded) return fail(401, { message: 'Bad token; invalid JSON' });
+    if (!decoded) return fail(ctx, config, env, 401, { message: 'Bad token; invalid JSON' }, state.invalid);
     const alg = decoded.header.alg;
-    if (typeof alg !== 'string' || !SUPPORTED_ALGS.has(alg)) return fail(401, { message: 'Bad token; invalid alg' });
-    const remember = (consumerId: string | null, credential: { id: string; key: string } | null, ttlMs: number) => {
-      if (state.verified.size >= MAX_VERIFIED) state.verified.clear();
-      state.verified.set(token, { decoded, consumerId, credential, until: nowMs + ttlMs });
-    };
-
-    function finish(decoded: DecodedJwt, consumerId: string | null, credential: { id: string; key: string } | null): AccessResult {
-      const claims = claimsError(decoded.payload, config, nowS);
-      if (claims) return fail(401, claims);
-      if (config.issuer && decoded.payload.iss !== config.issuer) return fail(401, { iss: 'does not match the configured issuer' });
-      if (config.audience) {
-        const aud = decoded.payload.aud;
-        const auds = Array.isArray(aud) ? aud : aud === undefined ? [] : [aud];
-        if (!auds.some((a) => config.audience!.includes(String(a)))) return fail(401, { aud: 'audience not allowed' });
-      }
-      const denied = forbidden(config, decoded.payload);
-      if (denied) return denied;
-      const consumer = consumerId ? env.index.consumersById.get(consumerId) : undefined;
-      if (consumer) setConsumer(ctx, consumer, credential ? { id: credential.id, identifier: credential.key } : null);
-      else ctx.credential = { id: null, identifier: String(decoded.payload.sub ?? '') };
-      copyClaims(ctx, config, decoded.payload);
-      if (config.hide_credentials) hide(ctx, found);
-    }
+    if (typeof alg !== 'string' || !SUPPORTED_ALGS.has(alg)) return fail(ctx, config, env, 401, { message: 'Bad token; invalid alg' }, state.invalid);
 
     if (config.jwks_uri || config.issuer) {
       return verifyWithJwks(decoded, config, env).then((err) => {
-        if (err) return fail(401, { message: err });
+        if (err) return fail(ctx, config, env, 401, { message: err }, state.invalid);
         // An IdP token may still name a consumer through a jwt credential keyed by its claim.
         const claim = decoded.payload[config.key_claim_name];
         const secret = typeof claim === 'string' ? env.index.jwtByKey.get(claim) : undefined;
-        const cred = secret ? { id: secret.id, key: secret.key } : null;
-        remember(secret?.consumer?.id ?? null, cred, config.jwks_cache_ttl * 1000);
-        return finish(decoded, secret?.consumer?.id ?? null, cred);
+        const v = remember(state, token, {
+          decoded, consumerId: secret?.consumer?.id ?? null, credential: secret ? { id: secret.id, key: secret.key } : null,
+          until: nowMs + config.jwks_cache_ttl * 1000,
+        });
+        return accept(ctx, config, env, state, found, v, nowMs);
       });
     }
 
     const claimName = config.key_claim_name;
     const claim = decoded.payload[claimName] ?? decoded.header[claimName];
-    if (claim === undefined || claim === null) return fail(401, { message: `No mandatory '${claimName}' in claims` });
-    if (typeof claim !== 'string' || claim === '') return fail(401, { message: `Invalid '${claimName}' in claims` });
+    const invalid = (message: string) => fail(ctx, config, env, 401, { message }, state.invalid);
+    if (claim === undefined || claim === null) return invalid(`No mandatory '${claimName}' in claims`);
+    if (typeof claim !== 'string' || claim === '') return invalid(`Invalid '${claimName}' in claims`);
     const secret = env.index.jwtByKey.get(claim);
-    if (!secret) return fail(401, { message: `No credentials found for given '${claimName}'` });
-    if (secret.algorithm !== alg) return fail(401, { message: 'Invalid algorithm' });
+    if (!secret) return invalid(`No credentials found for given '${claimName}'`);
+    if (secret.algorithm !== alg) return invalid('Invalid algorithm');
     let key = state.keys.get(secret.id);
     if (key === undefined) {
       try {
@@ -199,9 +208,9 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
       } catch { key = null; }
       state.keys.set(secret.id, key);
     }
-    if (!key) return fail(401, { message: 'Invalid key/secret' });
-    if (!verifySignature(decoded, alg, key)) return fail(401, { message: 'Invalid signature' });
-    remember(secret.consumer?.id ?? null, { id: secret.id, key: secret.key }, Infinity);
-    return finish(decoded, secret.consumer?.id ?? null, { id: secret.id, key: secret.key });
+    if (!key) return invalid('Invalid key/secret');
+    if (!verifySignature(decoded, alg, key)) return invalid('Invalid signature');
+    const v = remember(state, token, { decoded, consumerId: secret.consumer?.id ?? null, credential: { id: secret.id, key: secret.key }, until: Infinity });
+    return accept(ctx, config, env, state, found, v, nowMs);
   },
 };

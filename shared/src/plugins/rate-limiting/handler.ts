@@ -34,7 +34,7 @@ function identifier(ctx: ProxyContext, config: RateLimitingConfig): string {
   }
 }
 
-function respond(ctx: ProxyContext, config: RateLimitingConfig, state: State, d: Decision, requestId: string): AccessResult {
+function respond(ctx: ProxyContext, config: RateLimitingConfig, state: State, d: Decision): AccessResult {
   // The most constraining period: lowest remaining, ties to the longer window.
   let k = 0;
   for (let i = 1; i < d.remaining.length; i++) if (d.remaining[i] <= d.remaining[k]) k = i;
@@ -51,7 +51,6 @@ function respond(ctx: ProxyContext, config: RateLimitingConfig, state: State, d:
   if (d.allowed) return;
   const headers: Record<string, string> = { 'retry-after': String(d.reset[k]) };
   if (!config.hide_client_headers) Object.assign(headers, ctx.responseHeaders);
-  void requestId;
   return { status: config.error_code, message: config.error_message, headers };
 }
 
@@ -81,7 +80,7 @@ export const rateLimitingHandler: PluginHandler<RateLimitingConfig, State> = {
       if (!config.fault_tolerant) return { status: 503, message: 'Rate limiting is unavailable: the counter store did not answer' };
       if (config.on_store_failure === 'local') {
         const d = state.local.hit(key, state.limits, config.algorithm);
-        return d instanceof Promise ? d.then((x) => respond(ctx, config, state, x, ctx.requestId)) : respond(ctx, config, state, d, ctx.requestId);
+        return d instanceof Promise ? d.then((x) => respond(ctx, config, state, x)) : respond(ctx, config, state, d);
       }
       return undefined;
     };
@@ -91,7 +90,7 @@ export const rateLimitingHandler: PluginHandler<RateLimitingConfig, State> = {
     } catch (err) {
       return onFailure(err);
     }
-    if (d instanceof Promise) return d.then((x) => respond(ctx, config, state, x, ctx.requestId), onFailure);
-    return respond(ctx, config, state, d, ctx.requestId);
+    if (d instanceof Promise) return d.then((x) => respond(ctx, config, state, x), onFailure);
+    return respond(ctx, config, state, d);
   },
 };

@@ -1,2 +1,0 @@
-export { PLUGIN_DEFINITIONS } from './schemas.ts';
-export type * from './types.ts';
