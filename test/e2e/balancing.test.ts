@@ -217,6 +217,23 @@ describe('retries', () => {
     const posts = await many(6, '/statusretry', { method: 'POST', body: 'x' }, 1);
     assert.ok(posts.some((r) => r.status === 503), 'POST is never retried on a status');
   });
+
+  it('stops retrying when the next backoff would overrun the budget, and passes the last answer on', async () => {
+    const [a, b] = [await up(), await up()];
+    a.mode.status = 503; b.mode.status = 503;
+    await s.A('POST', '/upstreams', { name: 'budget.internal', status_retries: { statuses: [503], base_delay_ms: 200, max_delay_ms: 1_000, budget_ms: 100 } });
+    for (const t of [a, b]) await s.A('POST', '/upstreams/budget.internal/targets', { target: `127.0.0.1:${t.port}` });
+    await s.A('POST', '/services', { name: 'budget', host: 'budget.internal', retries: 10 });
+    await s.write('POST', '/services/budget/routes', { paths: ['/budget'] });
+    for (let i = 0; i < 5; i++) {
+      const before = a.hits + b.hits;
+      const r = await get('/budget');
+      assert.equal(r.status, 503, 'the last upstream answer is passed on');
+      const attempts = a.hits + b.hits - before;
+      // retries: 10 would allow 11 attempts; backoffs of up to 200, 400, 800 … ms fit a 100 ms budget only a few times.
+      assert.ok(attempts >= 1 && attempts <= 5, `${attempts} attempts within a 100 ms budget`);
+    }
+  });
 });
 
 describe('routing beyond Kong', () => {

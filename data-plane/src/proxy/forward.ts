@@ -259,7 +259,8 @@ export function createProxy(deps: ProxyDeps) {
         log.upstream = attemptOrigin;
       }
       let responded = false;
-      let retryStatus = false;
+      /** ≥ 0 when this answer is discarded and the request retried after that many ms. */
+      let retryDelay = -1;
       const writeWatch = hasBody && !bodyOverride ? watchWrites(req, service.write_timeout) : null;
       agent.stream({
         origin: attemptOrigin, path: upstreamPathname + upstreamQuery, method: method as Dispatcher.HttpMethod, headers,
@@ -273,8 +274,13 @@ export function createProxy(deps: ProxyDeps) {
         if (peer) balancer!.report(peer, { kind: 'status', status: statusCode, latencyMs: performance.now() - upstreamStarted });
         if (statusRetries && statusRetries.statuses.includes(statusCode) && IDEMPOTENT.has(method) && (replayable || bodyOverride)
           && attempt < service.retries) {
-          retryStatus = true;
-          return discard();
+          // Exponential backoff with full jitter; a retry that would overrun the budget is not
+          // made, and this answer goes to the client.
+          const delay = Math.random() * Math.min(statusRetries.max_delay_ms, statusRetries.base_delay_ms * 2 ** attempt);
+          if (performance.now() - proxyStarted + delay <= statusRetries.budget_ms) {
+            retryDelay = delay;
+            return discard();
+          }
         }
         const now = performance.now();
         const out = downstreamHeaders(upHeaders as Record<string, string | string[] | undefined>);
@@ -296,18 +302,9 @@ export function createProxy(deps: ProxyDeps) {
       }, (err) => {
         writeWatch?.stop();
         if (peer) peer.active--;
-        if (!err && retryStatus) {
-          // Exponential backoff with full jitter, inside the request's total retry budget.
-          const delay = Math.random() * Math.min(statusRetries!.max_delay_ms, statusRetries!.base_delay_ms * 2 ** attempt);
-          if (performance.now() - proxyStarted + delay <= statusRetries!.budget_ms) {
-            attempt++;
-            setTimeout(() => { upstreamStarted = performance.now(); dispatch(); }, delay);
-            return;
-          }
-          // Out of budget: ask once more and pass whatever comes back.
-          attempt = service.retries;
-          upstreamStarted = performance.now();
-          dispatch();
+        if (!err && retryDelay >= 0) {
+          attempt++;
+          setTimeout(() => { upstreamStarted = performance.now(); dispatch(); }, retryDelay);
           return;
         }
         if (!err) return;
