@@ -16,3 +16,4 @@ export const PORTICO_VERSION = '0.1.0';
 export * from './env.ts';
 export * from './runtime/lifecycle.ts';
 export * from './runtime/logger.ts';
+export * from './regex/index.ts';
