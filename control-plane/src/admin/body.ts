@@ -27,8 +27,10 @@ const nullObject = (): Json => Object.create(null) as Json;
 const payloadTooLarge = () => new AdminError(413, { message: 'Payload too large' });
 
 /**
- * The request body's bytes, refused with 413 as soon as it is known to exceed `MAX_BODY_BYTES`:
- * from Content-Length before reading anything, else while streaming.
+ * The request body's bytes, refused with 413 once it is known to exceed `MAX_BODY_BYTES`: from
+ * Content-Length before reading anything (Node discards the unread body after the answer, so the
+ * connection stays usable), else by counting a streamed body, whose rest is read and dropped so
+ * that the client, still sending, gets the answer rather than a reset.
  */
 async function readLimited(c: Context): Promise<Uint8Array> {
   const declared = c.req.header('content-length');
@@ -42,12 +44,10 @@ async function readLimited(c: Context): Promise<Uint8Array> {
     const { done, value } = await reader.read();
     if (done) break;
     total += value.byteLength;
-    if (total > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => undefined);
-      throw payloadTooLarge();
-    }
-    chunks.push(value);
+    if (total <= MAX_BODY_BYTES) chunks.push(value);
+    else chunks.length = 0;
   }
+  if (total > MAX_BODY_BYTES) throw payloadTooLarge();
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);
   let at = 0;

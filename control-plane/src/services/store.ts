@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, arrayContains, arrayOverlaps, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import {
-  AdminError, ErrorCode, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod,
+  AdminError, ErrorCode, REQUIRED, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod,
 } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
@@ -209,6 +209,8 @@ async function resolveForeignKeys(ex: Executor, def: EntityDef, input: Record<st
 }
 
 async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entity): Promise<void> {
+  const missing = def.foreignKeys.filter((fk) => fk.required && entity[fk.field] == null);
+  if (missing.length) throw schemaViolation(missing.map((fk) => ({ path: [fk.field], message: REQUIRED })));
   for (const fk of def.foreignKeys) {
     const ref = entity[fk.field] as { id: string } | null;
     if (!ref) continue;

@@ -13,5 +13,5 @@ export const consumerSchema = z.strictObject({
   if (c.username == null && c.custom_id == null) {
     ctx.addIssue({ code: 'custom', path: ['@entity'], message: "at least one of these fields must be non-empty: 'custom_id', 'username'" });
   }
-});
+}).meta({ entity_checks: [{ at_least_one_of: ['custom_id', 'username'] }] });
 export type Consumer = z.infer<typeof consumerSchema>;

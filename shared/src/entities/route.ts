@@ -29,7 +29,7 @@ const routePath = () =>
     if (/%(?![0-9a-fA-F]{2})/.test(v)) { ctx.addIssue({ code: 'custom', message: 'invalid url-encoded value' }); return; }
     const normalized = normalizePath(v);
     if (normalized !== v) ctx.addIssue({ code: 'custom', message: `non-normalized path, consider use '${normalized}' instead` });
-  });
+  }).meta({ starts_with: '/' });
 
 const LABEL = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$/;
 const routeHost = () =>
@@ -131,5 +131,13 @@ export const routeSchema = z.strictObject({
   if (used.length > 1) {
     ctx.addIssue({ code: 'custom', path: ['protocols'], message: "these sets are mutually exclusive: ('http', 'https'), ('tcp', 'tls', 'udp'), ('tls_passthrough'), ('grpc', 'grpcs')" });
   }
+}).meta({
+  // Kong's route check, as `GET /schemas/routes` shows it (paths listed first: the usual matcher).
+  entity_checks: [{
+    conditional_at_least_one_of: {
+      if_field: 'protocols', if_match: { elements: { type: 'string', one_of: ['http', 'https'] } },
+      then_at_least_one_of: ['paths', 'methods', 'hosts', 'headers', 'snis'],
+    },
+  }],
 });
 export type Route = z.infer<typeof routeSchema>;

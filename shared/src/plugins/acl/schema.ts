@@ -12,7 +12,7 @@ export const aclConfig = z.strictObject({
   if (has(c.allow) === has(c.deny)) {
     ctx.addIssue({ code: 'custom', path: ['@entity'], message: "exactly one of these fields must be non-empty: 'config.allow', 'config.deny'" });
   }
-});
+}).meta({ entity_checks: [{ only_one_of: ['config.allow', 'config.deny'] }, { at_least_one_of: ['config.allow', 'config.deny'] }] });
 export type AclConfig = z.infer<typeof aclConfig>;
 
 export const acl: PluginDefinition = { name: 'acl', priority: 950, configSchema: aclConfig, noConsumerScope: true };

@@ -55,6 +55,12 @@ export const rateLimitingConfig = z.strictObject({
   if (c.limit_by === 'header' && !c.header_name) ctx.addIssue({ code: 'custom', path: ['header_name'], message: 'required field missing' });
   if (c.limit_by === 'path' && !c.path) ctx.addIssue({ code: 'custom', path: ['path'], message: 'required field missing' });
   if (c.burst != null && c.algorithm !== 'token-bucket') ctx.addIssue({ code: 'custom', path: ['burst'], message: "only with algorithm 'token-bucket'" });
+}).meta({
+  entity_checks: [
+    { at_least_one_of: ['config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year'] },
+    { conditional: { if_field: 'config.limit_by', if_match: { eq: 'header' }, then_field: 'config.header_name', then_match: { required: true } } },
+    { conditional: { if_field: 'config.limit_by', if_match: { eq: 'path' }, then_field: 'config.path', then_match: { required: true } } },
+  ],
 });
 export type RateLimitingConfig = z.infer<typeof rateLimitingConfig>;
 
