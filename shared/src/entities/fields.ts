@@ -51,16 +51,16 @@ export const MAX_MULTILINE_LENGTH = 65_536;
 // Control characters end up in upstream request heads and log lines, where CR and LF split a
 // header or a record (probe 1.14, 3.6) and NUL cuts a C string (Postgres refuses it outright).
 // HTAB is the one control character RFC 9110 §5.5 allows in a field value.
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
-const NUL = /\x00/;
+const NO_CONTROL = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
+const NO_NUL = /^[^\x00]*$/;
 export const CONTROL_MESSAGE = 'must not contain control characters (CR, LF, NUL, …)';
 
 /** A single-line string: bounded, no CR, LF, NUL or other control character except tab. */
 export const text = (max = MAX_TEXT_LENGTH) =>
-  z.string().max(max, `length must be at most ${max}`).refine((v) => !CONTROL.test(v), CONTROL_MESSAGE);
+  z.string().max(max, `length must be at most ${max}`).regex(NO_CONTROL, CONTROL_MESSAGE);
 /** A multi-line string (PEM, a response body): bounded, no NUL. */
 export const multiline = (max = MAX_MULTILINE_LENGTH) =>
-  z.string().max(max, `length must be at most ${max}`).refine((v) => !NUL.test(v), 'must not contain NUL');
+  z.string().max(max, `length must be at most ${max}`).regex(NO_NUL, 'must not contain NUL');
 export const str = () => text().min(1, 'length must be at least 1');
 
 /**

@@ -2,16 +2,44 @@ import { z } from 'zod';
 import { isIP } from 'node:net';
 import { bool, foreign, httpToken, int, MAX_NAME_LENGTH, oneOf, opt, set, tags, text, timestamp, utf8Name, uuid } from './fields.ts';
 import { normalizePath } from './path.ts';
-import { regexError, SafeRegex } from '../regex/index.ts';
+import { LRUCache } from 'lru-cache';
+import { SafeRegex } from '../regex/index.ts';
 
 export const ROUTE_PROTOCOLS = ['grpc', 'grpcs', 'http', 'https', 'tcp', 'tls', 'tls_passthrough', 'udp'] as const;
+
+/**
+ * Compiled route regexes by pattern, failures included. Every snapshot is validated and compiled
+ * whole on each config change, and an RE2 compile costs ~20 µs (10k regex paths added ~230 ms to
+ * each decode, measured): unchanged patterns are compiled once, by whichever of validation (CP and
+ * DP) or the router (DP) meets them first. SafeRegex holds no per-match state, so sharing is safe.
+ */
+const compiled = new LRUCache<string, SafeRegex | SyntaxError>({ max: 50_000 });
+function compileCached(key: string, source: string, opts: { caseInsensitive?: boolean; anchorStart?: boolean }): SafeRegex {
+  let hit = compiled.get(key);
+  if (hit === undefined) {
+    try { hit = new SafeRegex(source, opts); } catch (err) { hit = err instanceof SyntaxError ? err : new SyntaxError(String(err)); }
+    compiled.set(key, hit);
+  }
+  if (hit instanceof SyntaxError) throw hit;
+  return hit;
+}
 
 /**
  * Compile a route's `~` path the way the DP matches it: anchored at the start only (§3.2), on the
  * linear-time engine. Throws a SyntaxError for what RE2 refuses (backreferences, lookaround).
  */
 export function compileRoutePathRegex(source: string): SafeRegex {
-  return new SafeRegex(source, { anchorStart: true });
+  return compileCached('p' + source, source, { anchorStart: true });
+}
+
+/** Compile a route header rule's `~*` regex (without the prefix): case-insensitive, unanchored. */
+export function compileHeaderRegex(source: string): SafeRegex {
+  return compileCached('h' + source, source, { caseInsensitive: true });
+}
+
+/** RE2's reason a pattern cannot compile, or null. */
+function compileError(compile: (source: string) => SafeRegex, source: string): string | null {
+  try { compile(source); return null; } catch (err) { return (err as Error).message; }
 }
 
 /** Kong's message for a pattern its engine refuses; ours names RE2's reason. */
@@ -20,7 +48,7 @@ const regexIssue = (source: string, reason: string) => `invalid regex: '${source
 const routePath = () =>
   text().superRefine((v, ctx) => {
     if (v.startsWith('~')) {
-      const err = regexError(v.slice(1));
+      const err = compileError(compileRoutePathRegex, v.slice(1));
       if (err) ctx.addIssue({ code: 'custom', message: regexIssue(v.slice(1), err) });
       return;
     }
@@ -63,7 +91,7 @@ const routeHeaders = () =>
       }
       for (const value of h[name]) {
         if (!value.startsWith('~*')) continue;
-        const err = regexError(value.slice(2), true);
+        const err = compileError(compileHeaderRegex, value.slice(2));
         if (err) ctx.addIssue({ code: 'custom', path: [name], message: regexIssue(value.slice(2), err) });
       }
     }
