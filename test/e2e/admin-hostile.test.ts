@@ -270,6 +270,9 @@ describe('schemas describe what POST accepts (item 5)', () => {
     assert.deepEqual([f.ttl.type, f.ttl.required], ['integer', false]);
     assert.equal(f.key_hash, undefined);
     assert.equal(f.key_prefix, undefined);
+    const fromForm = await A('POST', '/consumers/u/key-auth', new URLSearchParams('key=form-ttl&ttl=60'));
+    assert.equal(fromForm.status, 201, 'a form ttl is coerced as the schema says: an integer');
+    await A('DELETE', `/key-auths/${fromForm.body.id}`);
     assert.deepEqual([f.id.auto, f.id.required, f.created_at.auto], [true, false, true]);
     assert.deepEqual([f.consumer.type, f.consumer.reference, f.consumer.required], ['foreign', 'consumers', true]);
     const b = await A('GET', '/schemas/basicauth_credentials');

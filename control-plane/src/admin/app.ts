@@ -5,7 +5,7 @@ import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import { AdminError, PORTICO_VERSION, UUID_RE } from '@portico/shared';
 import type { Database } from '../db/index.ts';
-import { collectionPath, ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
+import { coercionSchema, collectionPath, ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import {
   createEntity, deleteEntity, getEntity, listEntities, requireEntity, updateEntity, upsertEntity, validateOnly,
@@ -118,7 +118,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
   const body = async (c: Context, def: EntityDef, existingKey?: string) => {
     let existing: Entity | undefined;
     return readBody(c, async (raw) => {
-      if (!def.formSchema) return def.schema;
+      if (!def.formSchema) return coercionSchema(def);
       if (raw.name === undefined && existingKey) existing = await getEntity(db, def, existingKey);
       return def.formSchema(raw, existing);
     });

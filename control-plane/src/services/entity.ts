@@ -75,6 +75,15 @@ export interface EntityDef {
 
 export const collectionPath = (def: EntityDef) => def.path ?? def.name;
 
+const coercionShapes = new WeakMap<EntityDef, z.ZodType>();
+/** What form values are coerced against: the stored fields plus the write-only inputs (`ttl=60`). */
+export function coercionSchema(def: EntityDef): z.ZodType {
+  if (!def.schemaView?.input) return def.schema;
+  let s = coercionShapes.get(def);
+  if (!s) coercionShapes.set(def, s = z.object({ ...def.schema.shape, ...def.schemaView.input.shape }));
+  return s;
+}
+
 const RANDOM_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** 32 random alphanumerics, as Kong generates keys and secrets. */
 export function randomToken(length = 32): string {
