@@ -46,6 +46,8 @@ export const bool = () => z.boolean();
  * the proxy for seconds (probe 4.4): no field needs more than this.
  */
 export const MAX_TEXT_LENGTH = 4096;
+/** Names, hosts and header names: far above any real one, low enough to echo in an error. */
+export const MAX_NAME_LENGTH = 256;
 /** The longest multi-line value (PEM keys, a configured response body). */
 export const MAX_MULTILINE_LENGTH = 65_536;
 // Control characters end up in upstream request heads and log lines, where CR and LF split a
@@ -96,8 +98,6 @@ export const set = <T extends z.ZodType>(item: T) =>
 /** An optional field: absent or null means unset, stored and returned as null. */
 export const opt = <T extends z.ZodType>(s: T) => s.nullable().default(null);
 
-/** Names, hosts and header names: far above any real one, low enough to echo in an error. */
-export const MAX_NAME_LENGTH = 256;
 const NAME_ASCII = /^[A-Za-z0-9.\-_~]*$/;
 /** Kong's `utf8_name`: ASCII restricted to alphanumerics and `.-_~`, any non-ASCII allowed. */
 export const utf8Name = () =>
