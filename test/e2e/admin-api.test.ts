@@ -258,6 +258,18 @@ describe('routes', () => {
     assert.equal((await A('GET', '/services/example_service')).status, 200);
   });
 
+  it('answers client mistakes that reach Postgres with a 4xx, never a 500', async () => {
+    // A NUL reaches the database only through lookups and filters (writes refuse it first):
+    // Postgres refuses it (SQLSTATE 22021), which is the client's mistake.
+    const filter = await A('GET', '/consumers?custom_id=%00');
+    assert.deepEqual([filter.status, filter.body.code], [400, 2]);
+    assert.equal((await A('GET', '/services/svc%00')).status, 400);
+    assert.equal((await A('GET', '/services?tags=%00')).status, 400);
+    assert.equal((await A('POST', '/consumers', { username: 'a\u0000b' })).status, 400);
+    assert.equal((await A('GET', '/services/%E0%A4%A')).status, 400);
+    assert.deepEqual((await A('POST', '/key-auths', { key: 'no-consumer' })).body.fields, { consumer: 'required field missing' });
+  });
+
   it('PATCH null clears a field and [] stays an empty array', async () => {
     const r = await A('POST', '/routes', { name: 'clear-me', paths: ['/c'], methods: ['GET'] });
     const p = await A('PATCH', '/routes/clear-me', { methods: null, hosts: [] });

@@ -5,7 +5,7 @@ import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import { AdminError, PORTICO_VERSION, UUID_RE } from '@portico/shared';
 import type { Database } from '../db/index.ts';
-import { collectionPath, ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
+import { coercionSchema, collectionPath, ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import {
   createEntity, deleteEntity, getEntity, listEntities, requireEntity, updateEntity, upsertEntity, validateOnly,
@@ -14,6 +14,7 @@ import {
 import type { DataPlaneRegistry } from '../cluster/registry.ts';
 import type { SnapshotLoop } from '../snapshot/builder.ts';
 import { readBody } from './body.ts';
+import { clientError } from '../db/errors.ts';
 import { entitySchemaJson, pluginSchemaJson } from './schemas.ts';
 import { plugins as pluginsTable } from '../db/schema.ts';
 
@@ -47,10 +48,22 @@ export function createAdminApp(deps: AdminDeps): Hono {
     c.header('Access-Control-Allow-Credentials', 'true');
   });
 
+  // Path parameters are decoded once, by Hono's `c.req.param()`. A path whose escapes do not
+  // decode (`%`, `%ZZ`, a cut UTF-8 sequence) would reach handlers undecoded, so it is refused
+  // here, before routing (probe 4.10, review C12).
+  app.use('*', async (c, next) => {
+    const raw = c.req.url.slice(c.req.url.indexOf('/', c.req.url.indexOf('//') + 2)).split(/[?#]/, 1)[0];
+    if (raw.includes('%')) {
+      try { decodeURIComponent(raw); } catch { throw AdminError.message(400, 'invalid percent-encoding in the request path'); }
+    }
+    await next();
+  });
+
   app.onError((err, c) => {
-    if (err instanceof AdminError) {
-      if (err.status === 415) return c.body(null, 415);
-      return c.json(err.body, err.status as 400);
+    const known = err instanceof AdminError ? err : clientError(err);
+    if (known) {
+      if (known.status === 415) return c.body(null, 415);
+      return c.json(known.body, known.status as 400);
     }
     deps.log.error({ err }, 'admin request failed');
     return c.json({ message: 'An unexpected error occurred' }, 500);
@@ -105,12 +118,17 @@ export function createAdminApp(deps: AdminDeps): Hono {
   const body = async (c: Context, def: EntityDef, existingKey?: string) => {
     let existing: Entity | undefined;
     return readBody(c, async (raw) => {
-      if (!def.formSchema) return def.schema;
+      if (!def.formSchema) return coercionSchema(def);
       if (raw.name === undefined && existingKey) existing = await getEntity(db, def, existingKey);
       return def.formSchema(raw, existing);
     });
   };
-  const key = (c: Context, name = 'key') => decodeURIComponent(c.req.param(name)!);
+  /** A path parameter, decoded once (by Hono). NUL can be in no stored key (Postgres refuses it). */
+  const key = (c: Context, name = 'key') => {
+    const k = c.req.param(name)!;
+    if (k.includes('\0')) throw AdminError.message(400, `invalid path parameter '${name}': contains NUL`);
+    return k;
+  };
 
   resource('/plugins/enabled', { GET: (c) => c.json({ enabled_plugins: [...PLUGIN_DEFINITIONS.keys()].sort() }) });
   resource('/schemas/plugins/:name', {

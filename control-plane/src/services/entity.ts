@@ -20,6 +20,22 @@ export interface ForeignKey {
   entity: string;
   /** Path segment under the parent when it differs from the collection's (`/consumers/{c}/key-auth`). */
   nestedPath?: string;
+  /** The reference must be set (a credential's consumer, a target's upstream). */
+  required?: boolean;
+}
+
+/** How `GET /schemas/{entity}` presents the entity to clients: what they write, not what is stored. */
+export interface SchemaView {
+  /** Write-only inputs turned into stored fields by `expandInput` (a key-auth `key`, a service `url`). */
+  input?: z.ZodObject;
+  /** Stored fields generated when absent (a jwt `key`): optional for clients. */
+  auto?: string[];
+  /** Stored derivations clients never write (`key_hash`). */
+  hidden?: string[];
+  /** Secrets (Kong marks them `encrypted`). */
+  encrypted?: string[];
+  /** The values `name` takes (the plugins that exist). */
+  oneOfNames?: () => string[];
 }
 
 export type Expanded = { ok: true; value: Record<string, unknown>; reveal?: Record<string, unknown> } | { ok: false; violations: Violation[] };
@@ -54,9 +70,19 @@ export interface EntityDef {
   nestedOnly?: boolean;
   /** The endpoint key is unique only within the parent, so top-level item paths take ids only. */
   endpointKeyNestedOnly?: boolean;
+  schemaView?: SchemaView;
 }
 
 export const collectionPath = (def: EntityDef) => def.path ?? def.name;
+
+const coercionShapes = new WeakMap<EntityDef, z.ZodType>();
+/** What form values are coerced against: the stored fields plus the write-only inputs (`ttl=60`). */
+export function coercionSchema(def: EntityDef): z.ZodType {
+  if (!def.schemaView?.input) return def.schema;
+  let s = coercionShapes.get(def);
+  if (!s) coercionShapes.set(def, s = z.object({ ...def.schema.shape, ...def.schemaView.input.shape }));
+  return s;
+}
 
 const RANDOM_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 /** 32 random alphanumerics, as Kong generates keys and secrets. */
@@ -75,6 +101,7 @@ export const serviceDef: EntityDef = {
   schema: serviceSchema,
   endpointKey: 'name',
   foreignKeys: [],
+  schemaView: { input: z.object({ url: z.string().optional().describe('Shorthand for protocol, host, port and path') }) },
   expandInput(input) {
     const r = expandServiceUrl(input);
     return r.ok ? r : { ok: false, violations: [{ path: [r.path], message: r.message }] };
@@ -107,6 +134,7 @@ export const pluginDef: EntityDef = {
   endpointKey: 'instance_name',
   foreignKeys: [{ field: 'service', entity: 'services' }, { field: 'route', entity: 'routes' }, { field: 'consumer', entity: 'consumers' }],
   mergeRecords: ['config'],
+  schemaView: { oneOfNames: () => [...PLUGIN_DEFINITIONS.keys()] },
   finalize(entity) {
     const plugin = PLUGIN_DEFINITIONS.get(entity.name as string);
     if (!plugin) {
@@ -147,7 +175,8 @@ export const keyAuthDef: EntityDef = {
   schema: keyAuthCredentialSchema,
   endpointKey: 'key',
   lookupKey: (key) => ({ column: 'key_hash', value: hashApiKey(key) }),
-  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'key-auth' }],
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'key-auth', required: true }],
+  schemaView: { input: keyAuthInputSchema, auto: ['key'], hidden: ['key_hash', 'key_prefix'], encrypted: ['key'] },
   expandInput(input) {
     const r = readInput(keyAuthInputSchema, { key: input.key, ttl: input.ttl });
     if (!r.ok) return r;
@@ -173,7 +202,8 @@ export const jwtDef: EntityDef = {
   table: tables.jwtSecrets,
   schema: jwtSecretSchema,
   endpointKey: 'key',
-  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'jwt' }],
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'jwt', required: true }],
+  schemaView: { auto: ['key', 'secret'], encrypted: ['secret'] },
   expandInput(input) {
     const out = { ...input };
     out.key ??= randomToken();
@@ -189,7 +219,8 @@ export const basicAuthDef: EntityDef = {
   table: tables.basicauthCredentials,
   schema: basicAuthCredentialSchema,
   endpointKey: 'username',
-  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'basic-auth' }],
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'basic-auth', required: true }],
+  schemaView: { encrypted: ['password'] },
   expandInput(input) {
     const out = { ...input };
     // A value already in our hash format is kept (a re-save, or an import of hashed passwords).
@@ -205,7 +236,7 @@ export const aclDef: EntityDef = {
   // Kong: `/consumers/{c}/acls/{group}` (lookups by group are confined to the consumer).
   endpointKey: 'group',
   endpointKeyNestedOnly: true,
-  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'acls' }],
+  foreignKeys: [{ field: 'consumer', entity: 'consumers', nestedPath: 'acls', required: true }],
   rowExtras: (e) => ({ cache_key: `acls:${scopeKey(e, 'consumer')}:${e.group}` }),
   uniqueError: (column, e) => column === 'cache_key'
     ? { message: `UNIQUE violation detected on '${luaKey({ consumer: e.consumer, group: e.group })}'`, fields: { consumer: e.consumer, group: e.group } } : undefined,
@@ -232,7 +263,7 @@ export const targetDef: EntityDef = {
   schema: targetSchema,
   endpointKey: 'target',
   lookupKey: (key) => ({ column: 'target', value: normalizeTarget(key) ?? key }),
-  foreignKeys: [{ field: 'upstream', entity: 'upstreams' }],
+  foreignKeys: [{ field: 'upstream', entity: 'upstreams', required: true }],
   nestedOnly: true,
   expandInput(input) {
     const t = typeof input.target === 'string' ? normalizeTarget(input.target) : null;

@@ -4,9 +4,10 @@
 import { randomUUID } from 'node:crypto';
 import { and, arrayContains, arrayOverlaps, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import {
-  AdminError, ErrorCode, UUID_RE, luaKey, schemaViolation, violationsFromZod, type Violation,
+  AdminError, ErrorCode, REQUIRED, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod,
 } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
+import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
 import { configState } from '../db/schema.ts';
 import { ENTITY_BY_NAME, type EntityDef } from './entity.ts';
 
@@ -138,7 +139,7 @@ function parseTags(def: EntityDef, raw: string | undefined): SQL | undefined {
   if (list.length > MAX_TAGS) {
     throw AdminError.of(400, ErrorCode.INVALID_OPTIONS, `invalid option (tags: cannot query more than ${MAX_TAGS} tags)`, { options: { tags: `cannot query more than ${MAX_TAGS} tags` } });
   }
-  if (list.some((t) => t === '')) {
+  if (list.some((t) => tagError(t) !== null)) {
     throw AdminError.of(400, ErrorCode.INVALID_OPTIONS, 'invalid option (tags: invalid filter syntax)', { options: { tags: 'invalid filter syntax' } });
   }
   return or ? arrayOverlaps(def.table.tags, list) : arrayContains(def.table.tags, list);
@@ -208,6 +209,8 @@ async function resolveForeignKeys(ex: Executor, def: EntityDef, input: Record<st
 }
 
 async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entity): Promise<void> {
+  const missing = def.foreignKeys.filter((fk) => fk.required && entity[fk.field] == null);
+  if (missing.length) throw schemaViolation(missing.map((fk) => ({ path: [fk.field], message: REQUIRED })));
   for (const fk of def.foreignKeys) {
     const ref = entity[fk.field] as { id: string } | null;
     if (!ref) continue;
@@ -220,29 +223,26 @@ async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entit
   }
 }
 
-/** Turn a Postgres constraint error into Kong's error, or rethrow. */
+/**
+ * Turn a database error into Kong's error: unique violations by the entity's own rules, the rest
+ * by SQLSTATE (db/errors.ts); an error that is not the client's is rethrown (a 500).
+ */
 function mapDbError(def: EntityDef, err: unknown, entity?: Entity): never {
-  const e = (err as { cause?: unknown }).cause ?? err;
-  const pg = e as { code?: string; constraint?: string; table?: string };
-  if (pg.code === '23505' && entity) {
-    const column = pg.constraint?.startsWith(`${def.name}_`) && pg.constraint.endsWith('_unique')
-      ? pg.constraint.slice(def.name.length + 1, -'_unique'.length) : undefined;
+  const pg = pgErrorOf(err);
+  if (pg?.code === SQLSTATE.UNIQUE_VIOLATION && entity) {
+    const prefix = `${def.name}_`;
+    const column = pg.constraint?.startsWith(prefix) && pg.constraint.endsWith('_unique')
+      ? pg.constraint.slice(prefix.length, -'_unique'.length) : undefined;
     const custom = column ? def.uniqueError?.(column, entity) : undefined;
     if (custom) throw AdminError.of(409, ErrorCode.UNIQUE_VIOLATION, custom.message, { fields: custom.fields });
-    const field = pg.constraint?.startsWith(`${def.name}_`) && pg.constraint.endsWith('_unique')
-      ? pg.constraint.slice(def.name.length + 1, -'_unique'.length)
-      : pg.constraint === `${def.name}_pkey` ? 'id' : undefined;
-    if (field === 'id') {
+    if (pg.constraint === `${def.name}_pkey`) {
       throw AdminError.of(400, ErrorCode.PRIMARY_KEY_VIOLATION, `primary key violation on key '${luaKey({ id: entity.id })}'`, { fields: { id: entity.id } });
     }
-    if (field) {
-      throw AdminError.of(409, ErrorCode.UNIQUE_VIOLATION, `UNIQUE violation detected on '${luaKey({ [field]: entity[field] })}'`, { fields: { [field]: entity[field] } });
+    if (column) {
+      throw AdminError.of(409, ErrorCode.UNIQUE_VIOLATION, `UNIQUE violation detected on '${luaKey({ [column]: entity[column] })}'`, { fields: { [column]: entity[column] } });
     }
   }
-  if (pg.code === '23503' && pg.table && pg.table !== def.name) {
-    throw AdminError.of(400, ErrorCode.FOREIGN_KEY_VIOLATION, `an existing '${pg.table}' entity references this '${def.name}' entity`, { fields: { '@referenced_by': pg.table } });
-  }
-  throw err;
+  throw clientError(err, def.name) ?? err;
 }
 
 function stripServerFields(input: Record<string, unknown>): Record<string, unknown> {

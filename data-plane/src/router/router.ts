@@ -3,7 +3,7 @@
 // length, so matching cost depends on the path's length, not on the number of routes; routes
 // without prefix paths (regex, hosts only, …) are scanned in priority order, stopping as soon as a
 // better match is impossible.
-import { compileRoutePathRegex, type Route, type Service } from '@portico/shared';
+import { compileRoutePathRegex, type RegexMatch, type Route, type SafeRegex, type Service } from '@portico/shared';
 import type { PluginSlot } from '../plugins/compile.ts';
 
 export interface MatchInput {
@@ -50,7 +50,7 @@ interface SubRoute {
   headers: HeaderRule[] | null;
   query: [string, Set<string>][] | null;
   prefix: string | null;
-  regex: RegExp | null;
+  regex: SafeRegex | null;
 }
 
 const nonEmpty = (v: unknown): boolean => v != null && (Array.isArray(v) ? v.length > 0 : Object.keys(v as object).length > 0);
@@ -187,7 +187,7 @@ export class Router {
   match(input: MatchInput): Match | null {
     this.params = null;
     let best: SubRoute | null = null;
-    let bestCaptures: RegExpExecArray | null = null;
+    let bestCaptures: RegexMatch | null = null;
     const path = input.path;
     for (let i = 0; i < this.prefixLengths.length; i++) {
       // No shorter prefix can outrank what was found: stop probing.
@@ -218,8 +218,8 @@ export class Router {
     let captures: Match['captures'] = null;
     if (best.prefix !== null) matchedPath = best.prefix;
     else if (bestCaptures) {
-      matchedPath = bestCaptures[0];
-      captures = { unnamed: bestCaptures.slice(1), named: { ...(bestCaptures.groups ?? {}) } };
+      matchedPath = bestCaptures.matched;
+      captures = { unnamed: bestCaptures.unnamed, named: { ...bestCaptures.named } };
     }
     return { route: best.compiled.route, service: best.compiled.service, matchedPath, captures, compiled: best.compiled };
   }

@@ -65,22 +65,25 @@ export function violationsFromZod(error: z.ZodError): Violation[] {
   return out;
 }
 
+// Field paths name client keys, so `fields` is built from own properties only: a path such as
+// `__proto__.x` or `constructor` must land in the error body, never on a prototype.
+const own = (node: object, k: string | number): unknown => (Object.hasOwn(node, k) ? (node as Record<string, unknown>)[k] : undefined);
+const define = (node: object, k: string | number, value: unknown) =>
+  Object.defineProperty(node, k, { value, enumerable: true, writable: true, configurable: true });
+
 function setPath(target: Record<string, unknown>, path: (string | number)[], message: string): void {
-  let node: Record<string, unknown> | unknown[] = target;
+  let node: object = target;
   for (let i = 0; i < path.length; i++) {
-    const key = path[i];
+    const key = Array.isArray(node) ? path[i] : String(path[i]);
     const last = i === path.length - 1;
-    const nextIsIndex = !last && typeof path[i + 1] === 'number';
-    if (Array.isArray(node)) {
-      const idx = key as number;
-      if (last) { if (node[idx] === undefined) node[idx] = message; return; }
-      node[idx] ??= nextIsIndex ? [] : {};
-      node = node[idx] as Record<string, unknown>;
+    const current = own(node, key);
+    if (last) { if (current === undefined) define(node, key, message); return; }
+    if (typeof current !== 'object' || current === null) {
+      const child = typeof path[i + 1] === 'number' ? [] : {};
+      define(node, key, child);
+      node = child;
     } else {
-      const k = String(key);
-      if (last) { if (node[k] === undefined) node[k] = message; return; }
-      if (typeof node[k] !== 'object' || node[k] === null) node[k] = nextIsIndex ? [] : {};
-      node = node[k] as Record<string, unknown>;
+      node = current;
     }
   }
 }

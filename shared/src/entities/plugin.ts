@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, foreign, opt, oneOf, set, tags, timestamp, utf8Name, uuid } from './fields.ts';
+import { bool, foreign, opt, oneOf, set, tags, text, timestamp, utf8Name, uuid } from './fields.ts';
 
 export const PLUGIN_PROTOCOLS = ['grpc', 'grpcs', 'http', 'https', 'tcp', 'tls', 'tls_passthrough', 'udp', 'ws', 'wss'] as const;
 
@@ -11,7 +11,7 @@ export const pluginSchema = z.strictObject({
   id: uuid().describe('Primary key, generated when absent'),
   created_at: timestamp().describe('Creation time, seconds since the epoch'),
   updated_at: timestamp().describe('Last update time, seconds since the epoch'),
-  name: z.string().describe('The plugin to run'),
+  name: text(256).describe('The plugin to run'),
   instance_name: opt(utf8Name()).describe('Unique name of this instance; usable in place of the id'),
   config: z.record(z.string(), z.unknown()).default({}).describe("The plugin's configuration"),
   service: foreign().describe('Run only for this service'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, foreign, host, int, oneOf, opt, set, str, tags, timestamp, utf8Name, uuid } from './fields.ts';
+import { bool, foreign, host, int, oneOf, opt, set, tags, text, timestamp, utf8Name, uuid } from './fields.ts';
 import { circuitBreakerSchema } from './upstream.ts';
 
 export const SERVICE_PROTOCOLS = ['grpc', 'grpcs', 'http', 'https', 'tcp', 'tls', 'tls_passthrough', 'udp'] as const;
@@ -8,7 +8,7 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** A path as Kong's `path` type: starts with `/`, no empty segments, valid percent-encoding. */
 export const servicePath = () =>
-  z.string().superRefine((v, ctx) => {
+  text().superRefine((v, ctx) => {
     if (!v.startsWith('/')) ctx.addIssue({ code: 'custom', message: 'should start with: /' });
     else if (v.includes('//')) ctx.addIssue({ code: 'custom', message: 'must not have empty segments' });
     else if (/%(?![0-9a-fA-F]{2})/.test(v)) ctx.addIssue({ code: 'custom', message: 'invalid url-encoded value' });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, foreign, host, int, isHostOrIp, oneOf, opt, str, tags, timestamp, uuid } from './fields.ts';
+import { bool, foreign, host, httpToken, int, isHostOrIp, multiline, oneOf, opt, str, tags, text, timestamp, uuid } from './fields.ts';
 
 const HASH_ON = ['none', 'consumer', 'ip', 'header', 'cookie', 'path', 'query_arg', 'uri_capture'] as const;
 const statuses = (d: number[]) => z.array(int(100, 999)).default(d);
@@ -12,10 +12,10 @@ export const healthchecksSchema = z.strictObject({
     type: oneOf(['tcp', 'http', 'https']).default('http'),
     timeout: seconds(1),
     concurrency: int(1, 2 ** 31 - 1).default(10),
-    http_path: z.string().startsWith('/', 'should start with: /').default('/'),
-    https_sni: opt(z.string()),
+    http_path: text().startsWith('/', 'should start with: /').default('/'),
+    https_sni: opt(text()),
     https_verify_certificate: bool().default(true),
-    headers: opt(z.record(z.string(), z.array(z.string()))),
+    headers: opt(z.record(httpToken(), z.array(text()))),
     healthy: z.strictObject({ interval: seconds(0), http_statuses: statuses([200, 302]), successes: counter() }).prefault({}),
     unhealthy: z.strictObject({
       interval: seconds(0), http_statuses: statuses([429, 404, 500, 501, 502, 503, 504, 505]),
@@ -51,8 +51,8 @@ export const statusRetriesSchema = z.strictObject({
 
 export const fallbackResponseSchema = z.strictObject({
   status: int(100, 599).default(503),
-  content_type: z.string().default('application/json; charset=utf-8'),
-  body: z.string().default('{"message":"Service temporarily unavailable"}'),
+  content_type: text().default('application/json; charset=utf-8'),
+  body: multiline().default('{"message":"Service temporarily unavailable"}'),
 });
 
 export const upstreamSchema = z.strictObject({
@@ -66,7 +66,7 @@ export const upstreamSchema = z.strictObject({
   hash_on_header: opt(str()),
   hash_fallback_header: opt(str()),
   hash_on_cookie: opt(str()),
-  hash_on_cookie_path: z.string().default('/'),
+  hash_on_cookie_path: text().default('/'),
   hash_on_query_arg: opt(str()),
   hash_fallback_query_arg: opt(str()),
   hash_on_uri_capture: opt(str()),
@@ -114,7 +114,7 @@ export const targetSchema = z.strictObject({
   created_at: timestamp(),
   updated_at: timestamp(),
   upstream: foreign(),
-  target: z.string().superRefine((v, ctx) => {
+  target: text(512).superRefine((v, ctx) => {
     const n = normalizeTarget(v);
     if (!n) { ctx.addIssue({ code: 'custom', message: 'Invalid target; not a valid hostname or ip address' }); return; }
     if (n !== v) ctx.addIssue({ code: 'custom', message: `not normalized: use '${n}'` });

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { bool, opt } from '../../entities/fields.ts';
+import { bool, opt, text } from '../../entities/fields.ts';
 import type { PluginDefinition } from '../types.ts';
 
 export const basicAuthConfig = z.strictObject({
-  anonymous: opt(z.string()).describe('Consumer (id or username) to use when authentication fails'),
+  anonymous: opt(text()).describe('Consumer (id or username) to use when authentication fails'),
   hide_credentials: bool().default(false).describe('Remove the Authorization header before proxying'),
-  realm: z.string().default('service').describe('Realm in WWW-Authenticate'),
+  realm: text().default('service').describe('Realm in WWW-Authenticate'),
 });
 export type BasicAuthConfig = z.infer<typeof basicAuthConfig>;
 

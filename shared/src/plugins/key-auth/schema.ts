@@ -1,18 +1,17 @@
 import { z } from 'zod';
-import { bool, opt } from '../../entities/fields.ts';
+import { bool, httpToken, opt, text } from '../../entities/fields.ts';
 import type { PluginDefinition } from '../types.ts';
 
-const headerName = () => z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'bad header name');
 
 export const keyAuthConfig = z.strictObject({
-  key_names: z.array(headerName()).min(1, 'length must be at least 1').default(['apikey']).describe('Header, query and body names the key is read from'),
+  key_names: z.array(httpToken()).min(1, 'length must be at least 1').default(['apikey']).describe('Header, query and body names the key is read from'),
   hide_credentials: bool().default(false).describe('Remove the key before proxying'),
-  anonymous: opt(z.string()).describe('Consumer (id or username) to use when authentication fails'),
+  anonymous: opt(text()).describe('Consumer (id or username) to use when authentication fails'),
   key_in_header: bool().default(true).describe('Read the key from headers'),
   key_in_query: bool().default(true).describe('Read the key from the query string'),
   key_in_body: bool().default(false).describe('Read the key from a form or JSON body'),
   run_on_preflight: bool().default(true).describe('Authenticate CORS preflight (OPTIONS) requests too'),
-  realm: opt(z.string()).describe('Realm in WWW-Authenticate'),
+  realm: opt(text()).describe('Realm in WWW-Authenticate'),
 });
 export type KeyAuthConfig = z.infer<typeof keyAuthConfig>;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, int, oneOf, opt } from '../../entities/fields.ts';
+import { bool, httpToken, int, oneOf, opt, str, text } from '../../entities/fields.ts';
 import type { PluginDefinition } from '../types.ts';
 
 export const PERIODS = ['second', 'minute', 'hour', 'day', 'month', 'year'] as const;
@@ -18,8 +18,8 @@ export const rateLimitingConfig = z.strictObject({
   year: limit().describe('Requests per year (365 days)'),
   limit_by: oneOf(['consumer', 'credential', 'ip', 'service', 'header', 'path', 'route', 'consumer-route']).default('consumer')
     .describe('What a counter is kept per; a missing identity falls back to the client IP'),
-  header_name: opt(z.string().min(1)).describe('Header to count by (limit_by=header)'),
-  path: opt(z.string().startsWith('/', 'should start with: /')).describe('Path to count (limit_by=path)'),
+  header_name: opt(httpToken()).describe('Header to count by (limit_by=header)'),
+  path: opt(text().startsWith('/', 'should start with: /')).describe('Path to count (limit_by=path)'),
   policy: oneOf(['local', 'redis', 'cluster']).default('local')
     .describe("'redis': exact across every node; 'local': per node, so N nodes allow up to N× the limit"),
   algorithm: oneOf(['fixed-window', 'sliding-window', 'token-bucket']).default('fixed-window')
@@ -29,18 +29,18 @@ export const rateLimitingConfig = z.strictObject({
   on_store_failure: oneOf(['allow', 'local']).default('allow').describe("With fault_tolerant: 'allow' passes requests, 'local' counts on this node until Redis is back"),
   hide_client_headers: bool().default(false).describe('Do not send rate-limit headers to clients'),
   error_code: int(100, 599).default(429).describe('Status when the limit is exceeded'),
-  error_message: z.string().default('API rate limit exceeded').describe('Message when the limit is exceeded'),
+  error_message: text().default('API rate limit exceeded').describe('Message when the limit is exceeded'),
   sync_rate: z.number().default(-1).describe('Kong compatibility; Portico counts synchronously'),
   redis: z.strictObject({
-    host: opt(z.string().min(1)).describe("Redis host; unset: the node's REDIS_URL"),
+    host: opt(str()).describe("Redis host; unset: the node's REDIS_URL"),
     port: int(0, 65535).default(6379).describe('Redis port'),
     timeout: int(1, 60_000).default(250).describe('ms before a Redis call counts as failed (short, so no request waits on Redis)'),
-    username: opt(z.string()).describe('Redis ACL user'),
-    password: opt(z.string()).describe('Redis password'),
+    username: opt(text()).describe('Redis ACL user'),
+    password: opt(text()).describe('Redis password'),
     database: int(0, 1024).default(0).describe('Redis database'),
     ssl: bool().default(false).describe('TLS to Redis'),
     ssl_verify: bool().default(false).describe('Verify the Redis certificate'),
-    server_name: opt(z.string()).describe('SNI for TLS'),
+    server_name: opt(text()).describe('SNI for TLS'),
   }).default({ host: null, port: 6379, timeout: 250, username: null, password: null, database: 0, ssl: false, ssl_verify: false, server_name: null }).describe('Redis connection (policy redis)'),
 }).superRefine((c, ctx) => {
   const set = PERIODS.filter((p) => c[p] != null);
@@ -55,6 +55,12 @@ export const rateLimitingConfig = z.strictObject({
   if (c.limit_by === 'header' && !c.header_name) ctx.addIssue({ code: 'custom', path: ['header_name'], message: 'required field missing' });
   if (c.limit_by === 'path' && !c.path) ctx.addIssue({ code: 'custom', path: ['path'], message: 'required field missing' });
   if (c.burst != null && c.algorithm !== 'token-bucket') ctx.addIssue({ code: 'custom', path: ['burst'], message: "only with algorithm 'token-bucket'" });
+}).meta({
+  entity_checks: [
+    { at_least_one_of: ['config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year'] },
+    { conditional: { if_field: 'config.limit_by', if_match: { eq: 'header' }, then_field: 'config.header_name', then_match: { required: true } } },
+    { conditional: { if_field: 'config.limit_by', if_match: { eq: 'path' }, then_field: 'config.path', then_match: { required: true } } },
+  ],
 });
 export type RateLimitingConfig = z.infer<typeof rateLimitingConfig>;
 
