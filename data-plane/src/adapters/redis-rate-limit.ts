@@ -3,6 +3,7 @@
 // command timeout and a breaker keep a slow or dead Redis from holding requests: while the breaker
 // is open, calls fail at once and the plugin applies its configured fallback.
 import { Redis, type RedisOptions } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import type { Algorithm, Decision, Limit, RateLimitStore, RedisConnectionConfig } from '@portico/shared/plugins/handlers';
 
 /**
@@ -106,7 +107,12 @@ interface Lease {
 /** Most units one lease takes: at most a tenth of what is left, so ten nodes can share the rest. */
 const MAX_LEASE = 100;
 const LEASE_SHARE = 10;
-const MAX_LEASES = 100_000;
+/**
+ * Leases one store keeps (keys come from clients). An LRU: O(1) per insert, and past the cap the
+ * least recently used lease goes; its unused units are lost, which only errs towards refusing.
+ * A lease carries its own expiry (`expiresAt`), checked on every read.
+ */
+export const MAX_LEASES = 100_000;
 /** Waits for other requests' leases before asking for a single unit directly. */
 const MAX_ROUNDS = 20;
 
@@ -146,7 +152,7 @@ function refusal(lease: Lease): Decision {
 export class RedisRateLimitStore implements RateLimitStore {
   private failures = 0;
   private openUntil = 0;
-  private readonly leases = new Map<string, Lease>();
+  private readonly leases = new LRUCache<string, Lease>({ max: MAX_LEASES });
   /** Script calls made (for the benchmark's calls-per-request figure). */
   calls = 0;
   private readonly redis: RedisWithScript;
@@ -165,6 +171,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   get breakerOpen(): boolean { return Date.now() < this.openUntil; }
+
+  /** Leases held now (for the bounded-state test). */
+  get leaseCount(): number { return this.leases.size; }
 
   /**
    * Decide one request. Served from this node's lease while it holds units (no Redis call);
@@ -221,7 +230,6 @@ export class RedisRateLimitStore implements RateLimitStore {
           : !next.refused && algorithm === 'token-bucket' ? Math.min(soonest, 1_000) : soonest);
       }).finally(() => { next.inflight = null; });
       this.leases.set(lk, next);
-      if (this.leases.size > MAX_LEASES) this.evict();
       await next.inflight;
       if (next.units > 0) return take(next);
       if (next.refused) return refusal(next);
@@ -256,11 +264,6 @@ export class RedisRateLimitStore implements RateLimitStore {
     const resetMs: number[] = [];
     for (let i = 0; i < limits.length; i++) { remaining.push(reply[1 + 2 * i]); resetMs.push(reply[2 + 2 * i]); }
     return { granted: reply[0], remaining, resetMs };
-  }
-
-  private evict(): void {
-    const now = Date.now();
-    for (const [k, l] of this.leases) if (!l.inflight && now >= l.expiresAt) this.leases.delete(k);
   }
 
   private ready(): Promise<void> {
