@@ -109,10 +109,11 @@ const MAX_LEASE = 100;
 const LEASE_SHARE = 10;
 /**
  * Leases one store keeps (keys come from clients). An LRU: O(1) per insert, and past the cap the
- * least recently used lease goes; its unused units are lost, which only errs towards refusing.
- * A lease carries its own expiry (`expiresAt`), checked on every read.
+ * least recently used lease goes; its unused units are lost, which only errs towards refusing, and
+ * that key's next request asks Redis. A lease carries its own expiry (`expiresAt`), checked on
+ * every read. Measured ~600 bytes of heap per lease, so the cap bounds a store at ~12 MB.
  */
-export const MAX_LEASES = 100_000;
+export const MAX_LEASES = 20_000;
 /** Waits for other requests' leases before asking for a single unit directly. */
 const MAX_ROUNDS = 20;
 
@@ -161,8 +162,10 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   constructor(options: RedisOptions, private readonly onStateChange: (open: boolean) => void = () => {}) {
     this.timeoutMs = options.commandTimeout ?? 250;
+    // lazyConnect: a store built while compiling a snapshot opens no socket until the snapshot is
+    // committed (open()) or a request needs it, so a rejected snapshot leaves no connection behind.
     this.redis = new Redis({
-      enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 1_000,
+      enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 1_000, lazyConnect: true,
       retryStrategy: (times) => Math.min(times * 100, 1_000),
       ...options,
     }) as RedisWithScript;
@@ -236,7 +239,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     }
   }
 
-  private async call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<{ granted: number; remaining: number[]; resetMs: number[] }> {
+  protected async call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<{ granted: number; remaining: number[]; resetMs: number[] }> {
     if (Date.now() < this.openUntil) throw new StoreUnavailableError('Redis breaker open');
     // One hash tag: every key of a request lands in one Redis Cluster slot.
     const keys = limits.map((l) => `portico:rl:{${key}}:${l.seconds}`);
@@ -246,7 +249,10 @@ export class RedisRateLimitStore implements RateLimitStore {
     try {
       // No offline queue: a command queued while Redis is away could run after it returns and
       // count a request twice. Wait for the connection within the timeout instead.
-      if (this.redis.status !== 'ready') await this.ready();
+      if (this.redis.status !== 'ready') {
+        this.open();
+        await this.ready();
+      }
       reply = await this.redis.portico_rl(keys.length, ...keys, ...args);
     } catch (err) {
       this.failures++;
@@ -274,16 +280,39 @@ export class RedisRateLimitStore implements RateLimitStore {
     });
   }
 
-  close(): void { this.redis.disconnect(); }
+  /** Start connecting, if not yet asked to. */
+  open(): void {
+    if (this.redis.status === 'wait') this.redis.connect().catch(() => { /* retried by retryStrategy; reported per call */ });
+  }
+
+  /** Close the connection: replies already asked for still arrive (QUIT), nothing new is sent. */
+  close(): void {
+    if (this.redis.status === 'wait' || this.redis.status === 'end') { this.redis.disconnect(); return; }
+    this.redis.quit().catch(() => this.redis.disconnect());
+  }
 }
 
-/** One store (and connection) per distinct Redis target, kept across snapshots. */
+/**
+ * One store (and connection) per distinct Redis config, shared by every plugin naming it and kept
+ * across snapshots while some plugin uses it. Stores are asked for while a snapshot compiles;
+ * `commit` after the swap closes those the new config no longer names (a `redis.timeout` edit
+ * used to leave the old connection open for good), `rollback` after a rejected snapshot closes
+ * those only it named, so the running config's stores are untouched.
+ */
 export class RateLimitStores {
   private stores = new Map<string, RedisRateLimitStore | FailingStore>();
+  /** Keys the running config uses. */
+  private live = new Set<string>();
+  /** Keys asked for since the last commit or rollback (the config being compiled). */
+  private claimed = new Set<string>();
   constructor(private readonly nodeRedisUrl: string | undefined, private readonly log: { warn(o: object, m: string): void; info(o: object, m: string): void }) {}
+
+  /** Stores open now. */
+  get size(): number { return this.stores.size; }
 
   get(c: RedisConnectionConfig): RateLimitStore {
     const key = c.host ? JSON.stringify(c) : `env:${c.timeout}`;
+    this.claimed.add(key);
     let s = this.stores.get(key);
     if (!s) {
       if (!c.host && !this.nodeRedisUrl) s = new FailingStore('no Redis configured: set config.redis.host, or REDIS_URL on the data plane');
@@ -301,6 +330,30 @@ export class RateLimitStores {
       this.stores.set(key, s);
     }
     return s;
+  }
+
+  /** The config compiled since the last call is now the running one: close what it does not use. */
+  commit(): void {
+    for (const [key, s] of this.stores) {
+      if (!this.claimed.has(key)) this.drop(key, s);
+      else if (s instanceof RedisRateLimitStore) s.open();
+    }
+    this.live = this.claimed;
+    this.claimed = new Set();
+  }
+
+  /** The config compiled since the last call was rejected: close what only it asked for. */
+  rollback(): void {
+    for (const key of this.claimed) {
+      const s = this.stores.get(key);
+      if (s && !this.live.has(key)) this.drop(key, s);
+    }
+    this.claimed = new Set();
+  }
+
+  private drop(key: string, s: RedisRateLimitStore | FailingStore): void {
+    this.stores.delete(key);
+    if (s instanceof RedisRateLimitStore) s.close();
   }
 
   close(): void { for (const s of this.stores.values()) if (s instanceof RedisRateLimitStore) s.close(); }
