@@ -56,10 +56,10 @@ describe('ConfigState.apply', () => {
 
   it('truncates an over-long error to LAST_ERROR_MAX characters', () => {
     const state = newState();
-    const long = { ...service, ['k'.repeat(5_000)]: 1 };
-    const r = state.apply(gzipSync(JSON.stringify({ version: 1, hash: 'a'.repeat(64), built_at: 0, config: { ...emptyConfig(), services: [long] } })));
+    const plugin = pluginSchema.parse({ id: '00000000-0000-4000-8000-000000000003', created_at: 0, updated_at: 0, name: 'k'.repeat(5_000), config: {} });
+    const r = state.apply(snapshot(1, { ...emptyConfig(), plugins: [plugin] }));
     assert.equal(r.status, 'rejected');
-    assert.ok(state.lastError!.length <= LAST_ERROR_MAX, `${state.lastError!.length} characters`);
-    assert.match(state.lastError!, /failed validation/);
+    assert.equal(state.lastError!.length, LAST_ERROR_MAX);
+    assert.match(state.lastError!, /^snapshot 1 failed to compile: plugin 'kkk+…$/);
   });
 });
