@@ -131,6 +131,11 @@ describe('bad messages on the bus', () => {
     assert.equal(dp.hostname.length, 255);
   });
 
+  it('answers 404, not 500, to a status target action whose name holds an escaped %', async () => {
+    const r = await fetch(`${s.dps[0].status}/upstreams/nope/targets/%25/healthy`, { method: 'PUT' });
+    assert.equal(r.status, 404);
+  });
+
   it('ignores malformed heartbeats, logging why, and lists nothing new', async () => {
     const before = (await s.A('GET', '/clustering/data-planes')).body.data.length;
     const nc = await connect({ servers: s.nats.url });

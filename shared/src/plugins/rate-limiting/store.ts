@@ -46,8 +46,8 @@ export function bucketRefill(s: BucketState | undefined, capacity: number, rateP
 /**
  * Most counters one node keeps. Keys come from clients (an IP, a header value), so the map is an
  * LRU: past the cap the least recently seen counter is dropped, as Kong's fixed-size
- * `kong_rate_limiting_counters` shared dict does. Measured ~150 bytes of heap per counter, so
- * the cap bounds the store at roughly 15 MB (rate-limiting/store.test.ts sends 1M keys).
+ * `kong_rate_limiting_counters` shared dict does. Measured ~330 bytes of heap per counter (two
+ * periods), so the cap bounds the store at ~33 MB (test/integration/bounded-state.test.ts).
  */
 export const MAX_LOCAL_COUNTERS = 100_000;
 
