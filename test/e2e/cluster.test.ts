@@ -11,7 +11,7 @@ import { Objm } from '@nats-io/obj';
 import pg from 'pg';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
 import { startGateway, statusOf, type GatewayProcess } from '../harness/gateway.ts';
-import { startNats, tmpRoot, waitFor } from '../harness/procs.ts';
+import { freePort, startNats, tmpRoot, waitFor } from '../harness/procs.ts';
 
 let s: Stack;
 const hashes = async (dps: GatewayProcess[]) => Promise.all(dps.map(async (d) => (await statusOf(d)).hash));
@@ -212,6 +212,18 @@ describe('starting while NATS is down', () => {
 });
 
 describe('control planes', () => {
+  it('serves the admin API while NATS is unreachable, and exits 0 on SIGTERM', async () => {
+    const cp = await startGateway('control-plane', { env: { DATABASE_URL: s.pg.url, NATS_URL: `nats://127.0.0.1:${await freePort()}` } });
+    try {
+      assert.equal((await fetch(`${cp.admin}/services/svc`)).status, 200);
+      assert.equal(await cp.stop(), 0);
+    } finally {
+      await cp.kill();
+      cp.cleanup();
+    }
+  });
+
+
   it('lets several CPs start at once on an empty database (migrations under an advisory lock)', async () => {
     const client = new pg.Client({ connectionString: s.pg.url });
     await client.connect();

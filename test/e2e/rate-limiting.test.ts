@@ -179,11 +179,12 @@ describe('Redis connections', () => {
     const own = await startRedis();
     const admin = new Redis(own.url);
     try {
+      // Generous timeouts: every request must really count in Redis (fault_tolerant off), even on a loaded machine.
       const redis = (timeout: number) => ({ host: '127.0.0.1', port: Number(new URL(own.url).port), timeout });
-      await route('conns', { minute: 10_000, policy: 'redis', limit_by: 'route', fault_tolerant: false, redis: redis(300) });
+      await route('conns', { minute: 10_000, policy: 'redis', limit_by: 'route', fault_tolerant: false, redis: redis(5_000) });
       const id = (await s.A('GET', '/routes/conns/plugins')).body.data[0].id;
       for (let i = 1; i <= 20; i++) {
-        const w = await s.write('PATCH', `/plugins/${id}`, { config: { minute: 10_000, policy: 'redis', limit_by: 'route', fault_tolerant: false, redis: redis(300 + i) } });
+        const w = await s.write('PATCH', `/plugins/${id}`, { config: { minute: 10_000, policy: 'redis', limit_by: 'route', fault_tolerant: false, redis: redis(5_000 + i) } });
         assert.equal(w.status, 200);
         for (let d = 0; d < s.dps.length; d++) assert.equal((await get(d, '/conns')).status, 200);
       }
