@@ -1,10 +1,9 @@
 // `npm start`: CP and DP in one process. With nothing set it runs on embedded defaults: PGlite in
 // the data dir and an in-process bus. With NATS_URL set, the embedded DP uses NATS like any other,
 // so more DPs can join.
-import { createLogger, EnvError, MemoryBus, parseEnv } from '@portico/shared';
+import { createLogger, EnvError, MemoryBus, parseEnv, runUntilSignal } from '@portico/shared';
 import { startDataPlane } from '@portico/data-plane';
 import { startControlPlane } from './index.ts';
-import { runUntilSignal } from './signals.ts';
 
 try {
   const env = parseEnv();

@@ -26,7 +26,7 @@ export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPub
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR, 'cp_node_id');
   const database = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PORTICO_DATA_DIR });
   log.info({ database: database.kind }, 'database ready, migrations applied');
-  const publisher = bus ?? await connectNatsPublisher(env.NATS_URL!, log);
+  const publisher = bus ?? connectNatsPublisher(env.NATS_URL!, log);
   const snapshots = new SnapshotLoop(database.db, publisher, log);
   const registry = new DataPlaneRegistry(database.db, log);
   publisher.onHeartbeat((hb) => { void registry.record(hb); });

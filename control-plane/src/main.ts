@@ -1,7 +1,6 @@
 // `npm run control-plane`: the CP alone. Needs NATS_URL; DATABASE_URL unset means embedded PGlite.
-import { createLogger, EnvError, parseEnv } from '@portico/shared';
+import { createLogger, EnvError, parseEnv, runUntilSignal } from '@portico/shared';
 import { startControlPlane } from './index.ts';
-import { runUntilSignal } from './signals.ts';
 
 try {
   const env = parseEnv();
@@ -9,8 +8,9 @@ try {
   const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico-cp');
   // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  const cp = await startControlPlane(env, log);
-  runUntilSignal(log, () => cp.stop());
+  const started = startControlPlane(env, log);
+  runUntilSignal(log, async () => (await started).stop());
+  await started;
 } catch (err) {
   if (err instanceof EnvError) { console.error(`portico: ${err.message}`); process.exit(2); }
   console.error('portico: control plane failed to start:', err);

@@ -55,7 +55,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     now: Date.now, log, getJson, localRateLimitStore,
     rateLimitStore: (c) => rateLimitStores.get(c),
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
-  }, new HealthRegistry(probeTarget));
+  }, new HealthRegistry(probeTarget), rateLimitStores);
   state.loadCache();
 
   let draining = false;
@@ -85,7 +85,8 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   await listening(statusServer);
   log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
-  const subscriber = bus ?? await connectNatsSubscriber(env.NATS_URL!, log, () => state.version);
+  // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
+  const subscriber = bus ?? connectNatsSubscriber(env.NATS_URL!, log, () => state.version);
   const hostname = os.hostname();
   const ip = primaryIp();
   const beat = () => {
@@ -96,7 +97,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     subscriber.heartbeat(hb);
   };
   state.onApplied(beat);
-  await subscriber.watch((bytes) => { state.apply(bytes); });
+  await subscriber.watch((bytes) => state.apply(bytes).status !== 'rejected');
   beat();
   const heartbeat = setInterval(beat, HEARTBEAT_INTERVAL_MS);
   heartbeat.unref();

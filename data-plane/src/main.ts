@@ -1,5 +1,5 @@
 // `npm run data-plane`: one DP node. Needs NATS_URL; start as many as you like.
-import { createLogger, EnvError, parseEnv } from '@portico/shared';
+import { createLogger, EnvError, parseEnv, runUntilSignal } from '@portico/shared';
 import { startDataPlane } from './index.ts';
 
 try {
@@ -8,16 +8,10 @@ try {
   const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico-dp');
   // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  const dp = await startDataPlane(env, log);
-  let stopping = false;
-  const onSignal = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'draining and shutting down');
-    dp.stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
-  };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
+  const started = startDataPlane(env, log);
+  // Signals first: a SIGTERM while starting waits for the start, then drains (review C11).
+  runUntilSignal(log, async () => (await started).stop());
+  await started;
 } catch (err) {
   if (err instanceof EnvError) { console.error(`portico: ${err.message}`); process.exit(2); }
   console.error('portico: data plane failed to start:', err);

@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
@@ -283,6 +284,11 @@ describe('jwt', () => {
     const [h, p, sig] = valid.split('.');
     const rsPem = (await s.A('GET', '/jwts/rs-issuer')).body.rsa_public_key as string;
     const confused = await hs({ iss: 'rs-issuer', exp: now() + 60 }, rsPem);
+    // Raw JSON text signed by hand: what a library would refuse to write (probe 3.3).
+    const raw = (headerJson: string, payloadJson: string) => {
+      const input = `${Buffer.from(headerJson).toString('base64url')}.${Buffer.from(payloadJson).toString('base64url')}`;
+      return `${input}.${createHmac('sha256', 'a-very-secret-hmac-key-of-enough-length').update(input).digest('base64url')}`;
+    };
     const cases: [string, Record<string, string>, number, unknown][] = [
       ['no token', {}, 401, { message: 'Unauthorized' }],
       ['alg none', bearer(`${header({ alg: 'none' })}.${header({ iss: 'hs-issuer' })}.`), 401, { message: 'Bad token; invalid alg' }],
@@ -296,6 +302,8 @@ describe('jwt', () => {
       ['unknown issuer', bearer(await hs({ iss: 'who', exp: now() + 60 })), 401, { message: "No credentials found for given 'iss'" }],
       ['no iss', bearer(await hs({ exp: now() + 60 })), 401, { message: "No mandatory 'iss' in claims" }],
       ['exp not a number', bearer(await hs({ iss: 'hs-issuer', exp: 'soon' })), 401, { exp: 'must be a number' }],
+      ['exp 1e309 (Infinity)', bearer(raw('{"alg":"HS256"}', '{"iss":"hs-issuer","exp":1e309}')), 401, { exp: 'must be a number' }],
+      ['crit names an extension', bearer(raw('{"alg":"HS256","crit":["exp"]}', `{"iss":"hs-issuer","exp":${now() + 60}}`)), 401, { message: 'Bad token; unsupported critical header' }],
       ['two different tokens', { ...bearer(valid), cookie: 'x=1' }, 200, null],
     ];
     for (const [name, headers, status, body] of cases) {
@@ -330,6 +338,11 @@ describe('jwt options', () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal((r.body as Echo).headers['x-consumer-custom-id'], 'crm-42');
     assert.equal((r.body as Echo).headers['x-credential-identifier'], 'b64-issuer');
+  });
+
+  it('answers 401, not 500, to a cookie with a malformed %-escape (probe 3.10)', async () => {
+    const r = await get('/jwtopts/x', { cookie: 'session=%E0%A4%A' });
+    assert.equal(r.status, 401);
   });
 
   it('refuses tokens living longer than maximum_expiration, and claims outside required_claims with 403', async () => {

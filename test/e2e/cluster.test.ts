@@ -3,13 +3,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { emptyConfig } from '@portico/shared';
+import { copyFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { configHash, emptyConfig, encodeSnapshot, pluginSchema } from '@portico/shared';
 import { connect } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import pg from 'pg';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
 import { startGateway, statusOf, type GatewayProcess } from '../harness/gateway.ts';
-import { startNats, waitFor } from '../harness/procs.ts';
+import { freePort, startNats, tmpRoot, waitFor } from '../harness/procs.ts';
 
 let s: Stack;
 const hashes = async (dps: GatewayProcess[]) => Promise.all(dps.map(async (d) => (await statusOf(d)).hash));
@@ -88,7 +90,52 @@ describe('config distribution', () => {
   });
 });
 
+describe('rejected snapshots', () => {
+  it('fetches a rejected snapshot once, reports its long error truncated, and keeps serving', async () => {
+    const dp = s.dps[0];
+    const rejections = () => dp.logs().split('\n').filter((l) => l.includes('config snapshot rejected')).length;
+    const before = { version: await dpVersion(dp), rejections: rejections() };
+    const nc = await connect({ servers: s.nats.url });
+    const os = await new Objm(nc).create('portico_config');
+    // Well-formed, but this node cannot run a plugin by that name: the error quotes all 5,000 characters.
+    const plugin = { id: '00000000-0000-4000-8000-0000000000f1', created_at: 0, updated_at: 0, name: 'k'.repeat(5_000), instance_name: null, config: {}, enabled: true, protocols: ['http', 'https'], route: null, service: null, consumer: null, tags: null };
+    const config = { ...emptyConfig(), plugins: [pluginSchema.parse(plugin)] };
+    const version = before.version + 1000;
+    const bogus = encodeSnapshot({ version, hash: configHash(config), built_at: 0, config });
+    await os.putBlob({ name: 'snapshot', metadata: { version: String(version), hash: configHash(config) } }, bogus);
+    await nc.close();
+    const reported = await waitFor('the CP lists the DP with its error', async () => {
+      const list = await s.A('GET', '/clustering/data-planes');
+      return list.body.data.find((d: any) => d.last_error?.includes('kkkk'));
+    });
+    assert.ok(reported.last_error.length <= 1_000, `last_error is ${reported.last_error.length} characters`);
+    // Three periodic rechecks (every 3 s) later, it was still fetched and rejected only once.
+    await new Promise((r) => setTimeout(r, 10_000));
+    assert.equal(rejections(), before.rejections + 1);
+    assert.equal(await dpVersion(dp), before.version);
+    assert.equal(await proxied(dp, '/r1'), 200);
+    await s.write('POST', '/services/svc/routes', { name: 'heal2', paths: ['/heal2'] });
+    assert.equal((await statusOf(dp)).last_error, null);
+  });
+});
+
 describe('bad messages on the bus', () => {
+  it('records a heartbeat whose last_error or hostname is over-long, clipped rather than dropped', async () => {
+    const id = '00000000-0000-4000-8000-0000000000aa';
+    const nc = await connect({ servers: s.nats.url });
+    nc.publish('portico.dp.heartbeat', JSON.stringify({ id, hostname: 'h'.repeat(1_000), ip: '1.2.3.4', version: '0.1.0', config_version: 1, config_hash: 'a'.repeat(64), last_error: 'e'.repeat(50_000), status: 'ready', started_at: 0 }));
+    await nc.flush();
+    await nc.close();
+    const dp = await waitFor('the CP lists the node', async () => (await s.A('GET', '/clustering/data-planes')).body.data.find((d: any) => d.id === id));
+    assert.equal(dp.last_error.length, 1_000);
+    assert.equal(dp.hostname.length, 255);
+  });
+
+  it('answers 404, not 500, to a status target action whose name holds an escaped %', async () => {
+    const r = await fetch(`${s.dps[0].status}/upstreams/nope/targets/%25/healthy`, { method: 'PUT' });
+    assert.equal(r.status, 404);
+  });
+
   it('ignores malformed heartbeats, logging why, and lists nothing new', async () => {
     const before = (await s.A('GET', '/clustering/data-planes')).body.data.length;
     const nc = await connect({ servers: s.nats.url });
@@ -134,7 +181,49 @@ describe('failures', () => {
   });
 });
 
+describe('starting while NATS is down', () => {
+  it('cold-starts a DP from a disk cache, drains and exits 0 on SIGTERM, and reports once NATS is back', async () => {
+    const version = await dpVersion(s.dps[0]);
+    const dataDir = tmpRoot();
+    copyFileSync(path.join(s.dps[0].dataDir, 'snapshot.json.gz'), path.join(dataDir, 'snapshot.json.gz'));
+    await s.nats.service.kill();
+    try {
+      const first = await startGateway('data-plane', { env: { NATS_URL: s.nats.url }, dataDir });
+      assert.equal(await dpVersion(first), version);
+      assert.equal(await proxied(first, '/r1'), 200);
+      assert.equal(await first.stop(), 0, 'SIGTERM drains and exits 0 without NATS');
+      const second = await startGateway('data-plane', { env: { NATS_URL: s.nats.url }, dataDir });
+      try {
+        await s.nats.service.start();
+        const nodeId = readFileSync(path.join(dataDir, 'node_id'), 'utf8').trim();
+        const listed = await waitFor('the CP lists the cold-started DP', async () => {
+          const list = await s.A('GET', '/clustering/data-planes');
+          return list.body.data.find((d: any) => d.id === nodeId && d.status === 'ready');
+        }, 20_000, 200);
+        assert.equal(listed.config_version >= version, true);
+      } finally {
+        await second.kill();
+        second.cleanup();
+      }
+    } finally {
+      if (!s.nats.service.proc) await s.nats.service.start();
+    }
+  });
+});
+
 describe('control planes', () => {
+  it('serves the admin API while NATS is unreachable, and exits 0 on SIGTERM', async () => {
+    const cp = await startGateway('control-plane', { env: { DATABASE_URL: s.pg.url, NATS_URL: `nats://127.0.0.1:${await freePort()}` } });
+    try {
+      assert.equal((await fetch(`${cp.admin}/services/svc`)).status, 200);
+      assert.equal(await cp.stop(), 0);
+    } finally {
+      await cp.kill();
+      cp.cleanup();
+    }
+  });
+
+
   it('lets several CPs start at once on an empty database (migrations under an advisory lock)', async () => {
     const client = new pg.Client({ connectionString: s.pg.url });
     await client.connect();

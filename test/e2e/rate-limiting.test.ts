@@ -1,6 +1,7 @@
 // rate-limiting through real CP and 3 DP processes sharing the harness's Redis (issue 4).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { startRedis, waitFor, type RedisHandle } from '../harness/procs.ts';
 
@@ -169,6 +170,31 @@ describe('when Redis fails', () => {
     await route('ft-after', { minute: 5, policy: 'redis', limit_by: 'route' });
     await earlyInMinute();
     assert.equal(count(await spread(12, '/ft-after'), 200), 5, 'exact again');
+  });
+});
+
+describe('Redis connections', () => {
+  it('keeps one connection per DP when the plugin\'s redis.timeout is edited 20 times', async () => {
+    // A Redis of its own, so CLIENT LIST counts only this plugin's connections.
+    const own = await startRedis();
+    const admin = new Redis(own.url);
+    try {
+      // Generous timeouts: every request must really count in Redis (fault_tolerant off), even on a loaded machine.
+      const redis = (timeout: number) => ({ host: '127.0.0.1', port: Number(new URL(own.url).port), timeout });
+      await route('conns', { minute: 10_000, policy: 'redis', limit_by: 'route', fault_tolerant: false, redis: redis(5_000) });
+      const id = (await s.A('GET', '/routes/conns/plugins')).body.data[0].id;
+      for (let i = 1; i <= 20; i++) {
+        const w = await s.write('PATCH', `/plugins/${id}`, { config: { minute: 10_000, policy: 'redis', limit_by: 'route', fault_tolerant: false, redis: redis(5_000 + i) } });
+        assert.equal(w.status, 200);
+        for (let d = 0; d < s.dps.length; d++) assert.equal((await get(d, '/conns')).status, 200);
+      }
+      const others = async () => String(await admin.call('CLIENT', 'LIST')).trim().split('\n').length - 1;
+      await waitFor('replaced connections closed', async () => (await others()) === s.dps.length, 10_000);
+      assert.equal(await others(), s.dps.length, 'one connection per DP');
+    } finally {
+      admin.disconnect();
+      await own.stop();
+    }
   });
 });
 

@@ -3,8 +3,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rateLimitStoreContract } from '../../shared/src/plugins/rate-limiting/store.contract.ts';
-import { RedisRateLimitStore, StoreUnavailableError } from '../../data-plane/src/adapters/redis-rate-limit.ts';
-import { startRedis, type RedisHandle } from '../harness/procs.ts';
+import { Redis } from 'ioredis';
+import { RateLimitStores, RedisRateLimitStore, StoreUnavailableError } from '../../data-plane/src/adapters/redis-rate-limit.ts';
+import { startRedis, waitFor, type RedisHandle } from '../harness/procs.ts';
 
 let redis: RedisHandle;
 const stores: RedisRateLimitStore[] = [];
@@ -50,5 +51,39 @@ describe('redis store beyond the contract', () => {
       throw new Error('never recovered');
     })();
     assert.equal(back.allowed, true);
+  });
+});
+
+describe('redis stores across snapshots', () => {
+  it('opens a connection only for a committed config, keeps the live one on rollback, closes the replaced one on commit', async () => {
+    const port = Number(new URL(redis.url).port);
+    const conf = (timeout: number) => ({ host: '127.0.0.1', port, timeout, username: null, password: null, database: 3, ssl: false, ssl_verify: false, server_name: null });
+    const admin = new Redis(redis.url);
+    // Only this test's stores use database 3, so CLIENT LIST counts them alone.
+    const ours = async () => String(await admin.call('CLIENT', 'LIST')).split('\n').filter((l) => l.includes(' db=3 ')).length;
+    const stores = new RateLimitStores(undefined, { warn() {}, info() {} });
+    try {
+      const limits = [{ seconds: 60, limit: 100 }];
+      const a = stores.get(conf(300));
+      stores.commit();
+      assert.equal((await a.hit('k', limits, 'fixed-window')).allowed, true);
+      // A snapshot naming another config is compiled, then rejected: nothing opened, the live store kept.
+      stores.get(conf(301));
+      stores.rollback();
+      assert.equal(stores.size, 1);
+      assert.equal(stores.get(conf(300)), a);
+      stores.commit();
+      await waitFor('one connection', async () => (await ours()) === 1);
+      // A snapshot that replaces the config: the new store connects, the old one closes.
+      const b = stores.get(conf(302));
+      stores.commit();
+      assert.notEqual(b, a);
+      assert.equal(stores.size, 1);
+      assert.equal((await b.hit('k2', limits, 'fixed-window')).allowed, true);
+      await waitFor('the replaced connection closed', async () => (await ours()) === 1);
+    } finally {
+      stores.close();
+      admin.disconnect();
+    }
   });
 });

@@ -1,33 +1,65 @@
 // Publishes snapshots to a JetStream object store (chunked, so 10k-route configs pass NATS's 1 MB
-// max_payload) and listens for data-plane heartbeats on core NATS.
+// max_payload) and listens for data-plane heartbeats on core NATS. The connection is made in the
+// background, so the admin API serves while NATS is down (review C11): a publish waits briefly for
+// the first connection, then fails, and the snapshot loop retries it.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
 import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type SnapshotPublisher } from '@portico/shared';
 
-export async function connectNatsPublisher(url: string, log: Logger): Promise<SnapshotPublisher> {
-  const nc: NatsConnection = await connect(natsConnectOptions(url, 'portico-control-plane'));
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type }, 'NATS connection status');
-    }
-  })();
+/** How long a publish waits for the first connection (a normal start connects in milliseconds). */
+const CONNECT_WAIT_MS = 1_000;
+
+export function connectNatsPublisher(url: string, log: Logger): SnapshotPublisher {
+  let nc: NatsConnection | null = null;
+  let closed = false;
+  const heartbeatHandlers: ((hb: unknown) => void)[] = [];
   let store: ObjectStore | null = null;
-  const openStore = async () => (store ??= await new Objm(nc).create(SNAPSHOT_BUCKET, { storage: 'file' as never, description: 'Portico config snapshots' }));
+  const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never, description: 'Portico config snapshots' }));
+
+  const subscribe = (c: NatsConnection, handler: (hb: unknown) => void) => {
+    c.subscribe(HEARTBEAT_SUBJECT, {
+      callback: (err, msg) => {
+        if (err) return;
+        try { handler(msg.json()); } catch { log.warn({ subject: msg.subject }, 'heartbeat is not JSON; ignored'); }
+      },
+    });
+  };
+
+  // Retries forever (natsConnectOptions): resolves when NATS is first reachable.
+  let connected: () => void;
+  const firstConnect = new Promise<void>((resolve) => { connected = resolve; });
+  void connect(natsConnectOptions(url, 'portico-control-plane')).then((c) => {
+    if (closed) { void c.close(); return; }
+    connected();
+    nc = c;
+    log.info('NATS connected');
+    for (const h of heartbeatHandlers) subscribe(c, h);
+    void (async () => {
+      for await (const s of c.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type }, 'NATS connection status');
+      }
+    })();
+  }, (err) => { log.error({ err: (err as Error).message }, 'NATS connection failed'); });
 
   return {
     async publish(version, hash, bytes) {
-      const os = await openStore();
+      if (!nc) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([firstConnect, new Promise((r) => { timer = setTimeout(r, CONNECT_WAIT_MS); })]);
+        clearTimeout(timer);
+        if (!nc) throw new Error('NATS is not connected yet');
+      }
+      const os = await openStore(nc);
       await os.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: String(version), hash } }, bytes);
     },
     onHeartbeat(handler) {
-      nc.subscribe(HEARTBEAT_SUBJECT, {
-        callback: (err, msg) => {
-          if (err) return;
-          try { handler(msg.json()); } catch { log.warn({ subject: msg.subject }, 'heartbeat is not JSON; ignored'); }
-        },
-      });
+      heartbeatHandlers.push(handler);
+      if (nc) subscribe(nc, handler);
     },
-    async close() { await nc.drain().catch(() => nc.close()); },
+    async close() {
+      closed = true;
+      if (nc) await nc.drain().catch(() => nc!.close());
+    },
   };
 }

@@ -3,6 +3,7 @@
 // command timeout and a breaker keep a slow or dead Redis from holding requests: while the breaker
 // is open, calls fail at once and the plugin applies its configured fallback.
 import { Redis, type RedisOptions } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import type { Algorithm, Decision, Limit, RateLimitStore, RedisConnectionConfig } from '@portico/shared/plugins/handlers';
 
 /**
@@ -106,7 +107,13 @@ interface Lease {
 /** Most units one lease takes: at most a tenth of what is left, so ten nodes can share the rest. */
 const MAX_LEASE = 100;
 const LEASE_SHARE = 10;
-const MAX_LEASES = 100_000;
+/**
+ * Leases one store keeps (keys come from clients). An LRU: O(1) per insert, and past the cap the
+ * least recently used lease goes; its unused units are lost, which only errs towards refusing, and
+ * that key's next request asks Redis. A lease carries its own expiry (`expiresAt`), checked on
+ * every read. Measured ~600 bytes of heap per lease, so the cap bounds a store at ~12 MB.
+ */
+export const MAX_LEASES = 20_000;
 /** Waits for other requests' leases before asking for a single unit directly. */
 const MAX_ROUNDS = 20;
 
@@ -146,7 +153,7 @@ function refusal(lease: Lease): Decision {
 export class RedisRateLimitStore implements RateLimitStore {
   private failures = 0;
   private openUntil = 0;
-  private readonly leases = new Map<string, Lease>();
+  private readonly leases = new LRUCache<string, Lease>({ max: MAX_LEASES });
   /** Script calls made (for the benchmark's calls-per-request figure). */
   calls = 0;
   private readonly redis: RedisWithScript;
@@ -155,8 +162,10 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   constructor(options: RedisOptions, private readonly onStateChange: (open: boolean) => void = () => {}) {
     this.timeoutMs = options.commandTimeout ?? 250;
+    // lazyConnect: a store built while compiling a snapshot opens no socket until the snapshot is
+    // committed (open()) or a request needs it, so a rejected snapshot leaves no connection behind.
     this.redis = new Redis({
-      enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 1_000,
+      enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 1_000, lazyConnect: true,
       retryStrategy: (times) => Math.min(times * 100, 1_000),
       ...options,
     }) as RedisWithScript;
@@ -165,6 +174,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   }
 
   get breakerOpen(): boolean { return Date.now() < this.openUntil; }
+
+  /** Leases held now (for the bounded-state test). */
+  get leaseCount(): number { return this.leases.size; }
 
   /**
    * Decide one request. Served from this node's lease while it holds units (no Redis call);
@@ -221,14 +233,13 @@ export class RedisRateLimitStore implements RateLimitStore {
           : !next.refused && algorithm === 'token-bucket' ? Math.min(soonest, 1_000) : soonest);
       }).finally(() => { next.inflight = null; });
       this.leases.set(lk, next);
-      if (this.leases.size > MAX_LEASES) this.evict();
       await next.inflight;
       if (next.units > 0) return take(next);
       if (next.refused) return refusal(next);
     }
   }
 
-  private async call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<{ granted: number; remaining: number[]; resetMs: number[] }> {
+  protected async call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<{ granted: number; remaining: number[]; resetMs: number[] }> {
     if (Date.now() < this.openUntil) throw new StoreUnavailableError('Redis breaker open');
     // One hash tag: every key of a request lands in one Redis Cluster slot.
     const keys = limits.map((l) => `portico:rl:{${key}}:${l.seconds}`);
@@ -238,7 +249,10 @@ export class RedisRateLimitStore implements RateLimitStore {
     try {
       // No offline queue: a command queued while Redis is away could run after it returns and
       // count a request twice. Wait for the connection within the timeout instead.
-      if (this.redis.status !== 'ready') await this.ready();
+      if (this.redis.status !== 'ready') {
+        this.open();
+        await this.ready();
+      }
       reply = await this.redis.portico_rl(keys.length, ...keys, ...args);
     } catch (err) {
       this.failures++;
@@ -258,11 +272,6 @@ export class RedisRateLimitStore implements RateLimitStore {
     return { granted: reply[0], remaining, resetMs };
   }
 
-  private evict(): void {
-    const now = Date.now();
-    for (const [k, l] of this.leases) if (!l.inflight && now >= l.expiresAt) this.leases.delete(k);
-  }
-
   private ready(): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => { this.redis.off('ready', onReady); reject(new Error(`not connected within ${this.timeoutMs} ms`)); }, this.timeoutMs);
@@ -271,16 +280,39 @@ export class RedisRateLimitStore implements RateLimitStore {
     });
   }
 
-  close(): void { this.redis.disconnect(); }
+  /** Start connecting, if not yet asked to. */
+  open(): void {
+    if (this.redis.status === 'wait') this.redis.connect().catch(() => { /* retried by retryStrategy; reported per call */ });
+  }
+
+  /** Close the connection: replies already asked for still arrive (QUIT), nothing new is sent. */
+  close(): void {
+    if (this.redis.status === 'wait' || this.redis.status === 'end') { this.redis.disconnect(); return; }
+    this.redis.quit().catch(() => this.redis.disconnect());
+  }
 }
 
-/** One store (and connection) per distinct Redis target, kept across snapshots. */
+/**
+ * One store (and connection) per distinct Redis config, shared by every plugin naming it and kept
+ * across snapshots while some plugin uses it. Stores are asked for while a snapshot compiles;
+ * `commit` after the swap closes those the new config no longer names (a `redis.timeout` edit
+ * used to leave the old connection open for good), `rollback` after a rejected snapshot closes
+ * those only it named, so the running config's stores are untouched.
+ */
 export class RateLimitStores {
   private stores = new Map<string, RedisRateLimitStore | FailingStore>();
+  /** Keys the running config uses. */
+  private live = new Set<string>();
+  /** Keys asked for since the last commit or rollback (the config being compiled). */
+  private claimed = new Set<string>();
   constructor(private readonly nodeRedisUrl: string | undefined, private readonly log: { warn(o: object, m: string): void; info(o: object, m: string): void }) {}
+
+  /** Stores open now. */
+  get size(): number { return this.stores.size; }
 
   get(c: RedisConnectionConfig): RateLimitStore {
     const key = c.host ? JSON.stringify(c) : `env:${c.timeout}`;
+    this.claimed.add(key);
     let s = this.stores.get(key);
     if (!s) {
       if (!c.host && !this.nodeRedisUrl) s = new FailingStore('no Redis configured: set config.redis.host, or REDIS_URL on the data plane');
@@ -298,6 +330,30 @@ export class RateLimitStores {
       this.stores.set(key, s);
     }
     return s;
+  }
+
+  /** The config compiled since the last call is now the running one: close what it does not use. */
+  commit(): void {
+    for (const [key, s] of this.stores) {
+      if (!this.claimed.has(key)) this.drop(key, s);
+      else if (s instanceof RedisRateLimitStore) s.open();
+    }
+    this.live = this.claimed;
+    this.claimed = new Set();
+  }
+
+  /** The config compiled since the last call was rejected: close what only it asked for. */
+  rollback(): void {
+    for (const key of this.claimed) {
+      const s = this.stores.get(key);
+      if (s && !this.live.has(key)) this.drop(key, s);
+    }
+    this.claimed = new Set();
+  }
+
+  private drop(key: string, s: RedisRateLimitStore | FailingStore): void {
+    this.stores.delete(key);
+    if (s instanceof RedisRateLimitStore) s.close();
   }
 
   close(): void { for (const s of this.stores.values()) if (s instanceof RedisRateLimitStore) s.close(); }

@@ -55,7 +55,8 @@ export function createStatusApp(d: StatusDeps): Hono {
     return h ? c.json(h) : c.json({ message: 'Not found' }, 404);
   });
   app.put('/upstreams/:name/targets/:target/:state{healthy|unhealthy}', (c) => {
-    const ok = upstreamHealth(d.state, d.nodeId).set(c.req.param('name'), decodeURIComponent(c.req.param('target')), c.req.param('state') === 'healthy');
+    // Hono has already decoded the params once; decoding again made `%25` a 500 (review C12).
+    const ok = upstreamHealth(d.state, d.nodeId).set(c.req.param('name'), c.req.param('target'), c.req.param('state') === 'healthy');
     return ok ? c.body(null, 204) : c.json({ message: 'Not found' }, 404);
   });
   app.notFound((c) => c.json({ message: 'Not found' }, 404));

@@ -3,7 +3,7 @@
 // that fails anywhere is rejected and reported while the old config keeps serving.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { decodeSnapshot, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type Upstream } from '@portico/shared';
+import { decodeSnapshot, LAST_ERROR_MAX, truncate, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type Upstream } from '@portico/shared';
 import { Router } from '../router/router.ts';
 import type { PluginEnv } from '@portico/shared/plugins/handlers';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
@@ -19,6 +19,18 @@ export type ApplyResult =
   | { status: 'rejected'; error: string };
 
 export type PluginPorts = Omit<PluginEnv, 'index'>;
+
+/**
+ * Resources a compile acquires through the ports (Redis stores): `commit` once the compiled config
+ * is swapped in (release what the old one alone held), `rollback` when it is rejected (release
+ * what only it acquired), so a rejected snapshot changes nothing.
+ */
+export interface CompileResources {
+  commit(): void;
+  rollback(): void;
+}
+
+const NO_RESOURCES: CompileResources = { commit() {}, rollback() {} };
 
 /**
  * A service with its own circuit_breaker whose host is not an upstream becomes a one-target
@@ -61,7 +73,7 @@ export class ConfigState {
   lastApply: { decode_ms: number; compile_ms: number; routes: number } | null = null;
   private listeners: (() => void)[] = [];
 
-  constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry) {}
+  constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry, private resources: CompileResources = NO_RESOURCES) {}
 
   current = (): RuntimeConfig | null => this.config;
   get version(): number { return this.config?.version ?? 0; }
@@ -95,9 +107,11 @@ export class ConfigState {
     try {
       compiled = compile(snapshot, this.ports, this.health);
     } catch (err) {
+      this.resources.rollback();
       return this.reject(`snapshot ${snapshot.version} failed to compile: ${(err as Error).message}`);
     }
     this.config = compiled;
+    this.resources.commit();
     this.lastError = null;
     this.appliedAt = Date.now();
     const compileMs = performance.now() - t1;
@@ -114,10 +128,12 @@ export class ConfigState {
     return { status: 'applied', version: snapshot.version, compileMs };
   }
 
+  /** Reported in every heartbeat and log line, so bounded: a message can quote a whole hostile document. */
   private reject(error: string): ApplyResult {
-    this.lastError = error;
-    this.log.error({ error }, 'config snapshot rejected; the previous config keeps serving');
+    const reported = truncate(error, LAST_ERROR_MAX);
+    this.lastError = reported;
+    this.log.error({ error: reported }, 'config snapshot rejected; the previous config keeps serving');
     for (const fn of this.listeners) fn();
-    return { status: 'rejected', error };
+    return { status: 'rejected', error: reported };
   }
 }

@@ -1,5 +1,7 @@
 // Receives snapshots from the JetStream object store: the current one at start, every update
 // after, and a periodic check so a watch lost across a NATS outage cannot leave a node behind.
+// The connection is made in the background: a node cold-started from its disk cache while NATS is
+// down serves, drains on SIGTERM, and starts heartbeats and fetches once NATS is reachable.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
@@ -14,29 +16,31 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     .finally(() => clearTimeout(timer));
 }
 
-export async function connectNatsSubscriber(url: string, log: Logger, currentVersion: () => number): Promise<SnapshotSubscriber> {
-  const nc: NatsConnection = await connect(natsConnectOptions(url, 'portico-data-plane'));
+export function connectNatsSubscriber(url: string, log: Logger, currentVersion: () => number): SnapshotSubscriber {
+  let nc: NatsConnection | null = null;
   let store: ObjectStore | null = null;
-  let handler: ((bytes: Uint8Array) => void) | null = null;
+  let handler: ((bytes: Uint8Array) => boolean) | null = null;
   let closed = false;
   let fetching = false;
   let again = false;
+  /** Digest of the last object the handler rejected: not fetched again until the object changes (C9). */
+  let rejectedDigest: string | null = null;
 
-  const openStore = async () => (store ??= await new Objm(nc).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
+  const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
 
   /**
    * Fetch the stored snapshot if its version is newer than the one applied. Calls during a fetch
    * are folded into one more fetch after it, so the newest version is always read last.
    */
   async function fetchIfNewer(): Promise<void> {
-    if (!handler) return;
+    if (!handler || !nc) return;
     if (fetching) { again = true; return; }
     fetching = true;
     try {
       do {
         again = false;
         try {
-          await withTimeout(fetchOnce(), FETCH_TIMEOUT_MS);
+          await withTimeout(fetchOnce(nc), FETCH_TIMEOUT_MS);
         } catch (err) {
           // A put that replaced the object mid-read purges the chunks being read; the next read gets the new one.
           log.debug({ err: (err as Error).message }, 'snapshot fetch failed; retrying');
@@ -49,20 +53,22 @@ export async function connectNatsSubscriber(url: string, log: Logger, currentVer
     }
   }
 
-  async function fetchOnce(): Promise<void> {
-    const os = await openStore();
+  async function fetchOnce(c: NatsConnection): Promise<void> {
+    const os = await openStore(c);
     const info = await os.info(SNAPSHOT_OBJECT);
-    if (!info || info.deleted) return;
+    if (!info || info.deleted || info.digest === rejectedDigest) return;
     const version = Number(info.metadata?.version ?? 0);
     if (version && version <= currentVersion()) return;
     const bytes = await os.getBlob(SNAPSHOT_OBJECT);
-    if (bytes && handler) handler(bytes);
+    if (!bytes || !handler || handler(bytes)) return;
+    rejectedDigest = info.digest;
+    log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
   }
 
-  async function watchLoop(): Promise<void> {
+  async function watchLoop(c: NatsConnection): Promise<void> {
     while (!closed) {
       try {
-        const os = await openStore();
+        const os = await openStore(c);
         const watcher = await os.watch({ includeHistory: false });
         for await (const info of watcher) {
           if (closed) break;
@@ -75,29 +81,45 @@ export async function connectNatsSubscriber(url: string, log: Logger, currentVer
     }
   }
 
-  const recheck = setInterval(() => { void fetchIfNewer(); }, RECHECK_MS);
-  recheck.unref();
-  void (async () => {
-    for await (const s of nc.status()) {
+  async function statusLoop(c: NatsConnection): Promise<void> {
+    for await (const s of c.status()) {
       if (s.type === 'reconnect') { log.info('NATS reconnected'); void fetchIfNewer(); }
       else if (s.type === 'disconnect') log.warn('NATS disconnected; serving the last applied config');
     }
-  })();
+  }
+
+  /** Everything that needs the connection starts once it exists and a handler is set. */
+  function start(): Promise<void> {
+    if (!nc || !handler) return Promise.resolve();
+    void watchLoop(nc);
+    return fetchIfNewer();
+  }
+
+  const recheck = setInterval(() => { void fetchIfNewer(); }, RECHECK_MS);
+  recheck.unref();
+  // Retries forever (natsConnectOptions): resolves when NATS is first reachable.
+  void connect(natsConnectOptions(url, 'portico-data-plane')).then((c) => {
+    if (closed) { void c.close(); return; }
+    nc = c;
+    log.info('NATS connected');
+    void statusLoop(c);
+    void start();
+  }, (err) => { log.error({ err: (err as Error).message }, 'NATS connection failed; serving the last applied config'); });
 
   return {
     async watch(h) {
       handler = h;
-      void watchLoop();
-      await fetchIfNewer();
+      await start();
     },
     heartbeat(hb: Heartbeat) {
-      if (nc.isClosed()) return;
+      if (!nc || nc.isClosed()) return;
       try { nc.publish(HEARTBEAT_SUBJECT, JSON.stringify(hb)); } catch { /* reported again next beat */ }
     },
     async close() {
       closed = true;
       clearInterval(recheck);
-      await nc.drain().catch(() => nc.close());
+      // A connection still being made closes itself when it arrives (see above).
+      if (nc) await nc.drain().catch(() => nc!.close());
     },
   };
 }

@@ -10,14 +10,25 @@ export const HEARTBEAT_SUBJECT = 'portico.dp.heartbeat';
 /** How often a DP reports when nothing changes. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 
+/** Longest `last_error` a DP reports: enough for the cause, short enough for every heartbeat. */
+export const LAST_ERROR_MAX = 1_000;
+
+/** `s` cut to at most `max` characters, marked with an ellipsis when cut. */
+export function truncate(s: string, max: number): string {
+  return s.length > max ? s.slice(0, max - 1) + '…' : s;
+}
+
+/** A text field the CP clips rather than refuses: a long value must never drop a node's heartbeat. */
+const clipped = (max: number) => z.string().transform((s) => truncate(s, max));
+
 export const heartbeatSchema = z.strictObject({
   id: z.string().uuid(),
-  hostname: z.string().max(255),
-  ip: z.string().max(64),
-  version: z.string().max(32),
+  hostname: clipped(255),
+  ip: clipped(64),
+  version: clipped(32),
   config_version: z.int().nonnegative(),
   config_hash: z.string().max(64),
-  last_error: z.string().max(2000).nullable(),
+  last_error: clipped(LAST_ERROR_MAX).nullable(),
   status: z.enum(['ready', 'starting', 'draining']),
   started_at: z.int().nonnegative(),
 });
@@ -35,9 +46,12 @@ export interface SnapshotPublisher {
   close(): Promise<void>;
 }
 
-/** What a DP needs from the bus. `watch` delivers the latest snapshot first, then every update. */
+/**
+ * What a DP needs from the bus. `watch` delivers the latest snapshot first, then every update; the
+ * handler answers false when it rejected the snapshot, which is then not delivered again.
+ */
 export interface SnapshotSubscriber {
-  watch(handler: (bytes: Uint8Array) => void): Promise<void>;
+  watch(handler: (bytes: Uint8Array) => boolean): Promise<void>;
   heartbeat(hb: Heartbeat): void;
   close(): Promise<void>;
 }
@@ -45,7 +59,7 @@ export interface SnapshotSubscriber {
 /** The in-process bus used when CP and DP share a process and no NATS_URL is set. */
 export class MemoryBus {
   private latest: Uint8Array | null = null;
-  private watchers = new Set<(bytes: Uint8Array) => void>();
+  private watchers = new Set<(bytes: Uint8Array) => boolean>();
   private heartbeatHandlers = new Set<(hb: unknown) => void>();
 
   readonly publisher: SnapshotPublisher = {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { UUID_RE } from '../entities/fields.ts';
+import type { Logger } from './logger.ts';
 
 /** A node id kept in the data dir, so a restarted node keeps its identity (as Kong). */
 export function loadNodeId(dataDir: string, file = 'node_id'): string {
@@ -18,10 +19,13 @@ export function loadNodeId(dataDir: string, file = 'node_id'): string {
   return id;
 }
 
-/** Write to a temp file and rename over the target: readers see the old or the new file, never half. */
+/**
+ * Write to a temp file and rename over the target: readers see the old or the new file, never half.
+ * Owner-only (0600): the DP's disk cache holds jwt secrets and Redis passwords (review S8).
+ */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(tmp, data);
+  writeFileSync(tmp, data, { mode: 0o600 });
   renameSync(tmp, file);
 }
 
@@ -33,4 +37,21 @@ export function closeServer(server: Server, timeoutMs: number): Promise<void> {
     server.close(() => { clearTimeout(force); resolve(); });
     server.closeIdleConnections();
   });
+}
+
+/**
+ * On SIGTERM/SIGINT: stop gracefully (bounded by each server's own timeout), then exit 0. Install it
+ * before anything that can wait (a node starting while NATS is down must still drain and exit);
+ * `stop` then waits for the start to finish first.
+ */
+export function runUntilSignal(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining and shutting down');
+    stop().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
 }

@@ -4,6 +4,9 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { configHash } from './hash.ts';
 import { snapshotSchema, type Snapshot } from './schema.ts';
 
+/** Largest decompressed snapshot accepted: 10,000 routes are a few MB; a gzip bomb stops here. */
+export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
+
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   return gzipSync(JSON.stringify(snapshot), { level: 6 });
 }
@@ -15,15 +18,24 @@ export class SnapshotError extends Error {
   }
 }
 
-/** Decode and validate a snapshot: schema, and the hash recomputed over its content. Throws SnapshotError. */
-export function decodeSnapshot(bytes: Uint8Array): Snapshot {
+/**
+ * Decode and validate a snapshot: schema, and the hash recomputed over its content. Whatever the
+ * bytes, throws only SnapshotError (a deep document overflowing the stack included), which apply
+ * turns into a reported rejection.
+ */
+export function decodeSnapshot(bytes: Uint8Array, maxBytes = MAX_SNAPSHOT_BYTES): Snapshot {
   let raw: unknown;
   try {
-    raw = JSON.parse(gunzipSync(bytes).toString('utf8'));
+    raw = JSON.parse(gunzipSync(bytes, { maxOutputLength: maxBytes }).toString('utf8'));
   } catch (cause) {
     throw new SnapshotError('snapshot is not gzip-compressed JSON', { cause });
   }
-  return validateSnapshot(raw);
+  try {
+    return validateSnapshot(raw);
+  } catch (err) {
+    if (err instanceof SnapshotError) throw err;
+    throw new SnapshotError(`snapshot could not be validated: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export function validateSnapshot(raw: unknown): Snapshot {

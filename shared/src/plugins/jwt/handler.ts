@@ -2,17 +2,31 @@
 // (`jwks_uri`, or OIDC `issuer` discovery), audience/issuer checks, scope and claim requirements
 // answered with 403, and claims copied to upstream headers.
 import type { KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { alreadyAuthenticated, failOrAnonymous, setConsumer, wwwAuthenticate } from '../auth.ts';
 import type { AccessResult, Exit, PluginEnv, PluginHandler, ProxyContext } from '../types.ts';
 import { jwksKey, resolveJwksUri } from './jwks.ts';
 import { jwt, type JwtConfig } from './schema.ts';
 import { decodeJwt, publicKey, secretKey, SUPPORTED_ALGS, verifySignature, type DecodedJwt } from './verify.ts';
 
-/** Signatures remembered per snapshot; exp/nbf and the other claim checks still run every time. */
-const MAX_VERIFIED = 10_000;
+/**
+ * Signatures remembered per plugin instance and snapshot; exp/nbf and the other claim checks
+ * still run every time. Tokens come from clients and may be 15 KB each (probe 3.5: 2,000 of them
+ * grew RSS by 100 MB), so the cache is an LRU bounded in bytes as well as entries.
+ */
+export const MAX_VERIFIED = 10_000;
+export const MAX_VERIFIED_BYTES = 8 * 1024 * 1024;
+/** An entry holds the token (its key) and the parsed claims, about as large again, plus fixed overhead. */
+const verifiedSize = (_v: Verified, token: string): number => 2 * token.length + 256;
+
+/** The verified-token cache of one plugin instance. */
+export function verifiedCache(): LRUCache<string, Verified> {
+  return new LRUCache<string, Verified>({ max: MAX_VERIFIED, maxSize: MAX_VERIFIED_BYTES, sizeCalculation: verifiedSize });
+}
 
 interface Verified {
-  decoded: DecodedJwt;
+  /** The claims only: the signing input and signature are not needed once checked. */
+  payload: Record<string, unknown>;
   consumerId: string | null;
   credential: { id: string; key: string } | null;
   /** ms; JWKS-verified entries expire with the JWKS cache, so a withdrawn key stops working. */
@@ -20,7 +34,7 @@ interface Verified {
 }
 
 interface State {
-  verified: Map<string, Verified>;
+  verified: LRUCache<string, Verified>;
   challenge: string;
   invalid: string;
   /** Key objects of consumer jwt credentials, built on first use and kept for the snapshot. */
@@ -40,7 +54,7 @@ function collectTokens(ctx: ProxyContext, config: JwtConfig, state: State): Foun
   if (cookie) {
     state.cookieRes.forEach((re, i) => {
       const m = re.exec(cookie);
-      if (m) out.push({ token: decodeURIComponent(m[1]), where: 'cookie', name: config.cookie_names[i] });
+      if (m) out.push({ token: cookieValue(m[1]), where: 'cookie', name: config.cookie_names[i] });
     });
   }
   for (const name of state.headerNames) {
@@ -53,12 +67,19 @@ function collectTokens(ctx: ProxyContext, config: JwtConfig, state: State): Foun
   return out;
 }
 
+/** A %-decoded cookie value; a malformed escape leaves it as sent, which is then no JWS (401, never a 500). */
+function cookieValue(raw: string): string {
+  if (!raw.includes('%')) return raw;
+  try { return decodeURIComponent(raw); } catch { return raw; }
+}
+
 function claimsError(payload: Record<string, unknown>, config: JwtConfig, nowS: number): Record<string, string> | null {
   const errors: Record<string, string> = {};
   for (const claim of config.claims_to_verify ?? []) {
     const v = payload[claim];
     if (v === undefined) continue; // as Kong: only claims present are checked
-    if (typeof v !== 'number') { errors[claim] = 'must be a number'; continue; }
+    // JSON.parse('1e309') is Infinity: a token that would never expire.
+    if (typeof v !== 'number' || !Number.isFinite(v)) { errors[claim] = 'must be a number'; continue; }
     if (claim === 'exp' && v <= nowS) errors.exp = 'token expired';
     if (claim === 'nbf' && v > nowS) errors.nbf = 'token not valid yet';
   }
@@ -101,7 +122,22 @@ function hide(ctx: ProxyContext, found: Found[]): void {
   for (const f of found) {
     if (f.where === 'header') delete ctx.upstreamHeaders[f.name];
     else if (f.where === 'query') ctx.query().delete(f.name);
+    else dropCookie(ctx, f.name);
   }
+}
+
+/** Remove every `name=…` pair from the upstream Cookie header (the header goes when none is left). */
+function dropCookie(ctx: ProxyContext, name: string): void {
+  const h = ctx.upstreamHeaders.cookie;
+  if (h === undefined) return;
+  const kept: string[] = [];
+  for (const part of (Array.isArray(h) ? h.join('; ') : h).split(';')) {
+    const pair = part.trim();
+    const eq = pair.indexOf('=');
+    if (pair !== '' && (eq < 0 ? pair : pair.slice(0, eq).trim()) !== name) kept.push(pair);
+  }
+  if (kept.length) ctx.upstreamHeaders.cookie = kept.join('; ');
+  else delete ctx.upstreamHeaders.cookie;
 }
 
 async function verifyWithJwks(jwtTok: DecodedJwt, config: JwtConfig, env: PluginEnv): Promise<string | null> {
@@ -125,14 +161,13 @@ function fail(ctx: ProxyContext, config: JwtConfig, env: PluginEnv, status: numb
 }
 
 function remember(state: State, token: string, v: Verified): Verified {
-  if (state.verified.size >= MAX_VERIFIED) state.verified.clear();
   state.verified.set(token, v);
   return v;
 }
 
 /** A verified signature: the registered claims, issuer/audience and requirements, then identity. */
 function accept(ctx: ProxyContext, config: JwtConfig, env: PluginEnv, state: State, found: Found[], v: Verified, nowMs: number): AccessResult {
-  const payload = v.decoded.payload;
+  const payload = v.payload;
   const claims = claimsError(payload, config, nowMs / 1000);
   if (claims) return fail(ctx, config, env, 401, claims, state.invalid);
   if (config.issuer && payload.iss !== config.issuer) return fail(ctx, config, env, 401, { iss: 'does not match the configured issuer' }, state.invalid);
@@ -155,7 +190,7 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
   priority: jwt.priority,
   init(config) {
     return {
-      verified: new Map(),
+      verified: verifiedCache(),
       challenge: wwwAuthenticate('Bearer', config.realm),
       invalid: wwwAuthenticate('Bearer', config.realm, 'error="invalid_token"'),
       keys: new Map(),
@@ -178,6 +213,9 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
     if (!decoded) return fail(ctx, config, env, 401, { message: 'Bad token; invalid JSON' }, state.invalid);
     const alg = decoded.header.alg;
     if (typeof alg !== 'string' || !SUPPORTED_ALGS.has(alg)) return fail(ctx, config, env, 401, { message: 'Bad token; invalid alg' }, state.invalid);
+    // RFC 7515 §4.1.11: a recipient must reject a token whose `crit` names an extension it does not
+    // understand. Portico understands none, so any `crit` is refused.
+    if (decoded.header.crit !== undefined) return fail(ctx, config, env, 401, { message: 'Bad token; unsupported critical header' }, state.invalid);
 
     if (config.jwks_uri || config.issuer) {
       return verifyWithJwks(decoded, config, env).then((err) => {
@@ -186,7 +224,7 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
         const claim = decoded.payload[config.key_claim_name];
         const secret = typeof claim === 'string' ? env.index.jwtByKey.get(claim) : undefined;
         const v = remember(state, token, {
-          decoded, consumerId: secret?.consumer?.id ?? null, credential: secret ? { id: secret.id, key: secret.key } : null,
+          payload: decoded.payload, consumerId: secret?.consumer?.id ?? null, credential: secret ? { id: secret.id, key: secret.key } : null,
           until: nowMs + config.jwks_cache_ttl * 1000,
         });
         return accept(ctx, config, env, state, found, v, nowMs);
@@ -210,7 +248,7 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
     }
     if (!key) return invalid('Invalid key/secret');
     if (!verifySignature(decoded, alg, key)) return invalid('Invalid signature');
-    const v = remember(state, token, { decoded, consumerId: secret.consumer?.id ?? null, credential: { id: secret.id, key: secret.key }, until: Infinity });
+    const v = remember(state, token, { payload: decoded.payload, consumerId: secret.consumer?.id ?? null, credential: { id: secret.id, key: secret.key }, until: Infinity });
     return accept(ctx, config, env, state, found, v, nowMs);
   },
 };

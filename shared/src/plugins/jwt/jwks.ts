@@ -2,6 +2,7 @@
 // naming the same URI. A token naming an unknown kid triggers at most one refetch per cooldown;
 // when the IdP is down, the keys already fetched keep working.
 import type { KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { PluginEnv } from '../types.ts';
 import { publicKey } from './verify.ts';
 
@@ -15,8 +16,19 @@ interface Entry {
 }
 
 const FETCH_TIMEOUT_MS = 3_000;
-const caches = new Map<string, Entry>();
-const discovered = new Map<string, { jwksUri: string; at: number }>();
+/**
+ * URIs and issuers come from config, not clients, but these maps outlive snapshots: an LRU keeps
+ * a config that churns through URIs (or a discovery document naming new ones) from growing them.
+ * Far more than any real config names.
+ */
+export const MAX_JWKS_SOURCES = 1_000;
+const caches = new LRUCache<string, Entry>({ max: MAX_JWKS_SOURCES });
+const discovered = new LRUCache<string, { jwksUri: string; at: number }>({ max: MAX_JWKS_SOURCES });
+
+/** How many JWKS and discovery entries are held (for the bounded-state test). */
+export function jwksCacheSizes(): { jwks: number; discovered: number } {
+  return { jwks: caches.size, discovered: discovered.size };
+}
 
 async function load(uri: string, e: Entry, env: PluginEnv): Promise<void> {
   e.lastAttempt = env.now();

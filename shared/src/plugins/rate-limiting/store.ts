@@ -1,6 +1,8 @@
 // Counter stores for rate limiting. One call decides a request against every configured period at
 // once: allowed only if all allow, and then all are incremented (blocked requests are not
 // counted). The in-memory store here and the Redis store in data-plane/ pass one contract suite.
+import { LRUCache } from 'lru-cache';
+
 export type Algorithm = 'fixed-window' | 'sliding-window' | 'token-bucket';
 
 export interface Limit {
@@ -41,19 +43,45 @@ export function bucketRefill(s: BucketState | undefined, capacity: number, rateP
   return { tokens: Math.min(capacity, s.tokens + (now - s.ts) * ratePerS), ts: now };
 }
 
+/**
+ * Most counters one node keeps. Keys come from clients (an IP, a header value), so the map is an
+ * LRU: past the cap the least recently seen counter is dropped, as Kong's fixed-size
+ * `kong_rate_limiting_counters` shared dict does. Measured ~330 bytes of heap per counter (two
+ * periods), so the cap bounds the store at ~33 MB (test/integration/bounded-state.test.ts).
+ */
+export const MAX_LOCAL_COUNTERS = 100_000;
+
+type Counter = { kind: 'w'; s: WindowState[] } | { kind: 'b'; s: BucketState[] };
+
 /** Node-local counters. `now` is injected (seconds) so tests control time. */
 export class MemoryRateLimitStore implements RateLimitStore {
-  private windows = new Map<string, WindowState & { size: number }>();
-  private buckets = new Map<string, BucketState>();
+  /**
+   * One entry per key, a state per limit. An entry expires when it can no longer differ from a
+   * fresh one (two windows, or a full bucket), so expiry never changes a decision.
+   */
+  private readonly counters: LRUCache<string, Counter>;
 
-  constructor(private now: () => number = () => Date.now() / 1000) {}
+  constructor(private now: () => number = () => Date.now() / 1000, max = MAX_LOCAL_COUNTERS) {
+    // ttlResolution 0: read the (injectable) clock on every check rather than caching it with a timer.
+    this.counters = new LRUCache<string, Counter>({ max, ttlResolution: 0, perf: { now: () => this.now() * 1000 } });
+  }
+
+  /** Counters held now (expired ones included until they fall out). */
+  get size(): number { return this.counters.size; }
 
   hit(key: string, limits: Limit[], algorithm: Algorithm): Decision {
     const now = this.now();
+    const held = this.counters.get(key);
     if (algorithm === 'token-bucket') {
-      const states = limits.map((l, i) => bucketRefill(this.buckets.get(`${key}:${i}`), l.capacity ?? l.limit, l.limit / l.seconds, now));
+      const prev = held?.kind === 'b' && held.s.length === limits.length ? held.s : undefined;
+      let ttlS = 0;
+      const states = limits.map((l, i) => {
+        ttlS = Math.max(ttlS, (l.capacity ?? l.limit) / (l.limit / l.seconds));
+        return bucketRefill(prev?.[i], l.capacity ?? l.limit, l.limit / l.seconds, now);
+      });
       const allowed = states.every((s) => s.tokens >= 1);
-      states.forEach((s, i) => { if (allowed) s.tokens -= 1; this.buckets.set(`${key}:${i}`, s); });
+      if (allowed) for (const s of states) s.tokens -= 1;
+      this.counters.set(key, { kind: 'b', s: states }, { ttl: Math.ceil(ttlS * 1000) });
       return {
         allowed,
         remaining: states.map((s) => Math.floor(s.tokens)),
@@ -64,11 +92,15 @@ export class MemoryRateLimitStore implements RateLimitStore {
       };
     }
     const sliding = algorithm === 'sliding-window';
-    const est = limits.map((l, i) => windowEstimate(this.windows.get(`${key}:${i}`) ?? { start: 0, curr: 0, prev: 0 }, l.seconds, now, sliding));
+    const prev = held?.kind === 'w' && held.s.length === limits.length ? held.s : undefined;
+    const est = limits.map((l, i) => windowEstimate(prev?.[i] ?? { start: 0, curr: 0, prev: 0 }, l.seconds, now, sliding));
     const allowed = est.every((e, i) => e.count + 1 <= limits[i].limit);
-    est.forEach((e, i) => {
-      this.windows.set(`${key}:${i}`, { start: e.state.start, curr: e.state.curr + (allowed ? 1 : 0), prev: e.state.prev, size: limits[i].seconds });
+    let ttlS = 0;
+    const states = est.map((e, i) => {
+      ttlS = Math.max(ttlS, 2 * limits[i].seconds);
+      return { start: e.state.start, curr: e.state.curr + (allowed ? 1 : 0), prev: e.state.prev };
     });
+    this.counters.set(key, { kind: 'w', s: states }, { ttl: ttlS * 1000 });
     return {
       allowed,
       remaining: est.map((e, i) => Math.max(0, Math.floor(limits[i].limit - e.count - (allowed ? 1 : 0)))),
@@ -76,10 +108,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
     };
   }
 
-  /** Drop counters whose windows ended long ago. */
+  /** Drop expired counters now (they also fall out as new keys arrive): memory back after a burst. */
   sweep(): void {
-    const now = this.now();
-    for (const [k, s] of this.windows) if (now - s.start >= 2 * s.size) this.windows.delete(k);
-    for (const [k, s] of this.buckets) if (now - s.ts > 3600) this.buckets.delete(k);
+    this.counters.purgeStale();
   }
 }
