@@ -3,7 +3,9 @@ import os from 'node:os';
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { Hono } from 'hono';
-import { closeServer, loadNodeId, PORTICO_VERSION, type Env, type Logger, type SnapshotPublisher } from '@portico/shared';
+import {
+  closeServer, EnvError, loadNodeId, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
+} from '@portico/shared';
 import { openDatabase } from './db/index.ts';
 import { SnapshotLoop } from './snapshot/builder.ts';
 import { connectNatsPublisher } from './snapshot/nats.ts';
@@ -22,12 +24,21 @@ function listen(app: Hono, host: string, port: number): Promise<Server> {
   });
 }
 
-export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher, health?: AdminDeps['health']): Promise<ControlPlane> {
+/** PORTICO_SIGNING_KEY, the key snapshots are signed with. */
+export function signingKeyFromEnv(env: Env): SigningKey {
+  if (env.PORTICO_SIGNING_KEY) {
+    try { return parseSigningKey(env.PORTICO_SIGNING_KEY); } catch (err) { throw new EnvError((err as Error).message); }
+  }
+  throw new EnvError('PORTICO_SIGNING_KEY is required when the control plane runs alone: data planes apply only snapshots it signs (generate an Ed25519 key: openssl genpkey -algorithm ed25519)');
+}
+
+export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher, health?: AdminDeps['health'], signingKey?: SigningKey): Promise<ControlPlane> {
+  const signing = signingKey ?? signingKeyFromEnv(env);
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR, 'cp_node_id');
   const database = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PORTICO_DATA_DIR });
   log.info({ database: database.kind }, 'database ready, migrations applied');
-  const publisher = bus ?? await connectNatsPublisher(env.NATS_URL!, log);
-  const snapshots = new SnapshotLoop(database.db, publisher, log);
+  const publisher = bus ?? await connectNatsPublisher(env, log);
+  const snapshots = new SnapshotLoop(database.db, publisher, log, signing);
   const registry = new DataPlaneRegistry(database.db, log);
   publisher.onHeartbeat((hb) => { void registry.record(hb); });
   await snapshots.start();

@@ -52,6 +52,14 @@ export const envSchema = z.object({
   PORTICO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Access log lines on the DP (one JSON line per request). */
   PORTICO_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
+  /** NATS creds file or user nkey seed file (user/password or a token may sit in NATS_URL). */
+  PORTICO_NATS_CREDS: z.string().optional(),
+  /** CA bundle (PEM file) that NATS's TLS certificate must chain to. */
+  PORTICO_NATS_TLS_CA: z.string().optional(),
+  /** Ed25519 private key (PEM text or file) the CP signs snapshots with. */
+  PORTICO_SIGNING_KEY: z.string().optional(),
+  /** Ed25519 public keys (PEM text or files, comma-separated) a DP accepts snapshots from. */
+  PORTICO_SIGNING_PUBLIC_KEYS: z.string().optional(),
   /** Bound on finishing in-flight requests after SIGTERM. */
   PORTICO_SHUTDOWN_TIMEOUT_MS: ms(10_000),
 });

@@ -12,6 +12,8 @@ export * from './snapshot/schema.ts';
 export * from './snapshot/hash.ts';
 export * from './snapshot/codec.ts';
 export * from './bus/index.ts';
+export * from './bus/nats-options.ts';
+export * from './snapshot/sign.ts';
 export const PORTICO_VERSION = '0.1.0';
 export * from './env.ts';
 export * from './runtime/lifecycle.ts';

@@ -3,12 +3,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { emptyConfig } from '@portico/shared';
+import { emptyConfig, parseSigningKey, signSnapshot } from '@portico/shared';
 import { connect } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import pg from 'pg';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
-import { startGateway, statusOf, type GatewayProcess } from '../harness/gateway.ts';
+import { startGateway, statusOf, TEST_SIGNING, type GatewayProcess } from '../harness/gateway.ts';
 import { startNats, waitFor } from '../harness/procs.ts';
 
 let s: Stack;
@@ -67,7 +67,8 @@ describe('config distribution', () => {
     const nc = await connect({ servers: s.nats.url });
     const os = await new Objm(nc).create('portico_config');
     const before = await dpVersion(s.dps[0]);
-    const bogus = gzipSync(JSON.stringify({ version: before + 1000, hash: 'f'.repeat(64), built_at: 0, config: emptyConfig() }));
+    // Signed with the CP's key, so what is refused is the content itself.
+    const bogus = signSnapshot(gzipSync(JSON.stringify({ version: before + 1000, hash: 'f'.repeat(64), built_at: 0, config: emptyConfig() })), parseSigningKey(TEST_SIGNING.privateKey));
     await os.putBlob({ name: 'snapshot', metadata: { version: String(before + 1000), hash: 'f'.repeat(64) } }, bogus);
     await nc.close();
     const st = await waitFor('DP reports the rejection', async () => {

@@ -3,10 +3,10 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type SnapshotPublisher } from '@portico/shared';
+import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type Env, type SnapshotPublisher } from '@portico/shared';
 
-export async function connectNatsPublisher(url: string, log: Logger): Promise<SnapshotPublisher> {
-  const nc: NatsConnection = await connect(natsConnectOptions(url, 'portico-control-plane'));
+export async function connectNatsPublisher(env: Env, log: Logger): Promise<SnapshotPublisher> {
+  const nc: NatsConnection = await connect(natsConnectOptions(env, 'portico-control-plane'));
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ nats: s.type }, 'NATS connection status');

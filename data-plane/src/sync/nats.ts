@@ -3,7 +3,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
+import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type Env, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;
@@ -14,8 +14,8 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     .finally(() => clearTimeout(timer));
 }
 
-export async function connectNatsSubscriber(url: string, log: Logger, currentVersion: () => number): Promise<SnapshotSubscriber> {
-  const nc: NatsConnection = await connect(natsConnectOptions(url, 'portico-data-plane'));
+export async function connectNatsSubscriber(env: Env, log: Logger, currentVersion: () => number): Promise<SnapshotSubscriber> {
+  const nc: NatsConnection = await connect(natsConnectOptions(env, 'portico-data-plane'));
   let store: ObjectStore | null = null;
   let handler: ((bytes: Uint8Array) => void) | null = null;
   let closed = false;

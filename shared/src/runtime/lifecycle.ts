@@ -18,10 +18,13 @@ export function loadNodeId(dataDir: string, file = 'node_id'): string {
   return id;
 }
 
-/** Write to a temp file and rename over the target: readers see the old or the new file, never half. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+/**
+ * Write to a temp file and rename over the target: readers see the old or the new file, never half.
+ * Owner-only by default: what the data dir holds (cached snapshots, keys) is nobody else's business.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(tmp, data);
+  writeFileSync(tmp, data, { mode });
   renameSync(tmp, file);
 }
 
