@@ -1,6 +1,6 @@
 // Makes the secrets deploy/compose.yaml needs, once: the Ed25519 key pair snapshots are signed
 // with (deploy/secrets/, private half mode 0600) and the NATS passwords of the two planes
-// (deploy/.env). Existing files are kept, so running it again changes nothing.
+// and the first admin's token (deploy/.env). Existing files are kept, so running it again changes nothing.
 //   node deploy/keygen.mjs
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,6 @@ if (!existsSync(priv)) {
 const env = path.join(here, '.env');
 if (!existsSync(env)) {
   const pw = () => randomBytes(24).toString('base64url');
-  writeFileSync(env, `PORTICO_NATS_CP_PASSWORD=${pw()}\nPORTICO_NATS_DP_PASSWORD=${pw()}\n`, { mode: 0o600 });
-  console.log('wrote deploy/.env (NATS passwords)');
+  writeFileSync(env, `PORTICO_NATS_CP_PASSWORD=${pw()}\nPORTICO_NATS_DP_PASSWORD=${pw()}\nPORTICO_ADMIN_TOKEN=ptc_adm_${pw()}\n`, { mode: 0o600 });
+  console.log('wrote deploy/.env (NATS passwords, the first admin token)');
 }
