@@ -19,3 +19,4 @@ export * from './env.ts';
 export * from './runtime/lifecycle.ts';
 export * from './runtime/logger.ts';
 export * from './regex/index.ts';
+export * from './vault/index.ts';
