@@ -1,9 +1,9 @@
 // `npm start`: CP and DP in one process. With nothing set it runs on embedded defaults: PGlite in
 // the data dir and an in-process bus. With NATS_URL set, the embedded DP uses NATS like any other,
 // so more DPs can join.
-import { createLogger, EnvError, MemoryBus, parseEnv, runUntilSignal } from '@portico/shared';
+import { createLogger, ensureSigningKeyPair, EnvError, MemoryBus, parseEnv, runUntilSignal, trustedOf } from '@portico/shared';
 import { startDataPlane } from '@portico/data-plane';
-import { startControlPlane } from './index.ts';
+import { signingKeyFromEnv, startControlPlane } from './index.ts';
 
 try {
   const env = parseEnv();
@@ -12,8 +12,17 @@ try {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   const bus = env.NATS_URL ? undefined : new MemoryBus();
   const health: { current: Awaited<ReturnType<typeof startDataPlane>>['health'] | null } = { current: null };
-  const cp = await startControlPlane(env, log.child({ plane: 'cp' }), bus?.publisher, health);
-  const dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber);
+  // Snapshots are signed here too, with a key pair generated in the data dir on first start, so
+  // the newcomer's two commands stay two; DPs that join over NATS trust its public half.
+  let signing;
+  if (env.PORTICO_SIGNING_KEY) signing = signingKeyFromEnv(env);
+  else {
+    const generated = ensureSigningKeyPair(env.PORTICO_DATA_DIR);
+    signing = generated.signing;
+    if (env.NATS_URL) log.info({ public_key: generated.publicKeyPath }, 'snapshots are signed; data planes joining over NATS need PORTICO_SIGNING_PUBLIC_KEYS set to this file');
+  }
+  const cp = await startControlPlane(env, log.child({ plane: 'cp' }), bus?.publisher, health, signing);
+  const dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber, [trustedOf(signing)]);
   health.current = dp.health;
   log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
   runUntilSignal(log, async () => { await dp.stop(); await cp.stop(); });

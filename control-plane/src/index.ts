@@ -3,12 +3,15 @@ import os from 'node:os';
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { Hono } from 'hono';
-import { closeServer, loadNodeId, PORTICO_VERSION, type Env, type Logger, type SnapshotPublisher } from '@portico/shared';
+import {
+  closeServer, EnvError, loadNodeId, natsConnectOptions, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
+} from '@portico/shared';
 import { openDatabase } from './db/index.ts';
 import { SnapshotLoop } from './snapshot/builder.ts';
 import { connectNatsPublisher } from './snapshot/nats.ts';
 import { DataPlaneRegistry } from './cluster/registry.ts';
 import { createAdminApp, type AdminDeps } from './admin/app.ts';
+import { AdminAuth, bootstrapToken } from './admin/auth.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
@@ -22,17 +25,37 @@ function listen(app: Hono, host: string, port: number): Promise<Server> {
   });
 }
 
-export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher, health?: AdminDeps['health']): Promise<ControlPlane> {
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
+
+/** PORTICO_SIGNING_KEY, the key snapshots are signed with. */
+export function signingKeyFromEnv(env: Env): SigningKey {
+  if (env.PORTICO_SIGNING_KEY) {
+    try { return parseSigningKey(env.PORTICO_SIGNING_KEY); } catch (err) { throw new EnvError((err as Error).message); }
+  }
+  throw new EnvError('PORTICO_SIGNING_KEY is required when the control plane runs alone: data planes apply only snapshots it signs (generate an Ed25519 key: openssl genpkey -algorithm ed25519)');
+}
+
+export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher, health?: AdminDeps['health'], signingKey?: SigningKey): Promise<ControlPlane> {
+  const signing = signingKey ?? signingKeyFromEnv(env);
+  const token = bootstrapToken(env);
+  // Read and checked before any socket opens: a bad credential file is an exit 2, not a retry loop.
+  const natsOptions = bus ? null : natsConnectOptions(env, 'portico-control-plane');
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR, 'cp_node_id');
   const database = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PORTICO_DATA_DIR });
   log.info({ database: database.kind }, 'database ready, migrations applied');
-  const publisher = bus ?? connectNatsPublisher(env.NATS_URL!, log);
-  const snapshots = new SnapshotLoop(database.db, publisher, log);
+  const auth = new AdminAuth(database.db, log, env.PORTICO_ADMIN_GUI_ORIGINS);
+  await auth.init(token);
+  if (!auth.enabled && !isLoopback(env.PORTICO_ADMIN_LISTEN.host)) {
+    await database.close();
+    throw new EnvError(`PORTICO_ADMIN_LISTEN is ${env.PORTICO_ADMIN_LISTEN.host}:${env.PORTICO_ADMIN_LISTEN.port}, not loopback, and no admin exists: set PORTICO_ADMIN_TOKEN (or PORTICO_ADMIN_TOKEN_FILE) so the admin API requires a token, or listen on 127.0.0.1`);
+  }
+  const publisher = bus ?? connectNatsPublisher(natsOptions!, log);
+  const snapshots = new SnapshotLoop(database.db, publisher, log, signing);
   const registry = new DataPlaneRegistry(database.db, log);
   publisher.onHeartbeat((hb) => { void registry.record(hb); });
   await snapshots.start();
 
-  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, health });
+  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, health, auth });
   const adminServer = await listen(admin, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
 

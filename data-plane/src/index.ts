@@ -6,7 +6,8 @@ import { serve, type HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import {
-  closeServer, HEARTBEAT_INTERVAL_MS, loadNodeId, PORTICO_VERSION, type Env, type Heartbeat, type Logger, type SnapshotSubscriber,
+  closeServer, EnvError, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, parsePublicKeys, PORTICO_VERSION, type Env, type Heartbeat, type Logger,
+  type SnapshotSubscriber, type TrustedKey,
 } from '@portico/shared';
 import { ConfigState } from './sync/config-state.ts';
 import { getJson } from './adapters/http.ts';
@@ -41,7 +42,19 @@ function listening(server: Server): Promise<void> {
   });
 }
 
-export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscriber): Promise<DataPlane> {
+/** The keys snapshots must be signed with: PORTICO_SIGNING_PUBLIC_KEYS, else the all-in-one's own. */
+function trustedKeys(env: Env, own?: TrustedKey[]): TrustedKey[] {
+  if (env.PORTICO_SIGNING_PUBLIC_KEYS) {
+    try { return parsePublicKeys(env.PORTICO_SIGNING_PUBLIC_KEYS); } catch (err) { throw new EnvError((err as Error).message); }
+  }
+  if (own) return own;
+  throw new EnvError('PORTICO_SIGNING_PUBLIC_KEYS is required for a data plane: it applies only snapshots signed by the control plane\'s key (its public half, PEM text or file; several, comma-separated, while rotating)');
+}
+
+export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscriber, ownKeys?: TrustedKey[]): Promise<DataPlane> {
+  const trusted = trustedKeys(env, ownKeys);
+  // Read and checked before any socket opens: a bad credential file is an exit 2, not a retry loop.
+  const natsOptions = bus ? null : natsConnectOptions(env, 'portico-data-plane');
   mkdirSync(env.PORTICO_DATA_DIR, { recursive: true });
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR);
   const startedAt = Date.now();
@@ -55,7 +68,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     now: Date.now, log, getJson, localRateLimitStore,
     rateLimitStore: (c) => rateLimitStores.get(c),
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
-  }, new HealthRegistry(probeTarget), rateLimitStores);
+  }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
   state.loadCache();
 
   let draining = false;
@@ -86,7 +99,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
-  const subscriber = bus ?? connectNatsSubscriber(env.NATS_URL!, log, () => state.version);
+  const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version);
   const hostname = os.hostname();
   const ip = primaryIp();
   const beat = () => {

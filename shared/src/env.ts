@@ -52,6 +52,30 @@ export const envSchema = z.object({
   PORTICO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Access log lines on the DP (one JSON line per request). */
   PORTICO_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
+  /** Bootstraps the first admin (role admin) with this token; or read it from the file named. */
+  PORTICO_ADMIN_TOKEN: z.string().optional(),
+  PORTICO_ADMIN_TOKEN_FILE: z.string().optional(),
+  /** Web origins (comma-separated, exact) allowed to call the admin API from a browser. */
+  PORTICO_ADMIN_GUI_ORIGINS: z.string().optional().transform((v, ctx) => {
+    const list = (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    for (const o of list) {
+      let u: URL | null = null;
+      try { u = new URL(o); } catch { /* reported below */ }
+      if (!u || !['http:', 'https:'].includes(u.protocol) || u.origin !== o) {
+        ctx.addIssue({ code: 'custom', message: `'${o}' is not an origin (scheme://host[:port], no path or trailing slash)` });
+        return z.NEVER;
+      }
+    }
+    return list;
+  }),
+  /** NATS creds file or user nkey seed file (user/password or a token may sit in NATS_URL). */
+  PORTICO_NATS_CREDS: z.string().optional(),
+  /** CA bundle (PEM file) that NATS's TLS certificate must chain to. */
+  PORTICO_NATS_TLS_CA: z.string().optional(),
+  /** Ed25519 private key (PEM text or file) the CP signs snapshots with. */
+  PORTICO_SIGNING_KEY: z.string().optional(),
+  /** Ed25519 public keys (PEM text or files, comma-separated) a DP accepts snapshots from. */
+  PORTICO_SIGNING_PUBLIC_KEYS: z.string().optional(),
   /** Bound on finishing in-flight requests after SIGTERM. */
   PORTICO_SHUTDOWN_TIMEOUT_MS: ms(10_000),
 });

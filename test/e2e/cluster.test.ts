@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configHash, emptyConfig, encodeSnapshot, pluginSchema } from '@portico/shared';
+import { configHash, emptyConfig, encodeSnapshot, parseSigningKey, pluginSchema, signSnapshot } from '@portico/shared';
 import { connect } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import pg from 'pg';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
-import { startGateway, statusOf, type GatewayProcess } from '../harness/gateway.ts';
+import { startGateway, statusOf, TEST_SIGNING, type GatewayProcess } from '../harness/gateway.ts';
 import { freePort, startNats, tmpRoot, waitFor } from '../harness/procs.ts';
 
 let s: Stack;
@@ -69,7 +69,8 @@ describe('config distribution', () => {
     const nc = await connect({ servers: s.nats.url });
     const os = await new Objm(nc).create('portico_config');
     const before = await dpVersion(s.dps[0]);
-    const bogus = gzipSync(JSON.stringify({ version: before + 1000, hash: 'f'.repeat(64), built_at: 0, config: emptyConfig() }));
+    // Signed with the CP's key, so what is refused is the content itself.
+    const bogus = signSnapshot(gzipSync(JSON.stringify({ version: before + 1000, hash: 'f'.repeat(64), built_at: 0, config: emptyConfig() })), parseSigningKey(TEST_SIGNING.privateKey));
     await os.putBlob({ name: 'snapshot', metadata: { version: String(before + 1000), hash: 'f'.repeat(64) } }, bogus);
     await nc.close();
     const st = await waitFor('DP reports the rejection', async () => {
@@ -101,7 +102,7 @@ describe('rejected snapshots', () => {
     const plugin = { id: '00000000-0000-4000-8000-0000000000f1', created_at: 0, updated_at: 0, name: 'k'.repeat(5_000), instance_name: null, config: {}, enabled: true, protocols: ['http', 'https'], route: null, service: null, consumer: null, tags: null };
     const config = { ...emptyConfig(), plugins: [pluginSchema.parse(plugin)] };
     const version = before.version + 1000;
-    const bogus = encodeSnapshot({ version, hash: configHash(config), built_at: 0, config });
+    const bogus = signSnapshot(encodeSnapshot({ version, hash: configHash(config), built_at: 0, config }), parseSigningKey(TEST_SIGNING.privateKey));
     await os.putBlob({ name: 'snapshot', metadata: { version: String(version), hash: configHash(config) } }, bogus);
     await nc.close();
     const reported = await waitFor('the CP lists the DP with its error', async () => {

@@ -1,5 +1,6 @@
 // Starts Portico processes exactly as users do (the npm scripts' entry points), on free ports.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,13 @@ const ENTRY = {
 } as const;
 
 export type Role = keyof typeof ENTRY;
+
+/** The snapshot signing key pair split CPs and DPs get unless a test sets its own (PEM text). */
+const pair = generateKeyPairSync('ed25519');
+export const TEST_SIGNING = {
+  privateKey: pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+  publicKey: pair.publicKey.export({ format: 'pem', type: 'spki' }) as string,
+};
 
 export interface GatewayProcess {
   role: Role;
@@ -51,6 +59,8 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     PORTICO_LOG_LEVEL: 'info',
     PORTICO_SHUTDOWN_TIMEOUT_MS: '5000',
   };
+  if (role === 'control-plane') env.PORTICO_SIGNING_KEY = TEST_SIGNING.privateKey;
+  if (role === 'data-plane') env.PORTICO_SIGNING_PUBLIC_KEYS = TEST_SIGNING.publicKey;
   for (const [k, v] of Object.entries(opts.env ?? {})) { if (v === undefined) delete env[k]; else env[k] = v; }
   const g: GatewayProcess = {
     role, dataDir,

@@ -17,6 +17,7 @@ import { readBody } from './body.ts';
 import { clientError } from '../db/errors.ts';
 import { entitySchemaJson, pluginSchemaJson } from './schemas.ts';
 import { plugins as pluginsTable } from '../db/schema.ts';
+import type { AdminAuth, AdminIdentity } from './auth.ts';
 
 export interface AdminDeps {
   database: Database;
@@ -27,6 +28,7 @@ export interface AdminDeps {
   /** The embedded DP's balancer health (all-in-one only; a CP alone has none). */
   health?: { current: { get(upstream: string): unknown | null; set(upstream: string, target: string, healthy: boolean): boolean } | null };
   log: Logger;
+  auth: AdminAuth;
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -44,9 +46,9 @@ export function createAdminApp(deps: AdminDeps): Hono {
     await next();
     if (c.res.headers.get('content-type') === 'application/json') c.header('Content-Type', 'application/json; charset=utf-8');
     c.header('X-Portico-Admin-Latency', String(Math.round(performance.now() - started)));
-    c.header('Access-Control-Allow-Origin', '*');
-    c.header('Access-Control-Allow-Credentials', 'true');
   });
+  app.use('*', deps.auth.cors());
+  app.use('*', deps.auth.middleware());
 
   // Path parameters are decoded once, by Hono's `c.req.param()`. A path whose escapes do not
   // decode (`%`, `%ZZ`, a cut UTF-8 sequence) would reach handlers undecoded, so it is refused
@@ -77,8 +79,6 @@ export function createAdminApp(deps: AdminDeps): Hono {
     for (const [method, h] of Object.entries(handlers)) app.on(method, path, h as Handler);
     app.options(path, (c) => {
       c.header('Allow', allowed.join(', '));
-      c.header('Access-Control-Allow-Methods', allowed.join(', '));
-      c.header('Access-Control-Allow-Headers', 'Content-Type');
       return c.body(null, 204);
     });
     app.all(path, (c) => c.json({ message: 'Method not allowed' }, 405));
@@ -129,6 +129,24 @@ export function createAdminApp(deps: AdminDeps): Hono {
     if (k.includes('\0')) throw AdminError.message(400, `invalid path parameter '${name}': contains NUL`);
     return k;
   };
+
+  // Admins and their tokens (admin role only; see auth.ts). A token is in the create/rotate answer only.
+  const plain = (c: Context) => readBody(c, () => undefined);
+  resource('/admins', {
+    GET: async (c) => c.json({ data: await deps.auth.list(), next: null }),
+    POST: async (c) => c.json(await deps.auth.create(await plain(c)), 201),
+  });
+  resource('/admins/:key', {
+    GET: async (c) => { const { token_hash: _h, ...rest } = await deps.auth.find(key(c)); return c.json(rest); },
+    DELETE: async (c) => { await deps.auth.remove(key(c), c.get('admin' as never) as AdminIdentity | undefined); return c.body(null, 204); },
+  });
+  resource('/admins/:key/token', { POST: async (c) => c.json(await deps.auth.rotate(key(c), await plain(c)), 201) });
+  resource('/userinfo', {
+    GET: (c) => {
+      const who = c.get('admin' as never) as AdminIdentity | undefined;
+      return c.json({ admin: who ? { id: who.id, username: who.username, role: who.role } : null, authentication: deps.auth.enabled ? 'token' : 'off (loopback only)' });
+    },
+  });
 
   resource('/plugins/enabled', { GET: (c) => c.json({ enabled_plugins: [...PLUGIN_DEFINITIONS.keys()].sort() }) });
   resource('/schemas/plugins/:name', {

@@ -184,3 +184,15 @@ export const targets = pgTable('targets', {
   /** upstream + target: one row per target in an upstream. */
   cache_key: text('cache_key').notNull().unique('targets_cache_key_unique'),
 });
+
+/** Admin API identities (Portico: free RBAC). Tokens are stored as SHA-256 only. */
+export const admins = pgTable('admins', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  username: text('username').notNull().unique('admins_username_unique'),
+  role: text('role').notNull(),
+  token_hash: text('token_hash').notNull().unique('admins_token_hash_unique'),
+  token_prefix: text('token_prefix').notNull(),
+  /** Seconds since the epoch; null: never expires. */
+  expires_at: bigint('expires_at', { mode: 'number' }),
+});

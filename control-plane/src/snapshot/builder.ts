@@ -3,7 +3,7 @@
 // retried, the latest republished on start, and a slow poll that catches writes other CPs made.
 import { lt, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import { configHash, encodeSnapshot, type Config, type Snapshot, type SnapshotPublisher } from '@portico/shared';
+import { configHash, encodeSnapshot, signSnapshot, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
 import type { Db } from '../db/index.ts';
 import { configState, configVersions } from '../db/schema.ts';
 import { ENTITIES } from '../services/entity.ts';
@@ -50,7 +50,7 @@ export class SnapshotLoop {
   private stopped = false;
   latest: { version: number; hash: string; built_at: number; size_bytes: number } | null = null;
 
-  constructor(private db: Db, private publisher: SnapshotPublisher, private log: Logger) {}
+  constructor(private db: Db, private publisher: SnapshotPublisher, private log: Logger, private signing: SigningKey) {}
 
   /** Build and publish the current state now (at start), then keep watching. */
   async start(): Promise<void> {
@@ -99,7 +99,7 @@ export class SnapshotLoop {
         size_bytes: bytes.byteLength, snapshot: Buffer.from(bytes),
       }).onConflictDoNothing();
       await this.db.delete(configVersions).where(lt(configVersions.version, sql`(SELECT min(version) FROM (SELECT version FROM ${configVersions} ORDER BY version DESC LIMIT ${HISTORY}) AS keep)`));
-      await this.publisher.publish(snapshot.version, snapshot.hash, bytes);
+      await this.publisher.publish(snapshot.version, snapshot.hash, signSnapshot(bytes, this.signing));
       this.latest = { version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, size_bytes: bytes.byteLength };
       this.retryMs = RETRY_MIN_MS;
       this.log.info({

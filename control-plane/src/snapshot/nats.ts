@@ -5,12 +5,12 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type SnapshotPublisher } from '@portico/shared';
+import { HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
 
 /** How long a publish waits for the first connection (a normal start connects in milliseconds). */
 const CONNECT_WAIT_MS = 1_000;
 
-export function connectNatsPublisher(url: string, log: Logger): SnapshotPublisher {
+export function connectNatsPublisher(options: NatsOptions, log: Logger): SnapshotPublisher {
   let nc: NatsConnection | null = null;
   let closed = false;
   const heartbeatHandlers: ((hb: unknown) => void)[] = [];
@@ -29,7 +29,7 @@ export function connectNatsPublisher(url: string, log: Logger): SnapshotPublishe
   // Retries forever (natsConnectOptions): resolves when NATS is first reachable.
   let connected: () => void;
   const firstConnect = new Promise<void>((resolve) => { connected = resolve; });
-  void connect(natsConnectOptions(url, 'portico-control-plane')).then((c) => {
+  void connect(options).then((c) => {
     if (closed) { void c.close(); return; }
     connected();
     nc = c;

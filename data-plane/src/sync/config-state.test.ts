@@ -9,7 +9,10 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import pino from 'pino';
-import { configHash, emptyConfig, encodeSnapshot, LAST_ERROR_MAX, pluginSchema, serviceSchema, type Config } from '@portico/shared';
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  configHash, emptyConfig, encodeSnapshot, LAST_ERROR_MAX, parseSigningKey, pluginSchema, serviceSchema, signSnapshot, trustedOf, type Config,
+} from '@portico/shared';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { HealthRegistry } from '../proxy/balancer.ts';
 import { ConfigState } from './config-state.ts';
@@ -18,16 +21,19 @@ const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 100);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-config-state-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+const key = parseSigningKey(generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
+/** Signed with the key the state trusts, so what is exercised is everything after the signature check. */
+const signed = (bytes: Uint8Array) => signSnapshot(bytes, key);
 const local = new MemoryRateLimitStore();
 const calls: string[] = [];
 function newState() {
   return new ConfigState(dir, pino({ level: 'silent' }), {
     now: Date.now, log: { warn() {}, error() {} }, getJson: async () => ({}),
     localRateLimitStore: local, rateLimitStore: () => local, counters: { increment() {} },
-  }, new HealthRegistry(async () => ({ ok: true }) as never), { commit: () => calls.push('commit'), rollback: () => calls.push('rollback') });
+  }, new HealthRegistry(async () => ({ ok: true }) as never), [trustedOf(key)], { commit: () => calls.push('commit'), rollback: () => calls.push('rollback') });
 }
 const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
-const snapshot = (version: number, config: Config) => encodeSnapshot({ version, hash: configHash(config), built_at: 1, config });
+const snapshot = (version: number, config: Config) => signed(encodeSnapshot({ version, hash: configHash(config), built_at: 1, config }));
 
 describe('ConfigState.apply', () => {
   it('keeps the old version after every rejected snapshot (fuzz), and rolls back a failed compile', () => {
@@ -40,7 +46,7 @@ describe('ConfigState.apply', () => {
       assert.equal(state.hash, before.hash);
       assert.equal(state.current(), before.config);
     };
-    fc.assert(fc.property(fc.oneof(fc.uint8Array({ maxLength: 256 }).map((b) => b as Uint8Array), fc.jsonValue().map((v) => gzipSync(JSON.stringify({ version: 99, hash: 'a'.repeat(64), built_at: 0, config: v })) as Uint8Array)), (bytes) => {
+    fc.assert(fc.property(fc.oneof(fc.uint8Array({ maxLength: 256 }).map((b) => b as Uint8Array), fc.uint8Array({ maxLength: 256 }).map(signed), fc.jsonValue().map((v) => signed(gzipSync(JSON.stringify({ version: 99, hash: 'a'.repeat(64), built_at: 0, config: v }))))), (bytes) => {
       assert.equal(state.apply(bytes).status, 'rejected');
       unchanged();
     }), { numRuns: RUNS });

@@ -1,9 +1,13 @@
 // Holds the running config and applies new snapshots all-or-nothing (ARCHITECTURE.md invariant 4):
-// decode → validate → version check → compile → swap one reference → persist to disk. A snapshot
+// verify signature → decode → validate → version check → compile → swap one reference → persist to disk
+// (the signed bytes, so the disk cache is checked the same way at a cold start). A snapshot
 // that fails anywhere is rejected and reported while the old config keeps serving.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { decodeSnapshot, LAST_ERROR_MAX, truncate, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type Upstream } from '@portico/shared';
+import {
+  decodeSnapshot, LAST_ERROR_MAX, openSnapshot, truncate, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type TrustedKey,
+  type Upstream,
+} from '@portico/shared';
 import { Router } from '../router/router.ts';
 import type { PluginEnv } from '@portico/shared/plugins/handlers';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
@@ -73,7 +77,8 @@ export class ConfigState {
   lastApply: { decode_ms: number; compile_ms: number; routes: number } | null = null;
   private listeners: (() => void)[] = [];
 
-  constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry, private resources: CompileResources = NO_RESOURCES) {}
+  constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry,
+    private trusted: readonly TrustedKey[], private resources: CompileResources = NO_RESOURCES) {}
 
   current = (): RuntimeConfig | null => this.config;
   get version(): number { return this.config?.version ?? 0; }
@@ -95,7 +100,8 @@ export class ConfigState {
     let snapshot: Snapshot;
     const t0 = performance.now();
     try {
-      snapshot = decodeSnapshot(bytes);
+      // The signature first: nothing from an unsigned or forged snapshot is decompressed or parsed.
+      snapshot = decodeSnapshot(openSnapshot(bytes, this.trusted));
     } catch (err) {
       return this.reject((err as Error).message);
     }

@@ -5,7 +5,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEARTBEAT_SUBJECT, natsConnectOptions, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
+import { HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;
@@ -16,7 +16,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     .finally(() => clearTimeout(timer));
 }
 
-export function connectNatsSubscriber(url: string, log: Logger, currentVersion: () => number): SnapshotSubscriber {
+export function connectNatsSubscriber(options: NatsOptions, log: Logger, currentVersion: () => number): SnapshotSubscriber {
   let nc: NatsConnection | null = null;
   let store: ObjectStore | null = null;
   let handler: ((bytes: Uint8Array) => boolean) | null = null;
@@ -98,7 +98,7 @@ export function connectNatsSubscriber(url: string, log: Logger, currentVersion: 
   const recheck = setInterval(() => { void fetchIfNewer(); }, RECHECK_MS);
   recheck.unref();
   // Retries forever (natsConnectOptions): resolves when NATS is first reachable.
-  void connect(natsConnectOptions(url, 'portico-data-plane')).then((c) => {
+  void connect(options).then((c) => {
     if (closed) { void c.close(); return; }
     nc = c;
     log.info('NATS connected');

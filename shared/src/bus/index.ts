@@ -34,11 +34,6 @@ export const heartbeatSchema = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
-/** Connection options both planes use: reconnect forever, and start even while NATS is down. */
-export function natsConnectOptions(url: string, name: string) {
-  return { servers: url.split(','), name, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true };
-}
-
 /** What the CP needs from the bus. */
 export interface SnapshotPublisher {
   publish(version: number, hash: string, bytes: Uint8Array): Promise<void>;

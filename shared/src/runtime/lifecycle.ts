@@ -21,11 +21,11 @@ export function loadNodeId(dataDir: string, file = 'node_id'): string {
 
 /**
  * Write to a temp file and rename over the target: readers see the old or the new file, never half.
- * Owner-only (0600): the DP's disk cache holds jwt secrets and Redis passwords (review S8).
+ * Owner-only by default: what the data dir holds (cached snapshots, keys) is nobody else's business.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  writeFileSync(tmp, data, { mode: 0o600 });
+  writeFileSync(tmp, data, { mode });
   renameSync(tmp, file);
 }
 

@@ -1,0 +1,108 @@
+// Signed snapshots (ARCHITECTURE.md invariant 9): the CP signs the wire bytes with an Ed25519 key
+// that never leaves it; every DP checks the signature against the public keys it trusts before it
+// decompresses or parses anything, for snapshots from the bus and from its disk cache alike. NATS
+// authentication keeps strangers off the bus; the signature is what makes a snapshot the CP's, even
+// for a client that can publish.
+//
+// Envelope: "PSN1" · key id (8 bytes: sha256 of the raw public key, truncated) · signature (64
+// bytes, Ed25519 over the payload) · payload (the gzip-compressed snapshot).
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../runtime/lifecycle.ts';
+import { SnapshotError } from './codec.ts';
+
+const MAGIC = Buffer.from('PSN1');
+const KEY_ID_BYTES = 8;
+const SIG_BYTES = 64;
+const HEADER_BYTES = MAGIC.length + KEY_ID_BYTES + SIG_BYTES;
+
+export interface SigningKey { privateKey: KeyObject; keyId: Buffer }
+export interface TrustedKey { publicKey: KeyObject; keyId: Buffer }
+
+function keyIdOf(publicKey: KeyObject): Buffer {
+  const raw = publicKey.export({ format: 'der', type: 'spki' });
+  return createHash('sha256').update(raw).digest().subarray(0, KEY_ID_BYTES);
+}
+
+export function signSnapshot(payload: Uint8Array, key: SigningKey): Uint8Array {
+  const signature = sign(null, payload, key.privateKey);
+  return Buffer.concat([MAGIC, key.keyId, signature, payload]);
+}
+
+/** The payload of a signed envelope, once its signature checks out against one of `trusted`. Throws SnapshotError. */
+export function openSnapshot(envelope: Uint8Array, trusted: readonly TrustedKey[]): Uint8Array {
+  const bytes = Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength);
+  if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw new SnapshotError('snapshot is not signed; refusing it (only snapshots signed by the control plane are applied)');
+  }
+  const keyId = bytes.subarray(MAGIC.length, MAGIC.length + KEY_ID_BYTES);
+  const signature = bytes.subarray(MAGIC.length + KEY_ID_BYTES, HEADER_BYTES);
+  const payload = bytes.subarray(HEADER_BYTES);
+  const key = trusted.find((k) => k.keyId.equals(keyId));
+  if (!key) throw new SnapshotError(`snapshot is signed by an untrusted key (id ${keyId.toString('hex')}); not in PORTICO_SIGNING_PUBLIC_KEYS`);
+  if (!verify(null, payload, key.publicKey, signature)) throw new SnapshotError(`snapshot signature is invalid (key id ${keyId.toString('hex')})`);
+  return payload;
+}
+
+/** PEM text, or a path to a PEM file. */
+function pemOf(value: string, what: string): string {
+  const v = value.trim();
+  if (v.startsWith('-----BEGIN')) return v;
+  try { return readFileSync(v, 'utf8'); } catch (err) {
+    throw new Error(`${what}: '${v}' is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+function ed25519(key: KeyObject, what: string): KeyObject {
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${what}: expected an Ed25519 key, got ${key.asymmetricKeyType ?? key.type}`);
+  return key;
+}
+
+/** PORTICO_SIGNING_KEY: an Ed25519 private key (PEM text or file). Throws a message naming the problem. */
+export function parseSigningKey(value: string): SigningKey {
+  let privateKey: KeyObject;
+  try { privateKey = createPrivateKey(pemOf(value, 'PORTICO_SIGNING_KEY')); } catch (err) {
+    throw new Error(`PORTICO_SIGNING_KEY: ${(err as Error).message.replace(/^PORTICO_SIGNING_KEY: /, '')}`);
+  }
+  ed25519(privateKey, 'PORTICO_SIGNING_KEY');
+  return { privateKey, keyId: keyIdOf(createPublicKey(privateKey)) };
+}
+
+/** PORTICO_SIGNING_PUBLIC_KEYS: Ed25519 public keys (PEM text or files), comma-separated, for rotation. */
+export function parsePublicKeys(value: string): TrustedKey[] {
+  const keys: TrustedKey[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    let publicKey: KeyObject;
+    try { publicKey = createPublicKey(pemOf(part, 'PORTICO_SIGNING_PUBLIC_KEYS')); } catch (err) {
+      throw new Error(`PORTICO_SIGNING_PUBLIC_KEYS: ${(err as Error).message.replace(/^PORTICO_SIGNING_PUBLIC_KEYS: /, '')}`);
+    }
+    ed25519(publicKey, 'PORTICO_SIGNING_PUBLIC_KEYS');
+    keys.push({ publicKey, keyId: keyIdOf(publicKey) });
+  }
+  if (!keys.length) throw new Error('PORTICO_SIGNING_PUBLIC_KEYS: no key given');
+  return keys;
+}
+
+export const SIGNING_KEY_FILE = 'signing-key.pem';
+export const SIGNING_PUBLIC_KEY_FILE = 'signing-key.pub.pem';
+
+/** The public half of a signing key, as a DP trusts it. */
+export function trustedOf(key: SigningKey): TrustedKey {
+  return { publicKey: createPublicKey(key.privateKey), keyId: key.keyId };
+}
+
+/** The all-in-one's key pair, generated in its data dir on first start (private key mode 0600). */
+export function ensureSigningKeyPair(dataDir: string): { signing: SigningKey; publicKeyPath: string } {
+  const priv = path.join(dataDir, SIGNING_KEY_FILE);
+  const pub = path.join(dataDir, SIGNING_PUBLIC_KEY_FILE);
+  if (!existsSync(priv)) {
+    mkdirSync(dataDir, { recursive: true });
+    const pair = generateKeyPairSync('ed25519');
+    writeFileAtomic(priv, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, 0o600);
+    writeFileAtomic(pub, pair.publicKey.export({ format: 'pem', type: 'spki' }) as string, 0o644);
+  }
+  const signing = parseSigningKey(priv);
+  if (!existsSync(pub)) writeFileAtomic(pub, trustedOf(signing).publicKey.export({ format: 'pem', type: 'spki' }) as string, 0o644);
+  return { signing, publicKeyPath: pub };
+}
