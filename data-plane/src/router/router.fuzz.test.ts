@@ -132,7 +132,7 @@ function reference(routes: Route[], svcs: Service[], req: MatchInput): Expected 
         const m = new RegExp('^(?:' + p.slice(1) + ')').exec(req.path);
         if (!m) continue;
         isRegex = 1;
-        found = { id: r.id, matchedPath: m[0], unnamed: m.slice(1).map((x) => x ?? ''), named: Object.fromEntries(Object.entries(m.groups ?? {}).map(([k, v]) => [k, v ?? ''])) };
+        found = { id: r.id, matchedPath: m[0], unnamed: m.slice(1).map((x) => x ?? ''), named: Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) };
       } else {
         if (!req.path.startsWith(p)) continue;
         found = { id: r.id, matchedPath: p, unnamed: null, named: null };

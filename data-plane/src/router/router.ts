@@ -32,7 +32,8 @@ export interface Match {
   matchedPath: string;
   /**
    * Regex path captures: numbered ('' for a group that did not take part) and named (a
-   * null-prototype object: group names come from configuration).
+   * null-prototype object: group names come from configuration; a group that did not take part
+   * is absent, as in Kong).
    */
   captures: { unnamed: string[]; named: Record<string, string> } | null;
   /** Compiled per-route data (plugins hang theirs here). */

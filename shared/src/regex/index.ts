@@ -8,9 +8,13 @@ import { RE2JS } from 're2js';
 export interface RegexMatch {
   /** The text matched (group 0). */
   matched: string;
-  /** Numbered groups 1..n ('' where a group did not take part, as PCRE's captures in Kong). */
+  /** Numbered groups 1..n ('' where a group did not take part). */
   unnamed: string[];
-  /** Named groups (null-prototype: names come from configuration). */
+  /**
+   * Named groups that took part (null-prototype: names come from configuration). As Kong's router
+   * (atc-router interpreter.rs keeps only the groups that matched), a group that did not take part
+   * is absent, so `hash_on: uri_capture` falls back to `hash_fallback` on it.
+   */
   named: Record<string, string>;
 }
 
@@ -46,7 +50,10 @@ export class SafeRegex {
     const unnamed: string[] = [];
     for (let i = 1; i <= this.groups; i++) unnamed.push(m.group(i) ?? '');
     const named: Record<string, string> = Object.create(null);
-    for (const n of this.names) named[n] = m.group(n) ?? '';
+    for (const n of this.names) {
+      const v = m.group(n);
+      if (v !== null) named[n] = v;
+    }
     return { matched: m.group(0) ?? '', unnamed, named };
   }
 }
