@@ -8,6 +8,9 @@
 // only (Node's `req.headers` inherits from Object.prototype, so `headers.constructor` is a function,
 // not a header: probe 4.2), and `~` path and `~*` header regexes run on RE2 (`SafeRegex`, linear
 // time: probe 4.3). The router holds no per-request state; a request's parsed query lives in `match`.
+// Node 20's parser drops a request header named `__proto__` from `req.headers` (the assignment is a
+// no-op), so a `__proto__` header rule never matches a request, as nginx's default of dropping
+// header names with underscores would do in Kong.
 import { SafeRegex, type RegexMatch, type Route, type Service } from '@portico/shared';
 import type { PluginSlot } from '../plugins/compile.ts';
 
@@ -137,6 +140,7 @@ function headerValueMatches(rule: HeaderRule, value: string): boolean {
 
 function headersMatch(rules: HeaderRule[], headers: MatchInput['headers']): boolean {
   for (const rule of rules) {
+    // Own properties only: an inherited `constructor` or a polluted Object.prototype is no header.
     if (!Object.hasOwn(headers, rule.name)) return false;
     const raw = headers[rule.name];
     if (typeof raw === 'string') {
