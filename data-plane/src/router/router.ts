@@ -3,7 +3,15 @@
 // length, so matching cost depends on the path's length, not on the number of routes; routes
 // without prefix paths (regex, hosts only, …) are scanned in priority order, stopping as soon as a
 // better match is impossible.
-import { compileRoutePathRegex, type RegexMatch, type Route, type SafeRegex, type Service } from '@portico/shared';
+//
+// Contract: no request can make `match` throw or stall. Request headers are read as own properties
+// only (Node's `req.headers` inherits from Object.prototype, so `headers.constructor` is a function,
+// not a header: probe 4.2), and `~` path and `~*` header regexes run on RE2 (`SafeRegex`, linear
+// time: probe 4.3). The router holds no per-request state; a request's parsed query lives in `match`.
+// Node 20's parser drops a request header named `__proto__` from `req.headers` (the assignment is a
+// no-op), so a `__proto__` header rule never matches a request, as nginx's default of dropping
+// header names with underscores would do in Kong.
+import { compileHeaderRegex, compileRoutePathRegex, type RegexMatch, type Route, type SafeRegex, type Service } from '@portico/shared';
 import type { PluginSlot } from '../plugins/compile.ts';
 
 export interface MatchInput {
@@ -14,6 +22,7 @@ export interface MatchInput {
   host: string;
   /** The port the request arrived on (for `host:port` route hosts). */
   port: number;
+  /** Lower-cased names (Node's `req.headers`); only own properties are read. */
   headers: Record<string, string | string[] | undefined>;
   /** The raw query string (with or without `?`); parsed only if a route matches on it. */
   query?: string;
@@ -24,7 +33,11 @@ export interface Match {
   service: Service | null;
   /** What strip_path removes: the prefix, or the text a regex path matched; '' when none. */
   matchedPath: string;
-  /** Regex path captures: numbered and named. */
+  /**
+   * Regex path captures: numbered ('' for a group that did not take part) and named (a
+   * null-prototype object: group names come from configuration; a group that did not take part
+   * is absent, as in Kong).
+   */
   captures: { unnamed: string[]; named: Record<string, string> } | null;
   /** Compiled per-route data (plugins hang theirs here). */
   compiled: CompiledRoute;
@@ -40,7 +53,10 @@ export interface CompiledRoute {
 }
 
 interface HostRule { exact: Set<string>; suffixes: string[]; prefixes: string[]; withPort: { host: string; port: number; kind: 'exact' | 'suffix' | 'prefix' }[] }
-interface HeaderRule { name: string; values: Set<string>; regexes: RegExp[] }
+/** Values are lower-cased at compile; a request value matches one of them or one regex (§3.2). */
+interface HeaderRule { name: string; values: Set<string>; regexes: SafeRegex[] }
+/** `any`: the rule lists '*' (present with any value), decided here rather than per request. */
+interface QueryRule { name: string; any: boolean; values: Set<string> }
 
 interface SubRoute {
   rank: number;
@@ -48,7 +64,7 @@ interface SubRoute {
   methods: Set<string> | null;
   hosts: HostRule | null;
   headers: HeaderRule[] | null;
-  query: [string, Set<string>][] | null;
+  query: QueryRule[] | null;
   prefix: string | null;
   regex: SafeRegex | null;
 }
@@ -81,27 +97,95 @@ function hostMatches(rule: HostRule, host: string, port: number): boolean {
   return false;
 }
 
-function compileHeaders(headers: Record<string, string[]> | null): HeaderRule[] | null {
-  if (!nonEmpty(headers)) return null;
-  return Object.entries(headers!).map(([name, values]) => ({
-    name: name.toLowerCase(),
-    values: new Set(values.filter((v) => !v.startsWith('~*')).map((v) => v.toLowerCase())),
-    regexes: values.filter((v) => v.startsWith('~*')).map((v) => new RegExp(v.slice(2), 'i')),
-  }));
+/**
+ * Compiles one regex of a route through the process-wide compile cache the admin API's validation
+ * shares (shared/src/entities/route.ts), so a snapshot change does not recompile unchanged
+ * patterns; names the route and the pattern if RE2 refuses it.
+ */
+function compileRegex(route: Route, field: string, source: string, compile: (source: string) => SafeRegex): SafeRegex {
+  try {
+    return compile(source);
+  } catch (err) {
+    throw new Error(`route ${route.id}: invalid regex in ${field}: '${source}' (${(err as Error).message})`);
+  }
+}
+
+function compileHeaders(route: Route): HeaderRule[] | null {
+  if (!nonEmpty(route.headers)) return null;
+  const rules: HeaderRule[] = [];
+  // Object.entries reads own properties only, so a `__proto__` or `constructor` rule is kept as a
+  // rule on the header of that name.
+  for (const [name, list] of Object.entries(route.headers!)) {
+    const rule: HeaderRule = { name: name.toLowerCase(), values: new Set(), regexes: [] };
+    for (const v of list) {
+      if (v.startsWith('~*')) rule.regexes.push(compileRegex(route, `headers.${name}`, v.slice(2), compileHeaderRegex));
+      else rule.values.add(v.toLowerCase());
+    }
+    rules.push(rule);
+  }
+  return rules;
+}
+
+function compileQuery(route: Route): QueryRule[] | null {
+  if (!nonEmpty(route.query)) return null;
+  return Object.entries(route.query!).map(([name, values]) => ({ name, any: values.includes('*'), values: new Set(values) }));
+}
+
+function headerValueMatches(rule: HeaderRule, value: string): boolean {
+  if (rule.values.size > 0 && rule.values.has(value.toLowerCase())) return true;
+  for (const re of rule.regexes) if (re.test(value)) return true;
+  return false;
 }
 
 function headersMatch(rules: HeaderRule[], headers: MatchInput['headers']): boolean {
   for (const rule of rules) {
+    // Own properties only: an inherited `constructor` or a polluted Object.prototype is no header.
+    if (!Object.hasOwn(headers, rule.name)) return false;
     const raw = headers[rule.name];
-    if (raw === undefined) return false;
-    const values = Array.isArray(raw) ? raw : [raw];
-    let ok = false;
-    for (const v of values) {
-      const lv = v.toLowerCase();
-      if (rule.values.has(lv) || rule.regexes.some((r) => r.test(v))) { ok = true; break; }
+    if (typeof raw === 'string') {
+      if (!headerValueMatches(rule, raw)) return false;
+    } else if (Array.isArray(raw)) {
+      let ok = false;
+      for (const v of raw) if (typeof v === 'string' && headerValueMatches(rule, v)) { ok = true; break; }
+      if (!ok) return false;
+    } else {
+      return false;
     }
+  }
+  return true;
+}
+
+function queryMatches(rules: QueryRule[], params: URLSearchParams): boolean {
+  for (const rule of rules) {
+    if (rule.any) {
+      if (!params.has(rule.name)) return false;
+      continue;
+    }
+    let ok = false;
+    for (const v of params.getAll(rule.name)) if (rule.values.has(v)) { ok = true; break; }
     if (!ok) return false;
   }
+  return true;
+}
+
+/**
+ * The request's query, parsed on first use and at most once per match. Created per match only when
+ * the snapshot has query rules; the Router itself holds no request state.
+ */
+class RequestQuery {
+  private params: URLSearchParams | null = null;
+  constructor(private readonly raw: string | undefined) {}
+  get(): URLSearchParams {
+    return this.params ??= new URLSearchParams(this.raw === undefined ? '' : this.raw.startsWith('?') ? this.raw.slice(1) : this.raw);
+  }
+}
+
+/** Everything but the path: methods, hosts, headers, query (`query` is null when no route has query rules). */
+function fits(s: SubRoute, input: MatchInput, query: RequestQuery | null): boolean {
+  if (s.methods && !s.methods.has(input.method)) return false;
+  if (s.hosts && !hostMatches(s.hosts, input.host, input.port)) return false;
+  if (s.headers && !headersMatch(s.headers, input.headers)) return false;
+  if (s.query && !queryMatches(s.query, query!.get())) return false;
   return true;
 }
 
@@ -122,11 +206,15 @@ export class Router {
   private readonly bestRankFrom: number[];
   /** Sub-routes without a prefix path, in priority order. */
   private readonly scan: SubRoute[];
+  /** Whether any route matches on the query (only then does a match carry a RequestQuery). */
+  private readonly hasQueryRules: boolean;
   readonly size: number;
 
+  /** Throws, naming the route, when a regex cannot compile: the snapshot is then rejected whole. */
   constructor(routes: Route[], services: Service[], chainFor: (route: Route) => PluginSlot[] = () => []) {
     const serviceById = new Map(services.map((s) => [s.id, s]));
     const subs: { sub: Omit<SubRoute, 'rank'>; prio: number[]; route: Route }[] = [];
+    let hasQueryRules = false;
     for (const route of routes) {
       const service = route.service ? serviceById.get(route.service.id) ?? null : null;
       // A disabled service takes its routes out of the router (Kong §2.1).
@@ -141,15 +229,22 @@ export class Router {
         },
       };
       const base = {
-        compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), headers: compileHeaders(route.headers),
-        query: nonEmpty(route.query) ? Object.entries(route.query!).map(([k, v]) => [k, new Set(v)] as [string, Set<string>]) : null,
+        compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts),
+        headers: compileHeaders(route), query: compileQuery(route),
       };
+      if (base.query) hasQueryRules = true;
       const paths = nonEmpty(route.paths) ? route.paths! : [null];
       for (const p of paths) {
+        const isRegex = p !== null && p.startsWith('~');
         subs.push({
           route,
           prio: priority(route, p),
-          sub: { ...base, prefix: p && !p.startsWith('~') ? p : null, regex: p?.startsWith('~') ? compileRoutePathRegex(p.slice(1)) : null },
+          sub: {
+            ...base,
+            prefix: p !== null && !isRegex ? p : null,
+            // Kong anchors a route regex at the start only (§3.2).
+            regex: isRegex ? compileRegex(route, 'paths', p.slice(1), compileRoutePathRegex) : null,
+          },
         });
       }
     }
@@ -169,6 +264,7 @@ export class Router {
       }
     });
     this.scan = scan;
+    this.hasQueryRules = hasQueryRules;
     this.prefixLengths = [...new Set([...this.byPrefix.keys()].map((k) => k.length))].sort((a, b) => b - a);
     const bestAtLength = new Map<number, number>();
     for (const [prefix, list] of this.byPrefix) {
@@ -185,9 +281,9 @@ export class Router {
   }
 
   match(input: MatchInput): Match | null {
-    this.params = null;
+    const query = this.hasQueryRules ? new RequestQuery(input.query) : null;
     let best: SubRoute | null = null;
-    let bestCaptures: RegexMatch | null = null;
+    let found: RegexMatch | null = null;
     const path = input.path;
     for (let i = 0; i < this.prefixLengths.length; i++) {
       // No shorter prefix can outrank what was found: stop probing.
@@ -198,48 +294,23 @@ export class Router {
       if (!list) continue;
       for (const s of list) {
         if (best && s.rank >= best.rank) break;
-        if (this.others(s, input)) { best = s; break; }
+        if (fits(s, input, query)) { best = s; break; }
       }
     }
     for (const s of this.scan) {
       if (best && s.rank >= best.rank) break;
-      if (!this.others(s, input)) continue;
+      if (!fits(s, input, query)) continue;
       if (s.regex) {
         const m = s.regex.exec(path);
         if (!m) continue;
-        best = s; bestCaptures = m;
-      } else {
-        best = s;
+        found = m;
       }
+      best = s;
       break;
     }
     if (!best) return null;
-    let matchedPath = '';
-    let captures: Match['captures'] = null;
-    if (best.prefix !== null) matchedPath = best.prefix;
-    else if (bestCaptures) {
-      matchedPath = bestCaptures.matched;
-      captures = { unnamed: bestCaptures.unnamed, named: { ...bestCaptures.named } };
-    }
-    return { route: best.compiled.route, service: best.compiled.service, matchedPath, captures, compiled: best.compiled };
-  }
-
-  /** The current request's parsed query, built at most once per match. */
-  private params: URLSearchParams | null = null;
-
-  private others(s: SubRoute, input: MatchInput): boolean {
-    if (s.methods && !s.methods.has(input.method)) return false;
-    if (s.hosts && !hostMatches(s.hosts, input.host, input.port)) return false;
-    if (s.headers && !headersMatch(s.headers, input.headers)) return false;
-    if (s.query) {
-      const q = input.query ?? '';
-      this.params ??= new URLSearchParams(q.startsWith('?') ? q.slice(1) : q);
-      for (const [name, values] of s.query) {
-        const got = this.params.getAll(name);
-        if (!got.length) return false;
-        if (!values.has('*') && !got.some((v) => values.has(v))) return false;
-      }
-    }
-    return true;
+    const c = best.compiled;
+    if (found) return { route: c.route, service: c.service, matchedPath: found.matched, captures: { unnamed: found.unnamed, named: found.named }, compiled: c };
+    return { route: c.route, service: c.service, matchedPath: best.prefix ?? '', captures: null, compiled: c };
   }
 }

@@ -8,9 +8,13 @@ import { RE2JS } from 're2js';
 export interface RegexMatch {
   /** The text matched (group 0). */
   matched: string;
-  /** Numbered groups 1..n ('' where a group did not take part, as PCRE's captures in Kong). */
+  /** Numbered groups 1..n ('' where a group did not take part). */
   unnamed: string[];
-  /** Named groups (null-prototype: names come from configuration). */
+  /**
+   * Named groups that took part (null-prototype: names come from configuration). As Kong's router
+   * (atc-router interpreter.rs keeps only the groups that matched), a group that did not take part
+   * is absent, so `hash_on: uri_capture` falls back to `hash_fallback` on it.
+   */
   named: Record<string, string>;
 }
 
@@ -32,16 +36,24 @@ export class SafeRegex {
   }
 
   test(input: string): boolean {
-    return this.re.matcher(input).find();
+    // RE2JS.test runs the DFA, which tracks no captures: about 5x faster than a Matcher
+    // (0.15 µs against 0.76 µs; data-plane/src/router/router.bench.ts).
+    return this.re.test(input);
   }
 
   exec(input: string): RegexMatch | null {
+    // A miss is decided by the DFA alone; only a hit pays for captures. On the probe's attack
+    // (`/(a+)+$`, 10,000 characters) that is about 70 µs instead of 900 µs.
+    if (!this.re.test(input)) return null;
     const m = this.re.matcher(input);
     if (!m.find()) return null;
     const unnamed: string[] = [];
     for (let i = 1; i <= this.groups; i++) unnamed.push(m.group(i) ?? '');
     const named: Record<string, string> = Object.create(null);
-    for (const n of this.names) named[n] = m.group(n) ?? '';
+    for (const n of this.names) {
+      const v = m.group(n);
+      if (v !== null) named[n] = v;
+    }
     return { matched: m.group(0) ?? '', unnamed, named };
   }
 }

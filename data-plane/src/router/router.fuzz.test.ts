@@ -1,0 +1,191 @@
+// Property-based tests of the router (issue 9, fuzzing): random route sets and hostile requests.
+// `match` never throws, and it picks what a brute-force reference model of Kong's rules picks
+// (reference/kong-compat.md §3.2–3.3). Bounded in `npm test`; PORTICO_FUZZ_RUNS=20000 for a long run.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { routeSchema, serviceSchema, type Route, type Service } from '@portico/shared';
+import { Router, type MatchInput } from './router.ts';
+
+const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 300);
+
+const svc = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 0, updated_at: 0, host: 'up.test' });
+const off = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000002', created_at: 0, updated_at: 0, host: 'off.test', enabled: false });
+const services = [svc, off];
+/** Defaults as the snapshot carries them; fields are set on top, bypassing zod so hostile names stay own keys. */
+const base = routeSchema.parse({ id: '00000000-0000-4000-8000-000000000000', created_at: 0, updated_at: 0, paths: ['/'] });
+
+// Small alphabets so that generated routes and requests collide often.
+const SEGMENTS = ['a', 'b', 'ab', 'api', 'v1', 'users', '42', 'é', '%2F', '.x'];
+const HOSTS = ['a.test', 'b.test', 'a.b.test', '*.test', '*.b.test', 'a.*', 'api.*', 'a.test:8000', '*.test:9000', 'api.*:8000'];
+const REQUEST_HOSTS = ['a.test', 'b.test', 'a.b.test', 'x.a.b.test', 'api.x', 'api.test', 'a.x', 'test', ''];
+const HEADER_NAMES = ['x-a', 'x-b', 'constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'X-Up'];
+const HEADER_VALUES = ['1', 'yes', 'Yes', '~*^y', '~*^(a|b)+$', '~*[0-9]$', '~*^(a+)+$'];
+const QUERY_NAMES = ['v', 'k', '__proto__', 'constructor'];
+// Regex pieces valid, and with the same meaning, in RE2 and in JavaScript. `(a+)+` is the probe's
+// catastrophic pattern: the model runs it on V8 only for paths of a few characters.
+const REGEX_PIECES = ['/', 'a', 'b+', '(\\d+)', '([a-z]*)', '(a|ab)', '(?:v1|api)', '.', 'x?', '[^/]+', '(?<seg>[a-z]+)', '(a+)+', '$'];
+const METHODS = ['GET', 'POST', 'PUT'];
+
+const path = fc.array(fc.constantFrom(...SEGMENTS), { maxLength: 4 }).map((s) => '/' + s.join('/'));
+const regexPath = fc.array(fc.constantFrom(...REGEX_PIECES), { minLength: 1, maxLength: 5 })
+  // At most one named group per pattern (a repeated name is an error in both engines).
+  .map((ps) => '~/' + ps.map((p, i) => (p.includes('?<seg>') && ps.indexOf(p) !== i ? '([a-z]+)' : p)).join(''));
+const rules = (names: string[], values: string[]) =>
+  fc.array(fc.tuple(fc.constantFrom(...names), fc.array(fc.constantFrom(...values), { minLength: 1, maxLength: 3 })), { maxLength: 2 })
+    .map((entries) => (entries.length ? Object.fromEntries(entries) as Record<string, string[]> : null));
+
+const routeFields = (withRegex: boolean, hostile: boolean) => fc.record({
+  paths: fc.option(fc.array(withRegex ? fc.oneof(path, regexPath) : path, { minLength: 1, maxLength: 3 }), { nil: null }),
+  methods: fc.option(fc.subarray(METHODS, { minLength: 1 }), { nil: null }),
+  hosts: fc.option(fc.subarray(HOSTS, { minLength: 1, maxLength: 3 }), { nil: null }),
+  headers: rules(HEADER_NAMES, HEADER_VALUES),
+  query: rules(QUERY_NAMES, ['1', '2', '*']),
+  regex_priority: fc.integer({ min: 0, max: 2 }),
+  created_at: fc.integer({ min: 0, max: 3 }),
+  protocols: fc.constantFrom<Route['protocols']>(['http', 'https'], ['https'], ['grpc']),
+  service: fc.constantFrom(svc, off, null),
+}).map((f) => (hostile ? f : { ...f, headers: null, query: null }));
+
+/** A route set: ids in generation order; a route with no matcher field gets one path. */
+const routeSet = (withRegex: boolean, hostile: boolean) => fc.array(routeFields(withRegex, hostile), { minLength: 1, maxLength: 10 }).map((list) =>
+  list.map((f, i): Route => ({
+    ...base, ...f,
+    id: `00000000-0000-4000-8000-${String(i + 10).padStart(12, '0')}`,
+    paths: f.paths ?? (f.methods || f.hosts || f.headers || f.query ? null : ['/']),
+    service: f.service && { id: f.service.id },
+  })));
+
+const hostileString = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({ unit: fc.constantFrom('a', '/', '%', '2', 'F', 'é', '\u0000', '\uffff', '\ud83d\ude00', '!'), maxLength: 60 }),
+  fc.nat({ max: 12_000 }).map((n) => '/' + 'a'.repeat(n) + '!'),
+);
+const headerValue = fc.oneof(fc.constantFrom('1', 'yes', 'YES', 'ab', 'x9', ''), fc.string({ unit: 'binary', maxLength: 20 }), fc.nat({ max: 5000 }).map((n) => 'a'.repeat(n) + '!'));
+const headerEntries = fc.array(fc.tuple(
+  fc.oneof(fc.constantFrom(...HEADER_NAMES.map((h) => h.toLowerCase()), 'host', '', 'x-a '), fc.string({ maxLength: 12 })),
+  fc.oneof(headerValue, fc.array(headerValue, { maxLength: 3 })),
+), { maxLength: 4 });
+/** As Node gives them (inherits Object.prototype), as JSON or a null-prototype object would. */
+const headers = fc.tuple(headerEntries, fc.constantFrom('plain', 'null')).map(([entries, kind]) => {
+  const h = Object.fromEntries(entries) as MatchInput['headers'];
+  return kind === 'null' ? Object.assign(Object.create(null) as MatchInput['headers'], h) : h;
+});
+const query = fc.option(fc.oneof(
+  fc.array(fc.tuple(fc.constantFrom(...QUERY_NAMES, 'x'), fc.constantFrom('1', '2', '', '%ZZ', '%E0%A4%A')), { maxLength: 3 })
+    .map((kv) => '?' + kv.map(([k, v]) => `${k}=${v}`).join('&')),
+  fc.string({ unit: 'binary', maxLength: 30 }),
+), { nil: undefined });
+
+const request = (hostile: boolean) => fc.record({
+  method: hostile ? fc.oneof(fc.constantFrom(...METHODS, 'DELETE'), fc.string({ maxLength: 8 })) : fc.constantFrom(...METHODS, 'DELETE'),
+  path: hostile ? fc.oneof(path, hostileString) : path,
+  host: hostile ? fc.oneof(fc.constantFrom(...REQUEST_HOSTS), fc.string({ unit: 'binary', maxLength: 20 })) : fc.constantFrom(...REQUEST_HOSTS),
+  port: fc.constantFrom(8000, 9000),
+  headers: hostile ? headers : headerEntries.map((e) => Object.fromEntries(e.filter(([, v]) => typeof v === 'string' && v.length < 10)) as MatchInput['headers']),
+  query: hostile ? query : fc.constant(undefined),
+});
+
+// ---- The reference model: try every (route, path) pair, keep the best by Kong's order. --------
+
+function hostOk(rule: string, host: string, port: number): boolean {
+  const [name, p] = rule.toLowerCase().split(':');
+  if (p !== undefined && Number(p) !== port) return false;
+  if (name.startsWith('*.')) return host.endsWith(name.slice(1));
+  if (name.endsWith('.*')) return host.startsWith(name.slice(0, -1));
+  return host === name;
+}
+
+function headerOk(name: string, values: string[], headers: MatchInput['headers']): boolean {
+  const key = name.toLowerCase();
+  if (!Object.prototype.hasOwnProperty.call(headers, key)) return false;
+  const got = headers[key];
+  return (Array.isArray(got) ? got : [got]).some((v) => typeof v === 'string' && values.some((w) =>
+    w.startsWith('~*') ? new RegExp(w.slice(2), 'i').test(v) : w.toLowerCase() === v.toLowerCase()));
+}
+
+function queryOk(name: string, values: string[], raw: string | undefined): boolean {
+  const got = new URLSearchParams((raw ?? '').replace(/^\?/, '')).getAll(name);
+  return got.length > 0 && (values.includes('*') || got.some((v) => values.includes(v)));
+}
+
+interface Expected { id: string; matchedPath: string; unnamed: string[] | null; named: Record<string, string> | null }
+
+function reference(routes: Route[], svcs: Service[], req: MatchInput): Expected | null {
+  let best: { key: (number | string)[]; found: Expected } | null = null;
+  for (const r of routes) {
+    const s = r.service && svcs.find((x) => x.id === r.service!.id);
+    if (s && !s.enabled) continue;
+    if (!r.protocols.includes('http') && !r.protocols.includes('https')) continue;
+    if (r.methods?.length && !r.methods.includes(req.method)) continue;
+    if (r.hosts?.length && !r.hosts.some((h) => hostOk(h, req.host, req.port))) continue;
+    if (r.headers && !Object.entries(r.headers).every(([n, v]) => headerOk(n, v, req.headers))) continue;
+    if (r.query && !Object.entries(r.query).every(([n, v]) => queryOk(n, v, req.query))) continue;
+    const headerCount = r.headers ? Object.keys(r.headers).length : 0;
+    const fields = [r.methods?.length, r.hosts?.length, headerCount, r.paths?.length, r.snis?.length, r.query ? Object.keys(r.query).length : 0].filter(Boolean).length;
+    const plainHosts = r.hosts?.length && r.hosts.every((h) => !h.includes('*')) ? 1 : 0;
+    for (const p of r.paths ?? [null]) {
+      let found: Expected;
+      let isRegex = 0;
+      if (p === null) found = { id: r.id, matchedPath: '', unnamed: null, named: null };
+      else if (p.startsWith('~')) {
+        const m = new RegExp('^(?:' + p.slice(1) + ')').exec(req.path);
+        if (!m) continue;
+        isRegex = 1;
+        found = { id: r.id, matchedPath: m[0], unnamed: m.slice(1).map((x) => x ?? ''), named: Object.fromEntries(Object.entries(m.groups ?? {}).filter(([, v]) => v !== undefined)) };
+      } else {
+        if (!req.path.startsWith(p)) continue;
+        found = { id: r.id, matchedPath: p, unnamed: null, named: null };
+      }
+      // Higher wins on the numbers; then the older route, then the smaller id.
+      const key = [fields, plainHosts, headerCount, isRegex, isRegex ? r.regex_priority : 0, p && !isRegex ? p.length : 0, -r.created_at, r.id];
+      if (!best || better(key, best.key)) best = { key, found };
+    }
+  }
+  return best?.found ?? null;
+}
+
+function better(a: (number | string)[], b: (number | string)[]): boolean {
+  for (let i = 0; i < a.length - 1; i++) if (a[i] !== b[i]) return (a[i] as number) > (b[i] as number);
+  return a[a.length - 1] < b[b.length - 1];
+}
+
+function actual(router: Router, req: MatchInput): Expected | null {
+  const m = router.match(req);
+  return m && { id: m.route.id, matchedPath: m.matchedPath, unnamed: m.captures?.unnamed ?? null, named: m.captures ? { ...m.captures.named } : null };
+}
+
+describe('Router (property-based)', () => {
+  it('never throws on hostile routes and requests, and answers only with a route of the set', () => {
+    fc.assert(fc.property(routeSet(true, true), fc.array(request(true), { minLength: 1, maxLength: 8 }), (routes, reqs) => {
+      const router = new Router(routes, services);
+      for (const req of reqs) {
+        const m = router.match(req);
+        if (m) assert.ok(routes.includes(m.route));
+        if (m?.captures) assert.equal(Object.getPrototypeOf(m.captures.named), null);
+      }
+    }), { numRuns: RUNS });
+  });
+
+  it('agrees with a brute-force model of Kong\'s rules on prefixes, methods and hosts', () => {
+    fc.assert(fc.property(routeSet(false, false), fc.array(request(false), { minLength: 1, maxLength: 8 }), (routes, reqs) => {
+      const router = new Router(routes, services);
+      for (const req of reqs) assert.deepEqual(actual(router, req), reference(routes, services, req));
+    }), { numRuns: RUNS });
+  });
+
+  it('agrees with the model with regex paths, header and query rules (RE2 and V8 give the same captures)', () => {
+    const safeHeaders = fc.array(fc.tuple(fc.constantFrom(...HEADER_NAMES.map((h) => h.toLowerCase())), fc.oneof(
+      fc.constantFrom('1', 'yes', 'YES', 'ab', 'x9', 'no'), fc.array(fc.constantFrom('1', 'Yes', 'b'), { maxLength: 2 }))), { maxLength: 3 })
+      .map((e) => Object.fromEntries(e) as MatchInput['headers']);
+    const req = fc.record({
+      method: fc.constantFrom(...METHODS), path: fc.oneof(path, fc.array(fc.constantFrom('a', 'b', 'v1', 'api', '/', '42', 'x'), { maxLength: 8 }).map((s) => '/' + s.join(''))),
+      host: fc.constantFrom(...REQUEST_HOSTS), port: fc.constantFrom(8000, 9000), headers: safeHeaders,
+      query: fc.option(fc.array(fc.tuple(fc.constantFrom(...QUERY_NAMES), fc.constantFrom('1', '2', '3')), { maxLength: 3 }).map((kv) => kv.map(([k, v]) => `${k}=${v}`).join('&')), { nil: undefined }),
+    });
+    fc.assert(fc.property(routeSet(true, true), fc.array(req, { minLength: 1, maxLength: 8 }), (routes, reqs) => {
+      const router = new Router(routes, services);
+      for (const r of reqs) assert.deepEqual(actual(router, r), reference(routes, services, r));
+    }), { numRuns: RUNS });
+  });
+});
