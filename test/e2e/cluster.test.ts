@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configHash, emptyConfig, encodeSnapshot, parseSigningKey, pluginSchema, signSnapshot } from '@portico/shared';
+import { configHash, emptyConfig, encodeSnapshot, parseSigningKey, routeSchema, signSnapshot } from '@portico/shared';
 import { connect } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import pg from 'pg';
@@ -98,9 +98,9 @@ describe('rejected snapshots', () => {
     const before = { version: await dpVersion(dp), rejections: rejections() };
     const nc = await connect({ servers: s.nats.url });
     const os = await new Objm(nc).create('portico_config');
-    // Well-formed, but this node cannot run a plugin by that name: the error quotes all 5,000 characters.
-    const plugin = { id: '00000000-0000-4000-8000-0000000000f1', created_at: 0, updated_at: 0, name: 'k'.repeat(5_000), instance_name: null, config: {}, enabled: true, protocols: ['http', 'https'], route: null, service: null, consumer: null, tags: null };
-    const config = { ...emptyConfig(), plugins: [pluginSchema.parse(plugin)] };
+    // Signed, but holding a route the admin API would refuse: the error quotes the 3,000-character pattern.
+    const route = { ...routeSchema.parse({ id: '00000000-0000-4000-8000-0000000000f1', created_at: 0, updated_at: 0, paths: ['/x'] }), paths: ['~/(a)\\1' + 'k'.repeat(3_000)] };
+    const config = { ...emptyConfig(), routes: [route] };
     const version = before.version + 1000;
     const bogus = signSnapshot(encodeSnapshot({ version, hash: configHash(config), built_at: 0, config }), parseSigningKey(TEST_SIGNING.privateKey));
     await os.putBlob({ name: 'snapshot', metadata: { version: String(version), hash: configHash(config) } }, bogus);
@@ -186,7 +186,7 @@ describe('starting while NATS is down', () => {
   it('cold-starts a DP from a disk cache, drains and exits 0 on SIGTERM, and reports once NATS is back', async () => {
     const version = await dpVersion(s.dps[0]);
     const dataDir = tmpRoot();
-    copyFileSync(path.join(s.dps[0].dataDir, 'snapshot.json.gz'), path.join(dataDir, 'snapshot.json.gz'));
+    copyFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed'), path.join(dataDir, 'snapshot.signed'));
     await s.nats.service.kill();
     try {
       const first = await startGateway('data-plane', { env: { NATS_URL: s.nats.url }, dataDir });

@@ -125,7 +125,7 @@ describe('signed snapshots', () => {
     const v = (await statusOf(dpPassword)).version;
     await waitFor('the new DP cached the config', async () => (await statusOf(warm)).version >= v);
     await warm.kill();
-    const cacheFile = path.join(dataDir, 'snapshot.json.gz');
+    const cacheFile = path.join(dataDir, 'snapshot.signed');
     const signed = readFileSync(cacheFile);
     // Strip the signature envelope (4 + 8 + 64 bytes): the bytes inside are a valid snapshot.
     writeFileSync(cacheFile, signed.subarray(76));

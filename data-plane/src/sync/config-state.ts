@@ -15,7 +15,8 @@ import type { HealthRegistry } from '../proxy/balancer.ts';
 import { compileTargets, serviceBreakerName } from '../proxy/target.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 
-export const CACHE_FILE = 'snapshot.json.gz';
+/** The last applied snapshot as received: the signed envelope around the gzip-compressed JSON. */
+export const CACHE_FILE = 'snapshot.signed';
 
 export type ApplyResult =
   | { status: 'applied'; version: number; compileMs: number }
