@@ -1,10 +1,11 @@
 // The control plane as a library: start it with an environment and, for all-in-one, a bus.
 import os from 'node:os';
+import { randomUUID } from 'node:crypto';
 import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { Hono } from 'hono';
 import {
-  closeServer, EnvError, loadNodeId, natsConnectOptions, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
+  closeServer, EnvError, loadNodeId, natsConnectOptions, signEnvelope, type HealthOverride, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
 } from '@portico/shared';
 import { openDatabase } from './db/index.ts';
 import { SnapshotLoop } from './snapshot/builder.ts';
@@ -55,7 +56,11 @@ export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPub
   publisher.onHeartbeat((hb) => { void registry.record(hb); });
   await snapshots.start();
 
-  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, health, auth });
+  const sendHealth = (o: Omit<HealthOverride, 'id' | 'issued_at'>) => {
+    const message: HealthOverride = { id: randomUUID(), issued_at: Date.now(), ...o };
+    return publisher.sendHealth(signEnvelope(Buffer.from(JSON.stringify(message)), signing));
+  };
+  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, health, auth, sendHealth });
   const adminServer = await listen(admin, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
 

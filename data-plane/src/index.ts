@@ -19,6 +19,7 @@ import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createUpgradeHandler } from './proxy/websocket.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
+import { HealthOverrides } from './sync/health-overrides.ts';
 
 export interface DataPlane {
   state: ConfigState;
@@ -110,6 +111,9 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     subscriber.heartbeat(hb);
   };
   state.onApplied(beat);
+  const health = upstreamHealth(state, nodeId);
+  const overrides = new HealthOverrides(trusted, health.set, log);
+  subscriber.onHealth((bytes) => { overrides.receive(bytes); });
   await subscriber.watch((bytes) => state.apply(bytes).status !== 'rejected');
   beat();
   const heartbeat = setInterval(beat, HEARTBEAT_INTERVAL_MS);
@@ -117,7 +121,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
 
   return {
     state,
-    health: upstreamHealth(state, nodeId),
+    health,
     async stop() {
       draining = true;
       beat();

@@ -134,16 +134,23 @@ describe('health checks and the circuit breaker', () => {
     assert.equal(reply, 'echo:/chat:ping');
   });
 
-  it('manual PUT …/unhealthy and …/healthy on a data plane', async () => {
+  it('manual PUT …/unhealthy and …/healthy on the admin API, carried to the data plane', async () => {
     const [a, b] = [await up(), await up()];
     await setup('manual', {}, [[a], [b]]);
-    const put = await fetch(`${s.dps[0].status}/upstreams/manual.internal/targets/127.0.0.1:${b.port}/unhealthy`, { method: 'PUT' });
+    const healthOf = async (port: number) => ((await (await fetch(`${s.dps[0].status}/upstreams/manual.internal/health`)).json()) as any)
+      .data.find((t: any) => t.target === `127.0.0.1:${port}`).health;
+    const put = await s.A('PUT', `/upstreams/manual.internal/targets/127.0.0.1:${b.port}/unhealthy`);
     assert.equal(put.status, 204);
+    await waitFor('the DP marks the target unhealthy', async () => (await healthOf(b.port)) === 'UNHEALTHY');
     assert.deepEqual(tally(await many(10, '/manual')), { [a.port]: 10 });
     await s.write('POST', '/services/manual/routes', { paths: ['/manual-too'] });
     assert.deepEqual(tally(await many(10, '/manual')), { [a.port]: 10 }, 'health survives a config change that does not touch the upstream');
-    await fetch(`${s.dps[0].status}/upstreams/manual.internal/targets/127.0.0.1:${b.port}/healthy`, { method: 'PUT' });
+    assert.equal((await s.A('PUT', `/upstreams/manual.internal/targets/127.0.0.1:${b.port}/healthy`)).status, 204);
+    await waitFor('the DP marks the target healthy again', async () => (await healthOf(b.port)) !== 'UNHEALTHY');
     assert.ok((tally(await many(10, '/manual'))[b.port] ?? 0) > 0);
+    assert.equal((await s.A('PUT', '/upstreams/manual.internal/targets/127.0.0.1:1/healthy')).status, 404, 'an unknown target');
+    const direct = await fetch(`${s.dps[0].status}/upstreams/manual.internal/targets/127.0.0.1:${b.port}/unhealthy`, { method: 'PUT' });
+    assert.equal(direct.status, 404, 'a data plane\'s status listener changes nothing');
     const cp = await s.A('GET', '/upstreams/manual.internal/health');
     assert.equal(cp.status, 400, 'a CP alone points at the data planes');
   });

@@ -132,8 +132,8 @@ describe('bad messages on the bus', () => {
     assert.equal(dp.hostname.length, 255);
   });
 
-  it('answers 404, not 500, to a status target action whose name holds an escaped %', async () => {
-    const r = await fetch(`${s.dps[0].status}/upstreams/nope/targets/%25/healthy`, { method: 'PUT' });
+  it('answers 404, not 500, to an upstream health read whose name holds an escaped %', async () => {
+    const r = await fetch(`${s.dps[0].status}/upstreams/%25/health`);
     assert.equal(r.status, 404);
   });
 

@@ -25,8 +25,10 @@ export interface AdminDeps {
   registry: DataPlaneRegistry;
   nodeId: string;
   role: 'control_plane' | 'traditional';
-  /** The embedded DP's balancer health (all-in-one only; a CP alone has none). */
-  health?: { current: { get(upstream: string): unknown | null; set(upstream: string, target: string, healthy: boolean): boolean } | null };
+  /** The embedded DP's balancer health, for reads (all-in-one only; a CP alone has none). */
+  health?: { current: { get(upstream: string): unknown | null } | null };
+  /** Sends a health override to every DP over the bus, signed. */
+  sendHealth(override: { upstream: string; target: string; healthy: boolean }): Promise<void>;
   log: Logger;
   auth: AdminAuth;
 }
@@ -178,11 +180,19 @@ export function createAdminApp(deps: AdminDeps): Hono {
       return c.json(healthApi().get(parent.name as string) ?? { data: [], next: null, node_id: deps.nodeId });
     },
   });
+  // Overrides are authorized here and reach every DP over the bus, signed (a DP's status listener is
+  // read-only). Like Kong's, they last until the next health change on that node or its restart.
   for (const state of ['healthy', 'unhealthy']) {
     resource(`/upstreams/:parent/targets/:key/${state}`, {
       PUT: async (c) => {
         const parent = await requireEntity(db, upstreamDef, key(c, 'parent'));
-        if (!healthApi().set(parent.name as string, key(c), state === 'healthy')) throw AdminError.message(404, 'Not found');
+        const target = await getEntity(db, targetDef, key(c), { upstream_id: parent.id });
+        if (!target) throw AdminError.message(404, 'Not found');
+        try {
+          await deps.sendHealth({ upstream: parent.name as string, target: target.target as string, healthy: state === 'healthy' });
+        } catch (err) {
+          throw AdminError.message(503, `the data planes could not be reached: ${(err as Error).message}`);
+        }
         return c.body(null, 204);
       },
     });

@@ -5,7 +5,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
+import { HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
 
 /** How long a publish waits for the first connection (a normal start connects in milliseconds). */
 const CONNECT_WAIT_MS = 1_000;
@@ -42,16 +42,26 @@ export function connectNatsPublisher(options: NatsOptions, log: Logger): Snapsho
     })();
   }, (err) => { log.error({ err: (err as Error).message }, 'NATS connection failed'); });
 
+  /** The connection, waiting briefly for the first one. */
+  const connection = async (): Promise<NatsConnection> => {
+    if (!nc) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([firstConnect, new Promise((r) => { timer = setTimeout(r, CONNECT_WAIT_MS); })]);
+      clearTimeout(timer);
+      if (!nc) throw new Error('NATS is not connected yet');
+    }
+    return nc;
+  };
+
   return {
     async publish(version, hash, bytes) {
-      if (!nc) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([firstConnect, new Promise((r) => { timer = setTimeout(r, CONNECT_WAIT_MS); })]);
-        clearTimeout(timer);
-        if (!nc) throw new Error('NATS is not connected yet');
-      }
-      const os = await openStore(nc);
+      const os = await openStore(await connection());
       await os.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: String(version), hash } }, bytes);
+    },
+    async sendHealth(bytes) {
+      const c = await connection();
+      c.publish(HEALTH_SUBJECT, bytes);
+      await c.flush();
     },
     onHeartbeat(handler) {
       heartbeatHandlers.push(handler);

@@ -1,4 +1,6 @@
-// Status listener of a data-plane node: /status, /status/ready and /metrics.
+// Status listener of a data-plane node: /status, /status/ready, /metrics and upstream health. It is
+// read-only (probes may reach it from anywhere): health overrides come from the admin API, signed, over
+// the bus (sync/health-overrides.ts).
 import os from 'node:os';
 import { Hono } from 'hono';
 import { PORTICO_VERSION } from '@portico/shared';
@@ -53,11 +55,6 @@ export function createStatusApp(d: StatusDeps): Hono {
   app.get('/upstreams/:name/health', (c) => {
     const h = upstreamHealth(d.state, d.nodeId).get(c.req.param('name'));
     return h ? c.json(h) : c.json({ message: 'Not found' }, 404);
-  });
-  app.put('/upstreams/:name/targets/:target/:state{healthy|unhealthy}', (c) => {
-    // Hono has already decoded the params once; decoding again made `%25` a 500 (review C12).
-    const ok = upstreamHealth(d.state, d.nodeId).set(c.req.param('name'), c.req.param('target'), c.req.param('state') === 'healthy');
-    return ok ? c.body(null, 204) : c.json({ message: 'Not found' }, 404);
   });
   app.notFound((c) => c.json({ message: 'Not found' }, 404));
   return app;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  decodeSnapshot, LAST_ERROR_MAX, openSnapshot, truncate, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type TrustedKey,
+  decodeSnapshot, LAST_ERROR_MAX, openSnapshot, resolveReferences, truncate, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type TrustedKey,
   type Upstream,
 } from '@portico/shared';
 import { Router } from '../router/router.ts';
@@ -55,10 +55,28 @@ function serviceBreakerUpstreams(snapshot: Snapshot): { upstreams: Upstream[]; t
   return { upstreams, targets };
 }
 
-export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry): RuntimeConfig {
+/**
+ * The entities that carry secrets, with their vault references (`{vault://env/NAME}`) resolved from
+ * this node's environment: the secrets never enter Postgres, the snapshot or the disk cache. A
+ * reference that cannot be resolved fails the compile, naming the entity and field.
+ */
+function resolveSecrets(config: Snapshot['config'], environment: NodeJS.ProcessEnv): Pick<Snapshot['config'], 'plugins' | 'jwt_secrets'> {
+  const each = <T extends { id: string }>(list: T[], kind: string, field: keyof T) => list.map((e) => {
+    try {
+      const resolved = resolveReferences(e[field], environment, String(field));
+      return resolved === e[field] ? e : { ...e, [field]: resolved };
+    } catch (err) {
+      throw new Error(`${kind} ${e.id}: ${(err as Error).message}`);
+    }
+  });
+  return { plugins: each(config.plugins, 'plugin', 'config'), jwt_secrets: each(config.jwt_secrets, 'jwt secret', 'secret') };
+}
+
+export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env): RuntimeConfig {
   const serviceBreakers = serviceBreakerUpstreams(snapshot);
-  const env: PluginEnv = { ...ports, index: buildIndex(snapshot.config) };
-  const plugins = new PluginChains(snapshot.config.plugins, env);
+  const config = { ...snapshot.config, ...resolveSecrets(snapshot.config, environment) };
+  const env: PluginEnv = { ...ports, index: buildIndex(config) };
+  const plugins = new PluginChains(config.plugins, env);
   const upstreams = health.build([...snapshot.config.upstreams, ...serviceBreakers.upstreams], [...snapshot.config.targets, ...serviceBreakers.targets]);
   return {
     version: snapshot.version,

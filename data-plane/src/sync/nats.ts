@@ -5,7 +5,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
+import { HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;
@@ -95,6 +95,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     return fetchIfNewer();
   }
 
+  const healthHandlers: ((bytes: Uint8Array) => void)[] = [];
   const recheck = setInterval(() => { void fetchIfNewer(); }, RECHECK_MS);
   recheck.unref();
   // Retries forever (natsConnectOptions): resolves when NATS is first reachable.
@@ -102,6 +103,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     if (closed) { void c.close(); return; }
     nc = c;
     log.info('NATS connected');
+    c.subscribe(HEALTH_SUBJECT, { callback: (err, msg) => { if (!err) for (const h of healthHandlers) h(msg.data); } });
     void statusLoop(c);
     void start();
   }, (err) => { log.error({ err: (err as Error).message }, 'NATS connection failed; serving the last applied config'); });
@@ -111,6 +113,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       handler = h;
       await start();
     },
+    onHealth(h) { healthHandlers.push(h); },
     heartbeat(hb: Heartbeat) {
       if (!nc || nc.isClosed()) return;
       try { nc.publish(HEARTBEAT_SUBJECT, JSON.stringify(hb)); } catch { /* reported again next beat */ }

@@ -7,6 +7,8 @@ export const SNAPSHOT_BUCKET = 'portico_config';
 export const SNAPSHOT_OBJECT = 'snapshot';
 /** Core NATS subject data planes report on. */
 export const HEARTBEAT_SUBJECT = 'portico.dp.heartbeat';
+/** Core NATS subject the CP sends target health overrides on (signed, like snapshots). */
+export const HEALTH_SUBJECT = 'portico.cp.health';
 /** How often a DP reports when nothing changes. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 
@@ -34,10 +36,25 @@ export const heartbeatSchema = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
+/**
+ * `PUT /upstreams/{u}/targets/{t}/healthy|unhealthy` on the admin API, for every DP (Kong's hybrid
+ * mode cannot do this at all). `id` and `issued_at` let a DP refuse a replayed message.
+ */
+export const healthOverrideSchema = z.strictObject({
+  id: z.string().uuid(),
+  issued_at: z.int().nonnegative(),
+  upstream: z.string().min(1).max(512),
+  target: z.string().min(1).max(512),
+  healthy: z.boolean(),
+});
+export type HealthOverride = z.infer<typeof healthOverrideSchema>;
+
 /** What the CP needs from the bus. */
 export interface SnapshotPublisher {
   publish(version: number, hash: string, bytes: Uint8Array): Promise<void>;
   onHeartbeat(handler: (hb: unknown) => void): void;
+  /** Sends a signed health override to every connected DP. */
+  sendHealth(bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,6 +65,8 @@ export interface SnapshotPublisher {
 export interface SnapshotSubscriber {
   watch(handler: (bytes: Uint8Array) => boolean): Promise<void>;
   heartbeat(hb: Heartbeat): void;
+  /** Signed health overrides from the CP, as received (the DP verifies them). */
+  onHealth(handler: (bytes: Uint8Array) => void): void;
   close(): Promise<void>;
 }
 
@@ -56,6 +75,7 @@ export class MemoryBus {
   private latest: Uint8Array | null = null;
   private watchers = new Set<(bytes: Uint8Array) => boolean>();
   private heartbeatHandlers = new Set<(hb: unknown) => void>();
+  private healthHandlers = new Set<(bytes: Uint8Array) => void>();
 
   readonly publisher: SnapshotPublisher = {
     publish: async (_version, _hash, bytes) => {
@@ -63,6 +83,7 @@ export class MemoryBus {
       for (const w of this.watchers) queueMicrotask(() => w(bytes));
     },
     onHeartbeat: (handler) => { this.heartbeatHandlers.add(handler); },
+    sendHealth: async (bytes) => { for (const h of this.healthHandlers) h(bytes); },
     close: async () => { this.heartbeatHandlers.clear(); },
   };
 
@@ -72,6 +93,7 @@ export class MemoryBus {
       if (this.latest) handler(this.latest);
     },
     heartbeat: (hb) => { for (const h of this.heartbeatHandlers) h(hb); },
-    close: async () => { this.watchers.clear(); },
+    onHealth: (handler) => { this.healthHandlers.add(handler); },
+    close: async () => { this.watchers.clear(); this.healthHandlers.clear(); },
   };
 }

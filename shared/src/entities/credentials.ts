@@ -4,7 +4,7 @@
 // plaintext key is returned once, in the create response.
 import { createHash, createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { foreign, int, multiline, oneOf, opt, str, tags, text, timestamp, uuid } from './fields.ts';
+import { foreign, int, multiline, oneOf, opt, referenceable, str, tags, text, timestamp, uuid } from './fields.ts';
 
 export const hashApiKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 
@@ -64,7 +64,7 @@ export const jwtSecretSchema = z.strictObject({
   ...credentialBase,
   consumer: foreign().describe('The consumer tokens signed with this secret identify'),
   key: str().describe("Matched against the token's `iss` (or the configured claim)"),
-  secret: opt(str()).describe('HMAC secret (HS*)'),
+  secret: opt(referenceable(str())).describe('HMAC secret (HS*), or a vault reference such as {vault://env/JWT_SECRET}'),
   rsa_public_key: opt(multiline(16_384)).describe('PEM public key (RS*, PS*, ES*, EdDSA)'),
   algorithm: oneOf(JWT_ALGORITHMS).default('HS256').describe('The only algorithm accepted for this credential'),
   tags: tags().describe('Free-form tags for filtering'),

@@ -2,6 +2,7 @@
 // Every entity and plugin schema is written with these, so the admin API's `fields` errors read
 // exactly as Kong's do and the schema stays the single source of truth for types and defaults.
 import { z } from 'zod';
+import { isReference, referenceError } from '../vault/index.ts';
 
 /** Kong's message for a missing or null required value. */
 export const REQUIRED = 'required field missing';
@@ -64,6 +65,14 @@ export const text = (max = MAX_TEXT_LENGTH) =>
 export const multiline = (max = MAX_MULTILINE_LENGTH) =>
   z.string().max(max, `length must be at most ${max}`).regex(NO_NUL, 'must not contain NUL');
 export const str = () => text().min(1, 'length must be at least 1');
+/**
+ * A secret that may instead be a vault reference (`{vault://env/NAME}`, Kong's `referenceable`),
+ * resolved on each data plane from its own environment; a malformed reference is refused here.
+ */
+export const referenceable = (field: z.ZodString) => field.superRefine((v, ctx) => {
+  const problem = isReference(v) ? referenceError(v) : null;
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /**
  * Object keys that reach JavaScript's prototype machinery when a body or config is walked with

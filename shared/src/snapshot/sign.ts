@@ -25,24 +25,33 @@ function keyIdOf(publicKey: KeyObject): Buffer {
   return createHash('sha256').update(raw).digest().subarray(0, KEY_ID_BYTES);
 }
 
-export function signSnapshot(payload: Uint8Array, key: SigningKey): Uint8Array {
+/** Wraps any control message the CP sends (snapshots, health overrides) in a signed envelope. */
+export function signEnvelope(payload: Uint8Array, key: SigningKey): Uint8Array {
   const signature = sign(null, payload, key.privateKey);
   return Buffer.concat([MAGIC, key.keyId, signature, payload]);
 }
+export const signSnapshot = signEnvelope;
 
-/** The payload of a signed envelope, once its signature checks out against one of `trusted`. Throws SnapshotError. */
-export function openSnapshot(envelope: Uint8Array, trusted: readonly TrustedKey[]): Uint8Array {
+/**
+ * The payload of a signed envelope, once its signature checks out against one of `trusted`.
+ * Throws SnapshotError naming `what` was refused.
+ */
+export function openEnvelope(envelope: Uint8Array, trusted: readonly TrustedKey[], what: string): Uint8Array {
   const bytes = Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength);
   if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new SnapshotError('snapshot is not signed; refusing it (only snapshots signed by the control plane are applied)');
+    throw new SnapshotError(`${what} is not signed; refusing it (only what the control plane signs is applied)`);
   }
   const keyId = bytes.subarray(MAGIC.length, MAGIC.length + KEY_ID_BYTES);
   const signature = bytes.subarray(MAGIC.length + KEY_ID_BYTES, HEADER_BYTES);
   const payload = bytes.subarray(HEADER_BYTES);
   const key = trusted.find((k) => k.keyId.equals(keyId));
-  if (!key) throw new SnapshotError(`snapshot is signed by an untrusted key (id ${keyId.toString('hex')}); not in PORTICO_SIGNING_PUBLIC_KEYS`);
-  if (!verify(null, payload, key.publicKey, signature)) throw new SnapshotError(`snapshot signature is invalid (key id ${keyId.toString('hex')})`);
+  if (!key) throw new SnapshotError(`${what} is signed by an untrusted key (id ${keyId.toString('hex')}); not in PORTICO_SIGNING_PUBLIC_KEYS`);
+  if (!verify(null, payload, key.publicKey, signature)) throw new SnapshotError(`${what} signature is invalid (key id ${keyId.toString('hex')})`);
   return payload;
+}
+
+export function openSnapshot(envelope: Uint8Array, trusted: readonly TrustedKey[]): Uint8Array {
+  return openEnvelope(envelope, trusted, 'snapshot');
 }
 
 /** PEM text, or a path to a PEM file. */

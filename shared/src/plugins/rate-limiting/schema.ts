@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, httpToken, int, oneOf, opt, str, text } from '../../entities/fields.ts';
+import { bool, httpToken, int, oneOf, opt, referenceable, str, text } from '../../entities/fields.ts';
 import type { PluginDefinition } from '../types.ts';
 
 export const PERIODS = ['second', 'minute', 'hour', 'day', 'month', 'year'] as const;
@@ -35,8 +35,8 @@ export const rateLimitingConfig = z.strictObject({
     host: opt(str()).describe("Redis host; unset: the node's REDIS_URL"),
     port: int(0, 65535).default(6379).describe('Redis port'),
     timeout: int(1, 60_000).default(250).describe('ms before a Redis call counts as failed (short, so no request waits on Redis)'),
-    username: opt(text()).describe('Redis ACL user'),
-    password: opt(text()).describe('Redis password'),
+    username: opt(referenceable(text())).describe('Redis ACL user, or a vault reference'),
+    password: opt(referenceable(text())).describe('Redis password, or a vault reference such as {vault://env/REDIS_PASSWORD}'),
     database: int(0, 1024).default(0).describe('Redis database'),
     ssl: bool().default(false).describe('TLS to Redis'),
     ssl_verify: bool().default(false).describe('Verify the Redis certificate'),

@@ -1,0 +1,42 @@
+// Target health overrides from the CP (`PUT /upstreams/{u}/targets/{t}/healthy|unhealthy` on the
+// admin API), received over the bus. They change which targets take traffic, so they are trusted
+// like snapshots: signed by the CP's key, and fresh. A message older than MAX_AGE_MS, or one seen
+// before, is a replay by whoever can publish on NATS, and is refused.
+import { LRUCache } from 'lru-cache';
+import { healthOverrideSchema, openEnvelope, type Logger, type TrustedKey } from '@portico/shared';
+
+/** Accepts messages issued at most this long ago (or ahead, for clock skew between nodes). */
+export const MAX_AGE_MS = 60_000;
+
+export type HealthOverrideResult = 'applied' | 'unknown target' | 'refused';
+
+export class HealthOverrides {
+  /** Ids seen within MAX_AGE_MS; older ones are refused by age anyway. */
+  private seen = new LRUCache<string, true>({ max: 10_000, ttl: MAX_AGE_MS * 2 });
+
+  constructor(
+    private trusted: readonly TrustedKey[],
+    private set: (upstream: string, target: string, healthy: boolean) => boolean,
+    private log: Logger,
+    private now: () => number = Date.now,
+  ) {}
+
+  receive(bytes: Uint8Array): HealthOverrideResult {
+    let override;
+    try {
+      const payload = openEnvelope(bytes, this.trusted, 'health override');
+      override = healthOverrideSchema.parse(JSON.parse(Buffer.from(payload).toString('utf8')));
+    } catch (err) {
+      this.log.warn({ error: (err as Error).message.slice(0, 500) }, 'health override refused');
+      return 'refused';
+    }
+    if (Math.abs(this.now() - override.issued_at) > MAX_AGE_MS || this.seen.has(override.id)) {
+      this.log.warn({ id: override.id, issued_at: override.issued_at }, 'health override refused: stale or replayed');
+      return 'refused';
+    }
+    this.seen.set(override.id, true);
+    const found = this.set(override.upstream, override.target, override.healthy);
+    this.log.info({ upstream: override.upstream, target: override.target, healthy: override.healthy, found }, 'health override from the control plane');
+    return found ? 'applied' : 'unknown target';
+  }
+}
