@@ -99,6 +99,22 @@ describe('roles', () => {
     assert.equal((await A('GET', '/userinfo', auditor)).body.admin.role, 'auditor');
   });
 
+  it('answers 403 on every endpoint a role lacks: writes for a viewer, everything but the audit trail for an auditor', async () => {
+    const viewer = (await A('POST', '/admins', ROOT_TOKEN, { username: 'viewer-walk', role: 'viewer' })).body.token;
+    const auditor = (await A('POST', '/admins', ROOT_TOKEN, { username: 'auditor-walk', role: 'auditor' })).body.token;
+    const endpoints = (await A('GET', '/endpoints', ROOT_TOKEN)).body.data as string[];
+    for (const e of endpoints) {
+      const path = e.replace(/\{[^}]+\}/g, 'x');
+      if (e === '/status') continue;
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) {
+        if (method === 'POST' && /^\/schemas\/.*validate$/.test(e)) continue;
+        assert.equal((await A(method, path, viewer)).status, 403, `viewer ${method} ${path}`);
+      }
+      const audit = e.startsWith('/audit') || e === '/userinfo';
+      if (!audit) assert.equal((await A('GET', path, auditor)).status, 403, `auditor GET ${path}`);
+    }
+  });
+
   it('limits failed attempts per client address with 429', async () => {
     let last = 0;
     for (let i = 0; i < 25; i++) last = (await A('GET', '/services', `wrong-${i}`)).status;
