@@ -52,6 +52,10 @@ export const envSchema = z.object({
   PORTICO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Access log lines on the DP (one JSON line per request). */
   PORTICO_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
+  /** nginx's `underscores_in_headers`: forward client headers whose names hold `_` (off: dropped). */
+  PORTICO_UNDERSCORES_IN_HEADERS: z.enum(['on', 'off']).default('off'),
+  /** Kong's `client_body_timeout`: the longest pause between two reads of a body a plugin buffers (408 after). */
+  PORTICO_CLIENT_BODY_TIMEOUT_MS: ms(60_000),
   /** Bound on finishing in-flight requests after SIGTERM. */
   PORTICO_SHUTDOWN_TIMEOUT_MS: ms(10_000),
 });
