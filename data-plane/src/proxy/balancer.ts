@@ -25,6 +25,8 @@ export interface TargetState {
   consecutiveFailures: number;
   openedAt: number;
   probesInFlight: number;
+  /** Counts open → half-open transitions, so a probe's slot is given back only to its own episode. */
+  halfOpenEpoch: number;
   /** Requests in flight to this target (least-connections). */
   active: number;
   /** Smooth weighted round-robin's running weight. */
@@ -83,6 +85,7 @@ export class UpstreamBalancer {
       if (now - t.openedAt < cb.open_timeout * 1000) return false;
       t.breaker = 'half_open';
       t.probesInFlight = 0;
+      t.halfOpenEpoch++;
     }
     return t.probesInFlight < cb.half_open_requests;
   }
@@ -145,11 +148,11 @@ export class UpstreamBalancer {
   }
 
   /**
-   * Which half-open episode a picked request probes (the `openedAt` it started from), or -1 when
-   * it is not a probe. Read right after `pick`, passed back to `release`.
+   * Which half-open episode a picked request probes, or -1 when it is not a probe. Read right
+   * after `pick`, passed back to `release`.
    */
   static probeEpoch(t: TargetState): number {
-    return t.breaker === 'half_open' ? t.openedAt : -1;
+    return t.breaker === 'half_open' ? t.halfOpenEpoch : -1;
   }
 
   /**
@@ -160,7 +163,7 @@ export class UpstreamBalancer {
    */
   release(t: TargetState, probeEpoch: number): void {
     if (t.active > 0) t.active--;
-    if (probeEpoch !== -1 && t.breaker === 'half_open' && t.openedAt === probeEpoch && t.probesInFlight > 0) t.probesInFlight--;
+    if (probeEpoch !== -1 && t.breaker === 'half_open' && t.halfOpenEpoch === probeEpoch && t.probesInFlight > 0) t.probesInFlight--;
   }
 
   /** Feed one attempt's result to passive health checks and the breaker (slots: `release`). */
@@ -256,7 +259,7 @@ export class HealthRegistry {
         if (!st) {
           st = {
             target: t.target, ...splitTarget(t.target), weight: t.weight, healthy: true, successes: 0, tcpFailures: 0,
-            timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, active: 0, current: 0, ewmaMs: 0,
+            timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, halfOpenEpoch: 0, active: 0, current: 0, ewmaMs: 0,
           };
           this.states.set(key, st);
         }
