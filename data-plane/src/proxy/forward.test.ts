@@ -29,7 +29,15 @@ function memoryLogger(): Logger & { lines: { level: string; obj: any; msg: strin
   return { lines, info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug'), child: () => memoryLogger() } as unknown as Logger & { lines: typeof lines };
 }
 
-type Script = (opts: Dispatcher.DispatchOptions, h: Dispatcher.DispatchHandler & Record<string, any>) => void;
+/** The legacy undici handler methods ProxyExchange implements. */
+interface Handler {
+  onConnect(abort: (err?: Error) => void): void;
+  onHeaders(status: number, raw: Buffer[], resume: () => void, text: string): boolean;
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: Buffer[]): void;
+  onError(err: Error): void;
+}
+type Script = (opts: Dispatcher.DispatchOptions, h: Handler) => void;
 
 /** A dispatcher that runs `script` for every attempt and counts them. */
 function fakeDispatcher(script: Script) {
@@ -37,7 +45,7 @@ function fakeDispatcher(script: Script) {
     calls: 0, aborted: 0,
     dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
       d.calls++;
-      script(opts, handler as Dispatcher.DispatchHandler & Record<string, any>);
+      script(opts, handler as unknown as Handler);
       return true;
     },
   };
