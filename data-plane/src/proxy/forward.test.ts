@@ -63,7 +63,7 @@ interface Gateway { url: string; port: number; log: ReturnType<typeof memoryLogg
 
 async function gateway(opts: {
   script: Script | ReturnType<typeof fakeDispatcher>; retries?: number; upstream?: Record<string, unknown>; plugins?: PluginSlot[];
-  match?: RuntimeConfig['router']['match'];
+  match?: RuntimeConfig['router']['match']; accessLogOff?: boolean;
 }): Promise<Gateway> {
   const service = serviceSchema.parse({ id: SVC, created_at: 0, updated_at: 0, name: 's', host: opts.upstream ? 'up.test' : '127.0.0.1', port: 9, retries: opts.retries ?? 5, read_timeout: 1000 });
   const route: Route = routeSchema.parse({ id: '00000000-0000-4000-8000-0000000000f3', created_at: 0, updated_at: 0, paths: ['/r'], service: { id: SVC } });
@@ -81,7 +81,7 @@ async function gateway(opts: {
   const log = memoryLogger();
   const access = memoryLogger();
   const dispatcher = typeof opts.script === 'function' ? fakeDispatcher(opts.script) : opts.script;
-  const proxy = createProxy({ current: () => cfg, accessLog: access, log, listenPort: 8000, dispatcherFor: () => dispatcher as unknown as Dispatcher });
+  const proxy = createProxy({ current: () => cfg, accessLog: opts.accessLogOff ? null : access, log, listenPort: 8000, dispatcherFor: () => dispatcher as unknown as Dispatcher });
   const server = http.createServer(proxy.handleRequest);
   server.on('upgrade', proxy.handleUpgrade);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -197,6 +197,15 @@ describe('ProxyExchange', () => {
     assert.match(raw, /^HTTP\/1\.1 500 /);
     assert.equal(g.log.lines.filter((l) => l.level === 'error' && l.obj.err instanceof TypeError).length, 2);
     assert.equal((await request(g, '/r/x')).status, 500, 'the server still answers');
+  });
+
+  it('logs internal errors with the node logger when the access log is off', async () => {
+    const g = await start({ script: answer200, match: () => { throw new TypeError('boom'); }, accessLogOff: true });
+    assert.equal((await request(g, '/r/x?jwt=t')).status, 500);
+    const line = g.log.lines.find((l) => l.level === 'error')!;
+    assert.equal(line.msg, 'proxy request failed');
+    assert.equal(line.obj.path, '/r/x?jwt=[REDACTED]');
+    assert.equal(g.access.lines.length, 0);
   });
 
   it('answers 500 when an access handler rejects, and logs it', async () => {

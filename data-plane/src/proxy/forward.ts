@@ -645,6 +645,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const res = this.res;
     if (res !== null) {
       if (res.headersSent) { res.destroy(); return false; }
+      // A body still arriving that nobody will read: close after answering rather than let Node
+      // drain it for as long as the client trickles it (requestTimeout is 0, see index.ts).
+      if (this.hasBody && this.body === null && !this.req.complete) headers.connection = 'close';
       res.writeHead(status, headers);
       res.end(body);
       return false;
