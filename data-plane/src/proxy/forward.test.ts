@@ -12,7 +12,8 @@ import { Router } from '../router/router.ts';
 import { buildIndex, PluginChains, type PluginSlot } from '../plugins/compile.ts';
 import { HealthRegistry } from './balancer.ts';
 import { compileTargets } from './target.ts';
-import { createProxy, mayRetry, type RuntimeConfig } from './forward.ts';
+import { createProxy, type RuntimeConfig } from './forward.ts';
+import { mayRetry } from './policy.ts';
 
 const SVC = '00000000-0000-4000-8000-0000000000f1';
 const UP = '00000000-0000-4000-8000-0000000000f2';

@@ -1,4 +1,4 @@
-// The upgrade leg of a `ProxyExchange` (forward.ts): WebSocket and any HTTP/1.1 Upgrade. Routing,
+// The upgrade leg of a `ProxyExchange` (exchange.ts): WebSocket and any HTTP/1.1 Upgrade. Routing,
 // the access phase, target choice and headers are the HTTP path's own (`prepare`, `pickPeer`,
 // `sealUpstreamHeaders`); here the exchange dials the target, writes the sealed request head and
 // splices the two sockets. The exchange's `finish` (on the client socket's close) releases the
@@ -6,7 +6,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
-import type { ProxyExchange } from './forward.ts';
+import type { ProxyExchange } from './exchange.ts';
 import { requestHead } from './headers.ts';
 import { MESSAGES } from './errors.ts';
 
