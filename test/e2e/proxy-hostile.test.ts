@@ -139,6 +139,8 @@ describe('identity headers', () => {
     const seen = s.upstream.seen.filter((q) => q.upgrade && q.url === '/base/ws-claim').at(-1)!;
     assert.equal(seen.headers['x-user-name'], "UTF-8''%C3%A5lice%E2%98%83");
     assert.equal(seen.headers['x-consumer-username'], 'u');
+    const line = await waitFor('the WebSocket access-log line', async () => logLines().find((l) => l.path === '/jws/ws-claim'));
+    assert.equal(line.status, 101, 'upgrades end in the same finish as other requests');
   });
 });
 
