@@ -470,13 +470,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       const prev = out['set-cookie'];
       out['set-cookie'] = prev === undefined ? this.stickyCookie : [...(Array.isArray(prev) ? prev : [prev]), this.stickyCookie];
     }
-    const ctx = this.ctx;
-    if (ctx !== null) {
-      runResponse(this.match!.compiled.plugins, ctx, this.cfg!.plugins.env, statusCode, out);
-      Object.assign(out, ctx.responseHeaders);
-    }
     this.resumeUpstream = resume;
-    res.writeHead(statusCode, out);
+    try {
+      const ctx = this.ctx;
+      if (ctx !== null) {
+        runResponse(this.match!.compiled.plugins, ctx, this.cfg!.plugins.env, statusCode, out);
+        Object.assign(out, ctx.responseHeaders);
+      }
+      res.writeHead(statusCode, out);
+    } catch (err) {
+      // A response-phase plugin bug, or a header it set that Node refuses: ours, not the upstream's.
+      this.fail(err);
+      return false;
+    }
     return true;
   }
 
@@ -495,6 +501,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.finished) return false;
     if (this.discarding) return true;
     const res = this.res!;
     if (res.write(chunk)) return true;

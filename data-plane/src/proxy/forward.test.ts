@@ -209,6 +209,21 @@ describe('ProxyExchange', () => {
     assert.equal(g.access.lines.length, 0);
   });
 
+  it('answers 500 (not 502) when a response-phase handler throws, and aborts the upstream request', async () => {
+    const bad: PluginHandler = { name: 'bad-response', priority: 1, response: () => { throw new Error('response bug'); } };
+    const slot: PluginSlot = { name: 'bad-response', handler: bad, base: { id: 'r', name: 'bad-response', config: {}, state: undefined, handler: bad, routeId: null, serviceId: null, consumerId: null }, baseRank: 8, byConsumer: null };
+    let aborted = 0;
+    const d = fakeDispatcher((_o, h) => {
+      h.onConnect(() => { aborted++; });
+      if (h.onHeaders(200, [Buffer.from('content-type'), Buffer.from('text/plain')], () => {}, 'OK')) { h.onData(Buffer.from('x')); h.onComplete([]); }
+    });
+    const g = await start({ script: d, plugins: [slot] });
+    assert.equal((await request(g, '/r/x')).status, 500);
+    await until('the access-log line', () => g.access.lines.length === 1);
+    assert.equal(aborted, 1);
+    assert.ok(g.log.lines.some((l) => l.level === 'error' && l.obj.err?.message === 'response bug'));
+  });
+
   it('answers 500 when an access handler rejects, and logs it', async () => {
     const bad: PluginHandler = { name: 'bad', priority: 1, access: async () => { throw new Error('plugin bug'); } };
     const slot: PluginSlot = { name: 'bad', handler: bad, base: { id: 'b', name: 'bad', config: {}, state: undefined, handler: bad, routeId: null, serviceId: null, consumerId: null }, baseRank: 8, byConsumer: null };
