@@ -28,6 +28,7 @@ import { isMessageExit, runAccess, runLog, runResponse } from '../plugins/run.ts
 import { RequestContext } from '../plugins/context.ts';
 import { REQUEST_ID_HEADER, downstreamHeaders, responseHead, sealUpstreamHeaders, upstreamRequestHeaders } from './headers.ts';
 import { connectUpgrade } from './websocket.ts';
+import { safely } from './guard.ts';
 import { IDEMPOTENT, MAX_BUFFERED_BODY, TIMEOUT_ERRORS, mayRetry, nextRequestId } from './policy.ts';
 import type { ProxyCore, RuntimeConfig } from './forward.ts';
 
@@ -43,12 +44,12 @@ function onResponseClose(this: ServerResponse): void { exchangeOf(this).finish()
 function onResponseDrain(this: ServerResponse): void { exchangeOf(this).resumeUpstream?.(); }
 function onSocketClose(this: Duplex): void { exchangeOf(this).finish(); }
 function onSocketError(this: Duplex): void { this.destroy(); }
-function onBodyData(this: IncomingMessage, chunk: Buffer): void { exchangeOf(this).bodyChunk(chunk); }
-function onBodyEnd(this: IncomingMessage): void { exchangeOf(this).bodyEnd(); }
+function onBodyData(this: IncomingMessage, chunk: Buffer): void { const x = exchangeOf(this); safely(x, x.bodyChunk, chunk); }
+function onBodyEnd(this: IncomingMessage): void { const x = exchangeOf(this); safely(x, x.bodyEnd); }
 function onBodyError(this: IncomingMessage): void { exchangeOf(this).bodyFailed(); }
-function onBodyTimeout(x: ProxyExchange): void { x.bodyTimedOut(); }
+function onBodyTimeout(x: ProxyExchange): void { safely(x, x.bodyTimedOut); }
 function onWriteTimeout(x: ProxyExchange): void { x.writeTimedOut(); }
-function onRetryTimer(x: ProxyExchange): void { x.timer = null; x.dispatch(); }
+function onRetryTimer(x: ProxyExchange): void { x.timer = null; safely(x, x.dispatch); }
 
 /**
  * The client's streamed body, as undici pulls it: undici asks for the next chunk only when the
@@ -623,6 +624,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   finish(): void {
     if (this.finished) return;
     this.finished = true;
+    try {
+      this.settle();
+    } catch (err) {
+      this.core.deps.log.error({ err, request_id: this.requestId }, 'finishing a request failed');
+    }
+  }
+
+  /** finish's work: what every request owes once it is over. */
+  private settle(): void {
     this.clearTimer();
     if (this.abortUpstream !== null) { this.abortUpstream(clientGone()); this.abortUpstream = null; }
     if (this.upstreamSocket !== null) this.upstreamSocket.destroy();

@@ -7,6 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { ProxyExchange } from './exchange.ts';
+import { safely } from './guard.ts';
 import { requestHead } from './headers.ts';
 import { MESSAGES } from './errors.ts';
 
@@ -16,14 +17,19 @@ const exchangeOf = (s: Socket): ProxyExchange => (s as Carrier)[kUpgrade]!;
 
 function onUpstreamConnected(this: Socket): void {
   const x = exchangeOf(this);
-  this.setTimeout(0);
-  x.sent = true;
-  const client = x.socket!;
-  this.write(requestHead(x.method, x.upstreamPathname + x.upstreamQuery, x.headers));
-  if (x.head !== null && x.head.length > 0) this.write(x.head);
-  this.once('data', onUpstreamFirstData);
-  this.pipe(client);
-  client.pipe(this);
+  safely(x, splice, this);
+}
+
+/** Writes the sealed request head and joins the two sockets. */
+function splice(this: ProxyExchange, upstream: Socket): void {
+  upstream.setTimeout(0);
+  this.sent = true;
+  const client = this.socket!;
+  upstream.write(requestHead(this.method, this.upstreamPathname + this.upstreamQuery, this.headers));
+  if (this.head !== null && this.head.length > 0) upstream.write(this.head);
+  upstream.once('data', onUpstreamFirstData);
+  upstream.pipe(client);
+  client.pipe(upstream);
 }
 
 /** The upstream's status line: reported to the balancer like an HTTP answer, and logged. */
@@ -39,7 +45,7 @@ function onUpstreamTimeout(this: Socket): void {
   const x = exchangeOf(this);
   x.upstreamSocket = null;
   this.destroy();
-  x.upstreamFailed('UND_ERR_CONNECT_TIMEOUT', new Error(MESSAGES.timeout));
+  safely(x, x.upstreamFailed, 'UND_ERR_CONNECT_TIMEOUT', new Error(MESSAGES.timeout));
 }
 
 function onUpstreamError(this: Socket, err: Error): void {
@@ -47,11 +53,7 @@ function onUpstreamError(this: Socket, err: Error): void {
   if (x.upstreamSocket !== this) return;
   x.upstreamSocket = null;
   if (x.finished) return;
-  try {
-    x.upstreamFailed((err as { code?: string }).code ?? '', err);
-  } catch (e) {
-    x.fail(e);
-  }
+  safely(x, x.upstreamFailed, (err as { code?: string }).code ?? '', err);
 }
 
 function onUpstreamClose(this: Socket): void {
