@@ -195,6 +195,14 @@ describe('buffered bodies [5.2, 5.3]', () => {
     assert.equal(r.status, 413);
     assert.equal(JSON.parse(r.body).message, 'Request size limit exceeded');
     await waitFor('the 413 log line', async () => logLines().some((l) => l.msg === 'request body over the buffering limit'));
+    // Chunked, so the size shows only while reading.
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const r = http.request(`${P}/kb/a`, { method: 'POST', agent: false, headers: { 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      r.on('error', reject);
+      for (let i = 0; i < 9; i++) r.write(Buffer.alloc(1024 * 1024, 'a'));
+      r.end();
+    });
+    assert.equal(chunked, 413);
   });
 
   it('still authenticates a key sent in a small body', async () => {

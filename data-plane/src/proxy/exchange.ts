@@ -230,6 +230,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readBody(): void {
     const req = this.req;
     (req as Carrier)[kExchange] = this;
+    // A declared length over the limit is answered before reading any of it.
+    if (Number(req.headers['content-length']) > MAX_BUFFERED_BODY) { this.bodyTooLarge(); return; }
     this.bodyParts = [];
     this.timer = setTimeout(onBodyTimeout, this.core.clientBodyTimeoutMs, this);
     req.on('data', onBodyData);
@@ -248,18 +250,21 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   bodyChunk(chunk: Buffer): void {
     this.bodySize += chunk.length;
-    if (this.bodySize > MAX_BUFFERED_BODY) {
-      // Stop keeping it, answer, then close: the rest is read and dropped so the client is not
-      // reset while it is still sending and can read the 413 (review C5, probe 5.3).
-      this.stopReadingBody();
-      this.req.resume();
-      this.core.deps.log.warn({ request_id: this.requestId, path: this.logPath(), limit_bytes: MAX_BUFFERED_BODY }, 'request body over the buffering limit');
-      this.error = 'body too large';
-      this.answerError(413, MESSAGES.tooLarge, { connection: 'close' });
-      return;
-    }
+    if (this.bodySize > MAX_BUFFERED_BODY) { this.bodyTooLarge(); return; }
     this.bodyParts!.push(chunk);
     this.timer?.refresh();
+  }
+
+  /**
+   * Stop keeping the body, answer 413, then close: the rest is read and dropped meanwhile, so the
+   * client is not reset while it is still sending and can read the answer (review C5, probe 5.3).
+   */
+  bodyTooLarge(): void {
+    this.stopReadingBody();
+    this.req.resume();
+    this.core.deps.log.warn({ request_id: this.requestId, path: this.logPath(), limit_bytes: MAX_BUFFERED_BODY }, 'request body over the buffering limit');
+    this.error = 'body too large';
+    this.answerError(413, MESSAGES.tooLarge, { connection: 'close' });
   }
 
   bodyEnd(): void {
