@@ -64,7 +64,7 @@ interface Gateway { url: string; port: number; log: ReturnType<typeof memoryLogg
 
 async function gateway(opts: {
   script: Script | ReturnType<typeof fakeDispatcher>; retries?: number; upstream?: Record<string, unknown>; plugins?: PluginSlot[];
-  match?: RuntimeConfig['router']['match']; accessLogOff?: boolean;
+  match?: RuntimeConfig['router']['match']; accessLogOff?: boolean; targetPort?: number;
 }): Promise<Gateway> {
   const service = serviceSchema.parse({ id: SVC, created_at: 0, updated_at: 0, name: 's', host: opts.upstream ? 'up.test' : '127.0.0.1', port: 9, retries: opts.retries ?? 5, read_timeout: 1000 });
   const route: Route = routeSchema.parse({ id: '00000000-0000-4000-8000-0000000000f3', created_at: 0, updated_at: 0, paths: ['/r'], service: { id: SVC } });
@@ -72,7 +72,7 @@ async function gateway(opts: {
   const upstreams = opts.upstream
     ? registry.build(
       [upstreamSchema.parse({ id: UP, created_at: 0, updated_at: 0, name: 'up.test', ...opts.upstream })],
-      [targetSchema.parse({ id: '00000000-0000-4000-8000-0000000000f4', created_at: 0, updated_at: 0, upstream: { id: UP }, target: '127.0.0.1:9' })],
+      [targetSchema.parse({ id: '00000000-0000-4000-8000-0000000000f4', created_at: 0, updated_at: 0, upstream: { id: UP }, target: `127.0.0.1:${opts.targetPort ?? 9}` })],
     )
     : new Map();
   registry.stop();
@@ -182,6 +182,29 @@ describe('ProxyExchange', () => {
     assert.equal(g.access.lines[0].obj.aborted, true);
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(g.access.lines.length, 1, 'exactly one line');
+  });
+
+  it('counts an upgraded connection as in flight on its target until it closes, and logs it once', async () => {
+    const sockets: net.Socket[] = [];
+    const up = net.createServer((c) => {
+      sockets.push(c);
+      c.once('data', () => c.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    after(() => { sockets.forEach((c) => c.destroy()); up.close(); });
+    const g = await start({ script: answer200, upstream: { algorithm: 'least-connections' }, targetPort: (up.address() as net.AddressInfo).port });
+    const t = g.cfg.upstreams.get('up.test')!.targets[0];
+    const client = net.connect(g.port, '127.0.0.1');
+    client.write('GET /r/ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    let got = '';
+    client.on('data', (d) => { got += d; });
+    await until('the 101', () => got.startsWith('HTTP/1.1 101'));
+    assert.equal(t.active, 1, 'least-connections sees the WebSocket');
+    assert.ok(t.ewmaMs > 0, 'the handshake was reported to the balancer');
+    client.destroy();
+    await until('the access-log line', () => g.access.lines.length === 1);
+    assert.equal(t.active, 0);
+    assert.equal(g.access.lines[0].obj.status, 101);
   });
 
   it('answers 500 and logs with the node logger when matching throws, on HTTP and on Upgrade', async () => {
