@@ -531,11 +531,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.abortUpstream = null;
     this.clearTimer();
     if (this.finished) { this.releasePeer(); return; }
-    try {
-      this.upstreamFailed(this.writeTimeout ? 'WRITE_TIMEOUT' : (err as { code?: string }).code ?? '', err);
-    } catch (e) {
-      this.fail(e);
-    }
+    safely(this, this.upstreamFailed, this.writeTimeout ? 'WRITE_TIMEOUT' : (err as { code?: string }).code ?? '', err);
   }
 
   /** One attempt failed (HTTP or upgrade): report, then retry or answer 502/504. */
