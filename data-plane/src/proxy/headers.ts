@@ -42,7 +42,9 @@ export function upstreamRequestHeaders(i: UpstreamHeaderInput): Record<string, s
   const src = i.req.headers;
   const out: Record<string, string | string[]> = {};
   const connectionListed = listedInConnection(src);
-  for (const name in src) {
+  // Own keys only: an inherited property (a polluted Object.prototype, issue 9 item 1) is never a
+  // header the client sent.
+  for (const name of Object.keys(src)) {
     if (NOT_FORWARDED.has(name) || (connectionListed !== null && connectionListed.has(name))) continue;
     if (!i.underscores && name.includes('_')) continue;
     const v = src[name];
@@ -117,7 +119,7 @@ export interface HeaderRefusal { name: string; reason: 'name' | 'control' }
  * already refused control characters in them, and their bytes round-trip as latin1.
  */
 export function sealUpstreamHeaders(headers: Record<string, string | string[]>, client: IncomingHttpHeaders): HeaderRefusal | null {
-  for (const name in headers) {
+  for (const name of Object.keys(headers)) {
     const v = headers[name];
     if (v === client[name]) continue;
     if (!TOKEN.test(name)) return { name, reason: 'name' };
@@ -144,7 +146,7 @@ export function sealUpstreamHeaders(headers: Record<string, string | string[]>, 
 /** An HTTP/1.1 request head from sealed headers (the WebSocket path writes it to a raw socket). */
 export function requestHead(method: string, target: string, headers: Record<string, string | string[]>): string {
   let head = `${method} ${target} HTTP/1.1\r\n`;
-  for (const name in headers) {
+  for (const name of Object.keys(headers)) {
     const v = headers[name];
     if (Array.isArray(v)) for (const one of v) head += `${name}: ${one}\r\n`;
     else head += `${name}: ${v}\r\n`;
@@ -159,7 +161,7 @@ export function requestHead(method: string, target: string, headers: Record<stri
  */
 export function responseHead(status: number, reason: string, headers: Record<string, string | number | string[]>): string {
   let head = `HTTP/1.1 ${status} ${reason}\r\n`;
-  for (const name in headers) {
+  for (const name of Object.keys(headers)) {
     const v = headers[name];
     if (!TOKEN.test(name)) continue;
     for (const one of Array.isArray(v) ? v : [v]) {
