@@ -1,10 +1,8 @@
 // A data-plane node as a library: disk cache first, then the bus; proxy, status and heartbeats.
 import os from 'node:os';
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { serve, type HttpBindings } from '@hono/node-server';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { Hono } from 'hono';
+import { createServer, type Server } from 'node:http';
+import { serve } from '@hono/node-server';
 import {
   closeServer, EnvError, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, parsePublicKeys, PORTICO_VERSION, type Env, type Heartbeat, type Logger,
   type SnapshotSubscriber, type TrustedKey,
@@ -17,7 +15,6 @@ import { RateLimitStores } from './adapters/redis-rate-limit.ts';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
-import { createUpgradeHandler } from './proxy/websocket.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
 
@@ -75,23 +72,23 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   let draining = false;
   const counters = { requests: 0, connections: 0 };
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
-  const deps = { current: state.current, accessLog, listenPort: env.PORTICO_PROXY_LISTEN.port };
-  const proxy = createProxy(deps);
-
-  // Hono owns the listener and the request lifecycle; the handler moves bytes through Node's raw
-  // request/response and tells node-server the response is already sent.
-  const app = new Hono<{ Bindings: HttpBindings }>();
-  app.all('*', (c) => {
-    counters.requests++;
-    proxy.handleProxy(c.env.incoming, c.env.outgoing);
-    return RESPONSE_ALREADY_SENT;
+  const proxy = createProxy({
+    current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port,
+    underscoresInHeaders: env.PORTICO_UNDERSCORES_IN_HEADERS === 'on', clientBodyTimeoutMs: env.PORTICO_CLIENT_BODY_TIMEOUT_MS,
   });
-  const proxyServer = serve({
-    fetch: app.fetch, hostname: env.PORTICO_PROXY_LISTEN.host, port: env.PORTICO_PROXY_LISTEN.port,
-    serverOptions: { keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 },
-  }) as Server;
+
+  // A plain node:http server: the proxy handles Node's raw request/response itself, so a web
+  // framework in front of it was only per-request overhead (review §1). Timeouts: 60 s for the
+  // head (Kong's client_header_timeout) and between keep-alive requests; no bound on a whole
+  // request (requestTimeout 0) because bodies stream for as long as they keep moving, bounded by
+  // service.write_timeout upstream and by client_body_timeout when a plugin buffers them.
+  const proxyServer = createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+    counters.requests++;
+    proxy.handleRequest(req, res);
+  });
   proxyServer.on('connection', () => { counters.connections++; });
-  proxyServer.on('upgrade', createUpgradeHandler(deps));
+  proxyServer.on('upgrade', proxy.handleUpgrade);
+  proxyServer.listen(env.PORTICO_PROXY_LISTEN.port, env.PORTICO_PROXY_LISTEN.host);
   await listening(proxyServer);
 
   const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });

@@ -76,6 +76,10 @@ export const envSchema = z.object({
   PORTICO_SIGNING_KEY: z.string().optional(),
   /** Ed25519 public keys (PEM text or files, comma-separated) a DP accepts snapshots from. */
   PORTICO_SIGNING_PUBLIC_KEYS: z.string().optional(),
+  /** nginx's `underscores_in_headers`: forward client headers whose names hold `_` (off: dropped). */
+  PORTICO_UNDERSCORES_IN_HEADERS: z.enum(['on', 'off']).default('off'),
+  /** Kong's `client_body_timeout`: the longest pause between two reads of a body a plugin buffers (408 after). */
+  PORTICO_CLIENT_BODY_TIMEOUT_MS: ms(60_000),
   /** Bound on finishing in-flight requests after SIGTERM. */
   PORTICO_SHUTDOWN_TIMEOUT_MS: ms(10_000),
 });

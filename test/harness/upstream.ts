@@ -8,10 +8,14 @@ export interface Echo {
   method: string; url: string; headers: http.IncomingHttpHeaders; bodyBytes: number; body: string;
 }
 
+export interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; upgrade: boolean }
+
 export interface Upstream {
   port: number;
   url: string;
   hits: number;
+  /** The last requests it received, upgrades included, newest last (at most 200). */
+  seen: Seen[];
   /** Applies to every request until changed: answer this status, after this delay. */
   mode: { status?: number; delayMs?: number };
   close(): Promise<void>;
@@ -23,9 +27,15 @@ export interface Upstream {
  */
 export async function startUpstream(port = 0): Promise<Upstream> {
   const state = { hits: 0 };
+  const seen: Seen[] = [];
+  const record = (req: http.IncomingMessage, upgrade: boolean) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, upgrade });
+    if (seen.length > 200) seen.shift();
+  };
   const mode: { status?: number; delayMs?: number } = {};
   const server = http.createServer((req, res) => {
     state.hits++;
+    record(req, false);
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/stall') { req.pause(); return; } // never reads the body, never answers
     const dl = /^\/download\/(\d+)$/.exec(url.pathname);
@@ -58,6 +68,7 @@ export async function startUpstream(port = 0): Promise<Upstream> {
       if (delay) setTimeout(answer, delay); else answer();
     });
   });
+  server.on('upgrade', (req) => record(req, true));
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws, req) => {
     ws.on('message', (m) => ws.send(`echo:${req.url}:${m.toString()}`));
@@ -70,6 +81,7 @@ export async function startUpstream(port = 0): Promise<Upstream> {
     port: actual,
     url: `http://127.0.0.1:${actual}`,
     get hits() { return state.hits; },
+    seen,
     mode,
     close: () => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }),
   };

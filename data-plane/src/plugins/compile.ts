@@ -7,6 +7,7 @@
 import type { Config, PluginEntity, Route } from '@portico/shared';
 import type { CredentialIndex, PluginEnv, PluginHandler } from '@portico/shared/plugins/handlers';
 import { PLUGIN_HANDLERS } from '@portico/shared/plugins/handlers';
+import { SECRET_QUERY_NAMES } from '@portico/shared';
 
 export interface PluginInstance {
   id: string;
@@ -66,6 +67,12 @@ function rankFor(i: PluginInstance, route: Route): number {
 export class PluginChains {
   private readonly instances: PluginInstance[];
   private readonly consumerScoped = new Map<string, Map<string, PluginInstance[]>>();
+  /**
+   * Lower-case query argument names whose values are credentials in this snapshot: the defaults
+   * plus every key-auth `key_names` (when it reads the query) and jwt `uri_param_names`. Access
+   * and error log lines redact them (ARCHITECTURE.md invariant 8).
+   */
+  readonly secretQueryNames = new Set<string>(SECRET_QUERY_NAMES);
 
   constructor(plugins: PluginEntity[], readonly env: PluginEnv) {
     this.instances = [];
@@ -78,6 +85,8 @@ export class PluginChains {
         routeId: idOf(p.route), serviceId: idOf(p.service), consumerId: idOf(p.consumer),
       };
       this.instances.push(inst);
+      if (p.name === 'key-auth' && p.config.key_in_query !== false) for (const n of (p.config.key_names as string[] | undefined) ?? []) this.secretQueryNames.add(String(n).toLowerCase());
+      if (p.name === 'jwt') for (const n of (p.config.uri_param_names as string[] | undefined) ?? []) this.secretQueryNames.add(String(n).toLowerCase());
       if (inst.consumerId) {
         let byConsumer = this.consumerScoped.get(p.name);
         if (!byConsumer) this.consumerScoped.set(p.name, (byConsumer = new Map()));

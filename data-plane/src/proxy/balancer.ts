@@ -25,6 +25,8 @@ export interface TargetState {
   consecutiveFailures: number;
   openedAt: number;
   probesInFlight: number;
+  /** Counts open → half-open transitions, so a probe's slot is given back only to its own episode. */
+  halfOpenEpoch: number;
   /** Requests in flight to this target (least-connections). */
   active: number;
   /** Smooth weighted round-robin's running weight. */
@@ -83,6 +85,7 @@ export class UpstreamBalancer {
       if (now - t.openedAt < cb.open_timeout * 1000) return false;
       t.breaker = 'half_open';
       t.probesInFlight = 0;
+      t.halfOpenEpoch++;
     }
     return t.probesInFlight < cb.half_open_requests;
   }
@@ -97,7 +100,7 @@ export class UpstreamBalancer {
   }
 
   /** Choose a target, skipping those already tried by this request; null when none is usable. */
-  pick(hashKey: string | null, tried: Set<string>): TargetState | null {
+  pick(hashKey: string | null, tried: ReadonlySet<string>): TargetState | null {
     const now = Date.now();
     if (this.belowThreshold()) return null;
     let chosen: TargetState | null = null;
@@ -137,14 +140,35 @@ export class UpstreamBalancer {
       }
       if (chosen) chosen.current -= total;
     }
-    if (chosen && chosen.breaker === 'half_open') chosen.probesInFlight++;
+    if (chosen) {
+      chosen.active++;
+      if (chosen.breaker === 'half_open') chosen.probesInFlight++;
+    }
     return chosen;
   }
 
-  /** Feed one attempt's result to passive health checks and the breaker. */
+  /**
+   * Which half-open episode a picked request probes, or -1 when it is not a probe. Read right
+   * after `pick`, passed back to `release`.
+   */
+  static probeEpoch(t: TargetState): number {
+    return t.breaker === 'half_open' ? t.halfOpenEpoch : -1;
+  }
+
+  /**
+   * Gives back what `pick` took: the connection count, and the half-open probe slot when the
+   * breaker is still in the episode the request probed. Called exactly once per pick, whether
+   * the attempt was reported, retried or abandoned by its client (review C1: a client leaving
+   * during a probe must not keep the slot, or the target never comes back on this node).
+   */
+  release(t: TargetState, probeEpoch: number): void {
+    if (t.active > 0) t.active--;
+    if (probeEpoch !== -1 && t.breaker === 'half_open' && t.halfOpenEpoch === probeEpoch && t.probesInFlight > 0) t.probesInFlight--;
+  }
+
+  /** Feed one attempt's result to passive health checks and the breaker (slots: `release`). */
   report(t: TargetState, o: Outcome, probe = false): void {
     const hc = probe ? this.upstream.healthchecks.active : this.upstream.healthchecks.passive;
-    if (t.breaker === 'half_open' && !probe) t.probesInFlight = Math.max(0, t.probesInFlight - 1);
     if (o.kind === 'status' && o.latencyMs !== undefined) t.ewmaMs = t.ewmaMs ? t.ewmaMs + EWMA_ALPHA * (o.latencyMs - t.ewmaMs) : o.latencyMs;
     const healthyStatus = o.kind === 'status' && hc.healthy.http_statuses.includes(o.status);
     const unhealthyStatus = o.kind === 'status' && hc.unhealthy.http_statuses.includes(o.status);
@@ -235,7 +259,7 @@ export class HealthRegistry {
         if (!st) {
           st = {
             target: t.target, ...splitTarget(t.target), weight: t.weight, healthy: true, successes: 0, tcpFailures: 0,
-            timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, active: 0, current: 0, ewmaMs: 0,
+            timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, halfOpenEpoch: 0, active: 0, current: 0, ewmaMs: 0,
           };
           this.states.set(key, st);
         }

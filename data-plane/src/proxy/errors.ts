@@ -1,5 +1,5 @@
 // Gateway-generated error responses (reference/kong-compat.md §3.9, §7.5).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
 export const MESSAGES = {
   noRoute: 'no Route matched with those values',
@@ -10,28 +10,49 @@ export const MESSAGES = {
   badRequest: 'Bad request',
   internal: 'An unexpected error occurred',
   noPeer: 'failure to get a peer from the ring-balancer',
+  noConfig: 'no configuration available yet',
+  https: 'Please use HTTPS protocol',
+  tooLarge: 'Request size limit exceeded',
+  bodyTimeout: 'Request timeout',
+  badHeader: 'Bad request: a header set for the upstream is invalid',
+  twoHosts: 'Bad request: more than one Host header',
+  badVersion: 'Bad request: unsupported HTTP version',
+  preflightUpgrade: 'Bad request: OPTIONS cannot upgrade the connection',
 } as const;
+
+export interface ErrorBody { contentType: string; body: string }
 
 /**
  * `kind: 'gateway'` is Kong's kong.response.error (JSON unless the client prefers text);
  * `kind: 'upstream'` is an nginx-level error (Accept, then Content-Type, then text/plain).
+ * Built with JSON.stringify: a configured message (a rate limit's `error_message`) may hold
+ * quotes or backslashes.
  */
-export function sendError(req: IncomingMessage, res: ServerResponse, status: number, message: string, requestId: string, kind: 'gateway' | 'upstream', extraHeaders?: Record<string, string>): void {
-  if (res.headersSent) { res.destroy(); return; }
-  const accept = req.headers.accept ?? '';
-  const ctype = req.headers['content-type'] ?? '';
+export function errorBody(headers: IncomingHttpHeaders, kind: 'gateway' | 'upstream', message: string, requestId: string): ErrorBody {
+  const accept = headers.accept ?? '';
   const wantsJson = kind === 'gateway'
-    ? !/text\/plain|text\/html/.test(accept) || accept.includes('application/json')
-    : accept.includes('application/json') || (!accept.includes('text/') && ctype.includes('application/json'));
-  const body = wantsJson
-    ? `{\n  "message":"${message}",\n  "request_id":"${requestId}"\n}`
-    : `${message}\nrequest_id: ${requestId}\n`;
-  const headers: Record<string, string | number> = {
-    'content-type': wantsJson ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
-    'content-length': req.method === 'HEAD' ? 0 : Buffer.byteLength(body),
-    'x-portico-request-id': requestId,
-    ...extraHeaders,
-  };
-  res.writeHead(status, headers);
-  res.end(req.method === 'HEAD' ? undefined : body);
+    ? !(accept.includes('text/plain') || accept.includes('text/html')) || accept.includes('application/json')
+    : accept.includes('application/json') || (!accept.includes('text/') && (headers['content-type'] ?? '').includes('application/json'));
+  return wantsJson
+    ? { contentType: 'application/json; charset=utf-8', body: `{\n  "message":${JSON.stringify(message)},\n  "request_id":${JSON.stringify(requestId)}\n}` }
+    : { contentType: 'text/plain; charset=utf-8', body: `${message}\nrequest_id: ${requestId}\n` };
+}
+
+/** Reason phrases for the statuses the gateway itself answers on raw sockets. */
+export function reasonPhrase(status: number): string {
+  switch (status) {
+    case 400: return 'Bad Request';
+    case 401: return 'Unauthorized';
+    case 403: return 'Forbidden';
+    case 404: return 'Not Found';
+    case 408: return 'Request Timeout';
+    case 413: return 'Content Too Large';
+    case 426: return 'Upgrade Required';
+    case 429: return 'Too Many Requests';
+    case 500: return 'Internal Server Error';
+    case 502: return 'Bad Gateway';
+    case 503: return 'Service Unavailable';
+    case 504: return 'Gateway Timeout';
+    default: return status >= 300 && status < 400 ? 'Redirect' : 'Error';
+  }
 }

@@ -60,6 +60,19 @@ export function splitUrl(url: string): { path: string; query: string } {
   return q === -1 ? { path: u, query: '' } : { path: u.slice(0, q), query: u.slice(q) };
 }
 
+/**
+ * The authority of an absolute-form request target (`http://internal.example/h` →
+ * `internal.example`), userinfo dropped; null for origin-form. RFC 9112 §3.2.2: when the target
+ * is absolute, its authority replaces the Host header, for routing and for what goes upstream.
+ */
+export function authorityOf(url: string): string | null {
+  if (url.charCodeAt(0) === 47 /* / */) return null;
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+  if (!m) return null;
+  const at = m[1].lastIndexOf('@');
+  return at === -1 ? m[1] : m[1].slice(at + 1);
+}
+
 /** The Host header without its port, lower-cased, for route matching. */
 export function hostOf(hostHeader: string): string {
   const colon = hostHeader.lastIndexOf(':');
