@@ -29,7 +29,7 @@ import { RequestContext } from '../plugins/context.ts';
 import { REQUEST_ID_HEADER, downstreamHeaders, responseHead, sealUpstreamHeaders, upstreamRequestHeaders } from './headers.ts';
 import { connectUpgrade } from './websocket.ts';
 import { safely } from './guard.ts';
-import { IDEMPOTENT, MAX_BUFFERED_BODY, TIMEOUT_ERRORS, mayRetry, nextRequestId } from './policy.ts';
+import { IDEMPOTENT, LINGERING_TIME_MS, MAX_BUFFERED_BODY, TIMEOUT_ERRORS, mayRetry, nextRequestId } from './policy.ts';
 import type { ProxyCore, RuntimeConfig } from './forward.ts';
 
 const kExchange = Symbol('portico.exchange');
@@ -48,6 +48,7 @@ function onBodyData(this: IncomingMessage, chunk: Buffer): void { const x = exch
 function onBodyEnd(this: IncomingMessage): void { const x = exchangeOf(this); safely(x, x.bodyEnd); }
 function onBodyError(this: IncomingMessage): void { exchangeOf(this).bodyFailed(); }
 function onBodyTimeout(x: ProxyExchange): void { safely(x, x.bodyTimedOut); }
+function onLingerEnd(req: IncomingMessage): void { if (!req.complete) req.socket?.destroy(); }
 function onWriteTimeout(x: ProxyExchange): void { x.writeTimedOut(); }
 function onRetryTimer(x: ProxyExchange): void { x.timer = null; safely(x, x.dispatch); }
 
@@ -256,15 +257,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * Stop keeping the body, answer 413, then close: the rest is read and dropped meanwhile, so the
-   * client is not reset while it is still sending and can read the answer (review C5, probe 5.3).
+   * Stop keeping the body and answer 413 while the rest is read and dropped (nginx's lingering
+   * close): closing with unread data would reset the connection, and a client still sending would
+   * never read the answer (review C5, probe 5.3). Node keeps the connection once the body ends; a
+   * body still arriving after LINGERING_TIME_MS loses its connection.
    */
   bodyTooLarge(): void {
     this.stopReadingBody();
     this.req.resume();
+    if (!this.req.complete) setTimeout(onLingerEnd, LINGERING_TIME_MS, this.req).unref();
     this.core.deps.log.warn({ request_id: this.requestId, path: this.logPath(), limit_bytes: MAX_BUFFERED_BODY }, 'request body over the buffering limit');
     this.error = 'body too large';
-    this.answerError(413, MESSAGES.tooLarge, { connection: 'close' });
+    this.answerError(413, MESSAGES.tooLarge);
   }
 
   bodyEnd(): void {

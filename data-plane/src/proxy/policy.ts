@@ -6,6 +6,11 @@ import { randomBytes } from 'node:crypto';
 export const DEFAULT_CLIENT_BODY_TIMEOUT_MS = 60_000;
 /** Requests whose body a plugin must read are buffered up to this size (then 413). */
 export const MAX_BUFFERED_BODY = 8 * 1024 * 1024;
+/**
+ * nginx's lingering_time: after answering before the body was read (413), the rest is read and
+ * dropped for at most this long, so the client is not reset mid-upload and can read the answer.
+ */
+export const LINGERING_TIME_MS = 30_000;
 
 /** RFC 9110 §9.2.2. Only these are replayed once any byte of them may have reached the upstream. */
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
