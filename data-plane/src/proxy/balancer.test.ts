@@ -9,7 +9,7 @@ function balancer(extra: Record<string, unknown> = {}, targets = ['10.0.0.1:80']
   const registry = new HealthRegistry(async () => ({ kind: 'tcp' }));
   const u: Upstream = upstreamSchema.parse({ id: UP, created_at: 0, updated_at: 0, name: 'up.test', ...extra });
   const ts = targets.map((t, i) => targetSchema.parse({ id: `00000000-0000-4000-8000-00000000000${i}`, created_at: 0, updated_at: 0, upstream: { id: UP }, target: t }));
-  const b = registry.build([u], ts).get('up.test')!;
+  const b = registry.plan([u], ts).balancers.get('up.test')!;
   registry.stop();
   return { b, registry };
 }

@@ -57,23 +57,23 @@ export class UpstreamBalancer {
   readonly targets: TargetState[];
   private ring: { point: number; index: number }[] = [];
 
-  constructor(readonly upstream: Upstream, targets: TargetState[]) {
+  /** `weights[i]` is targets[i]'s weight in this config (it reaches the shared state on commit). */
+  constructor(readonly upstream: Upstream, targets: TargetState[], weights: number[] = targets.map((t) => t.weight)) {
     this.targets = targets;
-    if (upstream.algorithm === 'consistent-hashing') this.buildRing();
+    if (upstream.algorithm === 'consistent-hashing') this.buildRing(weights);
   }
 
   /**
    * A hash ring with points in proportion to weight. A target's points depend on its own weight
    * only, so adding or removing a target moves just the keys that land on its points.
    */
-  private buildRing(): void {
-    const live = this.targets.filter((t) => t.weight > 0);
+  private buildRing(weights: number[]): void {
     const ring: { point: number; index: number }[] = [];
-    for (const t of live) {
-      const n = Math.max(1, Math.round(t.weight * RING_POINTS_PER_WEIGHT));
-      const index = this.targets.indexOf(t);
+    this.targets.forEach((t, index) => {
+      if (weights[index] <= 0) return;
+      const n = Math.max(1, Math.round(weights[index] * RING_POINTS_PER_WEIGHT));
       for (let i = 0; i < n; i++) ring.push({ point: fnv1a(`${t.target}#${i}`), index });
-    }
+    });
     this.ring = ring.sort((a, b) => a.point - b.point);
   }
 
@@ -239,8 +239,12 @@ export class HealthRegistry {
 
   constructor(private readonly probe: (t: TargetState, u: Upstream) => Promise<Outcome>) {}
 
-  /** Build the balancers for a snapshot, reusing state for targets that still exist. */
-  build(upstreams: Upstream[], targets: Target[]): Map<string, UpstreamBalancer> {
+  /**
+   * The balancers for a snapshot, reusing the live state of targets that still exist. Pure until
+   * `commit()`: nothing running changes (no state registered or dropped, no weight, no probe
+   * timer) unless the snapshot is swapped in, so a rejected one changes nothing (invariant 4).
+   */
+  plan(upstreams: Upstream[], targets: Target[]): { balancers: Map<string, UpstreamBalancer>; commit(): void } {
     const byUpstream = new Map<string, Target[]>();
     for (const t of targets) {
       const id = t.upstream?.id;
@@ -249,32 +253,37 @@ export class HealthRegistry {
       if (list) list.push(t); else byUpstream.set(id, [t]);
     }
     const balancers = new Map<string, UpstreamBalancer>();
-    const live = new Set<string>();
+    const next = new Map<string, TargetState>();
+    const weights: [TargetState, number][] = [];
     for (const u of upstreams) {
       const states: TargetState[] = [];
+      const planned: number[] = [];
       for (const t of byUpstream.get(u.id) ?? []) {
         const key = `${u.id}|${t.target}`;
-        live.add(key);
         let st = this.states.get(key);
         if (!st) {
           st = {
             target: t.target, ...splitTarget(t.target), weight: t.weight, healthy: true, successes: 0, tcpFailures: 0,
             timeouts: 0, httpFailures: 0, breaker: 'closed', consecutiveFailures: 0, openedAt: 0, probesInFlight: 0, halfOpenEpoch: 0, active: 0, current: 0, ewmaMs: 0,
           };
-          this.states.set(key, st);
+        } else if (st.weight !== t.weight) {
+          weights.push([st, t.weight]);
         }
-        st.weight = t.weight;
+        next.set(key, st);
         states.push(st);
+        planned.push(t.weight);
       }
-      const b = new UpstreamBalancer(u, states);
-      balancers.set(u.name.toLowerCase(), b);
-      this.schedule(b);
+      balancers.set(u.name.toLowerCase(), new UpstreamBalancer(u, states, planned));
     }
-    for (const key of this.states.keys()) if (!live.has(key)) this.states.delete(key);
-    for (const [id, entry] of this.timers) {
-      if (!upstreams.some((u) => u.id === id)) { entry.timers.forEach(clearInterval); this.timers.delete(id); }
-    }
-    return balancers;
+    const commit = () => {
+      for (const [st, weight] of weights) st.weight = weight;
+      this.states = next;
+      for (const b of balancers.values()) this.schedule(b);
+      for (const [id, entry] of this.timers) {
+        if (!upstreams.some((u) => u.id === id)) { entry.timers.forEach(clearInterval); this.timers.delete(id); }
+      }
+    };
+    return { balancers, commit };
   }
 
   /** (Re)start active checks when an upstream's check config or targets changed. */

@@ -70,10 +70,10 @@ async function gateway(opts: {
   const route: Route = routeSchema.parse({ id: '00000000-0000-4000-8000-0000000000f3', created_at: 0, updated_at: 0, paths: ['/r'], service: { id: SVC } });
   const registry = new HealthRegistry(async () => ({ kind: 'tcp' }));
   const upstreams = opts.upstream
-    ? registry.build(
+    ? registry.plan(
       [upstreamSchema.parse({ id: UP, created_at: 0, updated_at: 0, name: 'up.test', ...opts.upstream })],
       [targetSchema.parse({ id: '00000000-0000-4000-8000-0000000000f4', created_at: 0, updated_at: 0, upstream: { id: UP }, target: `127.0.0.1:${opts.targetPort ?? 9}` })],
-    )
+    ).balancers
     : new Map();
   registry.stop();
   const router = new Router([route], [service], () => opts.plugins ?? []);

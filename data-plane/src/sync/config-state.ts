@@ -4,16 +4,10 @@
 // that fails anywhere is rejected and reported while the old config keeps serving.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  decodeSnapshot, LAST_ERROR_MAX, openSnapshot, resolveReferences, truncate, upstreamSchema, writeFileAtomic, type Logger, type Snapshot, type Target, type TrustedKey,
-  type Upstream,
-} from '@portico/shared';
-import { Router } from '../router/router.ts';
-import type { PluginEnv } from '@portico/shared/plugins/handlers';
-import { buildIndex, PluginChains } from '../plugins/compile.ts';
+import { decodeSnapshot, LAST_ERROR_MAX, openSnapshot, truncate, writeFileAtomic, type Logger, type Snapshot, type TrustedKey } from '@portico/shared';
 import type { HealthRegistry } from '../proxy/balancer.ts';
-import { compileTargets, serviceBreakerName } from '../proxy/target.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
+import { compile, type Compiled, type PluginPorts } from '../compile/index.ts';
 
 /** The last applied snapshot as received: the signed envelope around the gzip-compressed JSON. */
 export const CACHE_FILE = 'snapshot.signed';
@@ -23,7 +17,6 @@ export type ApplyResult =
   | { status: 'ignored'; reason: string }
   | { status: 'rejected'; error: string };
 
-export type PluginPorts = Omit<PluginEnv, 'index'>;
 
 /**
  * Resources a compile acquires through the ports (Redis stores): `commit` once the compiled config
@@ -36,57 +29,6 @@ export interface CompileResources {
 }
 
 const NO_RESOURCES: CompileResources = { commit() {}, rollback() {} };
-
-/**
- * A service with its own circuit_breaker whose host is not an upstream becomes a one-target
- * upstream named after the service id, so the breaker machinery serves it unchanged.
- */
-function serviceBreakerUpstreams(snapshot: Snapshot): { upstreams: Upstream[]; targets: Target[] } {
-  const names = new Set(snapshot.config.upstreams.map((u) => u.name.toLowerCase()));
-  const upstreams: Upstream[] = [];
-  const targets: Target[] = [];
-  for (const sv of snapshot.config.services) {
-    if (!sv.circuit_breaker || names.has(sv.host.toLowerCase())) continue;
-    const u = upstreamSchema.parse({ id: sv.id, created_at: 0, updated_at: 0, name: serviceBreakerName(sv.id), circuit_breaker: sv.circuit_breaker });
-    upstreams.push(u);
-    const host = sv.host.includes(':') ? `[${sv.host}]` : sv.host;
-    targets.push({ id: sv.id, created_at: 0, updated_at: 0, upstream: { id: sv.id }, target: `${host}:${sv.port}`, weight: 100, tags: null });
-  }
-  return { upstreams, targets };
-}
-
-/**
- * The entities that carry secrets, with their vault references (`{vault://env/NAME}`) resolved from
- * this node's environment: the secrets never enter Postgres, the snapshot or the disk cache. A
- * reference that cannot be resolved fails the compile, naming the entity and field.
- */
-function resolveSecrets(config: Snapshot['config'], environment: NodeJS.ProcessEnv): Pick<Snapshot['config'], 'plugins' | 'jwt_secrets'> {
-  const each = <T extends { id: string }>(list: T[], kind: string, field: keyof T) => list.map((e) => {
-    try {
-      const resolved = resolveReferences(e[field], environment, String(field));
-      return resolved === e[field] ? e : { ...e, [field]: resolved };
-    } catch (err) {
-      throw new Error(`${kind} ${e.id}: ${(err as Error).message}`);
-    }
-  });
-  return { plugins: each(config.plugins, 'plugin', 'config'), jwt_secrets: each(config.jwt_secrets, 'jwt secret', 'secret') };
-}
-
-export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env): RuntimeConfig {
-  const serviceBreakers = serviceBreakerUpstreams(snapshot);
-  const config = { ...snapshot.config, ...resolveSecrets(snapshot.config, environment) };
-  const env: PluginEnv = { ...ports, index: buildIndex(config) };
-  const plugins = new PluginChains(config.plugins, env);
-  const upstreams = health.build([...snapshot.config.upstreams, ...serviceBreakers.upstreams], [...snapshot.config.targets, ...serviceBreakers.targets]);
-  return {
-    version: snapshot.version,
-    hash: snapshot.hash,
-    router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
-    plugins,
-    upstreams,
-    targets: compileTargets(snapshot.config.services, upstreams),
-  };
-}
 
 export class ConfigState {
   private config: RuntimeConfig | null = null;
@@ -128,14 +70,16 @@ export class ConfigState {
       return { status: 'ignored', reason: `version ${snapshot.version} is not newer than ${this.config.version}` };
     }
     const t1 = performance.now();
-    let compiled: RuntimeConfig;
+    let compiled: Compiled;
     try {
       compiled = compile(snapshot, this.ports, this.health);
     } catch (err) {
       this.resources.rollback();
       return this.reject(`snapshot ${snapshot.version} failed to compile: ${(err as Error).message}`);
     }
-    this.config = compiled;
+    // The swap; only now do side effects happen (health state and probe timers, Redis stores).
+    this.config = compiled.runtime;
+    compiled.commit();
     this.resources.commit();
     this.lastError = null;
     this.appliedAt = Date.now();

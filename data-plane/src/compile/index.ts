@@ -1,0 +1,77 @@
+// Snapshot → runtime config, in one place (ARCHITECTURE.md invariant 7; review §5.1): the router,
+// per-route plugin chains, credential index, balancers and service targets. `compile` is pure: it
+// changes nothing that runs. What a config needs from the node's long-lived state (target health
+// and probe timers) happens in `commit()`, called only once the result is swapped in; Redis
+// stores are acquired lazily and committed or rolled back by the caller (CompileResources). So a
+// snapshot rejected anywhere leaves the node exactly as it was.
+import {
+  resolveReferences, upstreamSchema, type Snapshot, type Target, type Upstream,
+} from '@portico/shared';
+import type { PluginEnv } from '@portico/shared/plugins/handlers';
+import { Router } from '../router/router.ts';
+import { buildIndex, PluginChains } from '../plugins/compile.ts';
+import type { HealthRegistry } from '../proxy/balancer.ts';
+import { compileTargets, serviceBreakerName } from '../proxy/target.ts';
+import type { RuntimeConfig } from '../proxy/forward.ts';
+
+export type PluginPorts = Omit<PluginEnv, 'index'>;
+
+export interface Compiled {
+  runtime: RuntimeConfig;
+  /** Apply the config's effects on long-lived node state; call once, after the swap. */
+  commit(): void;
+}
+
+/**
+ * A service with its own circuit_breaker whose host is not an upstream becomes a one-target
+ * upstream named after the service id, so the breaker machinery serves it unchanged.
+ */
+function serviceBreakerUpstreams(snapshot: Snapshot): { upstreams: Upstream[]; targets: Target[] } {
+  const names = new Set(snapshot.config.upstreams.map((u) => u.name.toLowerCase()));
+  const upstreams: Upstream[] = [];
+  const targets: Target[] = [];
+  for (const sv of snapshot.config.services) {
+    if (!sv.circuit_breaker || names.has(sv.host.toLowerCase())) continue;
+    const u = upstreamSchema.parse({ id: sv.id, created_at: 0, updated_at: 0, name: serviceBreakerName(sv.id), circuit_breaker: sv.circuit_breaker });
+    upstreams.push(u);
+    const host = sv.host.includes(':') ? `[${sv.host}]` : sv.host;
+    targets.push({ id: sv.id, created_at: 0, updated_at: 0, upstream: { id: sv.id }, target: `${host}:${sv.port}`, weight: 100, tags: null });
+  }
+  return { upstreams, targets };
+}
+
+/**
+ * The entities that carry secrets, with their vault references (`{vault://env/NAME}`) resolved from
+ * this node's environment: the secrets never enter Postgres, the snapshot or the disk cache. A
+ * reference that cannot be resolved fails the compile, naming the entity and field.
+ */
+function resolveSecrets(config: Snapshot['config'], environment: NodeJS.ProcessEnv): Pick<Snapshot['config'], 'plugins' | 'jwt_secrets'> {
+  const each = <T extends { id: string }>(list: T[], kind: string, field: keyof T) => list.map((e) => {
+    try {
+      const resolved = resolveReferences(e[field], environment, String(field));
+      return resolved === e[field] ? e : { ...e, [field]: resolved };
+    } catch (err) {
+      throw new Error(`${kind} ${e.id}: ${(err as Error).message}`);
+    }
+  });
+  return { plugins: each(config.plugins, 'plugin', 'config'), jwt_secrets: each(config.jwt_secrets, 'jwt secret', 'secret') };
+}
+
+export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env): Compiled {
+  const serviceBreakers = serviceBreakerUpstreams(snapshot);
+  const config = { ...snapshot.config, ...resolveSecrets(snapshot.config, environment) };
+  const env: PluginEnv = { ...ports, index: buildIndex(config) };
+  const plugins = new PluginChains(config.plugins, env);
+  const planned = health.plan([...snapshot.config.upstreams, ...serviceBreakers.upstreams], [...snapshot.config.targets, ...serviceBreakers.targets]);
+  const upstreams = planned.balancers;
+  const runtime: RuntimeConfig = {
+    version: snapshot.version,
+    hash: snapshot.hash,
+    router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
+    plugins,
+    upstreams,
+    targets: compileTargets(snapshot.config.services, upstreams),
+  };
+  return { runtime, commit: planned.commit };
+}
+
