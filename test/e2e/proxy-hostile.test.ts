@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { startStack, type Stack } from '../harness/stack.ts';
-import { raw, statusOf } from '../harness/raw.ts';
+import { httpRequest, raw, statusOf } from '../harness/raw.ts';
 import type { Echo } from '../harness/upstream.ts';
 import { waitFor } from '../harness/procs.ts';
 
@@ -17,19 +17,7 @@ const JWT_SECRET = 'hostile-test-secret';
 let s: Stack;
 let P: string;
 
-function req(path: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  const u = new URL(P);
-  return new Promise((resolve, reject) => {
-    const r = http.request({ host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
-      let b = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { b += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: b }));
-    });
-    r.on('error', reject);
-    r.end(opts.body);
-  });
-}
+const req = (path: string, opts?: Parameters<typeof httpRequest>[2]) => httpRequest(P, path, opts);
 const echo = (body: string) => JSON.parse(body) as Echo;
 const b64 = (v: string | Buffer) => Buffer.from(v).toString('base64url');
 /** An HS256 token signed with the consumer's own secret: what any consumer can mint. */

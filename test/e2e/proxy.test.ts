@@ -7,24 +7,12 @@ import { WebSocket } from 'ws';
 import { startStack, type Stack } from '../harness/stack.ts';
 import type { Echo } from '../harness/upstream.ts';
 import { freePort, waitFor } from '../harness/procs.ts';
+import { httpRequest } from '../harness/raw.ts';
 
 let s: Stack;
 let dpUrl: string;
 
-/** Plain node:http request so Host and other headers are exactly what the test says. */
-function req(path: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  const u = new URL(dpUrl);
-  return new Promise((resolve, reject) => {
-    const r = http.request({ host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
-      let b = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { b += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: b }));
-    });
-    r.on('error', reject);
-    r.end(opts.body);
-  });
-}
+const req = (path: string, opts?: Parameters<typeof httpRequest>[2]) => httpRequest(dpUrl, path, opts);
 const echo = (body: string) => JSON.parse(body) as Echo;
 
 before(async () => {

@@ -1,5 +1,6 @@
 // Raw HTTP/1.x over a socket, for requests no client library will send (two Host headers,
 // HTTP/0.9 request lines, absolute-form targets, partial bodies, hand-made upgrades).
+import http from 'node:http';
 import net from 'node:net';
 
 export interface RawOptions {
@@ -30,4 +31,24 @@ export function raw(base: string, data: string | Buffer, opts: RawOptions = {}):
 export function statusOf(text: string): number {
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+export interface HttpAnswer { status: number; headers: http.IncomingHttpHeaders; body: string }
+
+/**
+ * A plain node:http request (no pooling), so Host and the other headers are exactly what the test
+ * says: fetch rewrites or refuses some.
+ */
+export function httpRequest(base: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<HttpAnswer> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const r = http.request({ host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+      let b = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { b += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: b }));
+    });
+    r.on('error', reject);
+    r.end(opts.body);
+  });
 }
