@@ -36,8 +36,18 @@ export function signingKeyFromEnv(env: Env): SigningKey {
   throw new EnvError('PORTICO_SIGNING_KEY is required when the control plane runs alone: data planes apply only snapshots it signs (generate an Ed25519 key: openssl genpkey -algorithm ed25519)');
 }
 
-export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPublisher, health?: AdminDeps['health'], signingKey?: SigningKey): Promise<ControlPlane> {
-  const signing = signingKey ?? signingKeyFromEnv(env);
+/** What a composition root (the all-in-one) gives a CP that runs beside a DP. */
+export interface EmbeddedOptions {
+  /** The in-process bus, when no NATS_URL is set. */
+  bus?: SnapshotPublisher;
+  /** The key snapshots are signed with, when not from PORTICO_SIGNING_KEY. */
+  signing?: SigningKey;
+  upstreamHealth?: AdminDeps['upstreamHealth'];
+}
+
+export async function startControlPlane(env: Env, log: Logger, embedded: EmbeddedOptions = {}): Promise<ControlPlane> {
+  const { bus, upstreamHealth } = embedded;
+  const signing = embedded.signing ?? signingKeyFromEnv(env);
   const token = bootstrapToken(env);
   // Read and checked before any socket opens: a bad credential file is an exit 2, not a retry loop.
   const natsOptions = bus ? null : natsConnectOptions(env, 'portico-control-plane');
@@ -60,7 +70,7 @@ export async function startControlPlane(env: Env, log: Logger, bus?: SnapshotPub
     const message: HealthOverride = { id: randomUUID(), issued_at: Date.now(), ...o };
     return publisher.sendHealth(signEnvelope(Buffer.from(JSON.stringify(message)), signing));
   };
-  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, health, auth, sendHealth });
+  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, upstreamHealth, auth, sendHealth });
   const adminServer = await listen(admin, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
 

@@ -59,12 +59,12 @@ describe('bad environment', () => {
     cwd: ROOT, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 20_000,
   });
   it('refuses a malformed listen address, naming the variable', () => {
-    const r = run('control-plane/dist/all-in-one.mjs', { PORTICO_PROXY_LISTEN: 'not-a-port' });
+    const r = run('dist/portico.mjs', { PORTICO_PROXY_LISTEN: 'not-a-port' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /PORTICO_PROXY_LISTEN: expected host:port, got 'not-a-port'/);
   });
   it('refuses a non-Postgres DATABASE_URL', () => {
-    const r = run('control-plane/dist/all-in-one.mjs', { DATABASE_URL: 'mysql://x' });
+    const r = run('dist/portico.mjs', { DATABASE_URL: 'mysql://x' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /DATABASE_URL: expected a postgres or postgresql URL/);
   });

@@ -11,7 +11,7 @@ export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)
 const ENTRY = {
   'control-plane': 'control-plane/dist/main.mjs',
   'data-plane': 'data-plane/dist/main.mjs',
-  'all-in-one': 'control-plane/dist/all-in-one.mjs',
+  'all-in-one': 'dist/portico.mjs',
 } as const;
 
 export type Role = keyof typeof ENTRY;

@@ -25,8 +25,11 @@ export interface AdminDeps {
   registry: DataPlaneRegistry;
   nodeId: string;
   role: 'control_plane' | 'traditional';
-  /** The embedded DP's balancer health, for reads (all-in-one only; a CP alone has none). */
-  health?: { current: { get(upstream: string): unknown | null } | null };
+  /**
+   * An upstream's health as a data plane sees it, when one runs beside this CP (the all-in-one's
+   * composition root provides it); a CP alone has none and points at the DPs' status listeners.
+   */
+  upstreamHealth?: (upstream: string) => unknown | null;
   /** Sends a health override to every DP over the bus, signed. */
   sendHealth(override: { upstream: string; target: string; healthy: boolean }): Promise<void>;
   log: Logger;
@@ -162,11 +165,11 @@ export function createAdminApp(deps: AdminDeps): Hono {
   // Upstream health lives on data planes (per node, as Kong's). All-in-one answers from its own DP.
   const upstreamDef = ENTITY_BY_NAME.get('upstreams')!;
   const targetDef = ENTITY_BY_NAME.get('targets')!;
-  const healthApi = () => {
-    if (!deps.health?.current) {
+  const healthOf = (upstream: string) => {
+    if (!deps.upstreamHealth) {
       throw AdminError.message(400, 'health is tracked per data-plane node: ask a data plane\'s status listener (GET /upstreams/{upstream}/health on PORTICO_STATUS_LISTEN)');
     }
-    return deps.health.current;
+    return deps.upstreamHealth(upstream);
   };
   resource('/upstreams/:parent/targets/all', {
     GET: async (c) => {
@@ -177,7 +180,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
   resource('/upstreams/:parent/health', {
     GET: async (c) => {
       const parent = await requireEntity(db, upstreamDef, key(c, 'parent'));
-      return c.json(healthApi().get(parent.name as string) ?? { data: [], next: null, node_id: deps.nodeId });
+      return c.json(healthOf(parent.name as string) ?? { data: [], next: null, node_id: deps.nodeId });
     },
   });
   // Overrides are authorized here and reach every DP over the bus, signed (a DP's status listener is
