@@ -17,3 +17,4 @@ export * from './env.ts';
 export * from './runtime/lifecycle.ts';
 export * from './runtime/logger.ts';
 export * from './regex/index.ts';
+export * from './net/index.ts';
