@@ -30,6 +30,7 @@ export function instantiate<C>(handler: PluginHandler<C>, schema: { parse(v: unk
   const state = handler.init ? handler.init(c, env, 'plugin-1') : undefined;
   return {
     config: c,
+    state,
     /** The access phase of a handler that answers synchronously (all the edge plugins do). */
     access: (ctx: ProxyContext): Exit | undefined => {
       const r = handler.access!(ctx, c, state, env);

@@ -102,6 +102,16 @@ describe('cors handler', () => {
     assert.equal(p.response(simple('https://shop.partner.test.evil'))['access-control-allow-origin'], undefined);
   });
 
+  it('decides each origin once, with a bounded memory of decisions', () => {
+    const p = instantiate(corsHandler, corsConfig, { origins: ['(.*)\\.example\\.org'] });
+    for (let i = 0; i < 3000; i++) p.response(simple(`https://h${i}.evil.test`));
+    assert.ok((p.state as { decided: Map<string, unknown> }).decided.size <= 1024);
+    for (let round = 0; round < 2; round++) {
+      assert.equal(p.response(simple('https://a.example.org'))['access-control-allow-origin'], 'https://a.example.org');
+      assert.equal(p.response(simple('https://a.example.org.evil.test'))['access-control-allow-origin'], undefined);
+    }
+  });
+
   it('adds nothing when the Origin is absent and allow_origin_absent is off', () => {
     const p = instantiate(corsHandler, corsConfig, { allow_origin_absent: false });
     assert.deepEqual(p.response(simple()), {});

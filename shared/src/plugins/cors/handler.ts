@@ -28,7 +28,15 @@ interface State {
   allowHeaders: string | null;
   exposeHeaders: string | null;
   maxAge: string | null;
+  /**
+   * Origin → Allow-Origin value (null: not allowed). A page's origin repeats on every request, and
+   * an RE2 regex costs microseconds where a Map lookup costs nanoseconds. Bounded: emptied when
+   * full, so a client sending random Origins costs what an uncached lookup costs, never memory.
+   */
+  decided: Map<string, string | null>;
 }
+
+const DECIDED_ORIGINS_MAX = 1024;
 
 const ACAO = 'access-control-allow-origin';
 const ACAC = 'access-control-allow-credentials';
@@ -91,6 +99,17 @@ function clear(h: Headers, name: string): void {
   if (h[name] !== undefined) delete h[name];
 }
 
+/** The Allow-Origin value for a listed origin (Kong sends it normalized), or null. */
+function allowedOrigin(state: State, origin: string): string | null {
+  const domain = normalizeOrigin(origin);
+  if (state.exact.has(domain)) return domain;
+  let host: string | null = null;
+  for (let i = 0; i < state.regexes.length; i++) {
+    if (state.regexes[i].test(state.regexByHost[i] ? (host ??= originHost(origin)) : domain)) return domain;
+  }
+  return null;
+}
+
 /**
  * Kong's configure_origin: sets or clears Allow-Origin in `h`; true when any origin is allowed.
  * `appendVary`: the response phase adds to the upstream's Vary; a preflight sets it.
@@ -101,15 +120,13 @@ function configureOrigin(state: State, h: Headers, origin: string | undefined, a
   if (state.single !== null) { h[ACAO] = state.single; return false; }
   if (origin) {
     if (state.starInList) { h[ACAO] = '*'; return true; }
-    const domain = normalizeOrigin(origin);
-    let found = state.exact.has(domain);
-    if (!found && state.regexes.length > 0) {
-      let host: string | null = null;
-      for (let i = 0; i < state.regexes.length && !found; i++) {
-        found = state.regexes[i].test(state.regexByHost[i] ? (host ??= originHost(origin)) : domain);
-      }
+    let allowed = state.decided.get(origin);
+    if (allowed === undefined) {
+      allowed = allowedOrigin(state, origin);
+      if (state.decided.size >= DECIDED_ORIGINS_MAX) state.decided.clear();
+      state.decided.set(origin, allowed);
     }
-    if (found) { h[ACAO] = domain; return false; }
+    if (allowed !== null) { h[ACAO] = allowed; return false; }
   }
   clear(h, ACAO);
   return false;
@@ -144,7 +161,7 @@ export const corsHandler: PluginHandler<CorsConfig, State> = {
       anyOrigin: origins.length === 0 || (origins.length === 1 && origins[0] === '*'),
       single: origins.length === 1 && LITERAL_ORIGIN.test(origins[0]) ? origins[0] : null,
       starInList: origins.includes('*'),
-      exact: new Set(), regexes: [], regexByHost: [],
+      exact: new Set(), regexes: [], regexByHost: [], decided: new Map(),
       methods: config.methods.join(','),
       allowHeaders: config.headers && config.headers.length > 0 ? config.headers.join(',') : null,
       exposeHeaders: config.exposed_headers && config.exposed_headers.length > 0 ? config.exposed_headers.join(',') : null,
