@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { corsConfig } from './schema.ts';
 import { corsHandler, normalizeOrigin } from './handler.ts';
+import fc from 'fast-check';
 import { instantiate, testContext } from '../testing.ts';
+
+const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 300);
 
 const preflight = (origin: string, extra: Record<string, string> = {}) =>
   testContext({ method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', ...extra } });
@@ -110,6 +113,24 @@ describe('cors handler', () => {
       assert.equal(p.response(simple('https://a.example.org'))['access-control-allow-origin'], 'https://a.example.org');
       assert.equal(p.response(simple('https://a.example.org.evil.test'))['access-control-allow-origin'], undefined);
     }
+  });
+
+  it('never pairs Allow-Origin * with Allow-Credentials, and echoes only allowed origins (property)', () => {
+    const origin = fc.constantFrom('https://a.test', 'http://a.test:80', 'https://x.example.org', 'null', 'https://evil.test', 'https://a.test.evil');
+    const config = fc.record({
+      origins: fc.option(fc.subarray(['*', 'https://a.test', 'http://a.test', '(.*)\\.example\\.org'], { minLength: 1 }), { nil: null }),
+      credentials: fc.boolean(), allow_origin_absent: fc.boolean(),
+    });
+    fc.assert(fc.property(config, fc.option(origin, { nil: undefined }), fc.boolean(), (c, o, pre) => {
+      const p = instantiate(corsHandler, corsConfig, c);
+      const h = pre && o ? (p.access(preflight(o)) as { headers: Record<string, string> }).headers : p.response(simple(o));
+      const acao = h['access-control-allow-origin'];
+      if (acao === '*' && h['access-control-allow-credentials'] === 'true') return false;
+      const wildcard = !c.origins || c.origins.includes('*');
+      const single = c.origins?.length === 1 && c.origins[0] !== '*' && !c.origins[0].includes('(');
+      // Without a wildcard, a single exact entry is sent as is; otherwise only an allowed Origin is echoed.
+      return wildcard || single || acao === undefined || (o !== undefined && acao !== undefined && ['https://a.test', 'http://a.test', 'https://x.example.org'].includes(acao));
+    }), { numRuns: RUNS });
   });
 
   it('adds nothing when the Origin is absent and allow_origin_absent is off', () => {
