@@ -33,8 +33,8 @@ let counter = 0;
  * time` (nginx variables). The plugin API exposes no connection; the addition this asks for:
  * `ProxyContext.connection: { localAddress: string; localPort: number; id: number; requests: number }`
  * (id: the connection's serial number on this node; requests: this request's ordinal on it).
- * Until then the connection fields read `unknown-0-<pid>-0-0-<time>`, still unique enough to be a
- * label only together with the time, which is why uuid#counter is the default.
+ * Until the DP provides it the connection fields read `unknown-0-<pid>-0-0-<time>`, which is NOT
+ * unique (requests of one millisecond share it): `tracker` is only right once that lands.
  */
 interface ConnectionInfo { localAddress: string; localPort: number; id: number; requests: number }
 
