@@ -7,7 +7,7 @@
 // Allow-Origin is never `*` together with Allow-Credentials: with credentials and an any-origin
 // config, the request's Origin is echoed and `Vary: Origin` added (Kong's configure_credentials).
 import { SafeRegex } from '../../regex/index.ts';
-import { rawBodyExit } from '../raw-exit.ts';
+import { rawBodyExit } from '../exits.ts';
 import type { AccessResult, PluginHandler, ProxyContext } from '../types.ts';
 import { cors, type CorsConfig } from './schema.ts';
 

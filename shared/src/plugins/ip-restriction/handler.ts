@@ -4,7 +4,7 @@
 // (shared/src/net/real-ip.ts), so behind a trusted load balancer the real client is checked and a
 // client's own X-Forwarded-For is never believed.
 import { IpMatcher, parseIpInto } from '../../net/index.ts';
-import { freezeExit } from '../raw-exit.ts';
+import { freezeExit } from '../exits.ts';
 import type { AccessResult, Exit, PluginHandler } from '../types.ts';
 import { ipRestriction, type IpRestrictionConfig } from './schema.ts';
 

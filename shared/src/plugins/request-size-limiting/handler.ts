@@ -16,7 +16,7 @@
 // count passes the limit it aborts the upstream request and, if no response has started, answers
 // with `bodyTooLarge(ctx)` below; that answer is then also what the access log and the log phase see.
 // `requestBodyLimit` is implemented on this handler already; nothing calls it until the DP does.
-import { freezeExit } from '../raw-exit.ts';
+import { freezeExit } from '../exits.ts';
 import type { AccessResult, Exit, PluginHandler, ProxyContext } from '../types.ts';
 import { requestSizeLimiting, UNIT_BYTES, type RequestSizeLimitingConfig } from './schema.ts';
 

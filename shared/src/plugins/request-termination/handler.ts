@@ -3,7 +3,7 @@
 // (echo) a JSON copy of the request. With `trigger`, only requests carrying that header or query
 // argument are terminated. Everything that does not depend on the request is built per snapshot.
 import { hostname } from 'node:os';
-import { freezeExit, rawBodyExit } from '../raw-exit.ts';
+import { freezeExit, rawBodyExit } from '../exits.ts';
 import type { AccessResult, Exit, PluginHandler, ProxyContext } from '../types.ts';
 import { requestTermination, type RequestTerminationConfig } from './schema.ts';
 

@@ -1,3 +1,5 @@
+// Helpers for plugin answers (Exit values).
+//
 // SEAM(exit-body) — the plugin API has no answer with a raw body: `Exit` is either Kong's
 // kong.response.error (`message`) or a JSON body (`json`). Kong's kong.response.exit(status, body?,
 // headers) also sends a string body as given, or no body at all (cors' preflight 200,
