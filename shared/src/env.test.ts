@@ -26,4 +26,25 @@ describe('environment', () => {
     assert.throws(() => parseEnv({ REDIS_URL: '::' }), /REDIS_URL: '::' is not a URL/);
     assert.throws(() => parseEnv({ PORTICO_LOG_LEVEL: 'loud' }), /PORTICO_LOG_LEVEL/);
   });
+  it('trusts no proxy by default and reads X-Real-IP without recursion', () => {
+    const env = parseEnv({});
+    assert.equal(env.PORTICO_TRUSTED_IPS.isEmpty, true);
+    assert.equal(env.PORTICO_REAL_IP_HEADER, 'x-real-ip');
+    assert.equal(env.PORTICO_REAL_IP_RECURSIVE, false);
+  });
+  it('parses the real-IP settings once into a matcher, a lower-case header name and a flag', () => {
+    const env = parseEnv({ PORTICO_TRUSTED_IPS: ' 10.0.0.0/8, 2001:db8::/32 ,192.0.2.1', PORTICO_REAL_IP_HEADER: 'X-Forwarded-For', PORTICO_REAL_IP_RECURSIVE: 'on' });
+    assert.deepEqual(env.PORTICO_TRUSTED_IPS.entries, ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1/32']);
+    assert.equal(env.PORTICO_TRUSTED_IPS.contains('10.1.2.3'), true);
+    assert.equal(env.PORTICO_REAL_IP_HEADER, 'x-forwarded-for');
+    assert.equal(env.PORTICO_REAL_IP_RECURSIVE, true);
+    const all = parseEnv({ PORTICO_TRUSTED_IPS: '0.0.0.0/0,::/0' });
+    assert.equal(all.PORTICO_TRUSTED_IPS.contains('203.0.113.1') && all.PORTICO_TRUSTED_IPS.contains('2001:db8::1'), true);
+  });
+  it('refuses a bad trusted entry, proxy_protocol and a bad header, naming the variable', () => {
+    assert.throws(() => parseEnv({ PORTICO_TRUSTED_IPS: '10.0.0.0/8,10.0.0.0/33' }), /PORTICO_TRUSTED_IPS: invalid ip or cidr range: '10.0.0.0\/33'/);
+    assert.throws(() => parseEnv({ PORTICO_REAL_IP_HEADER: 'proxy_protocol' }), /PORTICO_REAL_IP_HEADER: 'proxy_protocol' is not supported/);
+    assert.throws(() => parseEnv({ PORTICO_REAL_IP_HEADER: 'X Real IP' }), /PORTICO_REAL_IP_HEADER: 'X Real IP' is not a header name/);
+    assert.throws(() => parseEnv({ PORTICO_REAL_IP_RECURSIVE: 'yes' }), /PORTICO_REAL_IP_RECURSIVE/);
+  });
 });

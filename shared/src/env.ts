@@ -1,6 +1,7 @@
 // The runtime contract's environment variables (ARCHITECTURE.md), parsed once at start. A bad value
 // stops the process with a message naming the variable; nothing is opened before this succeeds.
 import { z } from 'zod';
+import { IpMatcher } from './net/matcher.ts';
 
 export interface Listen { host: string; port: number }
 
@@ -40,6 +41,33 @@ const ms = (def: number) => z.string().default(String(def)).transform((v, ctx) =
   if (!Number.isInteger(n) || n < 0) { ctx.addIssue({ code: 'custom', message: `expected a whole number of milliseconds, got '${v}'` }); return z.NEVER; }
   return n;
 });
+
+/** Kong's trusted_ips: comma-separated addresses and CIDRs (`0.0.0.0/0,::/0` trusts every peer). */
+const trustedIps = z.string().default('').transform((v, ctx) => {
+  try {
+    return new IpMatcher(v.split(',').map((x) => x.trim()).filter((x) => x !== ''));
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `${(err as Error).message} (expected comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,::1)` });
+    return z.NEVER;
+  }
+});
+
+const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Kong's real_ip_header, lower-cased as Node keys request headers. */
+const realIpHeader = z.string().default('X-Real-IP').transform((v, ctx) => {
+  const name = v.trim();
+  if (name.toLowerCase() === 'proxy_protocol') {
+    ctx.addIssue({ code: 'custom', message: "'proxy_protocol' is not supported: Portico does not read the PROXY protocol; name the header your load balancer sets (e.g. X-Forwarded-For)" });
+    return z.NEVER;
+  }
+  if (!HEADER_TOKEN.test(name)) {
+    ctx.addIssue({ code: 'custom', message: `'${v}' is not a header name` });
+    return z.NEVER;
+  }
+  return name.toLowerCase();
+});
+
+const onOff = (def: 'on' | 'off') => z.enum(['on', 'off']).default(def).transform((v) => v === 'on');
 
 export const envSchema = z.object({
   DATABASE_URL: url(['postgres', 'postgresql']),
@@ -82,6 +110,14 @@ export const envSchema = z.object({
   PORTICO_CLIENT_BODY_TIMEOUT_MS: ms(60_000),
   /** Bound on finishing in-flight requests after SIGTERM. */
   PORTICO_SHUTDOWN_TIMEOUT_MS: ms(10_000),
+  /**
+   * Proxies whose PORTICO_REAL_IP_HEADER is believed (Kong's trusted_ips; nginx realip). Unset:
+   * none, so the client address is always the TCP peer.
+   */
+  PORTICO_TRUSTED_IPS: trustedIps,
+  PORTICO_REAL_IP_HEADER: realIpHeader,
+  /** Walk the header from the right past trusted proxies (Kong's real_ip_recursive). */
+  PORTICO_REAL_IP_RECURSIVE: onOff('off'),
 });
 export type Env = z.infer<typeof envSchema>;
 

@@ -20,3 +20,4 @@ export * from './runtime/lifecycle.ts';
 export * from './runtime/logger.ts';
 export * from './regex/index.ts';
 export * from './vault/index.ts';
+export * from './net/index.ts';

@@ -6,9 +6,15 @@ import { jwtHandler } from './jwt/handler.ts';
 import { keyAuthHandler } from './key-auth/handler.ts';
 import { rateLimitingHandler } from './rate-limiting/handler.ts';
 import { canaryHandler } from './canary/handler.ts';
+import { corsHandler } from './cors/handler.ts';
+import { ipRestrictionHandler } from './ip-restriction/handler.ts';
+import { requestSizeLimitingHandler } from './request-size-limiting/handler.ts';
+import { requestTerminationHandler } from './request-termination/handler.ts';
+import { correlationIdHandler } from './correlation-id/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
-  [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler].map((h) => [h.name, h as PluginHandler]),
+  [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
+    corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';

@@ -6,8 +6,14 @@ import { jwt } from './jwt/schema.ts';
 import { keyAuth } from './key-auth/schema.ts';
 import { rateLimiting } from './rate-limiting/schema.ts';
 import { canary } from './canary/schema.ts';
+import { cors } from './cors/schema.ts';
+import { ipRestriction } from './ip-restriction/schema.ts';
+import { requestSizeLimiting } from './request-size-limiting/schema.ts';
+import { requestTermination } from './request-termination/schema.ts';
+import { correlationId } from './correlation-id/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
-  [keyAuth, jwt, basicAuth, acl, rateLimiting, canary].map((d) => [d.name, d]),
+  [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
+    cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

@@ -1,0 +1,148 @@
+// The edge plugins (issue 11) through real CP and DP processes: what the current plugin API carries
+// end to end. (Raw-body exits, exit headers, chunked-body counting, trusted proxies and the
+// correlation id in logs wait for the DP-side additions listed in the plugins' SEAM comments.)
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack, type Stack } from '../harness/stack.ts';
+import type { Echo } from '../harness/upstream.ts';
+
+let s: Stack;
+
+async function call(p: string, init: RequestInit = {}): Promise<{ status: number; body: any; headers: Headers }> {
+  const r = await fetch(s.dps[0].proxy + p, init);
+  const text = await r.text();
+  let body: unknown = text;
+  try { body = JSON.parse(text); } catch { /* text */ }
+  return { status: r.status, body, headers: r.headers };
+}
+
+async function route(name: string, plugin: { name: string; config?: Record<string, unknown> }): Promise<string> {
+  await s.A('POST', '/services/edge/routes', { name, paths: [`/${name}`] });
+  const r = await s.write('POST', `/routes/${name}/plugins`, plugin);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.id;
+}
+
+before(async () => {
+  s = await startStack({ dps: 1 });
+  await s.A('POST', '/services', { name: 'edge', url: s.upstream.url });
+});
+after(async () => { await s?.stop(); });
+
+describe('cors', () => {
+  before(async () => {
+    await route('cors', { name: 'cors', config: { origins: ['https://app.test', '(.*)\\.example\\.org'], credentials: true, exposed_headers: ['X-Total'], max_age: 600 } });
+  });
+
+  it('adds Allow-Origin, credentials, exposed headers and Vary to an allowed origin, nothing for another', async () => {
+    const ok = await call('/cors/x', { headers: { origin: 'https://shop.example.org' } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('access-control-allow-origin'), 'https://shop.example.org');
+    assert.equal(ok.headers.get('access-control-allow-credentials'), 'true');
+    assert.equal(ok.headers.get('access-control-expose-headers'), 'X-Total');
+    assert.match(ok.headers.get('vary') ?? '', /Origin/);
+    const other = await call('/cors/x', { headers: { origin: 'https://evil.test' } });
+    assert.equal(other.status, 200);
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+  });
+
+  it('answers a preflight at the gateway without calling the upstream', async () => {
+    const hits = s.upstream.hits;
+    const r = await call('/cors/x', { method: 'OPTIONS', headers: { origin: 'https://app.test', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'x-one' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('access-control-allow-origin'), 'https://app.test');
+    assert.equal(r.headers.get('access-control-allow-methods'), 'GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT');
+    assert.equal(r.headers.get('access-control-allow-headers'), 'x-one');
+    assert.equal(r.headers.get('access-control-max-age'), '600');
+    assert.equal(s.upstream.hits, hits);
+  });
+});
+
+describe('ip-restriction', () => {
+  it('refuses a denied client with Kong’s message, then follows allow lists and custom answers', async () => {
+    const id = await route('ipr', { name: 'ip-restriction', config: { deny: ['127.0.0.1'] } });
+    const denied = await call('/ipr');
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.message, 'IP address not allowed: 127.0.0.1');
+    await s.write('PATCH', `/plugins/${id}`, { config: { deny: null, allow: ['127.0.0.0/8', '::1'] } });
+    assert.equal((await call('/ipr')).status, 200);
+    await s.write('PATCH', `/plugins/${id}`, { config: { allow: ['10.0.0.0/8', '2001:db8::/32'], status: 401, message: 'Not from here' } });
+    const custom = await call('/ipr');
+    assert.deepEqual([custom.status, custom.body.message], [401, 'Not from here']);
+  });
+});
+
+describe('request-size-limiting', () => {
+  it('answers 413 to a body whose Content-Length is over the limit, before the upstream sees it', async () => {
+    await route('size', { name: 'request-size-limiting', config: { allowed_payload_size: 1, size_unit: 'kilobytes' } });
+    const hits = s.upstream.hits;
+    const big = await call('/size', { method: 'POST', body: Buffer.alloc(1025, 97) });
+    assert.deepEqual([big.status, big.body.message], [413, 'Request size limit exceeded']);
+    assert.equal(s.upstream.hits, hits);
+    const small = await call('/size', { method: 'POST', body: Buffer.alloc(1024, 97) });
+    assert.equal(small.status, 200);
+    assert.equal((small.body as Echo).bodyBytes, 1024);
+  });
+
+  it('answers 411 without a Content-Length when one is required', async () => {
+    await route('sized', { name: 'request-size-limiting', config: { require_content_length: true } });
+    const r = await call('/sized');
+    assert.deepEqual([r.status, r.body.message], [411, 'A valid Content-Length header is required']);
+  });
+});
+
+describe('request-termination', () => {
+  it('answers in place of the upstream, by default and on a trigger', async () => {
+    const hits = s.upstream.hits;
+    await route('maint', { name: 'request-termination' });
+    const r = await call('/maint');
+    assert.deepEqual([r.status, r.body], [503, { message: 'Service unavailable' }]);
+    await route('trig', { name: 'request-termination', config: { status_code: 418, message: 'teapot', trigger: 'X-Stop' } });
+    assert.deepEqual([(await call('/trig?stop')).status, (await call('/trig', { headers: { 'x-stop': '1' } })).body], [200, { message: 'teapot' }]);
+    assert.equal((await call('/trig?X-Stop')).status, 418);
+    assert.equal(s.upstream.hits, hits + 1);
+  });
+
+  it('echoes the request as JSON', async () => {
+    await route('echo', { name: 'request-termination', config: { echo: true, status_code: 200 } });
+    const r = await call('/echo/a?x=1&x=2', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":7}' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.request.query, { x: ['1', '2'] });
+    assert.deepEqual(r.body.request.body, { id: 7 });
+    assert.equal(r.body.request.path, '/echo/a');
+    assert.equal(r.body.matched_route.name, 'echo');
+  });
+});
+
+describe('correlation-id', () => {
+  it('sends a generated id upstream and back, and keeps a client’s', async () => {
+    await route('corr', { name: 'correlation-id', config: { echo_downstream: true } });
+    const r = await call('/corr');
+    const sent = (r.body as Echo).headers['kong-request-id'] as string;
+    assert.match(sent, /^[0-9a-f-]{36}#\d+$/);
+    assert.equal(r.headers.get('kong-request-id'), sent);
+    const mine = await call('/corr', { headers: { 'Kong-Request-ID': 'trace-42' } });
+    assert.equal((mine.body as Echo).headers['kong-request-id'], 'trace-42');
+    assert.equal(mine.headers.get('kong-request-id'), 'trace-42');
+  });
+});
+
+describe('hostile configuration', () => {
+  it('is refused at write time with the field named, and changes nothing', async () => {
+    const before = (await s.A('GET', '/plugins')).body.data.length;
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ name: 'ip-restriction', config: { allow: ['10.0.0.0/33'] } }, /invalid ip or cidr range: '10.0.0.0\/33'/],
+      [{ name: 'cors', config: { origins: ['(a)\\1'] } }, /is not a valid regex/],
+      [{ name: 'cors', config: { headers: ['X-A\r\nSet-Cookie: a=b'] } }, /is not a valid header name/],
+      [{ name: 'request-termination', config: { body: 'x', content_type: 'text/plain\r\nX-Evil: 1' } }, /must not contain control characters/],
+      [{ name: 'correlation-id', config: { header_name: 'bad header' } }, /bad header name/],
+      [{ name: 'request-size-limiting', config: { size_unit: 'gigabytes' } }, /expected one of: megabytes, kilobytes, bytes/],
+    ];
+    for (const [plugin, message] of cases) {
+      const r = await s.A('POST', '/plugins', plugin);
+      assert.equal(r.status, 400, JSON.stringify(plugin));
+      assert.match(JSON.stringify(r.body.fields), message);
+    }
+    assert.equal((await s.A('GET', '/plugins')).body.data.length, before);
+  });
+});
