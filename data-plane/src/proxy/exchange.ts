@@ -48,7 +48,8 @@ function onBodyData(this: IncomingMessage, chunk: Buffer): void { const x = exch
 function onBodyEnd(this: IncomingMessage): void { const x = exchangeOf(this); safely(x, x.bodyEnd); }
 function onBodyError(this: IncomingMessage): void { exchangeOf(this).bodyFailed(); }
 function onBodyTimeout(x: ProxyExchange): void { safely(x, x.bodyTimedOut); }
-function onLingerEnd(req: IncomingMessage): void { if (!req.complete) req.socket?.destroy(); }
+function onDroppedBodyEnd(this: IncomingMessage): void { const x = exchangeOf(this); safely(x, x.answerTooLarge); }
+function onLingerTimeout(x: ProxyExchange): void { x.timer = null; safely(x, x.answerTooLarge); }
 function onWriteTimeout(x: ProxyExchange): void { x.writeTimedOut(); }
 function onRetryTimer(x: ProxyExchange): void { x.timer = null; safely(x, x.dispatch); }
 
@@ -257,18 +258,27 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * Stop keeping the body and answer 413 while the rest is read and dropped (nginx's lingering
-   * close): closing with unread data would reset the connection, and a client still sending would
-   * never read the answer (review C5, probe 5.3). Node keeps the connection once the body ends; a
-   * body still arriving after LINGERING_TIME_MS loses its connection.
+   * Over the limit: stop keeping the body, read and drop the rest, and answer 413 once it has all
+   * arrived. Answering earlier and closing with unread data resets the connection (Node closes
+   * after the answer when the client asked for `Connection: close`), and a client still sending
+   * would never read the answer (review C5, probe 5.3). A body still arriving after
+   * LINGERING_TIME_MS (nginx's lingering_time) is answered then, and its connection closed.
    */
   bodyTooLarge(): void {
     this.stopReadingBody();
-    this.req.resume();
-    if (!this.req.complete) setTimeout(onLingerEnd, LINGERING_TIME_MS, this.req).unref();
     this.core.deps.log.warn({ request_id: this.requestId, path: this.logPath(), limit_bytes: MAX_BUFFERED_BODY }, 'request body over the buffering limit');
     this.error = 'body too large';
-    this.answerError(413, MESSAGES.tooLarge);
+    if (this.req.complete) { this.answerError(413, MESSAGES.tooLarge); return; }
+    this.req.on('end', onDroppedBodyEnd);
+    this.timer = setTimeout(onLingerTimeout, LINGERING_TIME_MS, this);
+    this.req.resume();
+  }
+
+  /** The dropped body ended, or lingering ran out: answer the 413 now. */
+  answerTooLarge(): void {
+    this.req.off('end', onDroppedBodyEnd);
+    this.clearTimer();
+    if (!this.finished) this.answerError(413, MESSAGES.tooLarge);
   }
 
   bodyEnd(): void {

@@ -7,8 +7,8 @@ export const DEFAULT_CLIENT_BODY_TIMEOUT_MS = 60_000;
 /** Requests whose body a plugin must read are buffered up to this size (then 413). */
 export const MAX_BUFFERED_BODY = 8 * 1024 * 1024;
 /**
- * nginx's lingering_time: after answering before the body was read (413), the rest is read and
- * dropped for at most this long, so the client is not reset mid-upload and can read the answer.
+ * nginx's lingering_time: a body over the buffering limit is read and dropped for at most this long
+ * before the 413 goes out, so the client is not reset mid-upload and can read the answer.
  */
 export const LINGERING_TIME_MS = 30_000;
 
