@@ -151,8 +151,8 @@ describe('cors handler', () => {
     const messages = r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     assert.ok(messages.some((m) => /^origins\.0: '\(a\)\\1' is not a valid regex/.test(m)), messages.join('\n'));
     assert.ok(messages.some((m) => /^origins\.1: /.test(m)), messages.join('\n'));
-    assert.ok(messages.some((m) => m.startsWith("headers.1: 'X-Bad")), messages.join('\n'));
-    assert.ok(messages.some((m) => m === "exposed_headers.0: 'a b' is not a valid header name"), messages.join('\n'));
+    assert.ok(messages.includes('headers.1: bad header name'), messages.join('\n'));
+    assert.ok(messages.includes('exposed_headers.0: bad header name'), messages.join('\n'));
     assert.ok(messages.some((m) => m.startsWith('methods.1: expected one of')), messages.join('\n'));
   });
 

@@ -1,13 +1,12 @@
 import { z } from 'zod';
-import { bool, oneOf, opt } from '../../entities/fields.ts';
+import { bool, httpToken, oneOf, opt, text } from '../../entities/fields.ts';
 import { regexError } from '../../regex/index.ts';
-import { headerToken } from '../http-fields.ts';
 import type { PluginDefinition } from '../types.ts';
 
 export const CORS_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
 
 /** Kong's check: `*` or a pattern the regex engine compiles (here RE2, linear-time). */
-const origin = () => z.string().min(1, 'length must be at least 1').superRefine((v, ctx) => {
+const origin = () => text().min(1, 'length must be at least 1').superRefine((v, ctx) => {
   if (v === '*') return;
   const err = regexError(v);
   if (err) ctx.addIssue({ code: 'custom', message: `'${v}' is not a valid regex: ${err}` });
@@ -15,8 +14,8 @@ const origin = () => z.string().min(1, 'length must be at least 1').superRefine(
 
 export const corsConfig = z.strictObject({
   origins: opt(z.array(origin())).describe("Allowed origins: '*', exact origins (scheme://host[:port]) or regexes (anchored); unset or ['*'] allows any"),
-  headers: opt(z.array(headerToken())).describe('Access-Control-Allow-Headers for preflights (unset: the requested headers are echoed)'),
-  exposed_headers: opt(z.array(headerToken())).describe('Access-Control-Expose-Headers'),
+  headers: opt(z.array(httpToken())).describe('Access-Control-Allow-Headers for preflights (unset: the requested headers are echoed)'),
+  exposed_headers: opt(z.array(httpToken())).describe('Access-Control-Expose-Headers'),
   methods: z.array(oneOf(CORS_METHODS)).default([...CORS_METHODS]).describe('Access-Control-Allow-Methods for preflights'),
   max_age: opt(z.number()).describe('Access-Control-Max-Age, seconds a browser may cache a preflight'),
   credentials: bool().default(false).describe('Send Access-Control-Allow-Credentials: true (the request Origin is then echoed instead of *)'),

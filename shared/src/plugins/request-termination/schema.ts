@@ -1,13 +1,13 @@
 import { z } from 'zod';
-import { bool, int, opt } from '../../entities/fields.ts';
+import { bool, int, multiline, opt, text } from '../../entities/fields.ts';
 import { headerValue, kongHeaderName } from '../http-fields.ts';
 import type { PluginDefinition } from '../types.ts';
 
 export const requestTerminationConfig = z.strictObject({
   status_code: int(100, 599).default(503).describe('Status of the answer'),
-  message: opt(z.string()).describe('Message of a JSON answer {"message": …} (exclusive with body and content_type)'),
+  message: opt(text()).describe('Message of a JSON answer {"message": …} (exclusive with body and content_type)'),
   content_type: opt(headerValue()).describe('Content-Type of body'),
-  body: opt(z.string()).describe('Raw body of the answer'),
+  body: opt(multiline()).describe('Raw body of the answer'),
   echo: bool().default(false).describe('Answer with a JSON copy of the request (debugging)'),
   trigger: opt(kongHeaderName()).describe('Terminate only requests carrying this header or query argument'),
 }).superRefine((c, ctx) => {
