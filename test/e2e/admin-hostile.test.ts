@@ -236,6 +236,7 @@ describe('sizes (probe 4.4–4.6, item 16)', () => {
 /** A value of the field's declared type, as a client reading only the schema would choose it. */
 function sample(f: any): unknown {
   if (f.default !== undefined && f.default !== null) return f.default;
+  if (f.example !== undefined) return f.example;
   if (f.one_of) return f.one_of[0];
   switch (f.type) {
     case 'string': return (f.starts_with ?? '') + 'example';

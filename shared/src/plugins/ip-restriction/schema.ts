@@ -7,7 +7,7 @@ import type { PluginDefinition } from '../types.ts';
 const ipOrCidr = () => text(64).superRefine((v, ctx) => {
   const err = cidrError(v);
   if (err) ctx.addIssue({ code: 'custom', message: err });
-});
+}).meta({ example: '10.0.0.0/8' });
 
 export const ipRestrictionConfig = z.strictObject({
   allow: opt(z.array(ipOrCidr())).describe('Addresses and CIDRs let through; any other address is refused'),
