@@ -54,6 +54,7 @@ describe('cors', () => {
     assert.equal(r.headers.get('access-control-allow-methods'), 'GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT');
     assert.equal(r.headers.get('access-control-allow-headers'), 'x-one');
     assert.equal(r.headers.get('access-control-max-age'), '600');
+    assert.deepEqual([r.body, r.headers.get('content-length'), r.headers.get('content-type')], ['', '0', null], 'an empty preflight answer, as Kong');
     assert.equal(s.upstream.hits, hits);
   });
 });
@@ -101,6 +102,15 @@ describe('request-termination', () => {
     assert.deepEqual([(await call('/trig?stop')).status, (await call('/trig', { headers: { 'x-stop': '1' } })).body], [200, { message: 'teapot' }]);
     assert.equal((await call('/trig?X-Stop')).status, 418);
     assert.equal(s.upstream.hits, hits + 1);
+  });
+
+  it('answers a raw body with its content type, and a bodiless status with nothing', async () => {
+    await route('html', { name: 'request-termination', config: { status_code: 503, body: '<h1>Maintenance</h1>', content_type: 'text/html; charset=utf-8' } });
+    const r = await call('/html');
+    assert.deepEqual([r.status, r.body, r.headers.get('content-type'), r.headers.get('content-length')], [503, '<h1>Maintenance</h1>', 'text/html; charset=utf-8', '20']);
+    await route('empty', { name: 'request-termination', config: { status_code: 204 } });
+    const e = await call('/empty');
+    assert.deepEqual([e.status, e.body], [204, '']);
   });
 
   it('echoes the request as JSON', async () => {

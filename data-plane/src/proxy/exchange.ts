@@ -603,11 +603,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   answerExit(exit: Exit): void {
     if (isMessageExit(exit)) { this.answerError(exit.status, exit.message, exit.headers); return; }
-    const body = JSON.stringify(exit.json);
-    this.answer(exit.status, {
-      'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body),
-      [REQUEST_ID_HEADER]: this.requestId, 'x-portico-response-latency': this.latency(), ...exit.headers,
-    }, this.method === 'HEAD' ? undefined : body);
+    const raw = 'body' in exit;
+    const body = raw ? exit.body : JSON.stringify(exit.json);
+    const headers: OutgoingHttpHeaders = {
+      'content-length': Buffer.byteLength(body), [REQUEST_ID_HEADER]: this.requestId, 'x-portico-response-latency': this.latency(), ...exit.headers,
+    };
+    if (!raw) headers['content-type'] ??= 'application/json; charset=utf-8';
+    this.answer(exit.status, headers, this.method === 'HEAD' ? undefined : body);
   }
 
   latency(): string {

@@ -55,11 +55,14 @@ export interface ProxyContext {
 
 /**
  * A handler's answer in place of the upstream's. `message` is Kong's kong.response.error
- * (`{"message","request_id"}`, format negotiated); `json` is kong.response.exit (the body as given).
+ * (`{"message","request_id"}`, format negotiated); `json` is kong.response.exit with a table (sent
+ * as JSON); `body` is kong.response.exit with a string: sent byte for byte with its Content-Length
+ * and no Content-Type of the gateway's own (put one in `headers`); no body for HEAD.
  */
 export type Exit =
   | { status: number; message: string; headers?: Record<string, string> }
-  | { status: number; json: unknown; headers?: Record<string, string> };
+  | { status: number; json: unknown; headers?: Record<string, string> }
+  | { status: number; body: string; headers?: Record<string, string> };
 
 export type AccessResult = Exit | undefined | void;
 

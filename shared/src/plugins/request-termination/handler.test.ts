@@ -17,12 +17,12 @@ describe('request-termination handler', () => {
 
   it('answers with the configured message, or with no body for a status without a default', () => {
     assert.deepEqual(run({ status_code: 418, message: 'teapot' }), { status: 418, json: { message: 'teapot' } });
-    assert.deepEqual(run({ status_code: 204 }), { status: 204, json: null, body: '', headers: {} });
+    assert.deepEqual(run({ status_code: 204 }), { status: 204, body: '', headers: {} });
   });
 
   it('answers a raw body with its content_type', () => {
     assert.deepEqual(run({ status_code: 200, body: '<h1>Maintenance</h1>', content_type: 'text/html; charset=utf-8' }),
-      { status: 200, json: null, body: '<h1>Maintenance</h1>', headers: { 'content-type': 'text/html; charset=utf-8' } });
+      { status: 200, body: '<h1>Maintenance</h1>', headers: { 'content-type': 'text/html; charset=utf-8' } });
   });
 
   it('terminates only requests carrying the trigger, as a header or a query argument', () => {
