@@ -75,6 +75,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const proxy = createProxy({
     current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port,
     underscoresInHeaders: env.PORTICO_UNDERSCORES_IN_HEADERS === 'on', clientBodyTimeoutMs: env.PORTICO_CLIENT_BODY_TIMEOUT_MS,
+    realIp: { trustedIps: env.PORTICO_TRUSTED_IPS, realIpHeader: env.PORTICO_REAL_IP_HEADER, recursive: env.PORTICO_REAL_IP_RECURSIVE },
   });
 
   // A plain node:http server: the proxy handles Node's raw request/response itself, so a web

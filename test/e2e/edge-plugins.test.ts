@@ -1,10 +1,12 @@
-// The edge plugins (issue 11) through real CP and DP processes: what the current plugin API carries
-// end to end. (Raw-body exits, exit headers, chunked-body counting, trusted proxies and the
+// The edge plugins (issue 11) through real CP and DP processes, and the real client address behind
+// trusted proxies. (Exit headers on other plugins' answers, chunked-body counting and the
 // correlation id in logs wait for the DP-side additions listed in the plugins' SEAM comments.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, type Stack } from '../harness/stack.ts';
 import type { Echo } from '../harness/upstream.ts';
+import { startGateway, statusOf } from '../harness/gateway.ts';
+import { waitFor } from '../harness/procs.ts';
 
 let s: Stack;
 
@@ -70,6 +72,37 @@ describe('ip-restriction', () => {
     await s.write('PATCH', `/plugins/${id}`, { config: { allow: ['10.0.0.0/8', '2001:db8::/32'], status: 401, message: 'Not from here' } });
     const custom = await call('/ipr');
     assert.deepEqual([custom.status, custom.body.message], [401, 'Not from here']);
+  });
+});
+
+describe('the real client address behind trusted proxies (PORTICO_TRUSTED_IPS)', () => {
+  it('believes X-Forwarded-For only from a trusted peer, walking past trusted hops, for ip-restriction and upstream headers', async () => {
+    const dp = await startGateway('data-plane', {
+      env: { NATS_URL: s.nats.url, PORTICO_TRUSTED_IPS: '127.0.0.1,10.0.0.0/8', PORTICO_REAL_IP_HEADER: 'X-Forwarded-For', PORTICO_REAL_IP_RECURSIVE: 'on' },
+    });
+    try {
+      await route('realip', { name: 'ip-restriction', config: { deny: ['203.0.113.9'] } });
+      const v = (await s.A('GET', '/status')).body.configuration.version;
+      await waitFor('the trusting DP has the route', async () => (await statusOf(dp)).version >= v);
+      const via = (xff: string, extra: Record<string, string> = {}) => fetch(dp.proxy + '/realip', { headers: { 'x-forwarded-for': xff, ...extra } });
+      // The peer (127.0.0.1) is trusted; from the right, 10.0.0.7 is a trusted hop, 203.0.113.9 the client.
+      const denied = await via('203.0.113.9, 10.0.0.7');
+      assert.equal(denied.status, 403);
+      assert.equal(((await denied.json()) as { message: string }).message, 'IP address not allowed: 203.0.113.9');
+      const other = await via('198.51.100.4, 10.0.0.7', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'public.example' });
+      assert.equal(other.status, 200);
+      const seen = (await other.json()) as Echo;
+      assert.equal(seen.headers['x-real-ip'], '198.51.100.4');
+      assert.equal(seen.headers['x-forwarded-for'], '198.51.100.4, 10.0.0.7, 198.51.100.4');
+      assert.deepEqual([seen.headers['x-forwarded-proto'], seen.headers['x-forwarded-host']], ['https', 'public.example'], 'a trusted proxy\'s X-Forwarded-* stand');
+      // The node without trusted IPs sees the TCP peer whatever the header says.
+      const plain = await call('/realip', { headers: { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' } });
+      assert.equal(plain.status, 200);
+      assert.equal((plain.body as Echo).headers['x-real-ip'], '127.0.0.1');
+      assert.equal((plain.body as Echo).headers['x-forwarded-proto'], 'http');
+    } finally {
+      await dp.kill(); dp.cleanup();
+    }
   });
 });
 

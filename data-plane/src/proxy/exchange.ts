@@ -17,7 +17,9 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from 'undici';
-import { escapePath, normalizePath, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream } from '@portico/shared';
+import {
+  escapePath, normalizePath, peerAddress, realClientIp, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
+} from '@portico/shared';
 import type { AccessResult, Exit } from '@portico/shared/plugins/handlers';
 import { UpstreamBalancer, type TargetState } from './balancer.ts';
 import { authorityOf, bracket, hostOf, hostPort, splitUrl, type ServiceTarget } from './target.ts';
@@ -94,6 +96,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly started = performance.now();
   readonly method: string;
   readonly clientIp: string;
+  /** The TCP peer is a trusted proxy (PORTICO_TRUSTED_IPS): its X-Forwarded-* are kept. */
+  peerTrusted = false;
   cfg: RuntimeConfig | null = null;
   match: Match | null = null;
   route: Route | null = null;
@@ -154,7 +158,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   ) {
     this.method = req.method ?? 'GET';
     const a = req.socket?.remoteAddress ?? '';
-    this.clientIp = a.startsWith('::ffff:') ? a.slice(7) : a;
+    const realIp = core.deps.realIp;
+    if (realIp === undefined || realIp.trustedIps.isEmpty) {
+      this.clientIp = peerAddress(a);
+    } else {
+      this.clientIp = realClientIp(a, req.headers, realIp);
+      this.peerTrusted = realIp.trustedIps.contains(peerAddress(a));
+    }
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
     this.hasBody = te !== undefined || (cl !== undefined && cl !== '0');
@@ -214,7 +224,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.headers = upstreamRequestHeaders({
       req, requestId: this.requestId, host: route.preserve_host && this.clientHost ? this.clientHost : target.hostHeader,
       clientHost: this.clientHost, clientIp: this.clientIp, listenPort: this.core.deps.listenPort, originalPath: rawPath,
-      strippedPrefix: route.strip_path ? match.matchedPath : '', underscores: this.core.underscores,
+      strippedPrefix: route.strip_path ? match.matchedPath : '', underscores: this.core.underscores, trustedPeer: this.peerTrusted,
     });
     if (match.compiled.plugins.length > 0) {
       this.ctx = new RequestContext(this.requestId, req, this.path, this.clientIp, route, target.service, this.headers, query);

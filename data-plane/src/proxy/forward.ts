@@ -1,5 +1,6 @@
 // The proxy: what its requests share (pooled upstream agents, settings) and Node's two entry
 // points, `request` and `upgrade`. Each request is one ProxyExchange (exchange.ts).
+import type { RealIpOptions } from '@portico/shared';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
@@ -29,6 +30,11 @@ export interface ProxyDeps {
   /** The node's logger: internal errors and refusals are logged whatever the access-log setting. */
   log: Logger;
   listenPort: number;
+  /**
+   * Kong's trusted_ips / real_ip_header / real_ip_recursive (PORTICO_TRUSTED_IPS, …): which client
+   * address rate limiting, hashing, ip-restriction and the logs see. Unset: the TCP peer.
+   */
+  realIp?: RealIpOptions;
   /** nginx's `underscores_in_headers` (PORTICO_UNDERSCORES_IN_HEADERS); default off. */
   underscoresInHeaders?: boolean;
   /** Kong's `client_body_timeout` (PORTICO_CLIENT_BODY_TIMEOUT_MS). */

@@ -36,6 +36,8 @@ export interface UpstreamHeaderInput {
    * which would let a client forge the identity headers the gateway sets (probe 2.2).
    */
   underscores: boolean;
+  /** The TCP peer is a trusted proxy: the X-Forwarded-Proto/-Host/-Port/-Path/-Prefix it sent are kept (Kong). */
+  trustedPeer?: boolean;
 }
 
 export function upstreamRequestHeaders(i: UpstreamHeaderInput): Record<string, string | string[]> {
@@ -53,15 +55,19 @@ export function upstreamRequestHeaders(i: UpstreamHeaderInput): Record<string, s
   if (typeof src.te === 'string' && /\btrailers\b/i.test(src.te)) out.te = 'trailers';
   out.host = i.host;
   const xff = src['x-forwarded-for'];
-  // X-Forwarded-For is appended to (Kong); the other X-Forwarded-* and X-Real-IP are replaced,
-  // since client-sent ones are not trusted (Kong's default, no trusted_ips).
+  // X-Forwarded-For is appended to (Kong: nginx's $proxy_add_x_forwarded_for, with the client
+  // address realip settled on). The other X-Forwarded-* and X-Real-IP are replaced unless the peer
+  // is a trusted proxy (Kong's trusted_ips), whose values are kept.
   out['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${i.clientIp}` : i.clientIp;
-  out['x-forwarded-proto'] = 'http';
-  out['x-forwarded-host'] = hostWithoutPort(i.clientHost);
-  out['x-forwarded-port'] = String(i.listenPort);
-  out['x-forwarded-path'] = i.originalPath;
-  if (i.strippedPrefix && i.strippedPrefix !== '/') out['x-forwarded-prefix'] = i.strippedPrefix;
-  else if (out['x-forwarded-prefix'] !== undefined) delete out['x-forwarded-prefix'];
+  const keep = i.trustedPeer === true;
+  if (!keep || src['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+  if (!keep || src['x-forwarded-host'] === undefined) out['x-forwarded-host'] = hostWithoutPort(i.clientHost);
+  if (!keep || src['x-forwarded-port'] === undefined) out['x-forwarded-port'] = String(i.listenPort);
+  if (!keep || src['x-forwarded-path'] === undefined) out['x-forwarded-path'] = i.originalPath;
+  if (!keep || src['x-forwarded-prefix'] === undefined) {
+    if (i.strippedPrefix && i.strippedPrefix !== '/') out['x-forwarded-prefix'] = i.strippedPrefix;
+    else if (out['x-forwarded-prefix'] !== undefined) delete out['x-forwarded-prefix'];
+  }
   out['x-real-ip'] = i.clientIp;
   const via = i.req.httpVersionMinor === 0 ? VIA_10 : VIA_11;
   out.via = src.via ? `${src.via}, ${via}` : via;
