@@ -48,6 +48,17 @@ describe('cors', () => {
     assert.equal(other.headers.get('access-control-allow-origin'), null);
   });
 
+  it('puts its headers on another plugin\'s refusal too (a browser can read a 401), and echoes a correlation id there', async () => {
+    const id = await route('cors-auth', { name: 'cors', config: { origins: ['https://app.test'] } });
+    const routeId = (await s.A('GET', `/plugins/${id}`)).body.route.id;
+    await s.A('POST', `/routes/${routeId}/plugins`, { name: 'correlation-id', config: { echo_downstream: true } });
+    await s.write('POST', `/routes/${routeId}/plugins`, { name: 'key-auth' });
+    const r = await call('/cors-auth/x', { headers: { origin: 'https://app.test' } });
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('access-control-allow-origin'), 'https://app.test');
+    assert.match(r.headers.get('kong-request-id') ?? '', /^[0-9a-f-]{36}#\d+$/, 'uuid#counter, Kong\'s default generator');
+  });
+
   it('answers a preflight at the gateway without calling the upstream', async () => {
     const hits = s.upstream.hits;
     const r = await call('/cors/x', { method: 'OPTIONS', headers: { origin: 'https://app.test', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'x-one' } });

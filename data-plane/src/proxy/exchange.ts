@@ -612,14 +612,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   answerExit(exit: Exit): void {
-    if (isMessageExit(exit)) { this.answerError(exit.status, exit.message, exit.headers); return; }
+    const extra = this.exitHeaders(exit.status, exit.headers);
+    if (isMessageExit(exit)) { this.answerError(exit.status, exit.message, extra); return; }
     const raw = 'body' in exit;
     const body = raw ? exit.body : JSON.stringify(exit.json);
     const headers: OutgoingHttpHeaders = {
-      'content-length': Buffer.byteLength(body), [REQUEST_ID_HEADER]: this.requestId, 'x-portico-response-latency': this.latency(), ...exit.headers,
+      'content-length': Buffer.byteLength(body), [REQUEST_ID_HEADER]: this.requestId, 'x-portico-response-latency': this.latency(), ...extra,
     };
     if (!raw) headers['content-type'] ??= 'application/json; charset=utf-8';
     this.answer(exit.status, headers, this.method === 'HEAD' ? undefined : body);
+  }
+
+  /**
+   * A plugin's own answer goes through the response phase too, as Kong's header_filter: so a 401
+   * from key-auth still carries cors' headers (a browser can read it) and the echoed correlation id.
+   */
+  private exitHeaders(status: number, given: Record<string, string> | undefined): Record<string, string> {
+    const ctx = this.ctx;
+    if (ctx === null) return given ?? {};
+    const headers: Record<string, string | string[]> = { ...given };
+    runResponse(this.match!.compiled.plugins, ctx, this.cfg!.plugins.env, status, headers);
+    Object.assign(headers, ctx.responseHeaders);
+    return headers as Record<string, string>;
   }
 
   latency(): string {

@@ -9,11 +9,9 @@
 // into this request's access-log line and log-phase entry; and error bodies the DP generates after
 // this plugin ran carry `"correlation_id"` next to `"request_id"`.
 //
-// SEAM(exit-headers) — with echo_downstream, Kong's header_filter puts the id on every answer,
-// including another plugin's 401/403/429 and gateway errors. Today the DP applies
-// ctx.responseHeaders to proxied responses only. The addition this asks for: exits and gateway
-// error answers issued after the access phase started carry ctx.responseHeaders too (and run the
-// `response` phase, as Kong's header_filter runs for kong.response.exit).
+// With echo_downstream the id is on every answer, another plugin's 401/403/429 included: the DP
+// runs the response phase and applies ctx.responseHeaders on plugin exits too (Kong's
+// header_filter). Gateway errors after the access phase (502, 504) do not carry it yet.
 import { randomUUID } from 'node:crypto';
 import type { AccessResult, PluginEnv, PluginHandler, ProxyContext } from '../types.ts';
 import { correlationId, type CorrelationIdConfig } from './schema.ts';
