@@ -3,6 +3,7 @@
 // correlation id in logs wait for the DP-side additions listed in the plugins' SEAM comments.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { startStack, type Stack } from '../harness/stack.ts';
 import type { Echo } from '../harness/upstream.ts';
 import { startGateway, statusOf } from '../harness/gateway.ts';
@@ -127,6 +128,19 @@ describe('request-size-limiting', () => {
     const small = await call('/size', { method: 'POST', body: Buffer.alloc(1024, 97) });
     assert.equal(small.status, 200);
     assert.equal((small.body as Echo).bodyBytes, 1024);
+  });
+
+  it('answers 413 to a chunked body once it passes the limit, aborting the upstream request', async () => {
+    await route('chunked', { name: 'request-size-limiting', config: { allowed_payload_size: 1, size_unit: 'kilobytes' } });
+    const send = (chunks: number) => new Promise<number>((resolve, reject) => {
+      const r = http.request(`${s.dps[0].proxy}/chunked`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      r.on('error', reject);
+      for (let i = 0; i < chunks; i++) r.write(Buffer.alloc(512, 97));
+      r.end();
+    });
+    assert.equal(await send(2), 200, 'exactly 1 KiB passes');
+    assert.equal(await send(8), 413);
+    await waitFor('the log line', async () => s.dps[0].logs().includes('request body over the route\'s size limit'));
   });
 
   it('answers 411 without a Content-Length when one is required', async () => {

@@ -30,3 +30,14 @@ export function runLog(slots: PluginSlot[], ctx: ProxyContext, env: PluginEnv, s
 }
 
 export const isMessageExit = (e: Exit): e is Extract<Exit, { message: string }> => 'message' in e;
+
+/** The smallest request-body limit among the plugins that run for this request (Infinity: none). */
+export function bodyLimit(slots: PluginSlot[], ctx: ProxyContext): number {
+  let limit = Infinity;
+  for (const slot of slots) {
+    const inst = PluginChains.pick(slot, ctx.route, ctx.consumer?.id ?? null);
+    const l = inst?.handler.requestBodyLimit?.(inst.config, inst.state);
+    if (l != null && l < limit) limit = l;
+  }
+  return limit;
+}

@@ -26,7 +26,7 @@ import { authorityOf, bracket, hostOf, hostPort, splitUrl, type ServiceTarget } 
 import type { Match } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
 import { MESSAGES, errorBody, reasonPhrase } from './errors.ts';
-import { isMessageExit, runAccess, runLog, runResponse } from '../plugins/run.ts';
+import { bodyLimit, isMessageExit, runAccess, runLog, runResponse } from '../plugins/run.ts';
 import { RequestContext } from '../plugins/context.ts';
 import { REQUEST_ID_HEADER, downstreamHeaders, responseHead, sealUpstreamHeaders, upstreamRequestHeaders } from './headers.ts';
 import { connectUpgrade } from './websocket.ts';
@@ -53,6 +53,8 @@ function onBodyTimeout(x: ProxyExchange): void { safely(x, x.bodyTimedOut); }
 function onDroppedBodyEnd(this: IncomingMessage): void { const x = exchangeOf(this); safely(x, x.answerTooLarge); }
 function onLingerTimeout(x: ProxyExchange): void { x.timer = null; safely(x, x.answerTooLarge); }
 function onWriteTimeout(x: ProxyExchange): void { x.writeTimedOut(); }
+/** The error code of a streamed body that passed a plugin's limit. */
+const BODY_TOO_LARGE = 'BODY_TOO_LARGE';
 function onRetryTimer(x: ProxyExchange): void { x.timer = null; safely(x, x.dispatch); }
 
 /**
@@ -65,6 +67,10 @@ async function* pullBody(x: ProxyExchange): AsyncGenerator<Buffer> {
   x.timer = setTimeout(onWriteTimeout, x.service!.write_timeout, x);
   for await (const chunk of x.req.iterator({ destroyOnReturn: false })) {
     x.timer?.refresh();
+    x.bodySize += (chunk as Buffer).length;
+    // A plugin's limit (request-size-limiting) on a body sent without a length: stop here; undici
+    // aborts the upstream request and the exchange answers 413 (upstreamFailed).
+    if (x.bodySize > x.bodyLimit) throw Object.assign(new Error('request body over the route\'s size limit'), { code: BODY_TOO_LARGE });
     yield chunk as Buffer;
   }
   x.clearTimer();
@@ -116,6 +122,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly hasBody: boolean;
   bodyParts: Buffer[] | null = null;
   bodySize = 0;
+  /** The smallest request-body limit of this request's plugins, for a body streamed without a length. */
+  bodyLimit = Infinity;
   /** The body-read, write or retry-backoff timer; at most one runs at a time. */
   timer: NodeJS.Timeout | null = null;
 
@@ -274,9 +282,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
    * would never read the answer (review C5, probe 5.3). A body still arriving after
    * LINGERING_TIME_MS (nginx's lingering_time) is answered then, and its connection closed.
    */
-  bodyTooLarge(): void {
+  bodyTooLarge(limit = MAX_BUFFERED_BODY): void {
     this.stopReadingBody();
-    this.core.deps.log.warn({ request_id: this.requestId, path: this.logPath(), limit_bytes: MAX_BUFFERED_BODY }, 'request body over the buffering limit');
+    this.core.deps.log.warn({ request_id: this.requestId, path: this.logPath(), limit_bytes: limit }, limit === MAX_BUFFERED_BODY ? 'request body over the buffering limit' : 'request body over the route\'s size limit');
     this.error = 'body too large';
     if (this.req.complete) { this.answerError(413, MESSAGES.tooLarge); return; }
     this.req.on('end', onDroppedBodyEnd);
@@ -347,6 +355,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         this.error = 'invalid upstream header';
         this.answerError(400, MESSAGES.badHeader);
         return;
+      }
+      if (this.match!.compiled.pluginFlags.limitsBody && this.hasBody && this.body === null && this.req.headers['content-length'] === undefined) {
+        this.bodyLimit = bodyLimit(this.match!.compiled.plugins, ctx);
       }
       this.forward();
     } catch (err) {
@@ -560,6 +571,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** One attempt failed (HTTP or upgrade): report, then retry or answer 502/504. */
   upstreamFailed(code: string, err: Error): void {
+    if (code === BODY_TOO_LARGE) {
+      // The client's fault, not the upstream's: nothing is reported to the balancer.
+      this.releasePeer();
+      if (this.res !== null ? this.res.headersSent : this.responded) { this.error = 'body too large'; this.destroyClient(); return; }
+      this.bodyTooLarge(this.bodyLimit);
+      return;
+    }
     const timeout = TIMEOUT_ERRORS.has(code);
     if (!this.responded) this.report(timeout ? { kind: 'timeout' } : { kind: 'tcp' });
     this.releasePeer();

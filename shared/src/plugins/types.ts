@@ -122,6 +122,13 @@ export interface PluginHandler<C = any, S = any> {
   priority: number;
   /** Per-instance state built once per snapshot (compiled maps, key objects, a JWKS cache). */
   init?(config: C, env: PluginEnv, instanceId: string): S;
+  /**
+   * Most bytes a request body may have on this route, or null for no limit. The DP takes the
+   * smallest limit of a request's plugins and counts a body sent without Content-Length while it
+   * streams it upstream (no buffering); past the limit the upstream request is aborted and the
+   * client answered 413 (Kong's request-size-limiting; a declared length is the plugin's to judge).
+   */
+  requestBodyLimit?(config: C, state: S): number | null;
   /** Whether this config needs the request body parsed (buffered) before the access phase. */
   needsBody?(config: C | undefined): boolean;
   access?(ctx: ProxyContext, config: C, state: S, env: PluginEnv): AccessResult | Promise<AccessResult>;

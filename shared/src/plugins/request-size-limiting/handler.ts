@@ -1,21 +1,8 @@
 // request-size-limiting (reference/kong-compat.md §4.8). A body announced by Content-Length is
 // decided here, before a byte of it is read: over the limit → 413 (417 when the client waits for
-// `100 Continue`, so it never sends the body). A chunked body has no length to read.
-//
-// SEAM(body-limit) — the plugin API cannot count a body sent without Content-Length: handlers see
-// neither its bytes nor its size, and `needsBody` would buffer every body of the route (up to the
-// DP's cap) just to measure it. The API addition this asks for (shared/src/plugins/types.ts):
-//
-//   interface PluginHandler<C, S> {
-//     /** Most bytes a request body may have on this route, or null for no limit. */
-//     requestBodyLimit?(config: C, state: S): number | null;
-//   }
-//
-// semantics: per snapshot the DP takes the smallest limit among a route's plugins; for a request
-// without Content-Length it counts the body while streaming it upstream (no buffering), and when the
-// count passes the limit it aborts the upstream request and, if no response has started, answers
-// with `bodyTooLarge(ctx)` below; that answer is then also what the access log and the log phase see.
-// `requestBodyLimit` is implemented on this handler already; nothing calls it until the DP does.
+// `100 Continue`, so it never sends the body). A chunked body has no length to read: the handler
+// gives its limit through `requestBodyLimit`, and the DP counts the body while streaming it
+// upstream, aborting it with a 413 past the limit (no buffering).
 import { freezeExit } from '../exits.ts';
 import type { AccessResult, Exit, PluginHandler, ProxyContext } from '../types.ts';
 import { requestSizeLimiting, UNIT_BYTES, type RequestSizeLimitingConfig } from './schema.ts';
@@ -52,6 +39,5 @@ export const requestSizeLimitingHandler: PluginHandler<RequestSizeLimitingConfig
     const length = cl === undefined || cl.trim() === '' ? NaN : Number(cl);
     if (Number.isFinite(length)) return length > state.limit ? bodyTooLarge(ctx) : undefined;
     if (config.require_content_length && !isChunked(ctx.headers['transfer-encoding'])) return LENGTH_REQUIRED;
-    // SEAM(body-limit): a chunked body is counted by the DP against requestBodyLimit (see above).
   },
 };
