@@ -140,6 +140,16 @@ describe('request-size-limiting', () => {
     });
     assert.equal(await send(2), 200, 'exactly 1 KiB passes');
     assert.equal(await send(8), 413);
+    // The rest arriving later, after the limit was passed, is read and dropped, then answered
+    // (this used to end the process).
+    const slow = await new Promise<number>((resolve, reject) => {
+      const r = http.request(`${s.dps[0].proxy}/chunked`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      r.on('error', reject);
+      r.write(Buffer.alloc(4096, 97));
+      setTimeout(() => { r.write(Buffer.alloc(4096, 97)); r.end(); }, 500);
+    });
+    assert.equal(slow, 413);
+    assert.equal((await fetch(s.dps[0].status + '/status')).status, 200, 'the node is still up');
     await waitFor('the log line', async () => s.dps[0].logs().includes('request body over the route\'s size limit'));
   });
 

@@ -165,6 +165,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     readonly head: Buffer | null,
   ) {
     this.method = req.method ?? 'GET';
+    // Every listener on the request (body reads, a dropped body's end) finds its exchange here.
+    (req as Carrier)[kExchange] = this;
     const a = req.socket?.remoteAddress ?? '';
     const realIp = core.deps.realIp;
     if (realIp === undefined || realIp.trustedIps.isEmpty) {
@@ -249,7 +251,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   readBody(): void {
     const req = this.req;
-    (req as Carrier)[kExchange] = this;
     // A declared length over the limit is answered before reading any of it.
     if (Number(req.headers['content-length']) > MAX_BUFFERED_BODY) { this.bodyTooLarge(); return; }
     this.bodyParts = [];
