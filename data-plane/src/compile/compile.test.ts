@@ -51,7 +51,7 @@ describe('compile', () => {
     const registry = new HealthRegistry(async () => ({ kind: 'tcp' }));
     const s = snapshot(1, 100, 0);
     s.config.jwt_secrets.push({ id: '00000000-0000-4000-8000-0000000000a3', created_at: 0, consumer: { id: '00000000-0000-4000-8000-0000000000a4' }, key: 'k', algorithm: 'HS256', secret: '{vault://env/portico-unset-for-test}', rsa_public_key: null, tags: null } as never);
-    assert.throws(() => compile(s, ports, registry, {}), /jwt secret 00000000-0000-4000-8000-0000000000a3: secret: \{vault:\/\/env\/portico-unset-for-test\}: environment variable PORTICO_UNSET_FOR_TEST is not set/);
+    assert.throws(() => compile(s, ports, registry, {}), /jwt secret 00000000-0000-4000-8000-0000000000a3: secret: \{vault:\/\/env\/portico-unset-for-test\}: environment variable PORTICO_VAULT_PORTICO_UNSET_FOR_TEST is not set/);
     registry.stop();
   });
 });

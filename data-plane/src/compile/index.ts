@@ -5,8 +5,9 @@
 // stores are acquired lazily and committed or rolled back by the caller (CompileResources). So a
 // snapshot rejected anywhere leaves the node exactly as it was.
 import {
-  resolveReferences, upstreamSchema, type Snapshot, type Target, type Upstream,
+  jwtSecretSchema, referenceablePaths, resolveAt, upstreamSchema, type Snapshot, type Target, type Upstream,
 } from '@portico/shared';
+import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import type { PluginEnv } from '@portico/shared/plugins/handlers';
 import { Router } from '../router/router.ts';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
@@ -41,20 +42,23 @@ function serviceBreakerUpstreams(snapshot: Snapshot): { upstreams: Upstream[]; t
 }
 
 /**
- * The entities that carry secrets, with their vault references (`{vault://env/NAME}`) resolved from
- * this node's environment: the secrets never enter Postgres, the snapshot or the disk cache. A
- * reference that cannot be resolved fails the compile, naming the entity and field.
+ * The fields schemas mark referenceable (plugin configs' `redis.password`, jwt secrets), with their
+ * vault references (`{vault://env/NAME}`) resolved from this node's environment: the secrets never
+ * enter Postgres, the snapshot or the disk cache. A reference that cannot be resolved fails the
+ * compile, naming the entity and field.
  */
 function resolveSecrets(config: Snapshot['config'], environment: NodeJS.ProcessEnv): Pick<Snapshot['config'], 'plugins' | 'jwt_secrets'> {
-  const each = <T extends { id: string }>(list: T[], kind: string, field: keyof T) => list.map((e) => {
-    try {
-      const resolved = resolveReferences(e[field], environment, String(field));
-      return resolved === e[field] ? e : { ...e, [field]: resolved };
-    } catch (err) {
-      throw new Error(`${kind} ${e.id}: ${(err as Error).message}`);
-    }
-  });
-  return { plugins: each(config.plugins, 'plugin', 'config'), jwt_secrets: each(config.jwt_secrets, 'jwt secret', 'secret') };
+  const resolve = <T extends { id: string }>(e: T, kind: string, paths: readonly (readonly string[])[]): T => {
+    try { return resolveAt(e, paths, environment); } catch (err) { throw new Error(`${kind} ${e.id}: ${(err as Error).message}`); }
+  };
+  const jwtPaths = referenceablePaths(jwtSecretSchema);
+  return {
+    plugins: config.plugins.map((p) => {
+      const def = PLUGIN_DEFINITIONS.get(p.name);
+      return def ? resolve(p, 'plugin', referenceablePaths(def.configSchema).map((path) => ['config', ...path])) : p;
+    }),
+    jwt_secrets: config.jwt_secrets.map((j) => resolve(j, 'jwt secret', jwtPaths)),
+  };
 }
 
 export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env): Compiled {

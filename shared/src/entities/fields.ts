@@ -72,7 +72,7 @@ export const str = () => text().min(1, 'length must be at least 1');
 export const referenceable = (field: z.ZodString) => field.superRefine((v, ctx) => {
   const problem = isReference(v) ? referenceError(v) : null;
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+}).meta({ referenceable: true });
 
 /**
  * Object keys that reach JavaScript's prototype machinery when a body or config is walked with
