@@ -37,6 +37,19 @@ describe('jwt handler', () => {
     assert.equal(r.ctx.consumer?.id, consumer.id);
   });
 
+  it('never forwards a client\'s own value for a claims_to_headers header: anonymous, preflight or verified', async () => {
+    const anon = await run({ anonymous: consumer.id, claims_to_headers: { sub: 'X-User-Id' } }, { 'x-user-id': 'admin' });
+    assert.equal(anon.exit, undefined);
+    assert.equal(anon.ctx.upstreamHeaders['x-user-id'], undefined);
+    const c = jwtConfig.parse({ run_on_preflight: false, claims_to_headers: { sub: 'X-User-Id' } });
+    const e = testEnv({ consumers: [consumer], jwtSecrets: [secret] });
+    const ctx = testCtx({ method: 'OPTIONS', headers: { 'x-user-id': 'admin' }, upstreamHeaders: { 'x-user-id': 'admin' } });
+    await jwtHandler.access!(ctx, c, jwtHandler.init!(c, e, 'jwt-2'), e);
+    assert.equal(ctx.upstreamHeaders['x-user-id'], undefined);
+    const ok = await run({ claims_to_headers: { sub: 'X-User-Id' } }, { ...bearer(token({ sub: 'u-7' })), 'x-user-id': 'admin' });
+    assert.equal(ok.ctx.upstreamHeaders['x-user-id'], 'u-7');
+  });
+
   it('answers 401 to a token whose crit header names an extension (RFC 7515 §4.1.11)', async () => {
     const r = await run({}, bearer(sign('{"alg":"HS256","crit":["exp"]}', '{"iss":"k1"}')));
     assert.equal(r.exit?.status, 401);

@@ -41,6 +41,8 @@ interface State {
   keys: Map<string, KeyObject | null>;
   headerNames: string[];
   cookieRes: RegExp[];
+  /** claims_to_headers targets, lower-cased: only a verified token's claims may fill them. */
+  claimHeaders: string[];
 }
 
 const BEARER = /^\s*[Bb]earer\s+(.+)$/;
@@ -196,9 +198,13 @@ export const jwtHandler: PluginHandler<JwtConfig, State> = {
       keys: new Map(),
       headerNames: config.header_names.map((h) => h.toLowerCase()),
       cookieRes: config.cookie_names.map((n) => new RegExp(`(?:^|;\\s*)${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=([^;]*)`)),
+      claimHeaders: Object.values(config.claims_to_headers).map((h) => h.toLowerCase()),
     };
   },
   access: function jwtAccess(ctx, config, state, env): AccessResult | Promise<AccessResult> {
+    // Whatever happens next (anonymous, another credential, a preflight), a client never sets the
+    // headers claims are copied to: the upstream trusts them as the token's.
+    for (const h of state.claimHeaders) delete ctx.upstreamHeaders[h];
     if (!config.run_on_preflight && ctx.method === 'OPTIONS') return;
     if (alreadyAuthenticated(ctx, config.anonymous)) return;
     const found = collectTokens(ctx, config, state);
