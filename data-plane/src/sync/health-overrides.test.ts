@@ -28,6 +28,15 @@ describe('health overrides from the CP', () => {
     assert.equal(overrides.receive(message({ upstream: 'other' })), 'unknown target');
   });
 
+  it('refuses an override older than the last one applied to that target (reordered or replayed)', () => {
+    const { calls, overrides } = setup();
+    const older = message({ issued_at: NOW - 1_000, healthy: false });
+    assert.equal(overrides.receive(message({ issued_at: NOW, healthy: true })), 'applied');
+    assert.equal(overrides.receive(older), 'refused');
+    assert.equal(overrides.receive(message({ issued_at: NOW - 500, target: '10.0.0.2:80' })), 'applied', 'another target is independent');
+    assert.deepEqual(calls.map((c) => c[2]), [true, false]);
+  });
+
   it('refuses unsigned, foreign-signed, stale, future and malformed messages without touching health', () => {
     const { calls, overrides } = setup();
     const body = Buffer.from(JSON.stringify({ id: randomUUID(), issued_at: NOW, upstream: 'up', target: 't', healthy: false }));

@@ -13,6 +13,8 @@ export type HealthOverrideResult = 'applied' | 'unknown target' | 'refused';
 export class HealthOverrides {
   /** Ids seen within MAX_AGE_MS; older ones are refused by age anyway. */
   private seen = new LRUCache<string, true>({ max: 10_000, ttl: MAX_AGE_MS * 2 });
+  /** The newest override applied per target: an older one arriving later (reordered, replayed) is refused. */
+  private latest = new LRUCache<string, number>({ max: 10_000 });
 
   constructor(
     private trusted: readonly TrustedKey[],
@@ -30,11 +32,13 @@ export class HealthOverrides {
       this.log.warn({ error: (err as Error).message.slice(0, 500) }, 'health override refused');
       return 'refused';
     }
-    if (Math.abs(this.now() - override.issued_at) > MAX_AGE_MS || this.seen.has(override.id)) {
+    const key = `${override.upstream}\n${override.target}`;
+    if (Math.abs(this.now() - override.issued_at) > MAX_AGE_MS || this.seen.has(override.id) || override.issued_at <= (this.latest.get(key) ?? -1)) {
       this.log.warn({ id: override.id, issued_at: override.issued_at }, 'health override refused: stale or replayed');
       return 'refused';
     }
     this.seen.set(override.id, true);
+    this.latest.set(key, override.issued_at);
     const found = this.set(override.upstream, override.target, override.healthy);
     this.log.info({ upstream: override.upstream, target: override.target, healthy: override.healthy, found }, 'health override from the control plane');
     return found ? 'applied' : 'unknown target';

@@ -9,6 +9,8 @@ import { HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, ty
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;
+/** A compressed snapshot larger than this is not downloaded (10,000 routes are about 300 KB). */
+const MAX_WIRE_BYTES = 64 * 1024 * 1024;
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
@@ -59,6 +61,13 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     if (!info || info.deleted || info.digest === rejectedDigest) return;
     const version = Number(info.metadata?.version ?? 0);
     if (version && version <= currentVersion()) return;
+    // Anyone who can write the bucket could otherwise make every DP download (and hold) an object
+    // of any size before its signature is checked.
+    if (info.size > MAX_WIRE_BYTES) {
+      rejectedDigest = info.digest;
+      log.error({ version, bytes: info.size, limit: MAX_WIRE_BYTES }, 'snapshot object too large; not fetched');
+      return;
+    }
     const bytes = await os.getBlob(SNAPSHOT_OBJECT);
     if (!bytes || !handler || handler(bytes)) return;
     rejectedDigest = info.digest;
