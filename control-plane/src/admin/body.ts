@@ -15,6 +15,8 @@ import { AdminError, RESERVED_KEYS, reservedKeyMessage, schemaViolation, type Vi
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** Kong's limit on form arguments. */
 const MAX_ARGS = 1000;
+/** nginx's lingering_time: how long the rest of an over-long body is read and dropped. */
+const LINGER_MS = 30_000;
 /** Deepest form key (`healthchecks.active.healthy.http_statuses[]` has 5 segments). */
 export const MAX_FORM_KEY_DEPTH = 16;
 /** Deepest JSON nesting (the deepest entity, an upstream's healthchecks, needs 5). */
@@ -40,12 +42,16 @@ async function readLimited(c: Context): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = stream.getReader();
+  // Past the limit the rest is dropped for at most LINGER_MS, then the client is answered anyway.
+  let lingerUntil = Infinity;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
     total += value.byteLength;
-    if (total <= MAX_BODY_BYTES) chunks.push(value);
-    else chunks.length = 0;
+    if (total <= MAX_BODY_BYTES) { chunks.push(value); continue; }
+    chunks.length = 0;
+    if (lingerUntil === Infinity) lingerUntil = Date.now() + LINGER_MS;
+    else if (Date.now() > lingerUntil) { void reader.cancel(); break; }
   }
   if (total > MAX_BODY_BYTES) throw payloadTooLarge();
   if (chunks.length === 1) return chunks[0];
@@ -283,7 +289,12 @@ export async function parseBody(ctypes: string | undefined, bytes: Uint8Array, s
   }
   if (ctype === 'application/json' || ctype.endsWith('+json')) return parseJson(text());
   if (ctype === 'application/x-www-form-urlencoded') {
-    const raw = formPairs([...new URLSearchParams(text()).entries()]);
+    // Counted while iterating: a 10 MB `a&a&a…` body must not become millions of pairs first.
+    const pairs: [string, unknown][] = [];
+    for (const pair of new URLSearchParams(text())) {
+      if (pairs.push(pair) > MAX_ARGS) throw AdminError.message(400, 'Too many arguments');
+    }
+    const raw = formPairs(pairs);
     return coerce(await schemaFor(raw), raw) as Json;
   }
   if (ctype === 'multipart/form-data') {
