@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { canonicalJson, chainEntry, entryHash, GENESIS_HASH, verifyChain, type AuditEntry, type AuditFields } from './audit-chain.ts';
+import { canonicalAroundSeq, canonicalJson, chainEntry, entryHash, GENESIS_HASH, verifyChain, type AuditEntry, type AuditFields } from './audit-chain.ts';
 
 const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 200);
 
@@ -83,5 +83,15 @@ describe('audit chain', () => {
         assert.ok(!v.valid && v.first_invalid <= at + 1, `${key} edited at seq ${at + 1}, reported at ${!v.valid && v.first_invalid}`);
       },
     ), { numRuns: RUNS });
+  });
+});
+
+describe('canonical text around seq', () => {
+  it('splices to the canonical JSON of the fields whatever they hold', () => {
+    fc.assert(fc.property(fc.nat({ max: 2 ** 40 }), fc.jsonValue(), fc.option(fc.string()), fc.string(), (seq, change, admin, path) => {
+      const f = { ...fields(1, change), admin_username: admin, path };
+      const { before, after } = canonicalAroundSeq(f);
+      assert.equal(before + String(seq) + after, canonicalJson({ ...f, seq }));
+    }), { numRuns: RUNS });
   });
 });

@@ -40,6 +40,24 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, sortKeys);
 }
 
+/**
+ * The canonical JSON of an entry's fields cut around the value of `seq`: `before + seq + after`
+ * is `canonicalJson(fields)`. The database appends an entry in one statement that takes the next
+ * seq and the previous hash itself (services/audit.ts), so it needs the text on either side.
+ */
+export function canonicalAroundSeq(fields: Omit<AuditFields, 'seq'>): { before: string; after: string } {
+  const parts: string[] = [];
+  let at = -1;
+  const withSeq: Record<string, unknown> = { ...fields, seq: 0 };
+  for (const k of Object.keys(withSeq).sort()) {
+    if (k === 'seq') { at = parts.length; continue; }
+    if (withSeq[k] !== undefined) parts.push(`${JSON.stringify(k)}:${canonicalJson(withSeq[k])}`);
+  }
+  const head = parts.slice(0, at).join(',');
+  const tail = parts.slice(at).join(',');
+  return { before: `{${head}${head ? ',' : ''}"seq":`, after: `${tail ? ',' : ''}${tail}}` };
+}
+
 /** sha256(prev_hash + canonical JSON of the fields), hex. */
 export function entryHash(prevHash: string, fields: AuditFields): string {
   const own: AuditFields = {
