@@ -182,7 +182,15 @@ describe('GET /audit/requests', () => {
 });
 
 describe('GET /audit/verify', () => {
+  it('keeps entries append-only in the database itself', async () => {
+    for (const statement of ["UPDATE audit_log SET path = '/x' WHERE seq = 1", 'DELETE FROM audit_log WHERE seq = 1', 'TRUNCATE audit_log']) {
+      await assert.rejects(sql.query(statement), /audit_log is append-only/, statement);
+    }
+  });
+
   it('answers valid, then reports an edited row, a deleted row and deleted newest rows at their seq', async () => {
+    // What the chain is for: someone who bypasses the append-only triggers (here a superuser).
+    await sql.query('SET session_replication_role = replica');
     const v = await verify();
     assert.equal(v.valid, true);
     assert.ok(v.entries > 20);
@@ -221,6 +229,7 @@ describe('GET /audit/verify', () => {
     assert.equal(truncated.first_invalid, Number(newest.seq));
     await insert(newest);
     assert.deepEqual(await verify(), v);
+    await sql.query('SET session_replication_role = origin');
   });
 });
 
