@@ -13,7 +13,7 @@
 // - CORS only for the origins in PORTICO_ADMIN_GUI_ORIGINS, never a wildcard.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { count, eq } from 'drizzle-orm';
+import { count, eq, sql } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
 import { AdminError, EnvError, ErrorCode, luaKey, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
@@ -85,9 +85,16 @@ export class AdminAuth {
   enabled = false;
   private failures = new LRUCache<string, { count: number; until: number }>({ max: 10_000, ttl: FAILURE_WINDOW_MS });
   private readonly origins: Set<string>;
+  /**
+   * The per-request token lookup, built and named once: it skips drizzle's query building and, on
+   * Postgres, the server's parse and plan (0.62 → 0.39 ms a lookup on PGlite), a third of what
+   * authentication adds to an admin request. Not cached: a revoked token must fail on every CP at once.
+   */
+  private readonly byTokenHash;
 
   constructor(private db: Db, private log: Logger, origins: string[]) {
     this.origins = new Set(origins);
+    this.byTokenHash = db.select().from(admins).where(eq(admins.token_hash, sql.placeholder('hash'))).limit(1).prepare('portico_admin_by_token_hash');
   }
 
   /** Bootstraps the first admin from the environment and decides whether authentication is on. */
@@ -121,7 +128,7 @@ export class AdminAuth {
       if (ok) {
         c.header('Access-Control-Allow-Origin', origin);
         c.header('Access-Control-Allow-Credentials', 'true');
-        c.header('Access-Control-Expose-Headers', 'X-Portico-Config-Version');
+        c.header('Access-Control-Expose-Headers', 'X-Portico-Config-Version, X-Portico-Request-Id');
       }
     };
   }
@@ -171,7 +178,7 @@ export class AdminAuth {
     const token = c.req.header('kong-admin-token') ?? (bearer?.toLowerCase().startsWith('bearer ') ? bearer.slice(7).trim() : undefined);
     if (!token) throw AdminError.message(401, 'Invalid credentials. Token or User credentials required');
     const hash = hashToken(token);
-    const [row] = await this.db.select().from(admins).where(eq(admins.token_hash, hash)).limit(1);
+    const [row] = await this.byTokenHash.execute({ hash });
     const good = row !== undefined && timingSafeEqual(Buffer.from(row.token_hash), Buffer.from(hash))
       && (row.expires_at === null || row.expires_at > nowSeconds());
     if (!good) {
