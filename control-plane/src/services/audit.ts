@@ -3,7 +3,7 @@
 // are serialized by the config_state row lock (store.ts), which is what lets an entry read the
 // previous one and take the next `seq` without a race. The same hook enforces tag-scoped roles,
 // since it is the one place that sees an entity both before and after the write.
-import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import { AdminError, ErrorCode, UUID_RE } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { auditLog, configState } from '../db/schema.ts';
@@ -39,13 +39,12 @@ export interface Change {
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /**
- * Appends the entry for a write; call inside the write's transaction, after the config lock is
- * held, so the statement's snapshot sees every committed entry. One statement takes the next seq
- * and the previous hash and computes this entry's hash (the same sha256 as entryHash(), over the
- * canonical JSON spliced around the seq): a separate read of the previous entry measured 0.4 ms
- * more per write on PGlite, a third of the log's whole cost.
+ * The statement that appends the entry for a write. It must run inside the write's transaction
+ * after the config lock is held, so its snapshot sees every committed entry. It takes the next seq
+ * and the previous hash itself and computes this entry's hash (the same sha256 as entryHash(),
+ * over the canonical JSON spliced around the seq), so the log costs no read of its own.
  */
-export async function appendAudit(tx: Tx, ctx: WriteContext, change: Change): Promise<void> {
+function auditInsert(ctx: WriteContext, change: Change): SQL {
   const fields: Omit<AuditFields, 'seq'> = {
     created_at: nowSeconds(), request_id: ctx.request_id,
     admin_id: ctx.actor?.id ?? null, admin_username: ctx.actor?.username ?? null, token_prefix: ctx.actor?.token_prefix ?? null,
@@ -53,7 +52,7 @@ export async function appendAudit(tx: Tx, ctx: WriteContext, change: Change): Pr
     change: redact(change.entity), config_version: change.config_version, client_ip: ctx.client_ip,
   };
   const { before, after } = canonicalAroundSeq(fields);
-  await tx.execute(sql`
+  return sql`
     INSERT INTO audit_log (seq, created_at, request_id, admin_id, admin_username, token_prefix, method, path,
                            entity_type, entity_id, change, config_version, client_ip, prev_hash, hash)
     SELECT last.seq + 1, ${fields.created_at}::bigint, ${fields.request_id}::text, ${fields.admin_id}::uuid,
@@ -62,21 +61,28 @@ export async function appendAudit(tx: Tx, ctx: WriteContext, change: Change): Pr
            ${fields.config_version}::bigint, ${fields.client_ip}::text, last.hash,
            encode(sha256(convert_to(last.hash || ${before}::text || (last.seq + 1)::text || ${after}::text, 'UTF8')), 'hex')
     FROM ((SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1)
-          UNION ALL SELECT 0, ${GENESIS_HASH}::text ORDER BY seq DESC LIMIT 1) AS last`);
+          UNION ALL SELECT 0, ${GENESIS_HASH}::text ORDER BY seq DESC LIMIT 1) AS last`;
+}
+
+/** Appends the entry for a write that changes no config entity (/admins), under the config lock. */
+export async function appendAudit(tx: Tx, ctx: WriteContext, change: Change): Promise<void> {
+  await tx.execute(auditInsert(ctx, change));
 }
 
 const carriesOneOf = (entity: Record<string, unknown>, tags: readonly string[]) =>
   Array.isArray(entity.tags) && entity.tags.some((t) => tags.includes(t as string));
 
 /**
- * The hook every entity write calls in its transaction, before its row changes: refuses what a
- * tag-scoped editor may not touch (403; the transaction rolls back, nothing changes), then
- * records the write. `before` is the stored entity (null for a create), `after` the result (null
- * for a delete).
+ * The hook every entity write goes through, in its transaction under the config lock: refuses
+ * what a tag-scoped editor may not touch (403 before anything is written; the transaction rolls
+ * back), then runs the entity's own statement (`write`) and the audit entry as ONE statement, the
+ * entry in a data-modifying WITH: both happen or neither does, for the cost of one round trip
+ * (a separate statement measured +0.45 ms a write on PGlite and +0.5 ms on Postgres).
+ * `before` is the stored entity (null for a create), `after` the result (null for a delete).
  */
-export async function recordEntityWrite(
+export async function auditedWrite(
   tx: Tx, ctx: WriteContext, entityType: string,
-  before: Record<string, unknown> | null, after: Record<string, unknown> | null, version: number,
+  before: Record<string, unknown> | null, after: Record<string, unknown> | null, version: number, write: SQLWrapper,
 ): Promise<void> {
   const tags = ctx.actor?.tags;
   if (tags?.length) {
@@ -89,7 +95,8 @@ export async function recordEntityWrite(
     }
   }
   const entity = (after ?? before)!;
-  await appendAudit(tx, ctx, { entity_type: entityType, entity_id: entity.id as string, entity, config_version: version });
+  const entry = auditInsert(ctx, { entity_type: entityType, entity_id: entity.id as string, entity, config_version: version });
+  await tx.execute(sql`WITH audit_entry AS (${entry}) ${write.getSQL()}`);
 }
 
 // ---------------------------------------------------------------------------------------------

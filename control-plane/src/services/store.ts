@@ -11,7 +11,7 @@ import type { Db, Executor, Tx } from '../db/index.ts';
 import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
 import { configState } from '../db/schema.ts';
 import { ENTITY_BY_NAME, type EntityDef } from './entity.ts';
-import { recordEntityWrite, type WriteContext } from './audit.ts';
+import { auditedWrite, type WriteContext } from './audit.ts';
 
 export type Entity = Record<string, unknown> & { id: string };
 
@@ -273,9 +273,8 @@ export async function createEntity(db: Db, ctx: WriteContext, def: EntityDef, in
     const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
     const version = await bumpVersion(tx);
-    await recordEntityWrite(tx, ctx, def.name, null, entity, version);
     try {
-      await tx.insert(def.table).values(entityToRow(def, entity));
+      await auditedWrite(tx, ctx, def.name, null, entity, version, tx.insert(def.table).values(entityToRow(def, entity)));
     } catch (err) { mapDbError(def, err, entity); }
     return { entity: answer(v), version };
   });
@@ -301,10 +300,10 @@ export async function upsertEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
     }, (existing?.created_at as number) ?? now, now));
     const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
-    await recordEntityWrite(tx, ctx, def.name, existing ? rowToEntity(def, existing) : null, entity, version);
     try {
-      if (existing) await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id as string));
-      else await tx.insert(def.table).values(entityToRow(def, entity));
+      await auditedWrite(tx, ctx, def.name, existing ? rowToEntity(def, existing) : null, entity, version, existing
+        ? tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id as string))
+        : tx.insert(def.table).values(entityToRow(def, entity)));
     } catch (err) { mapDbError(def, err, entity); }
     return { entity: answer(v), version };
   });
@@ -331,9 +330,8 @@ export async function updateEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
     const v = validate(def, stamp(def, merged, existing.created_at as number, nowSeconds()));
     const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
-    await recordEntityWrite(tx, ctx, def.name, existing, entity, version);
     try {
-      await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id));
+      await auditedWrite(tx, ctx, def.name, existing, entity, version, tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id)));
     } catch (err) { mapDbError(def, err, entity); }
     return { entity: answer(v), version };
   });
@@ -346,9 +344,8 @@ export async function deleteEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
       const version = await bumpVersion(tx);
       const row = await findRow(tx, def, key, within);
       if (!row) tx.rollback();
-      await recordEntityWrite(tx, ctx, def.name, rowToEntity(def, row!), null, version);
       try {
-        await tx.delete(def.table).where(eq(def.table.id, row!.id as string));
+        await auditedWrite(tx, ctx, def.name, rowToEntity(def, row!), null, version, tx.delete(def.table).where(eq(def.table.id, row!.id as string)));
       } catch (err) { mapDbError(def, err); }
       return { deleted: true, version };
     });
