@@ -137,6 +137,7 @@ describe('CORS', () => {
     assert.equal(evil.headers.get('access-control-allow-origin'), null);
     const got = await fetch(cp.admin + '/services', { headers: { Origin: GUI, 'Kong-Admin-Token': ROOT_TOKEN } });
     assert.equal(got.headers.get('access-control-allow-origin'), GUI);
+    assert.match(got.headers.get('access-control-expose-headers') ?? '', /X-Portico-Request-Id/);
     const other = await fetch(cp.admin + '/consumers', { headers: { Origin: 'http://evil.example', 'Kong-Admin-Token': ROOT_TOKEN } });
     assert.equal(other.headers.get('access-control-allow-origin'), null);
     assert.equal(other.headers.get('access-control-allow-credentials'), null);

@@ -1,5 +1,6 @@
 // The Kong-compatible admin API. Routes are thin: they parse, call a store verb, and answer.
 // Every entity's endpoints are generated from its definition (reference/kong-compat.md §1.2).
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
@@ -8,16 +9,17 @@ import type { Database } from '../db/index.ts';
 import { coercionSchema, collectionPath, ENTITIES, ENTITY_BY_NAME, type EntityDef, type ForeignKey } from '../services/entity.ts';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import {
-  createEntity, deleteEntity, getEntity, listEntities, requireEntity, updateEntity, upsertEntity, validateOnly,
+  createEntity, deleteEntity, getEntity, listEntities, parseSize, requireEntity, updateEntity, upsertEntity, validateOnly,
   type Entity, type ListQuery, type Page,
 } from '../services/store.ts';
+import { AUDIT_FILTERS, listAudit, verifyAudit, type AuditQuery, type WriteContext } from '../services/audit.ts';
 import type { DataPlaneRegistry } from '../cluster/registry.ts';
 import type { SnapshotLoop } from '../snapshot/builder.ts';
 import { readBody } from './body.ts';
 import { clientError } from '../db/errors.ts';
 import { entitySchemaJson, pluginSchemaJson } from './schemas.ts';
 import { plugins as pluginsTable } from '../db/schema.ts';
-import type { AdminAuth, AdminIdentity } from './auth.ts';
+import { clientAddress, type AdminAuth, type AdminIdentity } from './auth.ts';
 
 export interface AdminDeps {
   database: Database;
@@ -45,12 +47,17 @@ export function createAdminApp(deps: AdminDeps): Hono {
   const app = new Hono({ strict: false });
   const endpoints: string[] = [];
 
+  // Every answer names its request; the audit log records the same id. The id is always ours: one
+  // a client sent could collide with, or impersonate, another request's in the log.
   app.use('*', async (c, next) => {
     counters.total_requests++;
     const started = performance.now();
+    const requestId = randomUUID();
+    c.set('requestId' as never, requestId as never);
     await next();
     if (c.res.headers.get('content-type') === 'application/json') c.header('Content-Type', 'application/json; charset=utf-8');
     c.header('X-Portico-Admin-Latency', String(Math.round(performance.now() - started)));
+    c.header('X-Portico-Request-Id', requestId);
   });
   app.use('*', deps.auth.cors());
   app.use('*', deps.auth.middleware());
@@ -88,6 +95,15 @@ export function createAdminApp(deps: AdminDeps): Hono {
     });
     app.all(path, (c) => c.json({ message: 'Method not allowed' }, 405));
   }
+
+  /** Who writes and from where: what the store's write hook audits and scopes by tags. */
+  const ctx = (c: Context): WriteContext => {
+    const who = c.get('admin' as never) as AdminIdentity | undefined;
+    return {
+      actor: who ? { id: who.id, username: who.username, token_prefix: who.token_prefix, tags: who.tags } : null,
+      method: c.req.method, path: c.req.path, client_ip: clientAddress(c), request_id: c.get('requestId' as never) as string,
+    };
+  };
 
   /** After a committed write: schedule a snapshot and tell the client which config version holds it. */
   const written = <T>(c: Context, r: T & { version?: number }): T => {
@@ -139,19 +155,40 @@ export function createAdminApp(deps: AdminDeps): Hono {
   const plain = (c: Context) => readBody(c, () => undefined);
   resource('/admins', {
     GET: async (c) => c.json({ data: await deps.auth.list(), next: null }),
-    POST: async (c) => c.json(await deps.auth.create(await plain(c)), 201),
+    POST: async (c) => c.json(await deps.auth.create(ctx(c), await plain(c)), 201),
   });
   resource('/admins/:key', {
     GET: async (c) => { const { token_hash: _h, ...rest } = await deps.auth.find(key(c)); return c.json(rest); },
-    DELETE: async (c) => { await deps.auth.remove(key(c), c.get('admin' as never) as AdminIdentity | undefined); return c.body(null, 204); },
+    DELETE: async (c) => { await deps.auth.remove(ctx(c), key(c)); return c.body(null, 204); },
   });
-  resource('/admins/:key/token', { POST: async (c) => c.json(await deps.auth.rotate(key(c), await plain(c)), 201) });
+  resource('/admins/:key/token', { POST: async (c) => c.json(await deps.auth.rotate(ctx(c), key(c), await plain(c)), 201) });
   resource('/userinfo', {
     GET: (c) => {
       const who = c.get('admin' as never) as AdminIdentity | undefined;
-      return c.json({ admin: who ? { id: who.id, username: who.username, role: who.role } : null, authentication: deps.auth.enabled ? 'token' : 'off (loopback only)' });
+      return c.json({ admin: who ? { id: who.id, username: who.username, role: who.role, tags: who.tags } : null, authentication: deps.auth.enabled ? 'token' : 'off (loopback only)' });
     },
   });
+
+  // The audit log (admin and auditor only; see auth.ts). Nothing writes it but the store's hook.
+  resource('/audit/requests', {
+    GET: async (c) => {
+      const q: AuditQuery = { offset: c.req.query('offset') };
+      const params = new URLSearchParams();
+      for (const f of AUDIT_FILTERS) {
+        const v = c.req.query(f);
+        if (v === undefined) continue;
+        if (v === '') throw AdminError.message(400, `${f} must be an unempty string`);
+        q[f] = v; params.set(f, v);
+      }
+      const size = c.req.query('size');
+      const page = await listAudit(db, q, parseSize(size));
+      if (!page.offset) return c.json({ data: page.data, next: null });
+      if (size) params.set('size', size);
+      params.set('offset', page.offset);
+      return c.json({ data: page.data, offset: page.offset, next: `/audit/requests?${params.toString()}` });
+    },
+  });
+  resource('/audit/verify', { GET: async (c) => c.json(await verifyAudit(db)) });
 
   resource('/plugins/enabled', { GET: (c) => c.json({ enabled_plugins: [...PLUGIN_DEFINITIONS.keys()].sort() }) });
   resource('/schemas/plugins/:name', {
@@ -207,7 +244,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
     if (def.nestedOnly) continue;
     resource(col, {
       GET: async (c) => c.json(pageBody(c, await listEntities(db, def, query(c, def)), col, true)),
-      POST: async (c) => c.json(written(c, await createEntity(db, def, await body(c, def))).entity, 201),
+      POST: async (c) => c.json(written(c, await createEntity(db, ctx(c), def, await body(c, def))).entity, 201),
     });
     /** A top-level item key: an id, or the endpoint key where it is unique across parents. */
     const itemKey = (c: Context) => {
@@ -217,9 +254,9 @@ export function createAdminApp(deps: AdminDeps): Hono {
     };
     resource(`${col}/:key`, {
       GET: async (c) => c.json(await requireEntity(db, def, itemKey(c))),
-      PUT: async (c) => c.json(written(c, await upsertEntity(db, def, itemKey(c), await body(c, def, key(c)))).entity, 200),
-      PATCH: async (c) => c.json(written(c, await updateEntity(db, def, itemKey(c), await body(c, def, key(c)))).entity, 200),
-      DELETE: async (c) => { written(c, await deleteEntity(db, def, itemKey(c))); return c.body(null, 204); },
+      PUT: async (c) => c.json(written(c, await upsertEntity(db, ctx(c), def, itemKey(c), await body(c, def, key(c)))).entity, 200),
+      PATCH: async (c) => c.json(written(c, await updateEntity(db, ctx(c), def, itemKey(c), await body(c, def, key(c)))).entity, 200),
+      DELETE: async (c) => { written(c, await deleteEntity(db, ctx(c), def, itemKey(c))); return c.body(null, 204); },
     });
   }
 
@@ -237,7 +274,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
       POST: async (c) => {
         const parent = await parentOf(c);
         const input = await body(c, def);
-        return c.json(written(c, await createEntity(db, def, { ...input, [fk.field]: { id: parent.id } })).entity, 201);
+        return c.json(written(c, await createEntity(db, ctx(c), def, { ...input, [fk.field]: { id: parent.id } })).entity, 201);
       },
     });
     const within = (parent: Entity) => ({ [`${fk.field}_id`]: parent.id });
@@ -251,15 +288,15 @@ export function createAdminApp(deps: AdminDeps): Hono {
       PUT: async (c) => {
         const parent = await parentOf(c);
         const input = await body(c, def, key(c));
-        return c.json(written(c, await upsertEntity(db, def, key(c), input, { [fk.field]: { id: parent.id } }, within(parent))).entity, 200);
+        return c.json(written(c, await upsertEntity(db, ctx(c), def, key(c), input, { [fk.field]: { id: parent.id } }, within(parent))).entity, 200);
       },
       PATCH: async (c) => {
         const parent = await parentOf(c);
-        return c.json(written(c, await updateEntity(db, def, key(c), await body(c, def, key(c)), within(parent))).entity, 200);
+        return c.json(written(c, await updateEntity(db, ctx(c), def, key(c), await body(c, def, key(c)), within(parent))).entity, 200);
       },
       DELETE: async (c) => {
         const parent = await parentOf(c);
-        const r = written(c, await deleteEntity(db, def, key(c), within(parent)));
+        const r = written(c, await deleteEntity(db, ctx(c), def, key(c), within(parent)));
         if (!r.deleted) throw AdminError.message(404, 'Not found');
         return c.body(null, 204);
       },
@@ -273,8 +310,8 @@ export function createAdminApp(deps: AdminDeps): Hono {
     if (def.nestedOnly) return;
     resource(`/${collectionPath(def)}/:key/${fk.field}`, {
       GET: async (c) => c.json(await requireEntity(db, parentDef, await parentOfChild(c))),
-      PUT: async (c) => c.json(written(c, await upsertEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
-      PATCH: async (c) => c.json(written(c, await updateEntity(db, parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
+      PUT: async (c) => c.json(written(c, await upsertEntity(db, ctx(c), parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
+      PATCH: async (c) => c.json(written(c, await updateEntity(db, ctx(c), parentDef, await parentOfChild(c), await body(c, parentDef))).entity, 200),
     });
   }
 

@@ -3,7 +3,9 @@
 // - admins with tokens: a recognisable prefix (secret scanners find leaks), shown once, stored as
 //   SHA-256, optionally expiring, revoked at once by deleting or rotating;
 // - roles: admin (everything), editor (config entities), viewer (reads, secrets redacted),
-//   auditor (the audit trail);
+//   auditor (the audit trail); an editor created with tags writes only entities carrying one of
+//   them (enforced in the store's write transaction, services/audit.ts), reads stay unrestricted;
+// - every /admins write is audited in its own transaction, like entity writes;
 // - `Kong-Admin-Token` (Kong's and decK's header) or `Authorization: Bearer`;
 // - failed attempts limited per client address;
 // - with no admin configured the API stays open, but only to loopback clients that are not a web
@@ -11,16 +13,19 @@
 // - CORS only for the origins in PORTICO_ADMIN_GUI_ORIGINS, never a wildcard.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { count, eq } from 'drizzle-orm';
+import { count, eq, sql } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
-import { AdminError, EnvError, ErrorCode, luaKey, schemaViolation, type Env, type Logger } from '@portico/shared';
-import type { Db } from '../db/index.ts';
+import { AdminError, EnvError, ErrorCode, luaKey, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
+import type { Db, Executor, Tx } from '../db/index.ts';
 import { admins } from '../db/schema.ts';
+import { appendAudit, type Actor, type WriteContext } from '../services/audit.ts';
+import { redact } from '../services/redact.ts';
+import { lockConfig } from '../services/store.ts';
 
 export const ROLES = ['admin', 'editor', 'viewer', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
-export interface AdminIdentity { id: string; username: string; role: Role }
+export interface AdminIdentity extends Actor { role: Role }
 
 /** Portico admin tokens start with this, so leak scanners can match them. */
 export const TOKEN_PREFIX = 'ptc_adm_';
@@ -28,9 +33,8 @@ const BOOTSTRAP_USERNAME = 'admin';
 /** Failed authentications allowed per client address and window before 429. */
 const MAX_FAILURES = 20;
 const FAILURE_WINDOW_MS = 60_000;
-/** Field names whose values a viewer never sees. */
-const SECRET_FIELDS = new Set(['secret', 'password', 'key', 'key_hash', 'token', 'client_secret', 'private_key']);
-const REDACTED = '[REDACTED]';
+/** Tags one admin may be scoped to. */
+const MAX_ADMIN_TAGS = 32;
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -73,24 +77,24 @@ function allowed(role: Role, method: string, path: string): boolean {
 
 const ACTIONS: Record<string, string> = { GET: 'read', HEAD: 'read', POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
 
-function redact(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redact);
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELDS.has(k) && v !== null && typeof v !== 'object' ? REDACTED : redact(v);
-    return out;
-  }
-  return value;
-}
+/** The client's address as the socket has it; forwarding headers are the client's to forge. */
+export const clientAddress = (c: Context): string => c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
 
 export class AdminAuth {
   /** Authentication is on once an admin exists (bootstrapped from the environment or created). */
   enabled = false;
   private failures = new LRUCache<string, { count: number; until: number }>({ max: 10_000, ttl: FAILURE_WINDOW_MS });
   private readonly origins: Set<string>;
+  /**
+   * The per-request token lookup, built and named once: it skips drizzle's query building and, on
+   * Postgres, the server's parse and plan (0.62 → 0.39 ms a lookup on PGlite), a third of what
+   * authentication adds to an admin request. Not cached: a revoked token must fail on every CP at once.
+   */
+  private readonly byTokenHash;
 
   constructor(private db: Db, private log: Logger, origins: string[]) {
     this.origins = new Set(origins);
+    this.byTokenHash = db.select().from(admins).where(eq(admins.token_hash, sql.placeholder('hash'))).limit(1).prepare('portico_admin_by_token_hash');
   }
 
   /** Bootstraps the first admin from the environment and decides whether authentication is on. */
@@ -124,7 +128,7 @@ export class AdminAuth {
       if (ok) {
         c.header('Access-Control-Allow-Origin', origin);
         c.header('Access-Control-Allow-Credentials', 'true');
-        c.header('Access-Control-Expose-Headers', 'X-Portico-Config-Version');
+        c.header('Access-Control-Expose-Headers', 'X-Portico-Config-Version, X-Portico-Request-Id');
       }
     };
   }
@@ -164,7 +168,7 @@ export class AdminAuth {
   }
 
   private async authenticate(c: Context): Promise<AdminIdentity> {
-    const source = c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
+    const source = clientAddress(c);
     const failed = this.failures.get(source);
     if (failed && failed.count >= MAX_FAILURES) {
       c.header('Retry-After', String(Math.max(1, Math.ceil((failed.until - Date.now()) / 1000))));
@@ -174,7 +178,7 @@ export class AdminAuth {
     const token = c.req.header('kong-admin-token') ?? (bearer?.toLowerCase().startsWith('bearer ') ? bearer.slice(7).trim() : undefined);
     if (!token) throw AdminError.message(401, 'Invalid credentials. Token or User credentials required');
     const hash = hashToken(token);
-    const [row] = await this.db.select().from(admins).where(eq(admins.token_hash, hash)).limit(1);
+    const [row] = await this.byTokenHash.execute({ hash });
     const good = row !== undefined && timingSafeEqual(Buffer.from(row.token_hash), Buffer.from(hash))
       && (row.expires_at === null || row.expires_at > nowSeconds());
     if (!good) {
@@ -184,13 +188,13 @@ export class AdminAuth {
       this.log.warn({ source, reason: row ? 'expired' : 'unknown token' }, 'admin authentication failed');
       throw AdminError.message(401, row ? 'Token expired' : 'Invalid credentials. Token or User credentials required');
     }
-    return { id: row.id, username: row.username, role: row.role as Role };
+    return { id: row.id, username: row.username, role: row.role as Role, token_prefix: row.token_prefix, tags: row.tags };
   }
 
   // --- the /admins verbs ---
 
   private static view(row: typeof admins.$inferSelect) {
-    return { id: row.id, created_at: row.created_at, username: row.username, role: row.role, token_prefix: row.token_prefix, expires_at: row.expires_at };
+    return { id: row.id, created_at: row.created_at, username: row.username, role: row.role, tags: row.tags, token_prefix: row.token_prefix, expires_at: row.expires_at };
   }
 
   private static newToken(): string {
@@ -208,46 +212,83 @@ export class AdminAuth {
     return (await this.db.select().from(admins).orderBy(admins.username)).map(AdminAuth.view);
   }
 
-  async find(key: string) {
-    const [row] = await this.db.select().from(admins).where(/^[0-9a-f-]{36}$/i.test(key) ? eq(admins.id, key) : eq(admins.username, key)).limit(1);
+  async find(key: string, ex: Executor = this.db) {
+    const [row] = await ex.select().from(admins).where(/^[0-9a-f-]{36}$/i.test(key) ? eq(admins.id, key) : eq(admins.username, key)).limit(1);
     if (!row) throw AdminError.message(404, 'Not found');
     return row;
   }
 
+  /** Validates the tags an editor is scoped to; null: unrestricted. */
+  private static tags(raw: unknown, role: unknown, errors: { path: (string | number)[]; message: string }[]): string[] | null {
+    if (raw === undefined || raw === null) return null;
+    if (role !== 'editor') { errors.push({ path: ['tags'], message: 'tags scope an editor\'s writes; only role editor takes them' }); return null; }
+    if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_ADMIN_TAGS) {
+      errors.push({ path: ['tags'], message: `expected an array of 1 to ${MAX_ADMIN_TAGS} tags` }); return null;
+    }
+    raw.forEach((t, i) => {
+      const e = typeof t === 'string' ? tagError(t) : 'expected a string';
+      if (e) errors.push({ path: ['tags', i], message: e });
+    });
+    return raw as string[];
+  }
+
+  /** Runs an /admins write under the config lock with its audit entry, in one transaction. */
+  private audited<T>(ctx: WriteContext, fn: (tx: Tx) => Promise<{ result: T; entity: ReturnType<typeof AdminAuth.view> }>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      const version = await lockConfig(tx);
+      const { result, entity } = await fn(tx);
+      await appendAudit(tx, ctx, { entity_type: 'admins', entity_id: entity.id, entity, config_version: version });
+      return result;
+    });
+  }
+
   /** Creates an admin; the token is in this answer only. */
-  async create(input: Record<string, unknown>) {
-    const errors: { path: string[]; message: string }[] = [];
+  async create(ctx: WriteContext, input: Record<string, unknown>) {
+    const errors: { path: (string | number)[]; message: string }[] = [];
     const username = input.username;
     if (typeof username !== 'string' || !/^[A-Za-z0-9._@-]{1,128}$/.test(username)) errors.push({ path: ['username'], message: 'required: 1-128 letters, digits, or . _ @ -' });
     if (!ROLES.includes(input.role as Role)) errors.push({ path: ['role'], message: `expected one of: ${ROLES.join(', ')}` });
-    for (const k of Object.keys(input)) if (!['username', 'role', 'ttl'].includes(k)) errors.push({ path: [k], message: 'unknown field' });
+    const tags = AdminAuth.tags(input.tags, input.role, errors);
+    for (const k of Object.keys(input)) if (!['username', 'role', 'ttl', 'tags'].includes(k)) errors.push({ path: [k], message: 'unknown field' });
     if (errors.length) throw schemaViolation(errors);
     const token = AdminAuth.newToken();
     const row = {
-      id: randomUUID(), created_at: nowSeconds(), username: username as string, role: input.role as string,
+      id: randomUUID(), created_at: nowSeconds(), username: username as string, role: input.role as string, tags,
       token_hash: hashToken(token), token_prefix: token.slice(0, 12), expires_at: AdminAuth.expiry(input.ttl),
     };
-    const [existing] = await this.db.select({ id: admins.id }).from(admins).where(eq(admins.username, row.username)).limit(1);
-    if (existing) {
-      throw AdminError.of(409, ErrorCode.UNIQUE_VIOLATION, `UNIQUE violation detected on '${luaKey({ username: row.username })}'`, { fields: { username: row.username } });
-    }
-    await this.db.insert(admins).values(row);
+    const view = AdminAuth.view(row);
+    await this.audited(ctx, async (tx) => {
+      const [existing] = await tx.select({ id: admins.id }).from(admins).where(eq(admins.username, row.username)).limit(1);
+      if (existing) {
+        throw AdminError.of(409, ErrorCode.UNIQUE_VIOLATION, `UNIQUE violation detected on '${luaKey({ username: row.username })}'`, { fields: { username: row.username } });
+      }
+      await tx.insert(admins).values(row);
+      return { result: undefined, entity: view };
+    });
     this.enabled = true;
-    return { ...AdminAuth.view(row), token };
+    return { ...view, token };
   }
 
   /** A new token for an admin; the old one stops working at once. */
-  async rotate(key: string, input: Record<string, unknown>) {
-    const row = await this.find(key);
+  async rotate(ctx: WriteContext, key: string, input: Record<string, unknown>) {
+    const expires = AdminAuth.expiry(input.ttl);
     const token = AdminAuth.newToken();
-    const next = { token_hash: hashToken(token), token_prefix: token.slice(0, 12), expires_at: AdminAuth.expiry(input.ttl) };
-    await this.db.update(admins).set(next).where(eq(admins.id, row.id));
-    return { ...AdminAuth.view({ ...row, ...next }), token };
+    const next = { token_hash: hashToken(token), token_prefix: token.slice(0, 12), expires_at: expires };
+    const view = await this.audited(ctx, async (tx) => {
+      const row = await this.find(key, tx);
+      await tx.update(admins).set(next).where(eq(admins.id, row.id));
+      const entity = AdminAuth.view({ ...row, ...next });
+      return { result: entity, entity };
+    });
+    return { ...view, token };
   }
 
-  async remove(key: string, self: AdminIdentity | undefined): Promise<void> {
-    const row = await this.find(key);
-    if (self?.id === row.id) throw AdminError.message(400, 'an admin cannot delete itself');
-    await this.db.delete(admins).where(eq(admins.id, row.id));
+  async remove(ctx: WriteContext, key: string): Promise<void> {
+    await this.audited(ctx, async (tx) => {
+      const row = await this.find(key, tx);
+      if (ctx.actor?.id === row.id) throw AdminError.message(400, 'an admin cannot delete itself');
+      await tx.delete(admins).where(eq(admins.id, row.id));
+      return { result: undefined, entity: AdminAuth.view(row) };
+    });
   }
 }

@@ -1,6 +1,6 @@
 // Postgres tables. Column names are Kong's field names so rows map onto entities generically;
 // a foreign key `service` is stored as `service_id`.
-import { bigint, boolean, customType, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, customType, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 
 const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
 
@@ -195,4 +195,36 @@ export const admins = pgTable('admins', {
   token_prefix: text('token_prefix').notNull(),
   /** Seconds since the epoch; null: never expires. */
   expires_at: bigint('expires_at', { mode: 'number' }),
+  /** An editor with tags writes only entities carrying one of them; null: unrestricted. */
+  tags: text('tags').array(),
 });
+
+/**
+ * The audit log: one row per admin write, inserted in the write's own transaction. Append-only and
+ * hash-chained (services/audit-chain.ts): `seq` has no gaps (writers are serialized by the
+ * config_state row lock and take `last + 1`), `prev_hash` is the previous row's `hash`.
+ */
+export const auditLog = pgTable('audit_log', {
+  seq: bigint('seq', { mode: 'number' }).primaryKey(),
+  /** Seconds since the epoch. */
+  created_at: bigint('created_at', { mode: 'number' }).notNull(),
+  request_id: text('request_id').notNull(),
+  /** Null when the admin API runs without authentication (loopback mode). */
+  admin_id: uuid('admin_id'),
+  admin_username: text('admin_username'),
+  token_prefix: text('token_prefix'),
+  method: text('method').notNull(),
+  path: text('path').notNull(),
+  entity_type: text('entity_type').notNull(),
+  entity_id: text('entity_id').notNull(),
+  /** The entity after the write (before it, for a delete), secrets redacted. */
+  change: jsonb('change'),
+  config_version: bigint('config_version', { mode: 'number' }).notNull(),
+  client_ip: text('client_ip').notNull(),
+  prev_hash: text('prev_hash').notNull(),
+  hash: text('hash').notNull(),
+}, (t) => [
+  index('audit_log_created_at_idx').on(t.created_at),
+  index('audit_log_entity_idx').on(t.entity_type, t.entity_id),
+  index('audit_log_admin_id_idx').on(t.admin_id),
+]);

@@ -1,8 +1,9 @@
 // Transactional reads and writes of admin entities, with Kong's semantics and errors
 // (reference/kong-compat.md §1.3, §1.6, §1.7). Every write bumps the config version in the same
-// transaction, so a committed change can never miss a snapshot.
+// transaction, so a committed change can never miss a snapshot, and appends its audit entry there
+// too (audit.ts), so a committed change can never miss its record either.
 import { randomUUID } from 'node:crypto';
-import { and, arrayContains, arrayOverlaps, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import { and, arrayContains, arrayOverlaps, asc, eq, gt, sql, TransactionRollbackError, type SQL } from 'drizzle-orm';
 import {
   AdminError, ErrorCode, REQUIRED, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod,
 } from '@portico/shared';
@@ -10,6 +11,7 @@ import type { Db, Executor, Tx } from '../db/index.ts';
 import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
 import { configState } from '../db/schema.ts';
 import { ENTITY_BY_NAME, type EntityDef } from './entity.ts';
+import { auditedWrite, type WriteContext } from './audit.ts';
 
 export type Entity = Record<string, unknown> & { id: string };
 
@@ -56,10 +58,20 @@ function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, 
   return out;
 }
 
-/** Bump the config version; also takes the row lock that orders concurrent writers. */
+/**
+ * Bump the config version; also takes the row lock that orders concurrent writers. Writes that
+ * read an entity before changing it take it first, so what they read (and audit as "before", and
+ * check tags on) is what they change.
+ */
 async function bumpVersion(tx: Tx): Promise<number> {
   const [row] = await tx.update(configState).set({ version: sql`${configState.version} + 1` })
     .where(eq(configState.id, 1)).returning({ version: configState.version });
+  return row.version;
+}
+
+/** The same lock for writes that change no config (admins): returns the current version. */
+export async function lockConfig(tx: Tx): Promise<number> {
+  const [row] = await tx.select({ version: configState.version }).from(configState).where(eq(configState.id, 1)).for('update');
   return row.version;
 }
 
@@ -106,7 +118,7 @@ export interface Page {
   offset?: string;
 }
 
-function parseSize(raw: string | undefined): number {
+export function parseSize(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_PAGE_SIZE;
   const n = Number(raw);
   if (raw.trim() === '' || Number.isNaN(n)) throw AdminError.of(400, ErrorCode.INVALID_SIZE, 'size must be a number');
@@ -252,7 +264,7 @@ function stripServerFields(input: Record<string, unknown>): Record<string, unkno
 
 export interface WriteResult { entity: Entity; version: number }
 
-export async function createEntity(db: Db, def: EntityDef, input: Record<string, unknown>): Promise<WriteResult> {
+export async function createEntity(db: Db, ctx: WriteContext, def: EntityDef, input: Record<string, unknown>): Promise<WriteResult> {
   return db.transaction(async (tx) => {
     const body = stripServerFields(input);
     await resolveForeignKeys(tx, def, body);
@@ -262,15 +274,16 @@ export async function createEntity(db: Db, def: EntityDef, input: Record<string,
     await checkForeignKeysExist(tx, def, entity);
     const version = await bumpVersion(tx);
     try {
-      await tx.insert(def.table).values(entityToRow(def, entity));
+      await auditedWrite(tx, ctx, def.name, null, entity, version, tx.insert(def.table).values(entityToRow(def, entity)));
     } catch (err) { mapDbError(def, err, entity); }
     return { entity: answer(v), version };
   });
 }
 
 /** PUT: create or replace the whole entity at `key` (an id, or the endpoint key). */
-export async function upsertEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, fixed: Record<string, unknown> = {}, within?: Within): Promise<WriteResult> {
+export async function upsertEntity(db: Db, ctx: WriteContext, def: EntityDef, key: string, input: Record<string, unknown>, fixed: Record<string, unknown> = {}, within?: Within): Promise<WriteResult> {
   return db.transaction(async (tx) => {
+    const version = await bumpVersion(tx);
     const body = { ...stripServerFields(input), ...fixed };
     await resolveForeignKeys(tx, def, body);
     const existing = await findRow(tx, def, key, within);
@@ -287,18 +300,19 @@ export async function upsertEntity(db: Db, def: EntityDef, key: string, input: R
     }, (existing?.created_at as number) ?? now, now));
     const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
-    const version = await bumpVersion(tx);
     try {
-      if (existing) await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id as string));
-      else await tx.insert(def.table).values(entityToRow(def, entity));
+      await auditedWrite(tx, ctx, def.name, existing ? rowToEntity(def, existing) : null, entity, version, existing
+        ? tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id as string))
+        : tx.insert(def.table).values(entityToRow(def, entity)));
     } catch (err) { mapDbError(def, err, entity); }
     return { entity: answer(v), version };
   });
 }
 
 /** PATCH: merge `input` over the stored entity; records named in `mergeRecords` merge key-by-key. */
-export async function updateEntity(db: Db, def: EntityDef, key: string, input: Record<string, unknown>, within?: Within): Promise<WriteResult> {
+export async function updateEntity(db: Db, ctx: WriteContext, def: EntityDef, key: string, input: Record<string, unknown>, within?: Within): Promise<WriteResult> {
   return db.transaction(async (tx) => {
+    const version = await bumpVersion(tx);
     const row = await findRow(tx, def, key, within);
     const existing = row ? rowToEntity(def, row) : undefined;
     if (!existing) throw AdminError.message(404, 'Not found');
@@ -316,25 +330,29 @@ export async function updateEntity(db: Db, def: EntityDef, key: string, input: R
     const v = validate(def, stamp(def, merged, existing.created_at as number, nowSeconds()));
     const entity = v.entity;
     await checkForeignKeysExist(tx, def, entity);
-    const version = await bumpVersion(tx);
     try {
-      await tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id));
+      await auditedWrite(tx, ctx, def.name, existing, entity, version, tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id)));
     } catch (err) { mapDbError(def, err, entity); }
     return { entity: answer(v), version };
   });
 }
 
-/** DELETE: returns whether a row was deleted. Deleting what does not exist changes nothing. */
-export async function deleteEntity(db: Db, def: EntityDef, key: string, within?: Within): Promise<{ deleted: boolean; version?: number }> {
-  return db.transaction(async (tx) => {
-    const row = await findRow(tx, def, key, within);
-    if (!row) return { deleted: false };
-    const version = await bumpVersion(tx);
-    try {
-      await tx.delete(def.table).where(eq(def.table.id, row.id as string));
-    } catch (err) { mapDbError(def, err); }
-    return { deleted: true, version };
-  });
+/** DELETE: returns whether a row was deleted. Deleting what does not exist changes nothing (no version, no entry). */
+export async function deleteEntity(db: Db, ctx: WriteContext, def: EntityDef, key: string, within?: Within): Promise<{ deleted: boolean; version?: number }> {
+  try {
+    return await db.transaction(async (tx) => {
+      const version = await bumpVersion(tx);
+      const row = await findRow(tx, def, key, within);
+      if (!row) tx.rollback();
+      try {
+        await auditedWrite(tx, ctx, def.name, rowToEntity(def, row!), null, version, tx.delete(def.table).where(eq(def.table.id, row!.id as string)));
+      } catch (err) { mapDbError(def, err); }
+      return { deleted: true, version };
+    });
+  } catch (err) {
+    if (err instanceof TransactionRollbackError) return { deleted: false };
+    throw err;
+  }
 }
 
 /** Schema-only validation for `POST /schemas/{entity}/validate`. */
