@@ -115,12 +115,20 @@ describe('roles', () => {
     }
   });
 
-  it('limits failed attempts per client address with 429', async () => {
-    let last = 0;
-    for (let i = 0; i < 25; i++) last = (await A('GET', '/services', `wrong-${i}`)).status;
-    assert.equal(last, 429);
+  it('limits failed attempts per client address with 429, concurrent ones included, but never a valid token', async () => {
+    const statuses = await Promise.all(Array.from({ length: 30 }, (_, i) => A('GET', '/services', `wrong-${i}`).then((r) => r.status)));
+    assert.ok(statuses.filter((s) => s === 429).length >= 10, 'at least the 21st to 30th failure of the window are refused');
     const r = await A('GET', '/services', 'wrong-again');
-    assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    assert.equal(r.status, 429);
+    const wait = Number(r.headers.get('retry-after'));
+    assert.ok(wait >= 1 && wait <= 60, `Retry-After ${wait}`);
+    assert.equal((await A('GET', '/services', ROOT_TOKEN)).status, 200, 'whoever shares the address still gets in with a valid token');
+  });
+
+  it('lists a generated token by its first 12 characters and an operator-chosen one by none', async () => {
+    const list = (await A('GET', '/admins', ROOT_TOKEN)).body.data as { username: string; token_prefix: string }[];
+    assert.equal(list.find((a) => a.username === 'admin')!.token_prefix, '');
+    assert.ok(list.filter((a) => a.username !== 'admin').every((a) => /^ptc_adm_.{4}$/.test(a.token_prefix)));
   });
 });
 
@@ -151,6 +159,7 @@ describe('without admins', () => {
       assert.equal((await admin(open.admin, 'GET', '/services')).status, 200);
       const page = await admin(open.admin, 'POST', '/services', 'name=x&url=http://127.0.0.1:9', { Origin: 'http://evil.example', 'content-type': 'application/x-www-form-urlencoded' });
       assert.equal(page.status, 403);
+      assert.equal((await admin(open.admin, 'GET', '/consumers', undefined, { 'Sec-Fetch-Site': 'cross-site' })).status, 403, 'a no-cors GET from another site');
       assert.equal((await admin(open.admin, 'GET', '/services')).body.data.length, 0, 'nothing was written');
       // fetch cannot set Host; a DNS-rebound page's requests carry the attacker's name.
       const u = new URL(open.admin);

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { count, eq, sql } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
-import { AdminError, EnvError, ErrorCode, luaKey, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
+import { AdminError, EnvError, ErrorCode, luaKey, parseIpInto, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { admins } from '../db/schema.ts';
 import { appendAudit, type Actor, type WriteContext } from '../services/audit.ts';
@@ -36,12 +36,24 @@ const FAILURE_WINDOW_MS = 60_000;
 /** Tags one admin may be scoped to. */
 const MAX_ADMIN_TAGS = 32;
 
+/**
+ * What lists show of a token: `ptc_adm_` and 4 random characters for generated tokens, nothing of
+ * an operator-chosen one (its first characters may be most of it).
+ */
+const prefixOf = (token: string) => (token.startsWith(TOKEN_PREFIX) ? token.slice(0, TOKEN_PREFIX.length + 4) : '');
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
+/** The failed-attempt limiter's key: the address, or its /64 for IPv6 (one host holds a whole /64). */
+function limiterKey(address: string): string {
+  const words = new Uint32Array(4);
+  if (parseIpInto(address, 0, address.length, words) !== 6) return address;
+  return `${words[0].toString(16)}:${words[1].toString(16)}::/64`;
+}
+
 function hostOf(hostHeader: string): string {
   if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1);
   const colon = hostHeader.lastIndexOf(':');
@@ -103,9 +115,13 @@ export class AdminAuth {
       const hash = hashToken(token);
       await this.db.insert(admins).values({
         id: randomUUID(), created_at: nowSeconds(), username: BOOTSTRAP_USERNAME, role: 'admin',
-        token_hash: hash, token_prefix: token.slice(0, 12), expires_at: null,
-      }).onConflictDoUpdate({ target: admins.username, set: { token_hash: hash, token_prefix: token.slice(0, 12), role: 'admin', expires_at: null } });
+        token_hash: hash, token_prefix: prefixOf(token), expires_at: null,
+      }).onConflictDoUpdate({ target: admins.username, set: { token_hash: hash, token_prefix: prefixOf(token), role: 'admin', expires_at: null } });
     }
+    await this.refresh();
+  }
+
+  private async refresh(): Promise<void> {
     const [{ n }] = await this.db.select({ n: count() }).from(admins);
     this.enabled = n > 0;
   }
@@ -138,6 +154,8 @@ export class AdminAuth {
     return async (c, next) => {
       const path = c.req.path;
       if (path === '/status' && (c.req.method === 'GET' || c.req.method === 'HEAD')) return next();
+      // Another CP may have created the first admin since: look again before serving openly.
+      if (!this.enabled) await this.refresh();
       if (!this.enabled) {
         this.refuseBrowsers(c);
         return next();
@@ -159,6 +177,8 @@ export class AdminAuth {
 
   /** Without admins the API is for local tools only: a web page must not drive it (CSRF, DNS rebinding). */
   private refuseBrowsers(c: Context): void {
+    // Fetch metadata: a browser marks a request another site made, Origin or not (a no-cors GET).
+    if (c.req.header('sec-fetch-site') === 'cross-site') throw AdminError.message(403, 'cross-site requests are refused');
     const origin = c.req.header('origin');
     if (origin !== undefined && !this.origins.has(origin)) {
       throw AdminError.message(403, `requests from web origin '${origin}' are refused: add it to PORTICO_ADMIN_GUI_ORIGINS`);
@@ -167,24 +187,30 @@ export class AdminAuth {
     if (!isLoopbackHost(host)) throw AdminError.message(403, `the admin API has no admins configured and answers only on loopback, not for Host '${host}'`);
   }
 
+  /**
+   * A valid token always passes; only failures are limited, per client address (a /64 for IPv6), so
+   * someone sharing an address (a proxy in front of the admin API) cannot lock the admins out. The
+   * count is taken after the lookup, from the entry as it is then, so concurrent failures all count.
+   */
   private async authenticate(c: Context): Promise<AdminIdentity> {
-    const source = clientAddress(c);
-    const failed = this.failures.get(source);
-    if (failed && failed.count >= MAX_FAILURES) {
-      c.header('Retry-After', String(Math.max(1, Math.ceil((failed.until - Date.now()) / 1000))));
-      throw AdminError.message(429, 'Too many failed authentication attempts; try again later');
-    }
+    const source = limiterKey(clientAddress(c));
     const bearer = c.req.header('authorization');
     const token = c.req.header('kong-admin-token') ?? (bearer?.toLowerCase().startsWith('bearer ') ? bearer.slice(7).trim() : undefined);
+    // No token at all is not a guess: it is answered 401 and not counted.
     if (!token) throw AdminError.message(401, 'Invalid credentials. Token or User credentials required');
     const hash = hashToken(token);
     const [row] = await this.byTokenHash.execute({ hash });
     const good = row !== undefined && timingSafeEqual(Buffer.from(row.token_hash), Buffer.from(hash))
       && (row.expires_at === null || row.expires_at > nowSeconds());
     if (!good) {
-      const entry = failed ?? { count: 0, until: Date.now() + FAILURE_WINDOW_MS };
+      const now = Date.now();
+      const entry = this.failures.get(source) ?? { count: 0, until: now + FAILURE_WINDOW_MS };
       entry.count++;
-      this.failures.set(source, entry);
+      this.failures.set(source, entry, { ttl: Math.max(1, entry.until - now) });
+      if (entry.count > MAX_FAILURES) {
+        c.header('Retry-After', String(Math.max(1, Math.ceil((entry.until - now) / 1000))));
+        throw AdminError.message(429, 'Too many failed authentication attempts; try again later');
+      }
       this.log.warn({ source, reason: row ? 'expired' : 'unknown token' }, 'admin authentication failed');
       throw AdminError.message(401, row ? 'Token expired' : 'Invalid credentials. Token or User credentials required');
     }
@@ -254,7 +280,7 @@ export class AdminAuth {
     const token = AdminAuth.newToken();
     const row = {
       id: randomUUID(), created_at: nowSeconds(), username: username as string, role: input.role as string, tags,
-      token_hash: hashToken(token), token_prefix: token.slice(0, 12), expires_at: AdminAuth.expiry(input.ttl),
+      token_hash: hashToken(token), token_prefix: prefixOf(token), expires_at: AdminAuth.expiry(input.ttl),
     };
     const view = AdminAuth.view(row);
     await this.audited(ctx, async (tx) => {
@@ -273,7 +299,7 @@ export class AdminAuth {
   async rotate(ctx: WriteContext, key: string, input: Record<string, unknown>) {
     const expires = AdminAuth.expiry(input.ttl);
     const token = AdminAuth.newToken();
-    const next = { token_hash: hashToken(token), token_prefix: token.slice(0, 12), expires_at: expires };
+    const next = { token_hash: hashToken(token), token_prefix: prefixOf(token), expires_at: expires };
     const view = await this.audited(ctx, async (tx) => {
       const row = await this.find(key, tx);
       await tx.update(admins).set(next).where(eq(admins.id, row.id));
