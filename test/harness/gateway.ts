@@ -76,11 +76,17 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
       proc.stderr!.on('data', (d) => { log = (log + d).slice(-200_000); });
       if (opts.waitReady === false) return;
       const probe = role === 'control-plane' ? `${g.admin}/status` : `${g.status}/status/ready`;
-      await waitFor(`${role} ready`, async () => {
-        if (proc.exitCode !== null) throw new Error(`${role} exited with ${proc.exitCode}:\n${log}`);
-        const r = await fetch(probe).catch(() => null);
-        return r?.ok;
-      }, 30_000, 100);
+      try {
+        await waitFor(`${role} ready`, async () => {
+          if (proc.exitCode !== null) throw new Error(`${role} exited with ${proc.exitCode}:\n${log}`);
+          const r = await fetch(probe).catch(() => null);
+          return r?.ok;
+        }, 30_000, 100);
+      } catch (err) {
+        // A gateway that never became ready must not outlive the test that started it.
+        if (proc.exitCode === null && !proc.signalCode) proc.kill('SIGKILL');
+        throw err;
+      }
     },
     async stop() {
       const p = g.proc;
