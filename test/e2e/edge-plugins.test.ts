@@ -202,6 +202,7 @@ describe('correlation-id', () => {
     const mine = await call('/corr', { headers: { 'Kong-Request-ID': 'trace-42' } });
     assert.equal((mine.body as Echo).headers['kong-request-id'], 'trace-42');
     assert.equal(mine.headers.get('kong-request-id'), 'trace-42');
+    await waitFor('the access log carries the id', async () => s.dps[0].logs().split('\n').some((l) => l.includes('"correlation_id":"trace-42"') && l.includes('"path":"/corr"')));
   });
 });
 

@@ -9,6 +9,7 @@ export class RequestContext implements ProxyContext {
   authenticatedGroups: string[] | null = null;
   responseHeaders: Record<string, string> = {};
   shared: Record<string, unknown> = {};
+  logFields: Record<string, unknown> | null = null;
   serviceOverride: string | null = null;
   private params: URLSearchParams | null = null;
   private paramsInitial = '';

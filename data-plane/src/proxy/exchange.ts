@@ -710,6 +710,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       proxy_latency_ms: this.proxyLatency, route: this.route?.id ?? null, service: this.service?.id ?? null,
       consumer: ctx?.consumer?.id, client_ip: this.clientIp, upstream: this.origin || null, error: this.error,
       aborted: res !== null ? !res.writableFinished : undefined,
+      ...ctx?.logFields,
     });
   }
 

@@ -49,6 +49,11 @@ export interface ProxyContext {
   authenticatedGroups: string[] | null;
   /** Scratch space shared by the plugins of one request. */
   shared: Record<string, unknown>;
+  /**
+   * Fields added to this request's access-log line (Kong's kong.log.set_serialize_value), e.g. a
+   * correlation id; null until a plugin sets one, so requests without pay nothing.
+   */
+  logFields: Record<string, unknown> | null;
   /** Send the request to this service (id or name) instead of the route's. */
   serviceOverride: string | null;
 }

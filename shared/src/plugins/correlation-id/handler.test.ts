@@ -43,6 +43,7 @@ describe('correlation-id handler', () => {
     p.access(ctx);
     assert.deepEqual(ctx.upstreamHeaders, {});
     assert.equal(ctx.shared[CORRELATION_ID], 'client-id-1');
+    assert.deepEqual(ctx.logFields, { correlation_id: 'client-id-1' }, 'the id goes into the access-log line');
     assert.deepEqual(ctx.responseHeaders, { 'kong-request-id': 'client-id-1' });
   });
 

@@ -2,12 +2,9 @@
 // and sent upstream; with echo_downstream the id goes back to the client. An incoming non-empty id
 // is kept as it is (Kong trusts it; it is only a label).
 //
-// SEAM(log-fields) — Kong puts the id in every log entry (kong.log.set_serialize_value
-// "correlation_id") and Portico's issue 11 also wants it in gateway error bodies. The plugin API has
-// no log-field port; the id is left in `ctx.shared[CORRELATION_ID]`. The addition this asks for
-// (shared/src/plugins/types.ts): `ProxyContext.logFields: Record<string, unknown>`, fields merged
-// into this request's access-log line and log-phase entry; and error bodies the DP generates after
-// this plugin ran carry `"correlation_id"` next to `"request_id"`.
+// The id goes into the request's access-log line as `correlation_id` (Kong's
+// kong.log.set_serialize_value) and stays in `ctx.shared[CORRELATION_ID]` for other plugins. Gateway
+// error bodies (502, 504) do not carry it yet.
 //
 // With echo_downstream the id is on every answer, another plugin's 401/403/429 included: the DP
 // runs the response phase and applies ctx.responseHeaders on plugin exits too (Kong's
@@ -66,6 +63,7 @@ export const correlationIdHandler: PluginHandler<CorrelationIdConfig, State> = {
       ctx.upstreamHeaders[state.header] = id;
     }
     ctx.shared[CORRELATION_ID] = id;
+    (ctx.logFields ??= {}).correlation_id = id;
     if (config.echo_downstream) ctx.responseHeaders[state.header] = id;
   },
 };

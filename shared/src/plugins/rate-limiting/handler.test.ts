@@ -1,6 +1,7 @@
 // The rate-limiting handler with in-memory ports: who is counted, headers, and store failures.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { testCtx } from '../test-ports.ts';
 import { rateLimitingConfig } from './schema.ts';
 import { rateLimitingHandler } from './handler.ts';
 import { MemoryRateLimitStore, type RateLimitStore } from './store.ts';
@@ -16,14 +17,7 @@ function env(redis: RateLimitStore = new MemoryRateLimitStore(() => now)): Plugi
     localRateLimitStore: local, rateLimitStore: () => redis, counters: { increment: (n) => failures.push(n) },
   };
 }
-function ctx(over: Partial<ProxyContext> = {}): ProxyContext {
-  return {
-    requestId: 'r', method: 'GET', path: '/p', headers: {}, clientIp: '10.0.0.1',
-    route: { id: 'route-1' } as ProxyContext['route'], service: { id: 'svc-1' } as ProxyContext['service'],
-    query: () => new URLSearchParams(), hasQuery: () => false, upstreamHeaders: {}, responseHeaders: {},
-    consumer: null, credential: null, authenticatedGroups: null, shared: {}, serviceOverride: null, ...over,
-  };
-}
+const ctx = (over: Partial<ProxyContext> = {}): ProxyContext => testCtx(over);
 async function run(config: Record<string, unknown>, contexts: ProxyContext[], e = env()) {
   const c = rateLimitingConfig.parse(config);
   const state = rateLimitingHandler.init!(c, e, 'plugin-1');
