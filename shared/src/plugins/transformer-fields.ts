@@ -3,7 +3,7 @@
 // right after it are dropped). Validated at write time with Kong's messages, plus what Kong leaves to
 // nginx: a value that would split or break a header (CR, LF, NUL, beyond Latin-1) is refused here.
 import { z } from 'zod';
-import { text } from '../entities/fields.ts';
+import { MAX_TEXT_LENGTH, text } from '../entities/fields.ts';
 import { headerValue } from './http-fields.ts';
 
 const KONG_HEADER_NAME = /^[A-Za-z0-9_-]+$/;
@@ -20,6 +20,7 @@ export function splitPair(entry: string): Pair {
 /** Kong's validate_headers message. */
 const notHeader = (name: string) => `'${name}' is not a valid header`;
 const headerValueField = headerValue();
+const textField = text();
 
 /** Extra checks on a pair's value (a template's grammar), returning an error message or null. */
 export type ValueCheck = (value: string) => string | null;
@@ -38,7 +39,12 @@ export const queryNames = () => z.array(text().min(1, 'length must be at least 1
  * value, header name and header name (rename), or query name and query value.
  */
 export const pairs = (kind: 'header' | 'rename-header' | 'query', check: ValueCheck | null = null) =>
-  z.array(text().superRefine((v, ctx) => {
+  // One message per entry: the first problem found (a plain string, then checked here in order).
+  z.array(z.string().max(MAX_TEXT_LENGTH, `length must be at most ${MAX_TEXT_LENGTH}`).superRefine((v, ctx) => {
+    if (kind !== 'header') {
+      const r = textField.safeParse(v);
+      if (!r.success) { ctx.addIssue({ code: 'custom', message: r.error.issues[0].message }); return; }
+    }
     const m = PAIR.exec(v);
     if (m === null || !v.includes(':')) { ctx.addIssue({ code: 'custom', message: `invalid value: ${v}` }); return; }
     const name = m[1], value = m[2];

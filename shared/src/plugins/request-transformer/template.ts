@@ -15,8 +15,8 @@ interface Lookup { source: Source; key: string; index: number }
 /** Literal text and lookups, alternating: parts[0] text, parts[1] lookup, parts[2] text, … */
 export type Template = ReadonlyArray<string | Lookup>;
 
-const EXPR = /\$\(([^()]*)\)/g;
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ROOT = /^[A-Za-z_][A-Za-z0-9_]*/;
+const KNOWN = new Set(['headers', 'query_params', 'uri_captures', 'shared', 'consumer', 'request_id']);
 const DOTTED = /^([a-z_]+)\.([A-Za-z_][A-Za-z0-9_-]*)$/;
 const BRACKETED = /^([a-z_]+)\[\s*(?:"([^"]*)"|'([^']*)'|(\d+))\s*\]$/;
 const CONSUMER_FIELDS = new Set(['id', 'username', 'custom_id']);
@@ -24,6 +24,10 @@ const CONSUMER_FIELDS = new Set(['id', 'username', 'custom_id']);
 function parseLookup(expr: string): Lookup | string {
   const e = expr.trim();
   if (e === 'request_id') return { source: 'request_id', key: '', index: -1 };
+  const root = ROOT.exec(e)?.[0];
+  if (root !== undefined && !KNOWN.has(root)) {
+    return `unknown template variable '${root}' in '${e}' (known: headers, query_params, uri_captures, shared, consumer, request_id)`;
+  }
   let source: string, key: string, index = -1;
   const d = DOTTED.exec(e);
   const b = d ? null : BRACKETED.exec(e);
@@ -48,7 +52,7 @@ function parseLookup(expr: string): Lookup | string {
       if (!CONSUMER_FIELDS.has(key) || index >= 0) return `unsupported template expression '${e}': consumer has id, username and custom_id`;
       return { source, key, index };
     default:
-      return `unknown template variable '${source}' in '${e}' (known: headers, query_params, uri_captures, shared, consumer, request_id)`;
+      return `unsupported template expression '${e}'`;
   }
 }
 
@@ -62,15 +66,20 @@ export function templateError(value: string): string | null {
 export function compileTemplate(value: string): Template | string {
   const parts: Array<string | Lookup> = [];
   let last = 0;
-  for (const m of value.matchAll(EXPR)) {
-    const lookup = parseLookup(m[1]);
+  for (let start = value.indexOf('$('); start >= 0; start = value.indexOf('$(', last)) {
+    // The expression runs to the matching parenthesis (Penlight's `%b()`).
+    let depth = 1, end = start + 2;
+    for (; end < value.length && depth > 0; end++) {
+      if (value[end] === '(') depth++;
+      else if (value[end] === ')') depth--;
+    }
+    if (depth > 0) return `unterminated template expression in '${value}'`;
+    const lookup = parseLookup(value.slice(start + 2, end - 1));
     if (typeof lookup === 'string') return lookup;
-    parts.push(value.slice(last, m.index), lookup);
-    last = m.index + m[0].length;
+    parts.push(value.slice(last, start), lookup);
+    last = end;
   }
-  const rest = value.slice(last);
-  if (rest.includes('$(')) return `unterminated template expression in '${value}'`;
-  parts.push(rest);
+  parts.push(value.slice(last));
   return parts;
 }
 
