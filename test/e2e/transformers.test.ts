@@ -4,9 +4,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, type Stack } from '../harness/stack.ts';
-import type { Echo } from '../harness/upstream.ts';
+import { startUpstream, type Echo, type Upstream } from '../harness/upstream.ts';
 
 let s: Stack;
+let sick: Upstream | undefined;
 
 async function call(p: string, init: RequestInit = {}): Promise<{ status: number; echo: Echo; headers: Headers }> {
   const r = await fetch(s.dps[0].proxy + p, init);
@@ -26,7 +27,7 @@ before(async () => {
   s = await startStack({ dps: 1 });
   await s.A('POST', '/services', { name: 'tf', url: `${s.upstream.url}/base` });
 });
-after(async () => { await s?.stop(); });
+after(async () => { await s?.stop(); await sick?.close(); });
 
 describe('request-transformer', () => {
   it('removes, renames, replaces, adds and appends headers and query arguments in Kong\'s order, with templates', async () => {
@@ -60,6 +61,27 @@ describe('request-transformer', () => {
     assert.equal(r.status, 200);
     assert.equal(r.echo.method, 'POST');
     assert.equal(r.echo.url, '/v2/accounts/42/my%20files/photos?size=large', 'the whole upstream path, the query kept');
+  });
+});
+
+describe('request-transformer and retries', () => {
+  it('retries judge the method sent upstream: a GET turned into POST is not retried on a listed status', async () => {
+    sick = await startUpstream();
+    sick.mode.status = 503;
+    await s.A('POST', '/upstreams', { name: 'sick.internal', status_retries: { statuses: [503], base_delay_ms: 5, budget_ms: 1_000 } });
+    await s.A('POST', '/upstreams/sick.internal/targets', { target: `127.0.0.1:${sick.port}` });
+    await s.A('POST', '/services', { name: 'sick', host: 'sick.internal', port: 80, retries: 2 });
+    await s.A('POST', '/services/sick/routes', { name: 'sick-get', paths: ['/sick-get'] });
+    await s.A('POST', '/services/sick/routes', { name: 'sick-post', paths: ['/sick-post'] });
+    const r = await s.write('POST', '/routes/sick-post/plugins', { name: 'request-transformer', config: { http_method: 'POST' } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    let hits = sick.hits;
+    assert.equal((await fetch(s.dps[0].proxy + '/sick-get')).status, 503);
+    assert.equal(sick.hits - hits, 3, 'control: a GET is tried 1 + retries times');
+    hits = sick.hits;
+    assert.equal((await fetch(s.dps[0].proxy + '/sick-post')).status, 503);
+    assert.equal(sick.hits - hits, 1, 'sent as POST, so never replayed');
+    assert.equal(sick.seen.at(-1)!.method, 'POST');
   });
 });
 
