@@ -53,6 +53,14 @@ describe('request-transformer', () => {
     assert.equal(r.echo.url, '/base/items?q=replaced&tag=a&new=o&page=1&tag=b');
   });
 
+  it('refuses (400, upstream not called) a request whose query would put CR/LF into a templated header', async () => {
+    const hits = s.upstream.hits;
+    const r = await fetch(s.dps[0].proxy + '/rt/items?q=a%0D%0AX-Evil:%201');
+    assert.equal(r.status, 400);
+    assert.match(await r.text(), /header/i);
+    assert.equal(s.upstream.hits, hits);
+  });
+
   it('changes the upstream method and path (replace.uri from the route\'s regex captures, escaped)', async () => {
     await route('rt-uri', ['~/users/(?<id>\\d+)/(\\w+)$'], [{
       name: 'request-transformer', config: { http_method: 'POST', replace: { uri: '/v2/accounts/$(uri_captures.id)/my files/$(uri_captures[2])' } },

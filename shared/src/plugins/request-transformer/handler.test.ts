@@ -2,6 +2,7 @@
 // messages, templates (and '' for what is absent), http_method and replace.uri.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { requestTransformerConfig } from './schema.ts';
 import { requestTransformerHandler } from './handler.ts';
 import { instantiate, testCtx } from '../test-ports.ts';
@@ -78,7 +79,7 @@ describe('request-transformer handler', () => {
       add: {
         headers: ['x-user:$(consumer.username)/$(consumer.id)', 'x-request-id:$(request_id)', 'x-from-q:$(query_params.q)',
           'x-api:$(headers.x_api_key)', 'x-quoted:$(headers["X-Api-Key"])', 'x-none:[$(headers.missing)$(consumer.custom_id)$(uri_captures.nope)]',
-          'x-cap:$(uri_captures.id)-$(uri_captures[2])', 'x-shared:$(shared.tenant)'],
+          'x-cap:$(uri_captures.id)-$(uri_captures[2])', 'x-shared:$(shared.tenant)', 'x-host:$(headers.host)'],
         querystring: ['renamed:$(headers.x-old)'],
       },
       // The template reads x-old before the rename below removes it.
@@ -86,13 +87,13 @@ describe('request-transformer handler', () => {
     });
     const ctx = testCtx({
       url: '/p?q=search&q=second', consumer, requestId: 'req-9',
-      upstreamHeaders: { 'x-api-key': 'k1', 'x-old': 'was-old' },
+      headers: { host: 'client.test' }, upstreamHeaders: { 'x-api-key': 'k1', 'x-old': 'was-old', host: 'upstream.test' },
       uriCaptures: { unnamed: ['42', 'tail'], named: { id: '42' } }, shared: { tenant: 't7' },
     });
     p.access(ctx);
     assert.deepEqual(ctx.upstreamHeaders, {
-      'x-api-key': 'k1', 'x-new': 'was-old', 'x-user': 'alice/c-1', 'x-request-id': 'req-9', 'x-from-q': 'search',
-      'x-api': 'k1', 'x-quoted': 'k1', 'x-none': '[]', 'x-cap': '42-tail', 'x-shared': 't7',
+      'x-api-key': 'k1', host: 'upstream.test', 'x-new': 'was-old', 'x-user': 'alice/c-1', 'x-request-id': 'req-9', 'x-from-q': 'search',
+      'x-api': 'k1', 'x-quoted': 'k1', 'x-none': '[]', 'x-cap': '42-tail', 'x-shared': 't7', 'x-host': 'client.test',
     });
     assert.equal(ctx.query().get('renamed'), 'was-old');
   });
@@ -153,5 +154,36 @@ describe('request-transformer handler', () => {
     assert.deepEqual(issues({ add: { headers: ['x:$(jwt.claim.sub)'] } }), [
       "add.headers.0: unknown template variable 'jwt' in 'jwt.claim.sub' (known: headers, query_params, uri_captures, shared, consumer, request_id)",
     ]);
+  });
+});
+
+describe('request-transformer config (property)', () => {
+  const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 300);
+  // name:value entries from names and values that matter to the grammar: valid templates, characters a
+  // header refuses, broken template syntax, and anything else.
+  const name = fc.constantFrom('x-a', 'X-B', 'host', 'x_c', 'q');
+  const piece = fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom('$(headers.x-a)', '$(headers["X-A"])', '$(query_params.q)', '$(uri_captures[1])', '$(uri_captures.id)', '$(request_id)', '$(consumer.username)', 'text', ':') },
+    { weight: 3, arbitrary: fc.string({ maxLength: 4 }) },
+    { weight: 1, arbitrary: fc.constantFrom('$(', ')', '\r', '\n', '\0', '\u20ac', '$(os.exit())') },
+  );
+  const entry = fc.tuple(name, fc.array(piece, { maxLength: 4 })).map(([n, v]) => `${n}:${v.join('')}`);
+  const list = fc.array(entry, { maxLength: 2 });
+
+  it('compiles every config the schema accepts, and sets only header values Node would send', () => {
+    let accepted = 0;
+    fc.assert(fc.property(list, list, list, fc.option(fc.array(piece, { maxLength: 4 }).map((v) => `/${v.join('')}`), { nil: null }), (headers, query, renames, uri) => {
+      const r = requestTransformerConfig.safeParse({ add: { headers, querystring: query }, append: { headers }, rename: { headers: renames }, replace: { uri } });
+      if (!r.success) return;
+      accepted++;
+      const p = instantiate(requestTransformerHandler, requestTransformerConfig, r.data as unknown as Record<string, unknown>);
+      const ctx = testCtx({ url: '/p?q=v', upstreamHeaders: { 'x-a': 'one' }, uriCaptures: { unnamed: ['c'], named: { id: 'c' } } });
+      p.access(ctx);
+      for (const [name, v] of Object.entries(ctx.upstreamHeaders)) {
+        assert.match(name, /^[a-z0-9_-]+$/);
+        for (const one of Array.isArray(v) ? v : [v]) assert.match(one, /^[\t\x20-\x7e\x80-\xff]*$/);
+      }
+    }), { numRuns: RUNS });
+    assert.ok(accepted > RUNS / 10, `only ${accepted} of ${RUNS} generated configs were valid: the property tested too little`);
   });
 });

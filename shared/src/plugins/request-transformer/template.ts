@@ -4,6 +4,9 @@
 // any Lua expression there; only these lookups are accepted, checked at write time (`templateError`)
 // and compiled once per snapshot (`compileTemplate`), so a request only concatenates.
 //
+// Headers are read from what goes upstream (the client's, plus what earlier plugins set: a consumer's
+// X-Consumer-Username, a correlation id), except Host, which is the client's.
+//
 // Something absent renders as '' (Kong's Penlight templates render `tostring(x or '')`). A header
 // sent several times renders its values joined with ', ' (one field value, RFC 9110 §5.3); a
 // query argument given several times renders its first value.
@@ -88,7 +91,8 @@ export const isLiteral = (t: Template): boolean => t.length === 1;
 function lookup(l: Lookup, ctx: ProxyContext): string {
   switch (l.source) {
     case 'headers': {
-      const v = ctx.upstreamHeaders[l.key];
+      // Host is the client's (Kong's request headers), not the one computed for the upstream.
+      const v = l.key === 'host' ? ctx.headers.host : ctx.upstreamHeaders[l.key];
       return v === undefined ? '' : typeof v === 'string' ? v : v.join(', ');
     }
     case 'query_params': return ctx.hasQuery() ? ctx.query().get(l.key) ?? '' : '';
