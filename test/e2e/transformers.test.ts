@@ -35,7 +35,7 @@ describe('request-transformer', () => {
       name: 'request-transformer', config: {
         remove: { headers: ['x-secret'], querystring: ['debug'] },
         rename: { headers: ['x-old:x-new'], querystring: ['old:new'] },
-        replace: { headers: ['x-user:$(headers.x-user)-checked'], querystring: ['q:replaced'] },
+        replace: { headers: ['x-user:$(headers.x-user)-checked', 'Host:virtual.test'], querystring: ['q:replaced'] },
         add: { headers: ['X-Request-ID:$(request_id)', 'x-from-query:$(query_params.q)', 'x-absent:[$(headers.nope)]', 'x-user:never'], querystring: ['page:1'] },
         append: { headers: ['x-multi:two'], querystring: ['tag:b'] },
       },
@@ -44,6 +44,7 @@ describe('request-transformer', () => {
     assert.equal(r.status, 200);
     const h = r.echo.headers;
     assert.equal(h['x-secret'], undefined);
+    assert.equal(h.host, 'virtual.test', 'Host is replaceable');
     assert.deepEqual([h['x-old'], h['x-new']], [undefined, 'moved'], 'rename keeps the value');
     assert.equal(h['x-user'], 'bob-checked', 'replaced (present), not added again');
     assert.equal(h['x-request-id'], r.headers.get('x-portico-request-id'), '$(request_id) is the id the gateway answers with');
