@@ -11,6 +11,8 @@ export class RequestContext implements ProxyContext {
   shared: Record<string, unknown> = {};
   logFields: Record<string, unknown> | null = null;
   serviceOverride: string | null = null;
+  methodOverride: string | null = null;
+  pathOverride: string | null = null;
   private params: URLSearchParams | null = null;
   private paramsInitial = '';
   private bodyInitial = '';
@@ -27,6 +29,7 @@ export class RequestContext implements ProxyContext {
     readonly service: Service | null,
     public upstreamHeaders: Record<string, string | string[]>,
     private readonly rawQuery: string,
+    readonly uriCaptures: ProxyContext['uriCaptures'],
   ) {
     this.method = req.method ?? 'GET';
     this.headers = req.headers;

@@ -101,6 +101,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly requestId = nextRequestId();
   readonly started = performance.now();
   readonly method: string;
+  /** The method sent upstream (a plugin's ctx.methodOverride, else the client's); retries judge it. */
+  upstreamMethod: string;
   readonly clientIp: string;
   /** The TCP peer is a trusted proxy (PORTICO_TRUSTED_IPS): its X-Forwarded-* are kept. */
   peerTrusted = false;
@@ -165,6 +167,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     readonly head: Buffer | null,
   ) {
     this.method = req.method ?? 'GET';
+    this.upstreamMethod = this.method;
     // Every listener on the request (body reads, a dropped body's end) finds its exchange here.
     (req as Carrier)[kExchange] = this;
     const a = req.socket?.remoteAddress ?? '';
@@ -237,7 +240,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       strippedPrefix: route.strip_path ? match.matchedPath : '', underscores: this.core.underscores, trustedPeer: this.peerTrusted,
     });
     if (match.compiled.plugins.length > 0) {
-      this.ctx = new RequestContext(this.requestId, req, this.path, this.clientIp, route, target.service, this.headers, query);
+      this.ctx = new RequestContext(this.requestId, req, this.path, this.clientIp, route, target.service, this.headers, query, match.captures);
     }
     return true;
   }
@@ -348,6 +351,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         const next = this.cfg!.targets.get(ctx.serviceOverride);
         if (next) this.retarget(next);
       }
+      if (ctx.methodOverride !== null) this.upstreamMethod = ctx.methodOverride;
+      if (ctx.pathOverride !== null) this.upstreamPathname = escapePath(ctx.pathOverride);
       this.upstreamQuery = ctx.finalQuery();
       if (this.body !== null && ctx.bodyChanged()) this.body = ctx.serializeBody(this.headers);
       const refused = sealUpstreamHeaders(this.headers, this.req.headers);
@@ -479,7 +484,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.upstreamStarted = performance.now();
     const streamed = this.hasBody && this.body === null;
     this.core.dispatcherFor(this.target!).dispatch({
-      origin: this.origin, path: this.upstreamPathname + this.upstreamQuery, method: this.method as Dispatcher.HttpMethod,
+      origin: this.origin, path: this.upstreamPathname + this.upstreamQuery, method: this.upstreamMethod as Dispatcher.HttpMethod,
       headers: this.headers,
       // undici sends async iterables as streamed bodies; its types list only Readable.
       body: this.body ?? (streamed ? (pullBody(this) as unknown as Dispatcher.DispatchOptions['body']) : null),
@@ -534,7 +539,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
    */
   private retriesStatus(status: number, now: number): boolean {
     const policy = this.target!.balancer?.upstream.status_retries;
-    if (!policy || !policy.statuses.includes(status) || !IDEMPOTENT.has(this.method)) return false;
+    if (!policy || !policy.statuses.includes(status) || !IDEMPOTENT.has(this.upstreamMethod)) return false;
     if ((this.hasBody && this.body === null) || this.attempt >= this.service!.retries) return false;
     const delay = Math.random() * Math.min(policy.max_delay_ms, policy.base_delay_ms * 2 ** this.attempt);
     if (now - this.proxyStarted + delay > policy.budget_ms) return false;
@@ -582,7 +587,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const timeout = TIMEOUT_ERRORS.has(code);
     if (!this.responded) this.report(timeout ? { kind: 'timeout' } : { kind: 'tcp' });
     this.releasePeer();
-    if (!this.responded && this.attempt < this.service!.retries && mayRetry(this.method, !this.hasBody || this.body !== null, this.sent, code)) {
+    if (!this.responded && this.attempt < this.service!.retries && mayRetry(this.upstreamMethod, !this.hasBody || this.body !== null, this.sent, code)) {
       this.attempt++;
       this.send();
       return;

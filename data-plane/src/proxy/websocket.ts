@@ -25,7 +25,7 @@ function splice(this: ProxyExchange, upstream: Socket): void {
   upstream.setTimeout(0);
   this.sent = true;
   const client = this.socket!;
-  upstream.write(requestHead(this.method, this.upstreamPathname + this.upstreamQuery, this.headers));
+  upstream.write(requestHead(this.upstreamMethod, this.upstreamPathname + this.upstreamQuery, this.headers));
   if (this.head !== null && this.head.length > 0) upstream.write(this.head);
   upstream.once('data', onUpstreamFirstData);
   upstream.pipe(client);

@@ -11,9 +11,12 @@ import { ipRestriction } from './ip-restriction/schema.ts';
 import { requestSizeLimiting } from './request-size-limiting/schema.ts';
 import { requestTermination } from './request-termination/schema.ts';
 import { correlationId } from './correlation-id/schema.ts';
+import { requestTransformer } from './request-transformer/schema.ts';
+import { responseTransformer } from './response-transformer/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
-    cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId].map((d) => [d.name, d]),
+    cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId,
+    requestTransformer, responseTransformer].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

@@ -56,6 +56,12 @@ export interface ProxyContext {
   logFields: Record<string, unknown> | null;
   /** Send the request to this service (id or name) instead of the route's. */
   serviceOverride: string | null;
+  /** The matched route's regex path captures (numbered and named), null for a prefix match. */
+  readonly uriCaptures: { unnamed: string[]; named: Record<string, string> } | null;
+  /** Send the request upstream with this method instead of the client's (retries judge this one). */
+  methodOverride: string | null;
+  /** Send the request upstream to this path (unescaped, starts with `/`) instead of the one built for the service. */
+  pathOverride: string | null;
 }
 
 /**

@@ -1,0 +1,59 @@
+// The list syntax request- and response-transformer share (Kong's schemas): a list of header or
+// query names, or of `name:value` pairs split at the first colon (`^([^:]+):*(.-)$`: further colons
+// right after it are dropped). Validated at write time with Kong's messages, plus what Kong leaves to
+// nginx: a value that would split or break a header (CR, LF, NUL, beyond Latin-1) is refused here.
+import { z } from 'zod';
+import { MAX_TEXT_LENGTH, text } from '../entities/fields.ts';
+import { headerValue } from './http-fields.ts';
+
+const KONG_HEADER_NAME = /^[A-Za-z0-9_-]+$/;
+const PAIR = /^([^:]+):*([\s\S]*)$/;
+
+export interface Pair { name: string; value: string }
+
+/** Splits a `name:value` entry as Kong does; the caller has validated it. */
+export function splitPair(entry: string): Pair {
+  const m = PAIR.exec(entry)!;
+  return { name: m[1], value: m[2] };
+}
+
+/** Kong's validate_headers message. */
+const notHeader = (name: string) => `'${name}' is not a valid header`;
+const headerValueField = headerValue();
+const textField = text();
+
+/** Extra checks on a pair's value (a template's grammar), returning an error message or null. */
+export type ValueCheck = (value: string) => string | null;
+
+/** A list of header names (`remove.headers`); a `name:…` entry is read as its name, as Kong. */
+export const headerNames = () => z.array(text().superRefine((v, ctx) => {
+  const name = PAIR.exec(v)?.[1];
+  if (name === undefined || !KONG_HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', message: notHeader(name ?? v) });
+})).default([]);
+
+/** A list of query argument names (`remove.querystring`). */
+export const queryNames = () => z.array(text().min(1, 'length must be at least 1')).default([]);
+
+/**
+ * A list of `name:value` pairs. `kind` says what the name and value must be: header name and header
+ * value, header name and header name (rename), or query name and query value.
+ */
+export const pairs = (kind: 'header' | 'rename-header' | 'query', check: ValueCheck | null = null) =>
+  // One message per entry: the first problem found (a plain string, then checked here in order).
+  z.array(z.string().max(MAX_TEXT_LENGTH, `length must be at most ${MAX_TEXT_LENGTH}`).superRefine((v, ctx) => {
+    if (kind !== 'header') {
+      const r = textField.safeParse(v);
+      if (!r.success) { ctx.addIssue({ code: 'custom', message: r.error.issues[0].message }); return; }
+    }
+    const m = PAIR.exec(v);
+    if (m === null || !v.includes(':')) { ctx.addIssue({ code: 'custom', message: `invalid value: ${v}` }); return; }
+    const name = m[1], value = m[2];
+    if (kind !== 'query' && !KONG_HEADER_NAME.test(name)) { ctx.addIssue({ code: 'custom', message: notHeader(name) }); return; }
+    if (kind === 'rename-header' && !KONG_HEADER_NAME.test(value)) { ctx.addIssue({ code: 'custom', message: notHeader(value) }); return; }
+    if (kind === 'header') {
+      const r = headerValueField.safeParse(value);
+      if (!r.success) { ctx.addIssue({ code: 'custom', message: r.error.issues[0].message }); return; }
+    }
+    const problem = check?.(value) ?? null;
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  })).default([]);
