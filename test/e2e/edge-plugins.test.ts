@@ -181,6 +181,18 @@ describe('request-termination', () => {
     assert.deepEqual([e.status, e.body], [204, '']);
   });
 
+  it('answers on a route that has no service at all; without a terminating plugin such a route is Kong\'s 503', async () => {
+    await s.A('POST', '/routes', { name: 'svcless', paths: ['/svcless'] });
+    await s.write('POST', '/routes/svcless/plugins', { name: 'request-termination', config: { status_code: 200, message: 'maintenance page' } });
+    const r = await call('/svcless/x');
+    assert.deepEqual([r.status, r.body], [200, { message: 'maintenance page' }]);
+    await s.A('POST', '/routes', { name: 'svcless2', paths: ['/svcless2'] });
+    await s.write('POST', '/routes/svcless2/plugins', { name: 'correlation-id' });
+    const none = await call('/svcless2/x');
+    assert.equal(none.status, 503);
+    assert.match(none.body.message, /no Service found/i);
+  });
+
   it('echoes the request as JSON', async () => {
     await route('echo', { name: 'request-termination', config: { echo: true, status_code: 200 } });
     const r = await call('/echo/a?x=1&x=2', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"id":7}' });

@@ -228,19 +228,21 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (code === 426) return this.answerError(426, MESSAGES.https, { connection: 'Upgrade', upgrade: 'TLS/1.2, HTTP/1.1' });
       return this.answer(code, { location: `https://${this.clientHost}${rawPath}${query}`, 'content-length': 0, [REQUEST_ID_HEADER]: this.requestId }, undefined);
     }
-    if (!match.service) return this.answerError(503, MESSAGES.noService);
-    const target = cfg.targets.get(match.service.id)!;
+    // A route without a service still runs its plugins (request-termination, a canary that picks
+    // the service): only if none answers or chooses a service is it Kong's 503 (accessDone).
+    if (!match.service && match.compiled.plugins.length === 0) return this.answerError(503, MESSAGES.noService);
+    const target = match.service ? cfg.targets.get(match.service.id)! : null;
     this.target = target;
-    this.service = target.service;
-    this.upstreamPathname = this.pathFor(target.service);
+    this.service = target?.service ?? null;
+    if (target !== null) this.upstreamPathname = this.pathFor(target.service);
     this.upstreamQuery = query;
     this.headers = upstreamRequestHeaders({
-      req, requestId: this.requestId, host: route.preserve_host && this.clientHost ? this.clientHost : target.hostHeader,
+      req, requestId: this.requestId, host: route.preserve_host && this.clientHost ? this.clientHost : target?.hostHeader ?? this.clientHost,
       clientHost: this.clientHost, clientIp: this.clientIp, listenPort: this.core.deps.listenPort, originalPath: rawPath,
       strippedPrefix: route.strip_path ? match.matchedPath : '', underscores: this.core.underscores, trustedPeer: this.peerTrusted,
     });
     if (match.compiled.plugins.length > 0) {
-      this.ctx = new RequestContext(this.requestId, req, this.path, this.clientIp, route, target.service, this.headers, query, match.captures);
+      this.ctx = new RequestContext(this.requestId, req, this.path, this.clientIp, route, this.service, this.headers, query, match.captures);
     }
     return true;
   }
@@ -347,10 +349,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     try {
       if (exit) { this.answerExit(exit); return; }
       const ctx = this.ctx!;
-      if (ctx.serviceOverride && ctx.serviceOverride !== this.service!.id) {
+      if (ctx.serviceOverride && ctx.serviceOverride !== this.service?.id) {
         const next = this.cfg!.targets.get(ctx.serviceOverride);
         if (next) this.retarget(next);
       }
+      if (this.service === null) { this.answerError(503, MESSAGES.noService); return; }
       if (ctx.methodOverride !== null) this.upstreamMethod = ctx.methodOverride;
       if (ctx.pathOverride !== null) this.upstreamPathname = escapePath(ctx.pathOverride);
       this.upstreamQuery = ctx.finalQuery();
