@@ -5,7 +5,7 @@ import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { Hono } from 'hono';
 import {
-  closeServer, EnvError, loadNodeId, natsConnectOptions, signEnvelope, type HealthOverride, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
+  closeServer, EnvError, isLoopbackHost, loadNodeId, natsConnectOptions, signEnvelope, type HealthOverride, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
 } from '@portico/shared';
 import { openDatabase } from './db/index.ts';
 import { SnapshotLoop } from './snapshot/builder.ts';
@@ -25,8 +25,6 @@ function listen(app: Hono, host: string, port: number): Promise<Server> {
     server.once('error', reject);
   });
 }
-
-const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
 
 /** PORTICO_SIGNING_KEY, the key snapshots are signed with. */
 export function signingKeyFromEnv(env: Env): SigningKey {
@@ -56,7 +54,7 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
   log.info({ database: database.kind }, 'database ready, migrations applied');
   const auth = new AdminAuth(database.db, log, env.PORTICO_ADMIN_GUI_ORIGINS);
   await auth.init(token);
-  if (!auth.enabled && !isLoopback(env.PORTICO_ADMIN_LISTEN.host)) {
+  if (!auth.enabled && !isLoopbackHost(env.PORTICO_ADMIN_LISTEN.host)) {
     await database.close();
     throw new EnvError(`PORTICO_ADMIN_LISTEN is ${env.PORTICO_ADMIN_LISTEN.host}:${env.PORTICO_ADMIN_LISTEN.port}, not loopback, and no admin exists: set PORTICO_ADMIN_TOKEN (or PORTICO_ADMIN_TOKEN_FILE) so the admin API requires a token, or listen on 127.0.0.1`);
   }

@@ -1,6 +1,8 @@
 // The runtime contract's environment variables (ARCHITECTURE.md), parsed once at start. A bad value
 // stops the process with a message naming the variable; nothing is opened before this succeeds.
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { HTTP_TOKEN } from './entities/fields.ts';
 import { IpMatcher } from './net/matcher.ts';
 
 export interface Listen { host: string; port: number }
@@ -52,7 +54,6 @@ const trustedIps = z.string().default('').transform((v, ctx) => {
   }
 });
 
-const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Kong's real_ip_header, lower-cased as Node keys request headers. */
 const realIpHeader = z.string().default('X-Real-IP').transform((v, ctx) => {
   const name = v.trim();
@@ -60,7 +61,7 @@ const realIpHeader = z.string().default('X-Real-IP').transform((v, ctx) => {
     ctx.addIssue({ code: 'custom', message: "'proxy_protocol' is not supported: Portico does not read the PROXY protocol; name the header your load balancer sets (e.g. X-Forwarded-For)" });
     return z.NEVER;
   }
-  if (!HEADER_TOKEN.test(name)) {
+  if (!HTTP_TOKEN.test(name)) {
     ctx.addIssue({ code: 'custom', message: `'${v}' is not a header name` });
     return z.NEVER;
   }
@@ -131,4 +132,11 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
     throw new EnvError('invalid environment: ' + r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   }
   return r.data;
+}
+
+/** The contents of the file a variable names; a failure is an EnvError naming the variable. */
+export function readVariableFile(file: string, variable: string): Buffer {
+  try { return readFileSync(file); } catch (err) {
+    throw new EnvError(`${variable}: cannot read '${file}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

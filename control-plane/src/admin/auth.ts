@@ -12,11 +12,10 @@
 //   page (a foreign Origin, or a Host that is not loopback — DNS rebinding — is refused);
 // - CORS only for the origins in PORTICO_ADMIN_GUI_ORIGINS, never a wildcard.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { count, eq, sql } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
-import { AdminError, EnvError, ErrorCode, luaKey, parseIpInto, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
+import { AdminError, EnvError, ErrorCode, luaKey, isLoopbackHost, parseIpInto, readVariableFile, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { admins } from '../db/schema.ts';
 import { appendAudit, type Actor, type WriteContext } from '../services/audit.ts';
@@ -44,9 +43,6 @@ const prefixOf = (token: string) => (token.startsWith(TOKEN_PREFIX) ? token.slic
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
-}
 /** The failed-attempt limiter's key: the address, or its /64 for IPv6 (one host holds a whole /64). */
 function limiterKey(address: string): string {
   const words = new Uint32Array(4);
@@ -65,9 +61,7 @@ export function bootstrapToken(env: Env): string | undefined {
   let token = env.PORTICO_ADMIN_TOKEN;
   if (env.PORTICO_ADMIN_TOKEN_FILE) {
     if (token) throw new EnvError('PORTICO_ADMIN_TOKEN and PORTICO_ADMIN_TOKEN_FILE are both set; set one');
-    try { token = readFileSync(env.PORTICO_ADMIN_TOKEN_FILE, 'utf8').trim(); } catch (err) {
-      throw new EnvError(`PORTICO_ADMIN_TOKEN_FILE: cannot read '${env.PORTICO_ADMIN_TOKEN_FILE}' (${(err as NodeJS.ErrnoException).code})`);
-    }
+    token = readVariableFile(env.PORTICO_ADMIN_TOKEN_FILE, 'PORTICO_ADMIN_TOKEN_FILE').toString('utf8').trim();
   }
   if (token === undefined) return undefined;
   if (token.length < 16 || /[^\x21-\x7e]/.test(token)) {

@@ -3,7 +3,7 @@
 // have set theirs, checked by `sealUpstreamHeaders`; the WebSocket path serializes only sealed
 // headers (`requestHead`).
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { PORTICO_VERSION } from '@portico/shared';
+import { HTTP_TOKEN, PORTICO_VERSION } from '@portico/shared';
 import { IDENTITY_HEADERS } from '@portico/shared/plugins/handlers';
 
 export const VIA_TOKEN = `portico/${PORTICO_VERSION}`;
@@ -86,8 +86,6 @@ function listedInConnection(h: IncomingHttpHeaders): Set<string> | null {
   return new Set(c.toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
 }
 
-/** RFC 9110 §5.6.2 token: what a field name may hold. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Control characters other than HTAB: never valid in a field value (RFC 9110 §5.5). */
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** Anything outside visible ASCII, SP and HTAB. */
@@ -128,7 +126,7 @@ export function sealUpstreamHeaders(headers: Record<string, string | string[]>, 
   for (const name of Object.keys(headers)) {
     const v = headers[name];
     if (v === client[name]) continue;
-    if (!TOKEN.test(name)) return { name, reason: 'name' };
+    if (!HTTP_TOKEN.test(name)) return { name, reason: 'name' };
     if (typeof v === 'string') {
       if (!NOT_PLAIN.test(v)) continue;
       if (CONTROL.test(v)) return { name, reason: 'control' };
@@ -169,7 +167,7 @@ export function responseHead(status: number, reason: string, headers: Record<str
   let head = `HTTP/1.1 ${status} ${reason}\r\n`;
   for (const name of Object.keys(headers)) {
     const v = headers[name];
-    if (!TOKEN.test(name)) continue;
+    if (!HTTP_TOKEN.test(name)) continue;
     for (const one of Array.isArray(v) ? v : [v]) {
       const text = String(one);
       if (!CONTROL.test(text)) head += `${name}: ${text}\r\n`;

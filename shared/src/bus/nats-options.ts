@@ -3,9 +3,8 @@
 // an nkey seed file in PORTICO_NATS_CREDS, and TLS for `tls://` URLs, checked against
 // PORTICO_NATS_TLS_CA when given (else the system store). Everything is read and checked before a
 // socket opens; a bad value is an EnvError naming the variable.
-import { readFileSync } from 'node:fs';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from '@nats-io/nats-core';
-import { EnvError, type Env } from '../env.ts';
+import { EnvError, readVariableFile, type Env } from '../env.ts';
 
 export type NatsOptions = ConnectionOptions;
 
@@ -28,11 +27,6 @@ function splitCredentials(url: string): { servers: string[]; user?: string; pass
   return { servers, user, pass, token, tls };
 }
 
-function readSecretFile(file: string, variable: string): Uint8Array {
-  try { return readFileSync(file); } catch (err) {
-    throw new EnvError(`${variable}: cannot read '${file}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-}
 
 /** Connection options both planes use: reconnect forever, and start even while NATS is down. */
 export function natsConnectOptions(env: Pick<Env, 'NATS_URL' | 'PORTICO_NATS_CREDS' | 'PORTICO_NATS_TLS_CA'>, name: string): NatsOptions {
@@ -42,7 +36,7 @@ export function natsConnectOptions(env: Pick<Env, 'NATS_URL' | 'PORTICO_NATS_CRE
   if (user !== undefined) { opts.user = user; opts.pass = pass; }
   if (token !== undefined) opts.token = token;
   if (env.PORTICO_NATS_CREDS) {
-    const bytes = readSecretFile(env.PORTICO_NATS_CREDS, 'PORTICO_NATS_CREDS');
+    const bytes = readVariableFile(env.PORTICO_NATS_CREDS, 'PORTICO_NATS_CREDS');
     const text = Buffer.from(bytes).toString('utf8');
     if (text.includes('BEGIN NATS USER JWT')) opts.authenticator = credsAuthenticator(bytes);
     else {
@@ -52,7 +46,7 @@ export function natsConnectOptions(env: Pick<Env, 'NATS_URL' | 'PORTICO_NATS_CRE
     }
   }
   if (tls || env.PORTICO_NATS_TLS_CA) {
-    opts.tls = env.PORTICO_NATS_TLS_CA ? { ca: Buffer.from(readSecretFile(env.PORTICO_NATS_TLS_CA, 'PORTICO_NATS_TLS_CA')).toString('utf8') } : {};
+    opts.tls = env.PORTICO_NATS_TLS_CA ? { ca: Buffer.from(readVariableFile(env.PORTICO_NATS_TLS_CA, 'PORTICO_NATS_TLS_CA')).toString('utf8') } : {};
   }
   return opts;
 }

@@ -83,12 +83,12 @@ export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constru
 export const reservedKeyMessage = (key: string) => `'${key}' is a reserved name`;
 
 // RFC 9110 §5.6.2: a field name is a token of tchar.
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+export const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** An HTTP field name (or a query argument name matched like one): an RFC 9110 token, not a reserved key. */
 export const httpToken = (message = 'bad header name') =>
   z.string().superRefine((v, ctx) => {
     if (v.length > MAX_NAME_LENGTH) ctx.addIssue({ code: 'custom', message: `length must be at most ${MAX_NAME_LENGTH}` });
-    else if (!TOKEN.test(v)) ctx.addIssue({ code: 'custom', message });
+    else if (!HTTP_TOKEN.test(v)) ctx.addIssue({ code: 'custom', message });
     else if (RESERVED_KEYS.has(v)) ctx.addIssue({ code: 'custom', message: reservedKeyMessage(v) });
   });
 export const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values);

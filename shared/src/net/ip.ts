@@ -252,3 +252,13 @@ export function cidrError(s: string): string | null {
 export function formatCidr(c: Cidr): string {
   return `${formatIp(c.version, c.words)}/${c.prefix}`;
 }
+
+/** localhost, 127.0.0.0/8 or ::1 (bracketed or not): a host name or address that only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h.toLowerCase() === 'localhost') return true;
+  const words = new Uint32Array(4);
+  const v = parseIpInto(h, 0, h.length, words);
+  if (v === 4) return words[0] >>> 24 === 127;
+  return v === 6 && words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 1;
+}

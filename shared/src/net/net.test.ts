@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { canonicalIp, cidrError, IpMatcher, parseCidr, realClientIp, type RealIpOptions } from './index.ts';
+import { canonicalIp, cidrError, IpMatcher, isLoopbackHost, parseCidr, realClientIp, type RealIpOptions } from './index.ts';
 
 const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 300);
 
@@ -138,5 +138,12 @@ describe('realClientIp', () => {
       }
       return got === canonicalIp(want);
     }), { numRuns: RUNS });
+  });
+});
+
+describe('isLoopbackHost', () => {
+  it('knows loopback names and addresses, bracketed or not, and nothing else', () => {
+    for (const h of ['localhost', 'LOCALHOST', '127.0.0.1', '127.9.8.7', '::1', '[::1]', '0:0:0:0:0:0:0:1']) assert.equal(isLoopbackHost(h), true, h);
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', 'evil.example', '127.0.0.1.nip.io', '', '[::1', '::ffff:8.8.8.8']) assert.equal(isLoopbackHost(h), false, h);
   });
 });

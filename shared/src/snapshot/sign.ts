@@ -7,10 +7,11 @@
 // Envelope: "PSN1" · key id (8 bytes: sha256 of the raw public key, truncated) · signature (64
 // bytes, Ed25519 over the payload) · payload (the gzip-compressed snapshot).
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../runtime/lifecycle.ts';
 import { SnapshotError } from './codec.ts';
+import { readVariableFile } from '../env.ts';
 
 const MAGIC = Buffer.from('PSN1');
 const KEY_ID_BYTES = 8;
@@ -58,9 +59,7 @@ export function openSnapshot(envelope: Uint8Array, trusted: readonly TrustedKey[
 function pemOf(value: string, what: string): string {
   const v = value.trim();
   if (v.startsWith('-----BEGIN')) return v;
-  try { return readFileSync(v, 'utf8'); } catch (err) {
-    throw new Error(`${what}: '${v}' is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  return readVariableFile(v, what).toString('utf8');
 }
 
 function ed25519(key: KeyObject, what: string): KeyObject {
