@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import {
-  escapePath, normalizePath, peerAddress, realClientIp, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
+  addressFromHeader, escapePath, normalizePath, peerAddress, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
 } from '@portico/shared';
 import type { AccessResult, Exit } from '@portico/shared/plugins/handlers';
 import { UpstreamBalancer, type TargetState } from './balancer.ts';
@@ -105,7 +105,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   upstreamMethod: string;
   readonly clientIp: string;
   /** The TCP peer is a trusted proxy (PORTICO_TRUSTED_IPS): its X-Forwarded-* are kept. */
-  peerTrusted = false;
+  readonly peerTrusted: boolean;
   cfg: RuntimeConfig | null = null;
   match: Match | null = null;
   route: Route | null = null;
@@ -170,14 +170,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.upstreamMethod = this.method;
     // Every listener on the request (body reads, a dropped body's end) finds its exchange here.
     (req as Carrier)[kExchange] = this;
-    const a = req.socket?.remoteAddress ?? '';
+    const peer = peerAddress(req.socket?.remoteAddress ?? '');
     const realIp = core.deps.realIp;
-    if (realIp === undefined || realIp.trustedIps.isEmpty) {
-      this.clientIp = peerAddress(a);
-    } else {
-      this.clientIp = realClientIp(a, req.headers, realIp);
-      this.peerTrusted = realIp.trustedIps.contains(peerAddress(a));
-    }
+    this.peerTrusted = realIp !== undefined && !realIp.trustedIps.isEmpty && realIp.trustedIps.contains(peer);
+    this.clientIp = this.peerTrusted ? addressFromHeader(peer, req.headers, realIp!) : peer;
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
     this.hasBody = te !== undefined || (cl !== undefined && cl !== '0');

@@ -2,4 +2,4 @@
 // real_ip_recursive). Pure: no sockets, no configuration reads.
 export { canonicalIp, cidrError, formatIp, isLoopbackHost, parseCidr, parseIPv4, parseIpInto, type Cidr, type IpVersion } from './ip.ts';
 export { IpMatcher } from './matcher.ts';
-export { peerAddress, realClientIp, type RealIpOptions } from './real-ip.ts';
+export { addressFromHeader, peerAddress, realClientIp, type RealIpOptions } from './real-ip.ts';

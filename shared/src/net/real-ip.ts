@@ -35,6 +35,12 @@ export function realClientIp(socketAddress: string, headers: IncomingHttpHeaders
   const peer = peerAddress(socketAddress);
   const { trustedIps } = options;
   if (trustedIps.isEmpty || !trustedIps.contains(peer)) return peer;
+  return addressFromHeader(peer, headers, options);
+}
+
+/** The client address a trusted peer's header names (`peer` when it names none). */
+export function addressFromHeader(peer: string, headers: IncomingHttpHeaders, options: RealIpOptions): string {
+  const { trustedIps } = options;
   const raw = headers[options.realIpHeader];
   const value = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.join(', ') : '';
   let end = value.length;
