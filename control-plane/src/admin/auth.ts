@@ -15,7 +15,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { count, eq, sql } from 'drizzle-orm';
 import type { Context, MiddlewareHandler } from 'hono';
 import { LRUCache } from 'lru-cache';
-import { AdminError, EnvError, ErrorCode, luaKey, isLoopbackHost, parseIpInto, readVariableFile, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
+import { AdminError, EnvError, ErrorCode, luaKey, hostOf, isLoopbackHost, parseIpInto, readVariableFile, schemaViolation, tagError, type Env, type Logger } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { admins } from '../db/schema.ts';
 import { appendAudit, type Actor, type WriteContext } from '../services/audit.ts';
@@ -50,11 +50,6 @@ function limiterKey(address: string): string {
   return `${words[0].toString(16)}:${words[1].toString(16)}::/64`;
 }
 
-function hostOf(hostHeader: string): string {
-  if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1);
-  const colon = hostHeader.lastIndexOf(':');
-  return (colon > -1 ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
-}
 
 /** PORTICO_ADMIN_TOKEN or the file PORTICO_ADMIN_TOKEN_FILE names. */
 export function bootstrapToken(env: Env): string | undefined {

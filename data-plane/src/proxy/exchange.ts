@@ -18,11 +18,11 @@ import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import {
-  addressFromHeader, escapePath, normalizePath, peerAddress, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
+  addressFromHeader, escapePath, hostOf, normalizePath, peerAddress, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
 } from '@portico/shared';
 import type { AccessResult, Exit } from '@portico/shared/plugins/handlers';
 import { UpstreamBalancer, type TargetState } from './balancer.ts';
-import { authorityOf, bracket, hostOf, hostPort, splitUrl, type ServiceTarget } from './target.ts';
+import { authorityOf, bracket, hostPort, splitUrl, type ServiceTarget } from './target.ts';
 import type { Match } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
 import { MESSAGES, errorBody, reasonPhrase } from './errors.ts';

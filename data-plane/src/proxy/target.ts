@@ -73,8 +73,3 @@ export function authorityOf(url: string): string | null {
   return at === -1 ? m[1] : m[1].slice(at + 1);
 }
 
-/** The Host header without its port, lower-cased, for route matching. */
-export function hostOf(hostHeader: string): string {
-  const colon = hostHeader.lastIndexOf(':');
-  return (colon > -1 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
-}

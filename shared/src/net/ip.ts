@@ -262,3 +262,9 @@ export function isLoopbackHost(host: string): boolean {
   if (v === 4) return words[0] >>> 24 === 127;
   return v === 6 && words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 1;
 }
+
+/** A Host header without its port, lower-cased (`[::1]:8000` → `[::1]`). */
+export function hostOf(hostHeader: string): string {
+  const colon = hostHeader.lastIndexOf(':');
+  return (colon > -1 && !hostHeader.endsWith(']') ? hostHeader.slice(0, colon) : hostHeader).toLowerCase();
+}
