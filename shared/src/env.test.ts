@@ -47,4 +47,11 @@ describe('environment', () => {
     assert.throws(() => parseEnv({ PORTICO_REAL_IP_HEADER: 'X Real IP' }), /PORTICO_REAL_IP_HEADER: 'X Real IP' is not a header name/);
     assert.throws(() => parseEnv({ PORTICO_REAL_IP_RECURSIVE: 'yes' }), /PORTICO_REAL_IP_RECURSIVE/);
   });
+  it('takes admin GUI origins as exact origins only: no wildcard, path, control character or stray text', () => {
+    assert.deepEqual(parseEnv({ PORTICO_ADMIN_GUI_ORIGINS: 'https://gui.example, http://127.0.0.1:8002' }).PORTICO_ADMIN_GUI_ORIGINS, ['https://gui.example', 'http://127.0.0.1:8002']);
+    assert.deepEqual(parseEnv({}).PORTICO_ADMIN_GUI_ORIGINS, []);
+    for (const bad of ['*', 'https://gui.example/', 'https://gui.example/app', 'gui.example', 'https://gui.example\r\nX-Evil: 1', 'https://gui.example\u0000', 'ftp://gui.example', 'https://ünï.example', 'https://' + 'a'.repeat(10 * 1024 * 1024)]) {
+      assert.throws(() => parseEnv({ PORTICO_ADMIN_GUI_ORIGINS: bad }), (e: Error) => e instanceof EnvError && /PORTICO_ADMIN_GUI_ORIGINS/.test(e.message), JSON.stringify(bad.slice(0, 40)));
+    }
+  });
 });

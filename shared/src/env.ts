@@ -90,7 +90,7 @@ export const envSchema = z.object({
     for (const o of list) {
       let u: URL | null = null;
       try { u = new URL(o); } catch { /* reported below */ }
-      if (!u || !['http:', 'https:'].includes(u.protocol) || u.origin !== o) {
+      if (o.length > 2048 || !u || !['http:', 'https:'].includes(u.protocol) || u.origin !== o) {
         ctx.addIssue({ code: 'custom', message: `'${o}' is not an origin (scheme://host[:port], no path or trailing slash)` });
         return z.NEVER;
       }
