@@ -91,7 +91,7 @@ export const envSchema = z.object({
       let u: URL | null = null;
       try { u = new URL(o); } catch { /* reported below */ }
       if (o.length > 2048 || !u || !['http:', 'https:'].includes(u.protocol) || u.origin !== o) {
-        ctx.addIssue({ code: 'custom', message: `'${o}' is not an origin (scheme://host[:port], no path or trailing slash)` });
+        ctx.addIssue({ code: 'custom', message: `'${o.length > 80 ? o.slice(0, 80) + '…' : o}' is not an origin (scheme://host[:port], no path or trailing slash)` });
         return z.NEVER;
       }
     }
