@@ -42,9 +42,8 @@ const clientGone = (): Error => Object.assign(new Error('client closed the conne
 
 // Listeners and timer callbacks are module functions that find their exchange on the emitter
 // (or get it as the timer argument): no closure is allocated per request.
-function onResponseClose(this: ServerResponse): void { exchangeOf(this).finish(); }
+function onClientClose(this: ServerResponse | Duplex): void { exchangeOf(this).finish(); }
 function onResponseDrain(this: ServerResponse): void { exchangeOf(this).resumeUpstream?.(); }
-function onSocketClose(this: Duplex): void { exchangeOf(this).finish(); }
 function onSocketError(this: Duplex): void { this.destroy(); }
 function onBodyData(this: IncomingMessage, chunk: Buffer): void { const x = exchangeOf(this); safely(x, x.bodyChunk, chunk); }
 function onBodyEnd(this: IncomingMessage): void { const x = exchangeOf(this); safely(x, x.bodyEnd); }
@@ -727,32 +726,22 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
 const DEFAULT_SECRET_NAMES: ReadonlySet<string> = new Set(SECRET_QUERY_NAMES);
 
-/** Node's `request` listener. No throw escapes to the process: it becomes this request's 500. */
-export function serveRequest(core: ProxyCore, req: IncomingMessage, res: ServerResponse): void {
+/**
+ * Node's `request` listener (`res`) and `upgrade` listener (`socket`, `head`): one exchange, closed
+ * by the response's or the socket's `close`. No throw escapes to the process (probe 4.2: one Upgrade
+ * ended it): it becomes this request's 500, or a closed connection.
+ */
+export function serve(core: ProxyCore, req: IncomingMessage, res: ServerResponse | null, socket: Duplex | null = null, head: Buffer | null = null): void {
+  const client = (res ?? socket)!;
   let x: ProxyExchange;
   try {
-    x = new ProxyExchange(core, req, res, null, null);
-    (res as Carrier)[kExchange] = x;
-    res.on('close', onResponseClose);
+    if (socket !== null) socket.on('error', onSocketError);
+    x = new ProxyExchange(core, req, res, socket, head);
+    (client as Carrier)[kExchange] = x;
+    client.on('close', onClientClose);
   } catch (err) {
-    core.deps.log.error({ err }, 'proxy request failed');
-    res.destroy();
-    return;
-  }
-  x.start();
-}
-
-/** Node's `upgrade` listener, with the same guarantee (probe 4.2: one Upgrade ended the process). */
-export function serveUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  let x: ProxyExchange;
-  try {
-    socket.on('error', onSocketError);
-    x = new ProxyExchange(core, req, null, socket, head);
-    (socket as Carrier)[kExchange] = x;
-    socket.on('close', onSocketClose);
-  } catch (err) {
-    core.deps.log.error({ err }, 'upgrade request failed');
-    socket.destroy();
+    core.deps.log.error({ err }, res !== null ? 'proxy request failed' : 'upgrade request failed');
+    client.destroy();
     return;
   }
   x.start();

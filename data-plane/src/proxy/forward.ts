@@ -9,7 +9,7 @@ import type { UpstreamBalancer } from './balancer.ts';
 import type { ServiceTarget } from './target.ts';
 import type { Router } from '../router/router.ts';
 import type { PluginChains } from '../plugins/compile.ts';
-import { serveRequest, serveUpgrade } from './exchange.ts';
+import { serve } from './exchange.ts';
 import { DEFAULT_CLIENT_BODY_TIMEOUT_MS } from './policy.ts';
 
 export interface RuntimeConfig {
@@ -79,8 +79,8 @@ export class ProxyCore {
 export function createProxy(deps: ProxyDeps) {
   const core = new ProxyCore(deps);
   return {
-    handleRequest: (req: IncomingMessage, res: ServerResponse): void => serveRequest(core, req, res),
-    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer): void => serveUpgrade(core, req, socket, head),
+    handleRequest: (req: IncomingMessage, res: ServerResponse): void => serve(core, req, res),
+    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer): void => serve(core, req, null, socket, head),
     close: () => core.agents.close(),
   };
 }
