@@ -13,7 +13,7 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type J
 import { startStack, type Stack } from '../harness/stack.ts';
 import { TEST_SIGNING } from '../harness/gateway.ts';
 import { openSnapshot, parsePublicKeys } from '@portico/shared';
-import type { Echo } from '../harness/upstream.ts';
+import { wsRoundTrip, type Echo } from '../harness/upstream.ts';
 
 let s: Stack;
 const form = (q: string) => new URLSearchParams(q);
@@ -71,17 +71,9 @@ describe('key-auth', () => {
   });
 
   it('authenticates WebSocket upgrades too', async () => {
-    const { WebSocket } = await import('ws');
     const url = `${s.dps[0].proxy.replace('http', 'ws')}/mock/socket`;
-    const open = (headers: Record<string, string>) => new Promise<string>((resolve) => {
-      const ws = new WebSocket(url, { headers });
-      ws.on('open', () => ws.send('hi'));
-      ws.on('message', (m) => { resolve(`message:${m}`); ws.close(); });
-      ws.on('unexpected-response', (_req, res) => resolve(`status:${res.statusCode}`));
-      ws.on('error', () => resolve('error'));
-    });
-    assert.equal(await open({}), 'status:401', 'no key, no socket');
-    assert.equal(await open({ apikey: 'top-secret-key' }), 'message:echo:/socket:hi');
+    await assert.rejects(wsRoundTrip(url, 'hi'), /status 401/, 'no key, no socket');
+    assert.equal(await wsRoundTrip(url, 'hi', { apikey: 'top-secret-key' }), 'echo:/socket:hi');
   });
 
   it('stores and distributes only the key hash', async () => {

@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, type Stack } from '../harness/stack.ts';
-import { startUpstream, type Upstream } from '../harness/upstream.ts';
+import { startUpstream, type Upstream, wsRoundTrip } from '../harness/upstream.ts';
 import { freePort, waitFor } from '../harness/procs.ts';
 
 let s: Stack;
@@ -122,16 +122,9 @@ describe('health checks and the circuit breaker', () => {
   });
 
   it('proxies WebSocket upgrades to an upstream\'s targets', async () => {
-    const { WebSocket } = await import('ws');
     const t = await up();
     await setup('wsup', {}, [[t]]);
-    const reply = await new Promise<string>((resolve, reject) => {
-      const ws = new WebSocket(`${s.dps[0].proxy.replace('http', 'ws')}/wsup/chat`);
-      ws.on('open', () => ws.send('ping'));
-      ws.on('message', (m) => { resolve(m.toString()); ws.close(); });
-      ws.on('error', reject);
-    });
-    assert.equal(reply, 'echo:/chat:ping');
+    assert.equal(await wsRoundTrip(`${s.dps[0].proxy.replace('http', 'ws')}/wsup/chat`, 'ping'), 'echo:/chat:ping');
   });
 
   it('manual PUT …/unhealthy and …/healthy on the admin API, carried to the data plane', async () => {

@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
-import { WebSocket } from 'ws';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { httpRequest, raw, statusOf } from '../harness/raw.ts';
-import type { Echo } from '../harness/upstream.ts';
+import { wsRoundTrip, type Echo } from '../harness/upstream.ts';
 import { waitFor } from '../harness/procs.ts';
 
 const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 40);
@@ -116,14 +115,7 @@ describe('identity headers', () => {
     assert.equal(h.status, 200);
     assert.equal(echo(h.body).headers['x-user-name'], "UTF-8''%C3%A5lice%E2%98%83");
 
-    const ws = new WebSocket(`${P.replace('http', 'ws')}/jws/ws-claim`, { headers: { authorization: `Bearer ${t}` } });
-    const reply = await new Promise<string>((resolve, reject) => {
-      ws.on('open', () => ws.send('hi'));
-      ws.on('message', (m) => resolve(m.toString()));
-      ws.on('error', reject);
-    });
-    ws.close();
-    assert.equal(reply, 'echo:/base/ws-claim:hi');
+    assert.equal(await wsRoundTrip(`${P.replace('http', 'ws')}/jws/ws-claim`, 'hi', { authorization: `Bearer ${t}` }), 'echo:/base/ws-claim:hi');
     const seen = s.upstream.seen.filter((q) => q.upgrade && q.url === '/base/ws-claim').at(-1)!;
     assert.equal(seen.headers['x-user-name'], "UTF-8''%C3%A5lice%E2%98%83");
     assert.equal(seen.headers['x-consumer-username'], 'u');

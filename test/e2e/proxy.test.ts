@@ -3,9 +3,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { WebSocket } from 'ws';
 import { startStack, type Stack } from '../harness/stack.ts';
-import type { Echo } from '../harness/upstream.ts';
+import { wsRoundTrip, type Echo } from '../harness/upstream.ts';
 import { freePort, waitFor } from '../harness/procs.ts';
 import { httpRequest } from '../harness/raw.ts';
 
@@ -241,14 +240,7 @@ describe('preserve_host, streaming and upgrades', () => {
   });
 
   it('proxies WebSocket upgrades', async () => {
-    const ws = new WebSocket(`${dpUrl.replace('http', 'ws')}/mock/socket`);
-    const reply = await new Promise<string>((resolve, reject) => {
-      ws.on('open', () => ws.send('hello'));
-      ws.on('message', (m) => resolve(m.toString()));
-      ws.on('error', reject);
-    });
-    ws.close();
-    assert.equal(reply, 'echo:/socket:hello');
+    assert.equal(await wsRoundTrip(`${dpUrl.replace('http', 'ws')}/mock/socket`, 'hello'), 'echo:/socket:hello');
   });
 
   it('writes one JSON access-log line per request with the request id', async () => {

@@ -2,7 +2,7 @@
 // answers a chosen status, streams a large body, or speaks WebSocket.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 
 export interface Echo {
   method: string; url: string; headers: http.IncomingHttpHeaders; bodyBytes: number; body: string;
@@ -85,4 +85,18 @@ export async function startUpstream(port = 0): Promise<Upstream> {
     mode,
     close: () => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }),
   };
+}
+
+/**
+ * Opens a WebSocket to `url`, sends `message` and resolves with the first reply; rejects with
+ * `status N` when the handshake is answered with something other than 101.
+ */
+export function wsRoundTrip(url: string, message: string, headers: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('open', () => ws.send(message));
+    ws.on('message', (m) => { resolve(m.toString()); ws.close(); });
+    ws.on('unexpected-response', (_req, res) => { res.resume(); reject(new Error(`status ${res.statusCode}`)); });
+    ws.on('error', reject);
+  });
 }
