@@ -17,7 +17,7 @@ export interface Cidr {
   prefix: number;
 }
 
-const CH_0 = 48, CH_9 = 57, CH_DOT = 46, CH_COLON = 58, CH_PERCENT = 37, CH_LBRACKET = 91, CH_RBRACKET = 93;
+const CH_0 = 48, CH_9 = 57, CH_DOT = 46, CH_COLON = 58, CH_LBRACKET = 91;
 
 function hexValue(c: number): number {
   if (c >= CH_0 && c <= CH_9) return c - CH_0;
