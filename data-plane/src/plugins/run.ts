@@ -1,7 +1,7 @@
 // Runs the access phase of a route's chain: synchronously while handlers answer synchronously,
 // continuing asynchronously from the first handler that returns a promise.
-import type { AccessResult, Exit, PluginEnv, ProxyContext } from '@portico/shared/plugins/handlers';
-import { PluginChains, type PluginSlot } from './compile.ts';
+import type { AccessResult, Exit, JsonBody, PluginEnv, ProxyContext, RequestBody } from '@portico/shared/plugins/handlers';
+import { PluginChains, type PluginInstance, type PluginSlot } from './compile.ts';
 
 export function runAccess(slots: PluginSlot[], ctx: ProxyContext, env: PluginEnv, from = 0): AccessResult | Promise<AccessResult> {
   for (let i = from; i < slots.length; i++) {
@@ -40,4 +40,55 @@ export function bodyLimit(slots: PluginSlot[], ctx: ProxyContext): number {
     if (l != null && l < limit) limit = l;
   }
   return limit;
+}
+
+/** The body-phase plugins of one request (the configs that apply once the consumer is known). */
+export interface BodyPlan {
+  request: PluginInstance[];
+  /** 'form' when some request plugin also takes urlencoded and multipart bodies. */
+  requestKinds: 'json' | 'form';
+  requestCap: number;
+  response: PluginInstance[];
+  responseCap: number;
+}
+
+/** This request's body plan, or null when no plugin that applies needs a body. */
+export function bodyPlan(slots: PluginSlot[], ctx: ProxyContext): BodyPlan | null {
+  let plan: BodyPlan | null = null;
+  for (const slot of slots) {
+    const inst = PluginChains.pick(slot, ctx.route, ctx.consumer?.id ?? null);
+    const phase = inst?.handler.body;
+    if (!phase) continue;
+    const needs = phase.needs(inst!.config, inst!.state);
+    if (needs.request === null && !needs.response) continue;
+    plan ??= { request: [], requestKinds: 'json', requestCap: Infinity, response: [], responseCap: Infinity };
+    if (needs.request !== null && phase.request) {
+      plan.request.push(inst!);
+      if (needs.request === 'form') plan.requestKinds = 'form';
+      plan.requestCap = Math.min(plan.requestCap, needs.maxBytes);
+    }
+    if (needs.response && phase.response) {
+      plan.response.push(inst!);
+      plan.responseCap = Math.min(plan.responseCap, needs.maxBytes);
+    }
+  }
+  return plan;
+}
+
+/** The request body phase, in chain order: true when some plugin changed the body, or the first Exit. */
+export function runRequestBody(plan: BodyPlan, ctx: ProxyContext, env: PluginEnv, body: RequestBody): boolean | Exit {
+  let changed = false;
+  for (const inst of plan.request) {
+    const r = inst.handler.body!.request!(ctx, body, inst.config, inst.state, env);
+    if (r === true) changed = true;
+    else if (r !== false) return r;
+  }
+  return changed;
+}
+
+/** The response body phase, in chain order: true when some plugin changed the body. */
+export function runResponseBody(plan: BodyPlan, ctx: ProxyContext, env: PluginEnv, status: number, headers: Record<string, string | string[]>, body: JsonBody): boolean {
+  let changed = false;
+  for (const inst of plan.response) if (inst.handler.body!.response!(ctx, status, headers, body, inst.config, inst.state, env)) changed = true;
+  return changed;
 }

@@ -18,6 +18,7 @@ export const MESSAGES = {
   twoHosts: 'Bad request: more than one Host header',
   badVersion: 'Bad request: unsupported HTTP version',
   preflightUpgrade: 'Bad request: OPTIONS cannot upgrade the connection',
+  badJson: 'Bad request: the request body is not valid JSON',
 } as const;
 
 export interface ErrorBody { contentType: string; body: string }

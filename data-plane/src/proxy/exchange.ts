@@ -20,13 +20,14 @@ import type { Dispatcher } from 'undici';
 import {
   addressFromHeader, escapePath, hostOf, normalizePath, peerAddress, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
 } from '@portico/shared';
-import type { AccessResult, Exit } from '@portico/shared/plugins/handlers';
+import { BODY_SKIPPED_HEADER, type AccessResult, type BodySkipReason, type Exit } from '@portico/shared/plugins/handlers';
 import { UpstreamBalancer, type TargetState } from './balancer.ts';
 import { authorityOf, bracket, hostPort, splitUrl, type ServiceTarget } from './target.ts';
 import type { Match } from '../router/router.ts';
 import { upstreamPath } from '../router/upstream-path.ts';
 import { MESSAGES, errorBody, reasonPhrase } from './errors.ts';
-import { bodyLimit, isMessageExit, runAccess, runLog, runResponse } from '../plugins/run.ts';
+import { bodyLimit, bodyPlan, isMessageExit, runAccess, runLog, runRequestBody, runResponse, runResponseBody, type BodyPlan } from '../plugins/run.ts';
+import { DECODABLE, decodeBody, isJsonType, mediaType, parseRequestBody, serializeRequestBody } from '../plugins/body.ts';
 import { RequestContext } from '../plugins/context.ts';
 import { REQUEST_ID_HEADER, downstreamHeaders, responseHead, sealUpstreamHeaders, upstreamRequestHeaders } from './headers.ts';
 import { connectUpgrade } from './websocket.ts';
@@ -64,6 +65,8 @@ function onRetryTimer(x: ProxyExchange): void { x.timer = null; safely(x, x.disp
  */
 async function* pullBody(x: ProxyExchange): AsyncGenerator<Buffer> {
   x.timer = setTimeout(onWriteTimeout, x.service!.write_timeout, x);
+  // What the body phase read before the body went over its cap goes first, then the rest.
+  if (x.bodyPrefix !== null) for (const chunk of x.bodyPrefix) { x.bodySize += chunk.length; yield chunk; }
   for await (const chunk of x.req.iterator({ destroyOnReturn: false })) {
     x.timer?.refresh();
     x.bodySize += (chunk as Buffer).length;
@@ -125,6 +128,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   bodySize = 0;
   /** The smallest request-body limit of this request's plugins, for a body streamed without a length. */
   bodyLimit = Infinity;
+  /** The body-phase plugins that apply to this request (null: none, the body streams). */
+  bodyPlan: BodyPlan | null = null;
+  /** Most bytes buffered: a plugin that must read the body (413 past it), or the body phase's cap (streams past it). */
+  bufferCap = MAX_BUFFERED_BODY;
+  /** Buffering for the body phase: past the cap the body streams untouched instead of a 413. */
+  bufferForPhase = false;
+  /** What the body phase read before the body went over its cap: sent ahead of the rest. */
+  bodyPrefix: Buffer[] | null = null;
+  /** A response held for the body phase until complete: status, headers and the chunks so far. */
+  held: { status: number; headers: Record<string, string | string[]>; parts: Buffer[]; size: number } | null = null;
   /** The body-read, write or retry-backoff timer; at most one runs at a time. */
   timer: NodeJS.Timeout | null = null;
 
@@ -251,8 +264,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   readBody(): void {
     const req = this.req;
-    // A declared length over the limit is answered before reading any of it.
-    if (Number(req.headers['content-length']) > MAX_BUFFERED_BODY) { this.bodyTooLarge(); return; }
+    // A declared length over the limit is answered (or, for the body phase, streamed) before reading any of it.
+    if (Number(req.headers['content-length']) > this.bufferCap) {
+      if (this.bufferForPhase) { this.skipRequestBody('too-large'); this.proceed(); } else this.bodyTooLarge();
+      return;
+    }
     this.bodyParts = [];
     this.timer = setTimeout(onBodyTimeout, this.core.clientBodyTimeoutMs, this);
     req.on('data', onBodyData);
@@ -271,7 +287,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   bodyChunk(chunk: Buffer): void {
     this.bodySize += chunk.length;
-    if (this.bodySize > MAX_BUFFERED_BODY) { this.bodyTooLarge(); return; }
+    if (this.bodySize > this.bufferCap) {
+      if (this.bufferForPhase) this.bodyOverCap(chunk); else this.bodyTooLarge();
+      return;
+    }
     this.bodyParts!.push(chunk);
     this.timer?.refresh();
   }
@@ -300,12 +319,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (!this.finished) this.answerError(413, MESSAGES.tooLarge);
   }
 
+  /**
+   * The body phase's cap is passed: stop buffering, and stream what was read and the rest
+   * untouched (marked), rather than answer 413 or hold more.
+   */
+  bodyOverCap(chunk: Buffer): void {
+    const parts = this.bodyParts!;
+    parts.push(chunk);
+    this.req.pause();
+    this.stopReadingBody();
+    this.bodyPrefix = parts;
+    this.bodySize = 0;
+    this.skipRequestBody('too-large');
+    this.proceed();
+  }
+
   bodyEnd(): void {
     const parts = this.bodyParts!;
     this.stopReadingBody();
     if (this.finished) return;
     try {
       this.body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      if (this.bufferForPhase) { this.requestBodyPhase(); return; }
       this.ctx!.setBody(this.body);
       this.runAccessPhase();
     } catch (err) {
@@ -344,6 +379,68 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     try {
       if (exit) { this.answerExit(exit); return; }
       const ctx = this.ctx!;
+      if (this.body !== null && ctx.bodyChanged()) this.body = ctx.serializeBody(this.headers);
+      if (this.res !== null && this.match!.compiled.pluginFlags.bodyPhase) {
+        const plan = bodyPlan(this.match!.compiled.plugins, ctx);
+        this.bodyPlan = plan;
+        if (plan !== null && plan.request.length > 0) { this.startRequestBodyPhase(plan); return; }
+      }
+      this.proceed();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // ── Body phase, request side ──────────────────────────────────────────────────────────────
+
+  /** Buffers the request body for the body phase (unless a plugin's access already did), then runs it. */
+  startRequestBodyPhase(plan: BodyPlan): void {
+    const media = mediaType(this.req.headers['content-type']);
+    const parseable = isJsonType(media) || (plan.requestKinds === 'form' && (media === 'application/x-www-form-urlencoded' || media === 'multipart/form-data'));
+    // A body that would be streamed untouched anyway is not read at all.
+    if (!parseable) { if (this.hasBody) this.skipRequestBody('not-json'); this.proceed(); return; }
+    if (this.req.headers['content-encoding'] !== undefined) { this.skipRequestBody('encoded'); this.proceed(); return; }
+    this.bufferCap = plan.requestCap;
+    this.bufferForPhase = true;
+    if (this.body !== null) {
+      if (this.body.length > plan.requestCap) { this.skipRequestBody('too-large'); this.proceed(); return; }
+      this.requestBodyPhase();
+      return;
+    }
+    if (this.hasBody) { this.readBody(); return; }
+    this.requestBodyPhase();
+  }
+
+  /**
+   * Runs the request body phase on the buffered body. A JSON body that does not parse is the
+   * client's error: 400, the upstream not called (Kong passes it on untouched, so the service gets
+   * a request the gateway was told to rewrite and did not; a clear answer is safer).
+   */
+  requestBodyPhase(): void {
+    const parsed = parseRequestBody(this.body, this.req.headers['content-type'], this.bodyPlan!.requestKinds);
+    if (parsed === 'invalid-json') { this.error = 'invalid JSON body'; this.answerError(400, MESSAGES.badJson); return; }
+    if (typeof parsed === 'string') { this.skipRequestBody(parsed); this.proceed(); return; }
+    const r = runRequestBody(this.bodyPlan!, this.ctx!, this.cfg!.plugins.env, parsed);
+    if (typeof r === 'object') { this.answerExit(r); return; }
+    if (r) {
+      this.body = serializeRequestBody(parsed);
+      this.headers['content-length'] = String(this.body.length);
+      delete this.headers['transfer-encoding'];
+    }
+    this.proceed();
+  }
+
+  /** A body a plugin wanted streams untouched: say so to the client, and count it. */
+  skipRequestBody(reason: BodySkipReason): void {
+    this.ctx!.responseHeaders[BODY_SKIPPED_HEADER] = reason;
+    this.cfg!.plugins.env.counters.increment(`body_skipped_request_${reason.replace('-', '_')}`);
+  }
+
+  /** The rest of the access phase's work once bodies are settled: overrides, header checks, forward. */
+  proceed(): void {
+    if (this.finished) return;
+    try {
+      const ctx = this.ctx!;
       if (ctx.serviceOverride && ctx.serviceOverride !== this.service?.id) {
         const next = this.cfg!.targets.get(ctx.serviceOverride);
         if (next) this.retarget(next);
@@ -352,7 +449,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (ctx.methodOverride !== null) this.upstreamMethod = ctx.methodOverride;
       if (ctx.pathOverride !== null) this.upstreamPathname = escapePath(ctx.pathOverride);
       this.upstreamQuery = ctx.finalQuery();
-      if (this.body !== null && ctx.bodyChanged()) this.body = ctx.serializeBody(this.headers);
+      // A response-body plugin reads the body: ask for it unencoded (compressed answers are decoded anyway).
+      if (this.bodyPlan !== null && this.bodyPlan.response.length > 0) this.headers['accept-encoding'] = 'identity';
       const refused = sealUpstreamHeaders(this.headers, this.req.headers);
       if (refused) {
         this.core.deps.log.warn({ request_id: this.requestId, path: this.logPath(), header: refused.name, reason: refused.reason }, 'refused: a header set for the upstream is invalid');
@@ -521,6 +619,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (ctx !== null) {
         runResponse(this.match!.compiled.plugins, ctx, this.cfg!.plugins.env, statusCode, out);
         Object.assign(out, ctx.responseHeaders);
+        if (this.bodyPlan !== null && this.bodyPlan.response.length > 0 && this.holdsResponse(statusCode, out)) {
+          this.held = { status: statusCode, headers: out, parts: [], size: 0 };
+          return true;
+        }
       }
       res.writeHead(statusCode, out);
     } catch (err) {
@@ -548,6 +650,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     if (this.finished) return false;
     if (this.discarding) return true;
+    const held = this.held;
+    if (held !== null) {
+      held.parts.push(chunk);
+      held.size += chunk.length;
+      return held.size > this.bodyPlan!.responseCap ? this.releaseHeld('too-large') : true;
+    }
     const res = this.res!;
     if (res.write(chunk)) return true;
     res.once('drain', onResponseDrain);
@@ -563,7 +671,75 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.timer = setTimeout(onRetryTimer, this.retryDelay, this);
       return;
     }
+    if (this.held !== null) { safely(this, this.responseBodyPhase); return; }
     this.res!.end();
+  }
+
+  // ── Body phase, response side ─────────────────────────────────────────────────────────────
+
+  /**
+   * Whether to hold this response for the body phase: a JSON body, in an encoding node:zlib
+   * decodes, not declared over the cap. Otherwise it streams, marked with why.
+   */
+  holdsResponse(status: number, out: Record<string, string | string[]>): boolean {
+    if (this.method === 'HEAD' || status === 204 || status === 304 || status < 200) return false;
+    const media = mediaType(out['content-type']);
+    if (!isJsonType(media)) { if (media !== '' || out['content-length'] !== '0') this.markResponse(out, 'not-json'); return false; }
+    const enc = String(out['content-encoding'] ?? '').trim().toLowerCase();
+    if (!DECODABLE.has(enc)) { this.markResponse(out, 'encoded'); return false; }
+    if (Number(out['content-length']) > this.bodyPlan!.responseCap) { this.markResponse(out, 'too-large'); return false; }
+    return true;
+  }
+
+  markResponse(out: Record<string, string | string[]>, reason: BodySkipReason): void {
+    out[BODY_SKIPPED_HEADER] = reason;
+    this.cfg!.plugins.env.counters.increment(`body_skipped_response_${reason.replace('-', '_')}`);
+  }
+
+  /** Sends the held head and chunks untouched (marked), and streams the rest; onData's return value. */
+  releaseHeld(reason: BodySkipReason): boolean {
+    const held = this.held!;
+    this.held = null;
+    const res = this.res!;
+    this.markResponse(held.headers, reason);
+    res.writeHead(held.status, held.headers);
+    let ok = true;
+    for (const part of held.parts) ok = res.write(part);
+    if (!ok) res.once('drain', onResponseDrain);
+    return ok;
+  }
+
+  /**
+   * The whole response is in: decode, parse, run the plugins, and send it with its new length.
+   * Unchanged, the upstream's bytes go out as they came (encoding and ETag kept).
+   */
+  responseBodyPhase(): void {
+    const held = this.held!;
+    this.held = null;
+    const h = held.headers;
+    let out = held.parts.length === 1 ? held.parts[0] : Buffer.concat(held.parts);
+    const enc = String(h['content-encoding'] ?? '').trim().toLowerCase();
+    let decoded: Buffer | null;
+    try { decoded = decodeBody(out, enc, this.bodyPlan!.responseCap); } catch { decoded = null; this.markResponse(h, 'encoded'); }
+    if (decoded === null) { if (h[BODY_SKIPPED_HEADER] === undefined) this.markResponse(h, 'too-large'); }
+    else {
+      let value: unknown;
+      let parsed = true;
+      try { value = JSON.parse(decoded.toString('utf8')); } catch { parsed = false; this.markResponse(h, 'invalid-json'); }
+      const body = { kind: 'json' as const, value };
+      if (parsed && runResponseBody(this.bodyPlan!, this.ctx!, this.cfg!.plugins.env, held.status, h, body)) {
+        out = Buffer.from(JSON.stringify(body.value));
+        // The bytes are new: the upstream's encoding and validators no longer describe them.
+        delete h['content-encoding'];
+        delete h.etag;
+        delete h['content-md5'];
+      }
+    }
+    h['content-length'] = String(out.length);
+    delete h['transfer-encoding'];
+    const res = this.res!;
+    res.writeHead(held.status, h);
+    res.end(out);
   }
 
   onError(err: Error): void {

@@ -49,7 +49,7 @@ export interface CompiledRoute {
   /** The route's plugin chain, in execution order. */
   plugins: PluginSlot[];
   /** What the chain needs, decided once per snapshot rather than per request. */
-  pluginFlags: { hasLog: boolean; needsBody: boolean; limitsBody: boolean };
+  pluginFlags: { hasLog: boolean; needsBody: boolean; limitsBody: boolean; bodyPhase: boolean };
 }
 
 interface HostRule { exact: Set<string>; suffixes: string[]; prefixes: string[]; withPort: { host: string; port: number; kind: 'exact' | 'suffix' | 'prefix' }[] }
@@ -227,6 +227,7 @@ export class Router {
           hasLog: plugins.some((sl) => sl.handler.log !== undefined),
           needsBody: plugins.some((sl) => sl.handler.needsBody?.(sl.base?.config) === true),
           limitsBody: plugins.some((sl) => sl.handler.requestBodyLimit !== undefined),
+          bodyPhase: plugins.some((sl) => sl.handler.body !== undefined),
         },
       };
       const base = {

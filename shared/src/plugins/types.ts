@@ -12,6 +12,12 @@
 //                  upstream request ─► response phase (status, headers; before they are sent)
 //                                              ▼
 //                  body streamed to the client ─► log phase (after the response; never delays it)
+//
+// Body phase (only for plugins that declare `body`, see BodyPhase): after the access phase the
+// request body is buffered and parsed (JSON, form, multipart) up to the plugins' cap and handed to
+// `body.request`; the response body (JSON) is held until complete, decoded, and handed to
+// `body.response` before the head goes out. Anything larger, of another type, or encoded otherwise
+// streams through untouched, marked with BODY_SKIPPED_HEADER. Routes without body plugins stream.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { z } from 'zod';
 import type { Consumer } from '../entities/consumer.ts';
@@ -119,6 +125,46 @@ export interface PluginEnv {
   index: CredentialIndex;
 }
 
+/** Form fields (urlencoded, or a multipart body's text parts): a repeated name holds a list. */
+export type FormFields = Record<string, string | string[]>;
+
+/** A multipart part the body phase keeps as bytes (a file, or a part with a content type). */
+export interface RawPart { name: string; head: string; data: Buffer }
+
+/**
+ * A parsed body handed to the body phase. Plugins edit it in place (or replace `value`) and say
+ * whether they changed it; the DP serializes it back only then.
+ */
+export type RequestBody =
+  | { kind: 'json'; value: unknown }
+  | { kind: 'form'; fields: FormFields }
+  | { kind: 'multipart'; fields: FormFields; files: RawPart[]; boundary: string };
+export interface JsonBody { kind: 'json'; value: unknown }
+
+/** Default cap on a body buffered for the body phase (per plugin config, `max_body_bytes` style). */
+export const DEFAULT_BODY_CAP_BYTES = 1024 * 1024;
+/** Set on the client's response when a body a plugin wanted was streamed untouched, with why. */
+export const BODY_SKIPPED_HEADER = 'x-portico-body-skipped';
+export type BodySkipReason = 'too-large' | 'not-json' | 'invalid-json' | 'encoded';
+
+/** What one config needs of the body phase. */
+export interface BodyNeeds {
+  /** The request body: 'json', or 'form' for JSON, urlencoded and multipart; null for none. */
+  request: 'json' | 'form' | null;
+  response: boolean;
+  /** Most bytes buffered for this plugin (the DP takes the smallest of a request's plugins). */
+  maxBytes: number;
+}
+
+export interface BodyPhase<C, S> {
+  /** What this config needs; read per request on the config that applies, so keep it a field read. */
+  needs(config: C, state: S): BodyNeeds;
+  /** The parsed request body, after the access phase. True when changed; an Exit answers instead. */
+  request?(ctx: ProxyContext, body: RequestBody, config: C, state: S, env: PluginEnv): boolean | Exit;
+  /** The upstream's JSON response body, before the head is sent. True when changed. */
+  response?(ctx: ProxyContext, status: number, headers: Record<string, string | string[]>, body: JsonBody, config: C, state: S, env: PluginEnv): boolean;
+}
+
 export interface PluginDefinition {
   name: string;
   /** Kong's PRIORITY: higher runs first. */
@@ -145,6 +191,8 @@ export interface PluginHandler<C = any, S = any> {
   access?(ctx: ProxyContext, config: C, state: S, env: PluginEnv): AccessResult | Promise<AccessResult>;
   /** Before the response head is sent: may change status-independent headers. */
   response?(ctx: ProxyContext, status: number, headers: Record<string, string | string[]>, config: C, state: S, env: PluginEnv): void;
+  /** Body phase: declared by plugins that read or rewrite bodies (nothing else pays for it). */
+  body?: BodyPhase<C, S>;
   /** After the response is sent. */
   log?(ctx: ProxyContext, status: number, config: C, state: S, env: PluginEnv): void;
 }
