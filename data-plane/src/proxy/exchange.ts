@@ -20,7 +20,7 @@ import type { Dispatcher } from 'undici';
 import {
   addressFromHeader, escapePath, hostOf, normalizePath, peerAddress, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
 } from '@portico/shared';
-import { BODY_SKIPPED_HEADER, type AccessResult, type BodySkipReason, type Exit } from '@portico/shared/plugins/handlers';
+import { BODY_SKIPPED_HEADER, type AccessResult, type BodySkipReason, type Exit, type JsonBody } from '@portico/shared/plugins/handlers';
 import { UpstreamBalancer, type TargetState } from './balancer.ts';
 import { authorityOf, bracket, hostPort, splitUrl, type ServiceTarget } from './target.ts';
 import type { Match } from '../router/router.ts';
@@ -726,9 +726,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       let value: unknown;
       let parsed = true;
       try { value = JSON.parse(decoded.toString('utf8')); } catch { parsed = false; this.markResponse(h, 'invalid-json'); }
-      const body = { kind: 'json' as const, value };
+      const body: JsonBody = { kind: 'json', value };
       if (parsed && runResponseBody(this.bodyPlan!, this.ctx!, this.cfg!.plugins.env, held.status, h, body)) {
-        out = Buffer.from(JSON.stringify(body.value));
+        out = Buffer.from(body.raw ?? JSON.stringify(body.value));
         // The bytes are new: the upstream's encoding and validators no longer describe them.
         delete h['content-encoding'];
         delete h.etag;

@@ -11,13 +11,15 @@ import { ipRestrictionHandler } from './ip-restriction/handler.ts';
 import { requestSizeLimitingHandler } from './request-size-limiting/handler.ts';
 import { requestTerminationHandler } from './request-termination/handler.ts';
 import { correlationIdHandler } from './correlation-id/handler.ts';
-import { requestTransformerHandler } from './request-transformer/handler.ts';
-import { responseTransformerHandler } from './response-transformer/handler.ts';
+import { requestTransformerAdvancedHandler, requestTransformerHandler } from './request-transformer/handler.ts';
+import { responseTransformerAdvancedHandler, responseTransformerHandler } from './response-transformer/handler.ts';
+import { jsonTransformHandler } from './json-transform/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
-    requestTransformerHandler, responseTransformerHandler].map((h) => [h.name, h as PluginHandler]),
+    requestTransformerHandler, responseTransformerHandler,
+    requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';

@@ -11,12 +11,14 @@ import { ipRestriction } from './ip-restriction/schema.ts';
 import { requestSizeLimiting } from './request-size-limiting/schema.ts';
 import { requestTermination } from './request-termination/schema.ts';
 import { correlationId } from './correlation-id/schema.ts';
-import { requestTransformer } from './request-transformer/schema.ts';
-import { responseTransformer } from './response-transformer/schema.ts';
+import { requestTransformer, requestTransformerAdvanced } from './request-transformer/schema.ts';
+import { responseTransformer, responseTransformerAdvanced } from './response-transformer/schema.ts';
+import { jsonTransform } from './json-transform/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
     cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId,
-    requestTransformer, responseTransformer].map((d) => [d.name, d]),
+    requestTransformer, responseTransformer,
+    requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

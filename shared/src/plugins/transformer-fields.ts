@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { MAX_TEXT_LENGTH, text } from '../entities/fields.ts';
 import { headerValue } from './http-fields.ts';
+import { parseDotted } from './json-paths.ts';
+import { DEFAULT_BODY_CAP_BYTES } from './types.ts';
 
 const KONG_HEADER_NAME = /^[A-Za-z0-9_-]+$/;
 const PAIR = /^([^:]+):*([\s\S]*)$/;
@@ -57,3 +59,46 @@ export const pairs = (kind: 'header' | 'rename-header' | 'query', check: ValueCh
     const problem = check?.(value) ?? null;
     if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
   })).default([]);
+
+// ── Body lists (the body phase) ───────────────────────────────────────────────────────────────
+
+/** A list of body field names (`remove.body`, `remove.json`, `allow.*`). */
+export const bodyNames = () => z.array(text().min(1, 'length must be at least 1').superRefine((v, ctx) => {
+  const p = parseDotted(v, true);
+  if (typeof p === 'string') ctx.addIssue({ code: 'custom', message: p });
+})).default([]);
+
+/** A list of body `name:value` pairs (a JSON key, a form field). */
+export const bodyPairs = (check: ValueCheck | null = null) => z.array(text().superRefine((v, ctx) => {
+  if (!v.includes(':') || v.startsWith(':')) { ctx.addIssue({ code: 'custom', message: `invalid value: ${v}` }); return; }
+  const { name, value } = splitPair(v);
+  const p = parseDotted(name, true);
+  if (typeof p === 'string') { ctx.addIssue({ code: 'custom', message: p }); return; }
+  const problem = check?.(value) ?? null;
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+})).default([]);
+
+/** Kong's json_types: entry i types value i of the same section's json (or body) list. */
+export const jsonTypes = () => z.array(z.enum(['boolean', 'number', 'string'])).default([])
+  .describe('Types of the values of the same section\'s JSON list, by position (boolean, number, string)');
+
+/** The body phase's per-plugin cap. */
+export const maxBodyBytes = () => z.number().int().min(1).max(64 * DEFAULT_BODY_CAP_BYTES).default(DEFAULT_BODY_CAP_BYTES)
+  .describe('Most body bytes buffered to transform; a larger body streams through untouched (X-Portico-Body-Skipped: too-large)');
+
+/**
+ * With `dots_in_keys: false` every body key is a nested path (`a.b`, `a[*].b`): checked here, with
+ * the field of each entry, since the path grammar depends on that sibling field.
+ */
+export const checkBodyPaths = (sections: string[], list: string) => (cfg: Record<string, any>, ctx: z.RefinementCtx) => {
+  if (cfg.dots_in_keys !== false) return;
+  for (const section of sections) {
+    (cfg[section]?.[list] as string[] | undefined ?? []).forEach((entry, i) => {
+      const names = section === 'rename' ? [splitPair(entry).name, splitPair(entry).value] : [section === 'remove' || section === 'allow' ? entry : splitPair(entry).name];
+      for (const n of names) {
+        const p = parseDotted(n, false);
+        if (typeof p === 'string') ctx.addIssue({ code: 'custom', path: [section, list, i], message: p });
+      }
+    });
+  }
+};

@@ -139,7 +139,8 @@ export type RequestBody =
   | { kind: 'json'; value: unknown }
   | { kind: 'form'; fields: FormFields }
   | { kind: 'multipart'; fields: FormFields; files: RawPart[]; boundary: string };
-export interface JsonBody { kind: 'json'; value: unknown }
+/** A JSON response body; a plugin may set `raw` to send that text instead (replace.body). */
+export interface JsonBody { kind: 'json'; value: unknown; raw?: string }
 
 /** Default cap on a body buffered for the body phase (per plugin config, `max_body_bytes` style). */
 export const DEFAULT_BODY_CAP_BYTES = 1024 * 1024;

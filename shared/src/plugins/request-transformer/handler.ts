@@ -11,9 +11,11 @@
 // Deviations from Kong, on purpose: a query rename whose source is absent changes nothing (Kong
 // deletes the target); a pair with an empty literal value (`X-Foo:`) is skipped in every operation
 // (Kong skips it for headers, and deletes the argument for a query replace).
-import type { AccessResult, PluginHandler, ProxyContext } from '../types.ts';
+import { DEFAULT_BODY_CAP_BYTES, type AccessResult, type BodyNeeds, type PluginDefinition, type PluginHandler, type ProxyContext, type RequestBody } from '../types.ts';
 import { splitPair } from '../transformer-fields.ts';
-import { requestTransformer, type RequestTransformerConfig } from './schema.ts';
+import { applyBodyOps, bodyOpsCount, compileBodyOps, type BodyOps } from '../body-transform.ts';
+import { isObject } from '../json-paths.ts';
+import { requestTransformer, requestTransformerAdvanced, type RequestTransformerConfig } from './schema.ts';
 import { compileTemplate, isLiteral, render, type Template } from './template.ts';
 
 /** An operation with a value: the name, and the index of its value in the rendered values. */
@@ -31,6 +33,9 @@ interface State {
   templates: Template[];
   /** The values when none is a template (rendered once, here); null when some are. */
   literals: string[] | null;
+  /** The `body` lists, run in the body phase; null when there are none. */
+  body: BodyOps | null;
+  bodyNeeds: BodyNeeds;
 }
 
 function compile(config: RequestTransformerConfig): State {
@@ -70,11 +75,23 @@ function compile(config: RequestTransformerConfig): State {
     if (typeof t === 'string') throw new Error(`request-transformer: ${t}`);
     uriSlot = templates.push(t) - 1;
   }
+  const slotOf = (value: string): number => {
+    const t = compileTemplate(value);
+    if (typeof t === 'string') throw new Error(`request-transformer: ${t}`);
+    return templates.push(t) - 1;
+  };
+  const body = compileBodyOps({
+    allow: config.allow?.body, remove: config.remove.body, rename: config.rename.body, replace: config.replace.body, add: config.add.body, append: config.append.body,
+    types: { replace: config.replace.json_types, add: config.add.json_types, append: config.append.json_types },
+  }, config.dots_in_keys ?? true, slotOf);
+  const hasBody = bodyOpsCount(body) > 0;
   const count = (o: Ops) => o.remove.length + o.rename.length + o.replace.length + o.add.length + o.append.length;
   return {
     headers, query, uriSlot, method: config.http_method, templates,
     hasHeaderOps: count(headers) > 0, hasQueryOps: count(query) > 0,
     literals: templates.every(isLiteral) ? templates.map((t) => t[0] as string) : null,
+    body: hasBody ? body : null,
+    bodyNeeds: { request: hasBody ? 'form' : null, response: false, maxBytes: config.max_body_bytes ?? DEFAULT_BODY_CAP_BYTES },
   };
 }
 
@@ -109,20 +126,50 @@ function transformQuery(q: URLSearchParams, ops: Ops, values: string[]): void {
   for (const { name, slot } of ops.append) q.append(name, values[slot]);
 }
 
-export const requestTransformerHandler: PluginHandler<RequestTransformerConfig, State> = {
-  name: requestTransformer.name,
-  priority: requestTransformer.priority,
-  init: compile,
-  access: function requestTransformerAccess(ctx: ProxyContext, _config, state): AccessResult {
-    let values = state.literals;
-    if (values === null) {
-      const t = state.templates;
-      values = new Array<string>(t.length);
-      for (let i = 0; i < t.length; i++) values[i] = render(t[i], ctx);
-    }
-    if (state.uriSlot >= 0) ctx.pathOverride = values[state.uriSlot];
-    if (state.method !== null) ctx.methodOverride = state.method;
-    if (state.hasHeaderOps) transformHeaders(ctx.upstreamHeaders, state.headers, values);
-    if (state.hasQueryOps) transformQuery(ctx.query(), state.query, values);
-  },
-};
+function values(state: State, ctx: ProxyContext): string[] {
+  if (state.literals !== null) return state.literals;
+  const t = state.templates;
+  const out = new Array<string>(t.length);
+  for (let i = 0; i < t.length; i++) out[i] = render(t[i], ctx);
+  return out;
+}
+
+/** Body phase: Kong's body lists on a JSON object, form fields or a multipart body's fields. */
+function transformBody(ctx: ProxyContext, body: RequestBody, state: State): boolean {
+  const ops = state.body!;
+  if (body.kind === 'json') {
+    // Kong transforms JSON objects only; an array or a scalar goes through as it came.
+    if (!isObject(body.value)) return false;
+    const r = applyBodyOps(body.value, ops, values(state, ctx));
+    body.value = r.root;
+    return r.changed;
+  }
+  const r = applyBodyOps(body.fields, ops, values(state, ctx));
+  // Form fields hold strings: a typed value (json_types) is written as text.
+  for (const [k, v] of Object.entries(r.root)) r.root[k] = Array.isArray(v) ? v.map(String) : String(v);
+  body.fields = r.root as typeof body.fields;
+  return r.changed;
+}
+
+function handlerFor(def: PluginDefinition): PluginHandler<RequestTransformerConfig, State> {
+  return {
+    name: def.name,
+    priority: def.priority,
+    init: compile,
+    access: function requestTransformerAccess(ctx: ProxyContext, _config, state): AccessResult {
+      const v = values(state, ctx);
+      if (state.uriSlot >= 0) ctx.pathOverride = v[state.uriSlot];
+      if (state.method !== null) ctx.methodOverride = state.method;
+      if (state.hasHeaderOps) transformHeaders(ctx.upstreamHeaders, state.headers, v);
+      if (state.hasQueryOps) transformQuery(ctx.query(), state.query, v);
+    },
+    body: {
+      needs: (_config, state) => state.bodyNeeds,
+      request: (ctx, body, _config, state) => transformBody(ctx, body, state),
+    },
+  };
+}
+
+export const requestTransformerHandler = handlerFor(requestTransformer);
+/** One engine, two schemas: the advanced plugin is this handler reading its extra fields. */
+export const requestTransformerAdvancedHandler = handlerFor(requestTransformerAdvanced);
