@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { SignJWT } from 'jose';
 import { startStack, type Stack } from '../harness/stack.ts';
 
 let s: Stack;
@@ -314,13 +315,38 @@ describe('json-transform', () => {
         request: {
           ops: [
             { paths: ["'user.name' must start with $"] },
-            { template: "unknown template variable 'os' in 'os.exit' (known: headers, query_params, uri_captures, shared, consumer, request_id)" },
+            { template: "unknown template variable 'os' in 'os.exit' (known: headers, query_params, uri_captures, shared, consumer, jwt, request_id)" },
             { keys: 'expected one of: camelCase, snake_case, kebab-case, PascalCase' },
           ],
         },
         response: { ops: [{ from: "'$.a[': expected a key at 3", to: 'must name a key, not the root ($)' }] },
       },
     });
+  });
+});
+
+describe('templates with the authenticated identity', () => {
+  it('fill $(consumer.username) and $(jwt.claim.sub) from the verified token, in headers and bodies', async () => {
+    await s.write('POST', '/consumers', { username: 'alice' });
+    const secret = 'a-very-secret-hmac-key-of-enough-length';
+    await s.write('POST', '/consumers/alice/jwt', { key: 'tpl-issuer', secret });
+    await route('tpl', ['/tpl'], [
+      { name: 'jwt' },
+      { name: 'request-transformer', config: { add: { headers: ['x-user:$(consumer.username)', 'x-sub:$(jwt.claim.sub)'], body: ['owner:$(consumer.id)'] } } },
+      { name: 'json-transform', config: { request: { ops: [{ op: 'set', path: '$.tenant', template: '$(jwt.claim.tenant)' }] } } },
+    ]);
+    const token = await new SignJWT({ iss: 'tpl-issuer', sub: 'user-42', tenant: 'acme' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+    const r = await send('/tpl/echo', '{"a":1}', 'application/json', { authorization: `Bearer ${token}` });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual([r.echo.headers['x-user'], r.echo.headers['x-sub']], ['alice', 'user-42']);
+    const consumer = (await s.A('GET', '/consumers/alice')).body as { id: string };
+    assert.deepEqual(JSON.parse(r.echo.body), { a: 1, owner: consumer.id, tenant: 'acme' });
+  });
+
+  it('refuses an unknown template variable at write time', async () => {
+    const r = await s.A('POST', '/services/bt/plugins', { name: 'request-transformer', config: { add: { body: ['x:$(jwt.sub)'] } } });
+    assert.equal(r.status, 400);
+    assert.deepEqual((r.body as { fields: unknown }).fields, { config: { add: { body: ["unsupported template expression 'jwt.sub': write jwt.claim.<name>"] } } });
   });
 });
 

@@ -123,9 +123,10 @@ describe('hostile transformer configuration', () => {
       [{ name: 'request-transformer', config: { remove: { headers: ['bad header'] } } }, { remove: { headers: ["'bad header' is not a valid header"] } }],
       [{ name: 'request-transformer', config: { append: { querystring: ['no-colon'] } } }, { append: { querystring: ['invalid value: no-colon'] } }],
       [{ name: 'request-transformer', config: { http_method: 'get' } }, { http_method: 'invalid value: get' }],
-      [{ name: 'request-transformer', config: { add: { body: ['a:b'] } } }, { add: { body: 'unknown field' } }],
+      [{ name: 'request-transformer', config: { add: { body: ['a'] } } }, { add: { body: ['invalid value: a'] } }],
+      [{ name: 'request-transformer', config: { remove: { json: ['a'] } } }, { remove: { json: 'unknown field' } }],
       [{ name: 'request-transformer', config: { replace: { uri: '/$(os.execute("x"))' } } },
-        { replace: { uri: `unknown template variable 'os' in 'os.execute("x")' (known: headers, query_params, uri_captures, shared, consumer, request_id)` } }],
+        { replace: { uri: `unknown template variable 'os' in 'os.execute("x")' (known: headers, query_params, uri_captures, shared, consumer, jwt, request_id)` } }],
       [{ name: 'response-transformer', config: { add: { headers: ['set-cookie:a=1\nX-Evil: 1'] } } }, { add: { headers: ['must not contain control characters (CR, LF, NUL…)'] } }],
       [{ name: 'response-transformer', config: { rename: { headers: ['x-a:bad:name'] } } }, { rename: { headers: ["'bad:name' is not a valid header"] } }],
     ];

@@ -6,6 +6,7 @@ import type { AuthenticatedCredential, Consumer, ProxyContext, Route, Service } 
 export class RequestContext implements ProxyContext {
   consumer: Consumer | null = null;
   credential: AuthenticatedCredential | null = null;
+  jwtClaims: Record<string, unknown> | null = null;
   authenticatedGroups: string[] | null = null;
   responseHeaders: Record<string, string> = {};
   shared: Record<string, unknown> = {};

@@ -43,7 +43,7 @@ export function testCtx(over: Partial<ProxyContext> & { url?: string } = {}): Pr
     requestId: 'r', method: 'GET', path: q < 0 ? url : url.slice(0, q), headers: {}, clientIp: '10.0.0.1',
     route: { id: 'route-1', name: 'r' } as ProxyContext['route'], service: { id: 'svc-1', name: 's' } as ProxyContext['service'],
     query: () => (query ??= new URLSearchParams(q < 0 ? '' : url.slice(q + 1))), hasQuery: () => q >= 0 && q < url.length - 1,
-    upstreamHeaders: {}, responseHeaders: {}, consumer: null, credential: null, authenticatedGroups: null, shared: {}, logFields: null, serviceOverride: null,
+    upstreamHeaders: {}, responseHeaders: {}, consumer: null, credential: null, jwtClaims: null, authenticatedGroups: null, shared: {}, logFields: null, serviceOverride: null,
     uriCaptures: null, methodOverride: null, pathOverride: null, ...rest,
   };
 }

@@ -52,6 +52,8 @@ export interface ProxyContext {
   responseHeaders: Record<string, string>;
   consumer: Consumer | null;
   credential: AuthenticatedCredential | null;
+  /** The claims of a JWT the jwt plugin verified for this request (templates read `$(jwt.claim.x)`); null otherwise. */
+  jwtClaims: Record<string, unknown> | null;
   authenticatedGroups: string[] | null;
   /** Scratch space shared by the plugins of one request. */
   shared: Record<string, unknown>;

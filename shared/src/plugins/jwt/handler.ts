@@ -183,6 +183,7 @@ function accept(ctx: ProxyContext, config: JwtConfig, env: PluginEnv, state: Sta
   const consumer = v.consumerId ? env.index.consumersById.get(v.consumerId) : undefined;
   if (consumer) setConsumer(ctx, consumer, v.credential ? { id: v.credential.id, identifier: v.credential.key } : null);
   else ctx.credential = { id: null, identifier: String(payload.sub ?? '') };
+  ctx.jwtClaims = payload;
   copyClaims(ctx, config, payload);
   if (config.hide_credentials) hide(ctx, found);
 }

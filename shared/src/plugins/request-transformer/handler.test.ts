@@ -17,8 +17,9 @@ describe('request-transformer handler', () => {
   it("fills Kong's defaults", () => {
     assert.deepEqual(requestTransformerConfig.parse({}), {
       http_method: null,
-      remove: { headers: [], querystring: [] }, rename: { headers: [], querystring: [] },
-      replace: { headers: [], querystring: [], uri: null }, add: { headers: [], querystring: [] }, append: { headers: [], querystring: [] },
+      remove: { headers: [], querystring: [], body: [] }, rename: { headers: [], querystring: [], body: [] },
+      replace: { headers: [], querystring: [], body: [], uri: null }, add: { headers: [], querystring: [], body: [] },
+      append: { headers: [], querystring: [], body: [] },
     });
   });
 
@@ -138,22 +139,36 @@ describe('request-transformer handler', () => {
     ]);
   });
 
-  it('refuses unknown template variables, bad expressions and body fields at write time', () => {
+  it('refuses unknown template variables, bad expressions and malformed body entries at write time', () => {
     assert.deepEqual(issues({
       add: { headers: ['x:$(os.getenv("HOME"))', 'y:$(headers[1])', 'z:$(consumer.password)', 'w:$(headers.x'] },
       replace: { uri: '/$(uri_captures[0])' },
-      append: { body: ['a:b'] },
+      append: { body: ['a', 'b:$(nope)'] },
     }), [
       "replace.uri: unsupported template expression 'uri_captures[0]': captures are numbered from 1",
-      "add.headers.0: unknown template variable 'os' in 'os.getenv(\"HOME\")' (known: headers, query_params, uri_captures, shared, consumer, request_id)",
+      "add.headers.0: unknown template variable 'os' in 'os.getenv(\"HOME\")' (known: headers, query_params, uri_captures, shared, consumer, jwt, request_id)",
       "add.headers.1: unsupported template expression 'headers[1]'",
       "add.headers.2: unsupported template expression 'consumer.password': consumer has id, username and custom_id",
       "add.headers.3: unterminated template expression in '$(headers.x'",
-      'append: unknown field',
+      'append.body.0: invalid value: a',
+      "append.body.1: unknown template variable 'nope' in 'nope' (known: headers, query_params, uri_captures, shared, consumer, jwt, request_id)",
     ]);
-    assert.deepEqual(issues({ add: { headers: ['x:$(jwt.claim.sub)'] } }), [
-      "add.headers.0: unknown template variable 'jwt' in 'jwt.claim.sub' (known: headers, query_params, uri_captures, shared, consumer, request_id)",
+    assert.deepEqual(issues({ add: { headers: ['x:$(jwt.claim.sub)', 'y:$(jwt.sub)', 'z:$(jwt.claim)'] } }), [
+      "add.headers.1: unsupported template expression 'jwt.sub': write jwt.claim.<name>",
+      "add.headers.2: unsupported template expression 'jwt.claim': write jwt.claim.<name>",
     ]);
+  });
+
+  it('renders the verified token\'s claims ($(jwt.claim.x)): strings as they are, others as JSON, absent as empty', () => {
+    const p = instantiate(requestTransformerHandler, requestTransformerConfig, {
+      add: { headers: ['x-sub:$(jwt.claim.sub)', 'x-roles:$(jwt.claim["roles"])', 'x-none:[$(jwt.claim.nope)]'] },
+    });
+    const ctx = testCtx({ jwtClaims: { sub: 'user-1', roles: ['a', 'b'] } });
+    p.access(ctx);
+    assert.deepEqual(ctx.upstreamHeaders, { 'x-sub': 'user-1', 'x-roles': '["a","b"]', 'x-none': '[]' });
+    const anonymous = testCtx();
+    p.access(anonymous);
+    assert.equal(anonymous.upstreamHeaders['x-sub'], '');
   });
 });
 

@@ -1,6 +1,7 @@
 // request-transformer's value templates: `$(headers.x)`, `$(headers["x-y"])`, `$(query_params.x)`,
 // `$(uri_captures.name)`, `$(uri_captures[1])`, `$(shared.x)` (Kong), and beyond Kong
-// `$(consumer.username)`, `$(consumer.id)`, `$(consumer.custom_id)`, `$(request_id)`. Kong evaluates
+// `$(consumer.username)`, `$(consumer.id)`, `$(consumer.custom_id)`, `$(jwt.claim.<name>)` (a claim of
+// the token the jwt plugin verified; a string as is, anything else as JSON), `$(request_id)`. Kong evaluates
 // any Lua expression there; only these lookups are accepted, checked at write time (`templateError`)
 // and compiled once per snapshot (`compileTemplate`), so a request only concatenates.
 //
@@ -12,14 +13,15 @@
 // query argument given several times renders its first value.
 import type { ProxyContext } from '../types.ts';
 
-type Source = 'headers' | 'query_params' | 'uri_captures' | 'shared' | 'consumer' | 'request_id';
+type Source = 'headers' | 'query_params' | 'uri_captures' | 'shared' | 'consumer' | 'jwt' | 'request_id';
 /** One lookup: where, and the key (a header name already lower-cased, a capture number as a string). */
 interface Lookup { source: Source; key: string; index: number }
 /** Literal text and lookups, alternating: parts[0] text, parts[1] lookup, parts[2] text, … */
 export type Template = ReadonlyArray<string | Lookup>;
 
 const ROOT = /^[A-Za-z_][A-Za-z0-9_]*/;
-const KNOWN = new Set(['headers', 'query_params', 'uri_captures', 'shared', 'consumer', 'request_id']);
+const KNOWN = new Set(['headers', 'query_params', 'uri_captures', 'shared', 'consumer', 'jwt', 'request_id']);
+const JWT_CLAIM = /^jwt\.claim\.([A-Za-z_][A-Za-z0-9_:.-]*)$|^jwt\.claim\[\s*(?:"([^"]*)"|'([^']*)')\s*\]$/;
 const DOTTED = /^([a-z_]+)\.([A-Za-z_][A-Za-z0-9_-]*)$/;
 const BRACKETED = /^([a-z_]+)\[\s*(?:"([^"]*)"|'([^']*)'|(\d+))\s*\]$/;
 const CONSUMER_FIELDS = new Set(['id', 'username', 'custom_id']);
@@ -29,7 +31,11 @@ function parseLookup(expr: string): Lookup | string {
   if (e === 'request_id') return { source: 'request_id', key: '', index: -1 };
   const root = ROOT.exec(e)?.[0];
   if (root !== undefined && !KNOWN.has(root)) {
-    return `unknown template variable '${root}' in '${e}' (known: headers, query_params, uri_captures, shared, consumer, request_id)`;
+    return `unknown template variable '${root}' in '${e}' (known: headers, query_params, uri_captures, shared, consumer, jwt, request_id)`;
+  }
+  if (root === 'jwt') {
+    const m = JWT_CLAIM.exec(e);
+    return m === null ? `unsupported template expression '${e}': write jwt.claim.<name>` : { source: 'jwt', key: m[1] ?? m[2] ?? m[3], index: -1 };
   }
   let source: string, key: string, index = -1;
   const d = DOTTED.exec(e);
@@ -109,6 +115,10 @@ function lookup(l: Lookup, ctx: ProxyContext): string {
       const c = ctx.consumer;
       const v = c === null ? null : l.key === 'id' ? c.id : l.key === 'username' ? c.username : c.custom_id;
       return v ?? '';
+    }
+    case 'jwt': {
+      const v = ctx.jwtClaims?.[l.key];
+      return v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
     }
     case 'request_id': return ctx.requestId;
   }

@@ -8,7 +8,8 @@ import { instantiate, testCtx } from '../test-ports.ts';
 describe('response-transformer handler', () => {
   it("fills Kong's defaults", () => {
     assert.deepEqual(responseTransformerConfig.parse({}), {
-      remove: { headers: [] }, rename: { headers: [] }, replace: { headers: [] }, add: { headers: [] }, append: { headers: [] },
+      remove: { headers: [], json: [] }, rename: { headers: [], json: [] }, replace: { headers: [], json: [], json_types: [] },
+      add: { headers: [], json: [], json_types: [] }, append: { headers: [], json: [], json_types: [] },
     });
   });
 
@@ -30,15 +31,15 @@ describe('response-transformer handler', () => {
     assert.deepEqual(ctx.responseHeaders, {}, 'a header another plugin queued is removed too');
   });
 
-  it('refuses bad names, malformed pairs, hostile values and json fields', () => {
+  it('refuses bad names, malformed pairs, hostile values and bad json entries', () => {
     const r = responseTransformerConfig.safeParse({
-      remove: { headers: ['bad name'], json: ['a'] },
+      remove: { headers: ['bad name'], json: ['__proto__'] },
       add: { headers: ['x-a:1\r\nSet-Cookie: s=1', 'novalue'] },
       rename: { headers: ['x-a:'] },
     });
     assert.deepEqual(r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`), [
       "remove.headers.0: 'bad name' is not a valid header",
-      'remove: unknown field',
+      "remove.json.0: '__proto__' is not allowed as a key",
       "rename.headers.0: '' is not a valid header",
       'add.headers.0: must not contain control characters (CR, LF, NUL…)',
       'add.headers.1: invalid value: novalue',
