@@ -7,12 +7,13 @@ import type { CASES } from './schema.ts';
 
 export type KeyCase = (typeof CASES)[number];
 const MAX_CACHED_KEYS = 10_000;
-const WORDS = /[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+/g;
+// Word boundaries: separators, a capital after a lower-case letter or digit (digits stay with the word
+// they follow: v2_name ↔ v2Name), and the last capital of an all-caps run before lower case (HTTPStatus).
+const BOUNDARY = /[_\-\s]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])/;
 
 function convert(key: string, to: KeyCase): string {
-  const words = key.match(WORDS);
-  if (words === null) return key;
-  const lower = words.map((w) => w.toLowerCase());
+  const lower = key.split(BOUNDARY).filter((w) => w !== '').map((w) => w.toLowerCase());
+  if (lower.length === 0) return key;
   const cap = (w: string) => w.charAt(0).toUpperCase() + w.slice(1);
   switch (to) {
     case 'snake_case': return lower.join('_');
@@ -51,11 +52,8 @@ export class KeyCaser {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(value)) {
       const next = active.length === 0 ? active : active.filter((p) => p[0] === k).map((p) => p.slice(1));
-      const key = this.key(k);
-      const v = this.walk(value[k], next);
-      // A body's own `__proto__` key stays a key (plain assignment would set the prototype).
-      if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
-      else out[key] = v;
+      // A converted key never is `__proto__` (underscores are separators), so plain assignment is safe.
+      out[this.key(k)] = this.walk(value[k], next);
     }
     return out;
   }
