@@ -1,7 +1,7 @@
 // A data-plane node as a library: disk cache first, then the bus; proxy, status and heartbeats.
 import os from 'node:os';
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { serve } from '@hono/node-server';
 import {
   closeServer, EnvError, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, parsePublicKeys, PORTICO_VERSION, type Env, type Heartbeat, type Logger,
@@ -63,7 +63,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   sweep.unref();
   const rateLimitStores = new RateLimitStores(env.REDIS_URL, log);
   const state = new ConfigState(env.PORTICO_DATA_DIR, log, {
-    now: Date.now, log, getJson, localRateLimitStore,
+    now: Date.now, log, getJson, localRateLimitStore, nodeId,
     rateLimitStore: (c) => rateLimitStores.get(c),
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
   }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
@@ -83,10 +83,14 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   // head (Kong's client_header_timeout) and between keep-alive requests; no bound on a whole
   // request (requestTimeout 0) because bodies stream for as long as they keep moving, bounded by
   // service.write_timeout upstream and by client_body_timeout when a plugin buffers them.
-  const proxyServer = createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     counters.requests++;
     proxy.handleRequest(req, res);
-  });
+  };
+  const proxyServer = createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 60_000 }, onRequest);
+  // `Expect: 100-continue`: the exchange sends 100 only once it reads the body, so a body refused on
+  // its declared size gets its 417/413 without the client sending it (nginx; RFC 9110 §10.1.1).
+  proxyServer.on('checkContinue', onRequest);
   proxyServer.on('connection', () => { counters.connections++; });
   proxyServer.on('upgrade', proxy.handleUpgrade);
   proxyServer.listen(env.PORTICO_PROXY_LISTEN.port, env.PORTICO_PROXY_LISTEN.host);

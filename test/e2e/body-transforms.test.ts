@@ -67,7 +67,7 @@ async function route(name: string, paths: string[], plugins: { name: string; con
 }
 
 interface Echoed { headers: http.IncomingHttpHeaders; body: string; bytes: number }
-async function send(path: string, body: string | Buffer, contentType: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; echo: Echoed; text: string }> {
+async function send(path: string, body: string, contentType: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; echo: Echoed; text: string }> {
   const r = await fetch(s.dps[0].proxy + path, { method: 'POST', body, headers: { 'content-type': contentType, ...headers } });
   const text = await r.text();
   let echo = {} as Echoed;

@@ -1,6 +1,6 @@
 // The edge plugins (issue 11) through real CP and DP processes, and the real client address behind
-// trusted proxies. (Exit headers on other plugins' answers, chunked-body counting and the
-// correlation id in logs wait for the DP-side additions listed in the plugins' SEAM comments.)
+// trusted proxies (IPv4 and IPv6), Expect: 100-continue, and the correlation id in logs, error
+// bodies and tracker ids.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -8,6 +8,8 @@ import { startStack, type Stack } from '../harness/stack.ts';
 import type { Echo } from '../harness/upstream.ts';
 import { startGateway, statusOf } from '../harness/gateway.ts';
 import { waitFor } from '../harness/procs.ts';
+import { raw, statusOf as rawStatus } from '../harness/raw.ts';
+import net from 'node:net';
 
 let s: Stack;
 
@@ -87,6 +89,30 @@ describe('ip-restriction', () => {
   });
 });
 
+describe('ip-restriction over IPv6', () => {
+  it('matches IPv6 addresses and CIDRs for a client on ::1', async () => {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer().listen(0, '::1', () => { const p = (srv.address() as net.AddressInfo).port; srv.close(() => resolve(p)); }).on('error', reject);
+    });
+    const dp = await startGateway('data-plane', { env: { NATS_URL: s.nats.url, PORTICO_PROXY_LISTEN: `[::1]:${port}` } });
+    try {
+      const id = await route('ipr6', { name: 'ip-restriction', config: { deny: ['::1/128'] } });
+      const v = (await s.A('GET', '/status')).body.configuration.version;
+      await waitFor('the IPv6 DP has the route', async () => (await statusOf(dp)).version >= v);
+      const v6 = () => fetch(`http://[::1]:${port}/ipr6`);
+      const denied = await v6();
+      assert.deepEqual([denied.status, (await denied.json() as { message: string }).message], [403, 'IP address not allowed: ::1']);
+      assert.equal((await call('/ipr6')).status, 200, 'the IPv4 client is not in the IPv6 deny list');
+      await s.write('PATCH', `/plugins/${id}`, { config: { deny: null, allow: ['::1'] } });
+      await waitFor('the IPv6 DP has the change', async () => (await v6()).status === 200);
+      assert.equal((await call('/ipr6')).status, 403);
+    } finally {
+      await dp.stop();
+      dp.cleanup();
+    }
+  });
+});
+
 describe('the real client address behind trusted proxies (PORTICO_TRUSTED_IPS)', () => {
   it('believes X-Forwarded-For only from a trusted peer, walking past trusted hops, for ip-restriction and upstream headers', async () => {
     const dp = await startGateway('data-plane', {
@@ -128,6 +154,17 @@ describe('request-size-limiting', () => {
     const small = await call('/size', { method: 'POST', body: Buffer.alloc(1024, 97) });
     assert.equal(small.status, 200);
     assert.equal((small.body as Echo).bodyBytes, 1024);
+  });
+
+  it('answers 417 to an over-limit body announced with Expect: 100-continue, without asking for it; a body within the limit gets 100 first', async () => {
+    const host = new URL(s.dps[0].proxy).host;
+    const refused = await raw(s.dps[0].proxy, `POST /size HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 2048\r\nExpect: 100-continue\r\n\r\n`, { idleMs: 500 });
+    assert.equal(rawStatus(refused), 417, refused);
+    assert.doesNotMatch(refused, /100 Continue/);
+    const accepted = await raw(s.dps[0].proxy, `POST /size HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+      { idleMs: 1500, then: { afterMs: 300, data: 'hello' } });
+    assert.match(accepted, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, accepted);
+    assert.match(accepted, /"bodyBytes":5/);
   });
 
   it('answers 413 to a chunked body once it passes the limit, aborting the upstream request', async () => {
@@ -201,6 +238,14 @@ describe('request-termination', () => {
     assert.deepEqual(r.body.request.body, { id: 7 });
     assert.equal(r.body.request.path, '/echo/a');
     assert.equal(r.body.matched_route.name, 'echo');
+    assert.deepEqual([r.body.request.scheme, r.body.request.port, r.body.request.raw_body], ['http', Number(new URL(s.dps[0].proxy).port), '{"id":7}']);
+    const nodeId = (await (await fetch(s.dps[0].status + '/status')).json() as { node_id?: string; id?: string });
+    assert.equal(typeof r.body.kong.node_id, 'string');
+    if (nodeId.node_id !== undefined) assert.equal(r.body.kong.node_id, nodeId.node_id);
+    await s.A('POST', '/services/edge/routes', { name: 'echo-cap', paths: ['~/echo-cap/(?<id>\\d+)$'] });
+    await s.write('POST', '/routes/echo-cap/plugins', { name: 'request-termination', config: { echo: true, status_code: 200 } });
+    const c = await call('/echo-cap/42');
+    assert.deepEqual(c.body.request.uri_captures, { named: { id: '42' }, unnamed: ['42'] });
   });
 });
 
@@ -215,6 +260,32 @@ describe('correlation-id', () => {
     assert.equal((mine.body as Echo).headers['kong-request-id'], 'trace-42');
     assert.equal(mine.headers.get('kong-request-id'), 'trace-42');
     await waitFor('the access log carries the id', async () => s.dps[0].logs().split('\n').some((l) => l.includes('"correlation_id":"trace-42"') && l.includes('"path":"/corr"')));
+  });
+
+  it('puts the id into the gateway\'s own 502 body', async () => {
+    await s.A('POST', '/services', { name: 'dead', url: 'http://127.0.0.1:1' });
+    await s.A('POST', '/services/dead/routes', { name: 'dead', paths: ['/dead'] });
+    await s.write('POST', '/routes/dead/plugins', { name: 'correlation-id', config: { echo_downstream: true } });
+    const r = await call('/dead', { headers: { accept: 'application/json' } });
+    assert.equal(r.status, 502);
+    assert.equal(r.body.correlation_id, r.headers.get('kong-request-id'));
+    assert.match(r.body.correlation_id, /#\d+$/);
+  });
+
+  it('tracker ids carry the connection: one connection, successive request numbers', async () => {
+    await route('track', { name: 'correlation-id', config: { generator: 'tracker', echo_downstream: true } });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = () => new Promise<string>((resolve, reject) => {
+      http.get(s.dps[0].proxy + '/track', { agent }, (res) => { res.resume(); res.on('end', () => resolve(String(res.headers['kong-request-id']))); }).on('error', reject);
+    });
+    const [a, b] = [await get(), await get()];
+    agent.destroy();
+    const port = new URL(s.dps[0].proxy).port;
+    const re = new RegExp(`^127\\.0\\.0\\.1-${port}-\\d+-(\\d+)-(\\d+)-\\d+\\.\\d{3}$`);
+    const [ma, mb] = [re.exec(a), re.exec(b)];
+    assert.ok(ma && mb, `${a} ${b}`);
+    assert.equal(ma[1], mb[1], 'same connection');
+    assert.equal(Number(mb[2]), Number(ma[2]) + 1, 'the next request on it');
   });
 });
 

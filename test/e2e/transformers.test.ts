@@ -73,6 +73,20 @@ describe('request-transformer', () => {
   });
 });
 
+describe('request-transformer and balancing', () => {
+  it('keeps a replaced Host on a service balanced over an upstream', async () => {
+    await s.A('POST', '/upstreams', { name: 'bal.internal' });
+    await s.A('POST', '/upstreams/bal.internal/targets', { target: `127.0.0.1:${new URL(s.upstream.url).port}` });
+    await s.A('POST', '/services', { name: 'bal', host: 'bal.internal', port: 80 });
+    await s.A('POST', '/services/bal/routes', { name: 'bal', paths: ['/bal'] });
+    const r = await s.write('POST', '/routes/bal/plugins', { name: 'request-transformer', config: { replace: { headers: ['Host:virtual.test'] } } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const out = await call('/bal/x');
+    assert.equal(out.status, 200);
+    assert.equal(out.echo.headers.host, 'virtual.test');
+  });
+});
+
 describe('request-transformer and retries', () => {
   it('retries judge the method sent upstream: a GET turned into POST is not retried on a listed status', async () => {
     sick = await startUpstream();

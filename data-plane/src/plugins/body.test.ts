@@ -33,7 +33,8 @@ describe('parseRequestBody', () => {
     assert.ok(typeof body === 'object' && body.kind === 'multipart');
     assert.deepEqual(body.fields, { a: 'one' });
     assert.deepEqual(body.files[0].data, file);
-    body.fields.b = 'two';
+    const fields: Record<string, string | string[]> = body.fields;
+    fields.b = 'two';
     const again = parseRequestBody(serializeRequestBody(body), 'multipart/form-data; boundary=XyZ', 'form');
     assert.ok(typeof again === 'object' && again.kind === 'multipart');
     assert.deepEqual(again.fields, { a: 'one', b: 'two' });

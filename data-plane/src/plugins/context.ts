@@ -1,7 +1,23 @@
 // The per-request context plugins see (shared/src/plugins/types.ts ProxyContext). Built only for
 // routes that have plugins; the query string and body are parsed only if a plugin asks.
 import type { IncomingMessage } from 'node:http';
-import type { AuthenticatedCredential, Consumer, ProxyContext, Route, Service } from '@portico/shared/plugins/handlers';
+import type { Socket } from 'node:net';
+import type { AuthenticatedCredential, ConnectionInfo, Consumer, ProxyContext, Route, Service } from '@portico/shared/plugins/handlers';
+
+const kConnection = Symbol('portico.connection');
+interface Counted { [kConnection]?: { id: number; requests: number } }
+let connectionSerial = 0;
+
+/**
+ * Counts a request on its connection (Kong's tracker reads nginx's $connection and
+ * $connection_requests): one property write per request, the serial assigned on the first.
+ */
+export function countRequest(socket: Socket | null | undefined): void {
+  if (!socket) return;
+  const c = (socket as Counted)[kConnection];
+  if (c === undefined) (socket as Counted)[kConnection] = { id: ++connectionSerial, requests: 1 };
+  else c.requests++;
+}
 
 export class RequestContext implements ProxyContext {
   consumer: Consumer | null = null;
@@ -11,6 +27,7 @@ export class RequestContext implements ProxyContext {
   responseHeaders: Record<string, string> = {};
   shared: Record<string, unknown> = {};
   logFields: Record<string, unknown> | null = null;
+  errorFields: Record<string, string> | null = null;
   serviceOverride: string | null = null;
   methodOverride: string | null = null;
   pathOverride: string | null = null;
@@ -20,6 +37,10 @@ export class RequestContext implements ProxyContext {
   private bodyKind: 'json' | 'form' | null = null;
   readonly method: string;
   readonly headers: IncomingMessage['headers'];
+  readonly scheme: 'http' | 'https';
+  readonly listenPort: number;
+  private raw: Buffer | null = null;
+  private readonly socket: Socket | null;
 
   constructor(
     readonly requestId: string,
@@ -34,6 +55,19 @@ export class RequestContext implements ProxyContext {
   ) {
     this.method = req.method ?? 'GET';
     this.headers = req.headers;
+    this.socket = req.socket ?? null;
+    this.scheme = (this.socket as { encrypted?: boolean } | null)?.encrypted ? 'https' : 'http';
+    this.listenPort = this.socket?.localPort ?? 0;
+  }
+
+  connection(): ConnectionInfo {
+    const s = this.socket;
+    const c = s === null ? undefined : (s as Counted)[kConnection];
+    return { localAddress: s?.localAddress ?? '', localPort: s?.localPort ?? 0, id: c?.id ?? 0, requests: c?.requests ?? 0 };
+  }
+
+  rawBody(): Buffer | null {
+    return this.raw;
   }
 
   hasQuery(): boolean {
@@ -58,6 +92,7 @@ export class RequestContext implements ProxyContext {
 
   /** Parse a buffered JSON or form body into `shared.body` for plugins that read the body. */
   setBody(buf: Buffer): void {
+    this.raw = buf;
     const ctype = String(this.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     try {
       if (ctype === 'application/json' || ctype.endsWith('+json')) {

@@ -29,14 +29,17 @@ export interface ErrorBody { contentType: string; body: string }
  * Built with JSON.stringify: a configured message (a rate limit's `error_message`) may hold
  * quotes or backslashes.
  */
-export function errorBody(headers: IncomingHttpHeaders, kind: 'gateway' | 'upstream', message: string, requestId: string): ErrorBody {
+export function errorBody(headers: IncomingHttpHeaders, kind: 'gateway' | 'upstream', message: string, requestId: string, extra: Record<string, string> | null = null): ErrorBody {
   const accept = headers.accept ?? '';
   const wantsJson = kind === 'gateway'
     ? !(accept.includes('text/plain') || accept.includes('text/html')) || accept.includes('application/json')
     : accept.includes('application/json') || (!accept.includes('text/') && (headers['content-type'] ?? '').includes('application/json'));
+  let jsonExtra = '', textExtra = '';
+  // Fields plugins add (a correlation id): names and values already sendable, quoted here all the same.
+  if (extra !== null) for (const [k, v] of Object.entries(extra)) { jsonExtra += `,\n  ${JSON.stringify(k)}:${JSON.stringify(v)}`; textExtra += `${k}: ${v.replace(/[\r\n]/g, ' ')}\n`; }
   return wantsJson
-    ? { contentType: 'application/json; charset=utf-8', body: `{\n  "message":${JSON.stringify(message)},\n  "request_id":${JSON.stringify(requestId)}\n}` }
-    : { contentType: 'text/plain; charset=utf-8', body: `${message}\nrequest_id: ${requestId}\n` };
+    ? { contentType: 'application/json; charset=utf-8', body: `{\n  "message":${JSON.stringify(message)},\n  "request_id":${JSON.stringify(requestId)}${jsonExtra}\n}` }
+    : { contentType: 'text/plain; charset=utf-8', body: `${message}\nrequest_id: ${requestId}\n${textExtra}` };
 }
 
 /** Reason phrases for the statuses the gateway itself answers on raw sockets. */

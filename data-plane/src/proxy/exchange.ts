@@ -28,7 +28,7 @@ import { upstreamPath } from '../router/upstream-path.ts';
 import { MESSAGES, errorBody, reasonPhrase } from './errors.ts';
 import { bodyLimit, bodyPlan, isMessageExit, runAccess, runLog, runRequestBody, runResponse, runResponseBody, type BodyPlan } from '../plugins/run.ts';
 import { DECODABLE, decodeBody, isJsonType, mediaType, parseRequestBody, serializeRequestBody } from '../plugins/body.ts';
-import { RequestContext } from '../plugins/context.ts';
+import { RequestContext, countRequest } from '../plugins/context.ts';
 import { REQUEST_ID_HEADER, downstreamHeaders, responseHead, sealUpstreamHeaders, upstreamRequestHeaders } from './headers.ts';
 import { connectUpgrade } from './websocket.ts';
 import { safely } from './guard.ts';
@@ -64,6 +64,7 @@ function onRetryTimer(x: ProxyExchange): void { x.timer = null; safely(x, x.disp
  * request when undici stops pulling, so an error answer can still be written.
  */
 async function* pullBody(x: ProxyExchange): AsyncGenerator<Buffer> {
+  x.continueBody();
   x.timer = setTimeout(onWriteTimeout, x.service!.write_timeout, x);
   // What the body phase read before the body went over its cap goes first, then the rest.
   if (x.bodyPrefix !== null) for (const chunk of x.bodyPrefix) { x.bodySize += chunk.length; yield chunk; }
@@ -136,6 +137,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   bufferForPhase = false;
   /** What the body phase read before the body went over its cap: sent ahead of the rest. */
   bodyPrefix: Buffer[] | null = null;
+  /** The Host prepare chose; a plugin that set another (request-transformer) keeps its own past balancing. */
+  preparedHost = '';
+  hostFromPlugin = false;
+  /** 100 Continue was sent (or is not owed). */
+  continued = false;
   /** A response held for the body phase until complete: status, headers and the chunks so far. */
   held: { status: number; headers: Record<string, string | string[]>; parts: Buffer[]; size: number } | null = null;
   /** The body-read, write or retry-backoff timer; at most one runs at a time. */
@@ -180,6 +186,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   ) {
     this.method = req.method ?? 'GET';
     this.upstreamMethod = this.method;
+    countRequest(req.socket);
     // Every listener on the request (body reads, a dropped body's end) finds its exchange here.
     (req as Carrier)[kExchange] = this;
     const peer = peerAddress(req.socket?.remoteAddress ?? '');
@@ -249,6 +256,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       clientHost: this.clientHost, clientIp: this.clientIp, listenPort: this.core.deps.listenPort, originalPath: rawPath,
       strippedPrefix: route.strip_path ? match.matchedPath : '', underscores: this.core.underscores, trustedPeer: this.peerTrusted,
     });
+    this.preparedHost = this.headers.host as string;
     if (match.compiled.plugins.length > 0) {
       this.ctx = new RequestContext(this.requestId, req, this.path, this.clientIp, route, this.service, this.headers, query, match.captures);
     }
@@ -269,11 +277,21 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (this.bufferForPhase) { this.skipRequestBody('too-large'); this.proceed(); } else this.bodyTooLarge();
       return;
     }
+    this.continueBody();
     this.bodyParts = [];
     this.timer = setTimeout(onBodyTimeout, this.core.clientBodyTimeoutMs, this);
     req.on('data', onBodyData);
     req.on('end', onBodyEnd);
     req.on('error', onBodyError);
+  }
+
+  /** A client waiting on `Expect: 100-continue` is told to send its body now that it is read (once). */
+  continueBody(): void {
+    const res = this.res;
+    if (res === null || this.continued) return;
+    this.continued = true;
+    const expect = this.req.headers.expect;
+    if (expect !== undefined && expect.trim().toLowerCase() === '100-continue' && !res.headersSent) res.writeContinue();
   }
 
   private stopReadingBody(): void {
@@ -441,6 +459,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.finished) return;
     try {
       const ctx = this.ctx!;
+      this.hostFromPlugin = this.headers.host !== this.preparedHost;
       if (ctx.serviceOverride && ctx.serviceOverride !== this.service?.id) {
         const next = this.cfg!.targets.get(ctx.serviceOverride);
         if (next) this.retarget(next);
@@ -472,7 +491,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.target = next;
     this.service = next.service;
     this.upstreamPathname = this.pathFor(next.service);
-    if (!this.route!.preserve_host) this.headers.host = next.hostHeader;
+    if (!this.route!.preserve_host && !this.hostFromPlugin) this.headers.host = next.hostHeader;
   }
 
   forward(): void {
@@ -508,7 +527,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.dialHost = peer.host;
     this.dialPort = peer.port;
     this.origin = `${t.scheme}://${bracket(peer.host)}:${peer.port}`;
-    if (!this.route!.preserve_host) this.headers.host = b.upstream.host_header ?? hostPort(peer.host, peer.port, t.defaultPort);
+    if (!this.route!.preserve_host && !this.hostFromPlugin) this.headers.host = b.upstream.host_header ?? hostPort(peer.host, peer.port, t.defaultPort);
     return true;
   }
 
@@ -800,11 +819,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   answerError(status: number, message: string, extra?: Record<string, string>, kind: 'gateway' | 'upstream' = 'gateway'): false {
-    const { contentType, body } = errorBody(this.req.headers, kind, message, this.requestId);
+    const { contentType, body } = errorBody(this.req.headers, kind, message, this.requestId, this.ctx?.errorFields ?? null);
     const head = this.method === 'HEAD';
     const headers: OutgoingHttpHeaders = {
       'content-type': contentType, 'content-length': head ? 0 : Buffer.byteLength(body),
-      [REQUEST_ID_HEADER]: this.requestId, 'x-portico-response-latency': this.latency(), ...extra,
+      [REQUEST_ID_HEADER]: this.requestId, 'x-portico-response-latency': this.latency(),
+      // Headers plugins queued for the client (an echoed correlation id, CORS) go on the gateway's errors too.
+      ...this.ctx?.responseHeaders, ...extra,
     };
     return this.answer(status, headers, head ? undefined : body);
   }

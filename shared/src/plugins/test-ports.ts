@@ -40,10 +40,11 @@ export function testCtx(over: Partial<ProxyContext> & { url?: string } = {}): Pr
   const q = url.indexOf('?');
   let query: URLSearchParams | undefined;
   return {
-    requestId: 'r', method: 'GET', path: q < 0 ? url : url.slice(0, q), headers: {}, clientIp: '10.0.0.1',
+    requestId: 'r', method: 'GET', path: q < 0 ? url : url.slice(0, q), headers: {}, clientIp: '10.0.0.1', scheme: 'http', listenPort: 8000,
+    connection: () => ({ localAddress: '127.0.0.1', localPort: 8000, id: 1, requests: 1 }), rawBody: () => null,
     route: { id: 'route-1', name: 'r' } as ProxyContext['route'], service: { id: 'svc-1', name: 's' } as ProxyContext['service'],
     query: () => (query ??= new URLSearchParams(q < 0 ? '' : url.slice(q + 1))), hasQuery: () => q >= 0 && q < url.length - 1,
-    upstreamHeaders: {}, responseHeaders: {}, consumer: null, credential: null, jwtClaims: null, authenticatedGroups: null, shared: {}, logFields: null, serviceOverride: null,
+    upstreamHeaders: {}, responseHeaders: {}, consumer: null, credential: null, jwtClaims: null, authenticatedGroups: null, shared: {}, logFields: null, errorFields: null, serviceOverride: null,
     uriCaptures: null, methodOverride: null, pathOverride: null, ...rest,
   };
 }

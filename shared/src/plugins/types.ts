@@ -26,6 +26,8 @@ import type { Service } from '../entities/service.ts';
 import type { BasicAuthCredential, JwtSecret, KeyAuthCredential } from '../entities/credentials.ts';
 import type { RateLimitStore } from './rate-limiting/store.ts';
 
+export interface ConnectionInfo { localAddress: string; localPort: number; id: number; requests: number }
+
 export interface AuthenticatedCredential {
   id: string | null;
   /** What X-Credential-Identifier carries (key-auth: credential id; jwt: key; basic-auth: username). */
@@ -40,6 +42,14 @@ export interface ProxyContext {
   /** Request headers as the client sent them. */
   readonly headers: IncomingHttpHeaders;
   readonly clientIp: string;
+  /** The scheme the client used to reach the gateway. */
+  readonly scheme: 'http' | 'https';
+  /** The proxy listener's port the request came in on. */
+  readonly listenPort: number;
+  /** The client connection (Kong's tracker: server address and port, a serial id, this request's ordinal on it). */
+  connection(): ConnectionInfo;
+  /** The request body as received, when a plugin that reads it (needsBody) had it buffered; else null. */
+  rawBody(): Buffer | null;
   readonly route: Route;
   readonly service: Service | null;
   /** Query arguments; changes here reach the upstream. */
@@ -62,6 +72,11 @@ export interface ProxyContext {
    * correlation id; null until a plugin sets one, so requests without pay nothing.
    */
   logFields: Record<string, unknown> | null;
+  /**
+   * Fields added to the gateway's own error bodies for this request (a 502, a 504, a 400 of the
+   * body phase), beside `message` and `request_id`: a correlation id. Null until a plugin sets one.
+   */
+  errorFields: Record<string, string> | null;
   /** Send the request to this service (id or name) instead of the route's. */
   serviceOverride: string | null;
   /** The matched route's regex path captures (numbered and named), null for a prefix match. */
@@ -125,6 +140,8 @@ export interface PluginEnv {
   /** GET a JSON document (JWKS, OIDC discovery). */
   getJson(url: string, timeoutMs: number): Promise<unknown>;
   index: CredentialIndex;
+  /** This node's id (request-termination's echo); unset in unit tests. */
+  nodeId?: string;
 }
 
 /** Form fields (urlencoded, or a multipart body's text parts): a repeated name holds a list. */

@@ -32,7 +32,7 @@ describe('correlation-id handler', () => {
   it("builds tracker ids from the connection (Kong's nginx variables) and the time", () => {
     const env = testEnv({ nowMs: 1_800_000_000_123 });
     const p = instantiate(correlationIdHandler, correlationIdConfig, { generator: 'tracker' }, env);
-    const ctx = Object.assign(testCtx(), { connection: { localAddress: '10.0.0.5', localPort: 8000, id: 42, requests: 3 } });
+    const ctx = testCtx({ connection: () => ({ localAddress: '10.0.0.5', localPort: 8000, id: 42, requests: 3 }) });
     p.access(ctx);
     assert.equal(ctx.upstreamHeaders['kong-request-id'], `10.0.0.5-8000-${process.pid}-42-3-1800000000.123`);
   });

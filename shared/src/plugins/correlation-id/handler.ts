@@ -3,12 +3,12 @@
 // is kept as it is (Kong trusts it; it is only a label).
 //
 // The id goes into the request's access-log line as `correlation_id` (Kong's
-// kong.log.set_serialize_value) and stays in `ctx.shared[CORRELATION_ID]` for other plugins. Gateway
-// error bodies (502, 504) do not carry it yet.
+// kong.log.set_serialize_value), into the gateway's own error bodies (502, 504: ctx.errorFields), and
+// stays in `ctx.shared[CORRELATION_ID]` for other plugins.
 //
 // With echo_downstream the id is on every answer, another plugin's 401/403/429 included: the DP
 // runs the response phase and applies ctx.responseHeaders on plugin exits too (Kong's
-// header_filter). Gateway errors after the access phase (502, 504) do not carry it yet.
+// header_filter), and the gateway's own errors after the access phase (502, 504) too.
 import { randomUUID } from 'node:crypto';
 import type { AccessResult, PluginEnv, PluginHandler, ProxyContext } from '../types.ts';
 import { correlationId, type CorrelationIdConfig } from './schema.ts';
@@ -24,21 +24,13 @@ const PROCESS_UUID = randomUUID();
 let counter = 0;
 
 /**
- * SEAM(connection) — Kong's tracker is `server_addr-server_port-pid-connection-connection_requests-
- * time` (nginx variables). The plugin API exposes no connection; the addition this asks for:
- * `ProxyContext.connection: { localAddress: string; localPort: number; id: number; requests: number }`
- * (id: the connection's serial number on this node; requests: this request's ordinal on it).
- * Until the DP provides it the connection fields read `unknown-0-<pid>-0-0-<time>`, which is NOT
- * unique (requests of one millisecond share it): `tracker` is only right once that lands.
+ * Kong's tracker: `server_addr-server_port-pid-connection-connection_requests-time` (nginx
+ * variables): the connection's serial number on this node and this request's ordinal on it make it
+ * unique per node.
  */
-interface ConnectionInfo { localAddress: string; localPort: number; id: number; requests: number }
-
 function tracker(ctx: ProxyContext, env: PluginEnv): string {
-  const c = (ctx as ProxyContext & { connection?: ConnectionInfo }).connection;
-  const time = (env.now() / 1000).toFixed(3);
-  return c
-    ? `${c.localAddress}-${c.localPort}-${process.pid}-${c.id}-${c.requests}-${time}`
-    : `unknown-0-${process.pid}-0-0-${time}`;
+  const c = ctx.connection();
+  return `${c.localAddress}-${c.localPort}-${process.pid}-${c.id}-${c.requests}-${(env.now() / 1000).toFixed(3)}`;
 }
 
 const GENERATORS: Record<CorrelationIdConfig['generator'], Generator> = {
@@ -64,6 +56,7 @@ export const correlationIdHandler: PluginHandler<CorrelationIdConfig, State> = {
     }
     ctx.shared[CORRELATION_ID] = id;
     (ctx.logFields ??= {}).correlation_id = id;
+    (ctx.errorFields ??= {}).correlation_id = id;
     if (config.echo_downstream) ctx.responseHeaders[state.header] = id;
   },
 };

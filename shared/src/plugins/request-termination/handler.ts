@@ -4,7 +4,7 @@
 // argument are terminated. Everything that does not depend on the request is built per snapshot.
 import { hostname } from 'node:os';
 import { freezeExit, rawBodyExit } from '../exits.ts';
-import type { AccessResult, Exit, PluginHandler, ProxyContext } from '../types.ts';
+import type { AccessResult, Exit, PluginEnv, PluginHandler, ProxyContext } from '../types.ts';
 import { requestTermination, type RequestTerminationConfig } from './schema.ts';
 
 /** Kong's messages for statuses answered without a configured message. */
@@ -41,23 +41,19 @@ function hostOf(ctx: ProxyContext): string | undefined {
   return (end > 0 ? h.slice(0, end) : h).toLowerCase();
 }
 
-/**
- * SEAM(echo-context) — Kong's echo also carries kong.node_id, request.scheme, request.port (the
- * listener's), request.raw_body and request.uri_captures; the plugin API has none of them. The
- * additions this asks for: `ProxyContext.scheme: 'http' | 'https'`, `ProxyContext.listenPort:
- * number`, `ProxyContext.uriCaptures: { unnamed: string[]; named: Record<string, string> } | null`,
- * `ProxyContext.rawBody(): Buffer | null` (the buffered body, with needsBody) and `PluginEnv.nodeId:
- * string`. Until then those keys are left out of the echo (as Kong leaves out nil values).
- */
-function echo(ctx: ProxyContext, status: number, state: State): Exit {
+/** Kong's echo: the node, and the request as the gateway received it (nil values left out). */
+function echo(ctx: ProxyContext, status: number, state: State, env: PluginEnv): Exit {
+  const raw = ctx.rawBody();
+  const c = ctx.uriCaptures;
   return {
     status,
     json: {
       message: state.message,
-      kong: { worker_pid: state.node.worker_pid, hostname: state.node.hostname },
+      kong: { node_id: env.nodeId, worker_pid: state.node.worker_pid, hostname: state.node.hostname },
       request: {
-        host: hostOf(ctx), headers: ctx.headers, query: queryTable(ctx), body: ctx.shared.body,
-        method: ctx.method, path: ctx.path,
+        scheme: ctx.scheme, host: hostOf(ctx), port: ctx.listenPort, headers: ctx.headers, query: queryTable(ctx), body: ctx.shared.body,
+        raw_body: raw === null ? undefined : raw.toString('utf8'), method: ctx.method, path: ctx.path,
+        uri_captures: c === null ? undefined : { named: c.named, unnamed: c.unnamed },
       },
       matched_route: ctx.route,
       matched_service: ctx.service,
@@ -90,8 +86,8 @@ export const requestTerminationHandler: PluginHandler<RequestTerminationConfig, 
       node: { worker_pid: process.pid, hostname: hostname() },
     };
   },
-  access: function requestTerminationAccess(ctx, config, state): AccessResult {
+  access: function requestTerminationAccess(ctx, config, state, env): AccessResult {
     if (state.triggerHeader !== null && ctx.headers[state.triggerHeader] === undefined && !(ctx.hasQuery() && ctx.query().has(config.trigger!))) return;
-    return state.exit ?? echo(ctx, config.status_code, state);
+    return state.exit ?? echo(ctx, config.status_code, state, env);
   },
 };
