@@ -4,7 +4,9 @@
 //   wrk (or autocannon when wrk is absent) -c50 against: the upstream directly, one Portico DP,
 //   nginx proxy_pass with keep-alive (when nginx is installed), @fastify/http-proxy.
 //   Admin write → all 3 DPs serving (p50/p99 over 100 writes); snapshot build/transfer/apply and DP
-//   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes.
+//   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes. Edge plugins: cors,
+//   header-only request/response transforms (× the plain route), json-transform of a 1 KB and a
+//   100 KB JSON response (× the plain route serving the same document).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,6 +25,16 @@ const CONNECTIONS = 50;
 const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+/** A JSON document of about `bytes` bytes with snake_case keys, as an API returns (json-transform rows). */
+function jsonDoc(bytes: number): string {
+  const items: unknown[] = [];
+  const doc = { request_id: 'r-1', total_count: 0, items, internal_notes: 'x' };
+  while (JSON.stringify(doc).length < bytes) items.push({ user_id: items.length, first_name: 'John', last_name: 'Doe', created_at: '2024-01-01T00:00:00Z', is_active: true });
+  doc.total_count = items.length;
+  return JSON.stringify(doc);
+}
+const JSON_DOCS: Record<string, string> = { '/json1k': jsonDoc(1024), '/json100k': jsonDoc(100 * 1024) };
 
 interface Load { rps: number; p50: number; p99: number }
 
@@ -55,13 +67,19 @@ async function startOrigin(): Promise<{ url: string; port: number; extraPorts: n
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 100000;
   server { listen 127.0.0.1:${port}; listen 127.0.0.1:${extraPorts[0]}; listen 127.0.0.1:${extraPorts[1]};
-    location / { default_type application/json; return 200 '{"hello":"world"}'; } } }\n`);
+    location / { default_type application/json; return 200 '{"hello":"world"}'; }
+    location /json1k { default_type application/json; alias ${dir}/json1k; }
+    location /json100k { default_type application/json; alias ${dir}/json100k; } } }\n`);
+    for (const [p, body] of Object.entries(JSON_DOCS)) writeFileSync(path.join(dir, p.slice(1)), body);
     const p = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
     await waitFor('origin', () => portOpen(port));
     return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => p.kill() };
   }
   const http = await import('node:http');
-  const handler = (_q: unknown, s: import('node:http').ServerResponse) => { s.setHeader('content-type', 'application/json'); s.end('{"hello":"world"}'); };
+  const handler = (q: import('node:http').IncomingMessage, s: import('node:http').ServerResponse) => {
+    s.setHeader('content-type', 'application/json');
+    s.end(JSON_DOCS[q.url ?? ''] ?? '{"hello":"world"}');
+  };
   const servers = [port, ...extraPorts].map((p) => http.createServer(handler).listen(p, '127.0.0.1'));
   await waitFor('origin', () => portOpen(port));
   return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => servers.forEach((x) => x.close()) };
@@ -141,6 +159,18 @@ async function main() {
   await stack.write('POST', '/upstreams/one.bench/targets', { target: `127.0.0.1:${origin.port}` });
   await stack.write('POST', '/services', { name: 'one', host: 'one.bench' });
   await stack.write('POST', '/services/one/routes', { paths: ['/one'] });
+  // Edge plugins (issue 11): header-only ones on routes of their own, and json-transform on a 1 KB
+  // and a 100 KB JSON response (the plain route serving the same documents is the reference).
+  const edge: [string, string, Record<string, unknown>?][] = [
+    ['cors', 'cors', { origins: ['https://app.bench'], credentials: true }],
+    ['rqt', 'request-transformer', { add: { headers: ['x-bench:1', 'x-user:$(headers.x-user)'] }, remove: { headers: ['x-drop'] } }],
+    ['rst', 'response-transformer', { remove: { headers: ['server'] }, add: { headers: ['x-frame-options:DENY'] } }],
+    ['jt', 'json-transform', { response: { ops: [{ op: 'deny', paths: ['$.internal_notes'] }, { op: 'case', keys: 'camelCase' }, { op: 'wrap', key: 'data' }] } }],
+  ];
+  for (const [name, plugin, config] of edge) {
+    await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
+    await stack.write('POST', `/routes/${name}/plugins`, { name: plugin, config });
+  }
   // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
   await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
   const exp = Math.floor(Date.now() / 1000) + 3600;
@@ -158,6 +188,13 @@ async function main() {
     ['portico + key-auth + rate-limiting (redis, sliding)', `${stack.dps[0].proxy}/karl/anything`, { apikey: 'bench-key' }],
     ['portico → upstream entity, 1 target', `${stack.dps[0].proxy}/one/anything`],
     ['portico → upstream entity, 3 targets round-robin', `${stack.dps[0].proxy}/rr/anything`],
+    ['portico + cors (actual request)', `${stack.dps[0].proxy}/cors/anything`, { origin: 'https://app.bench' }],
+    ['portico + request-transformer (headers)', `${stack.dps[0].proxy}/rqt/anything`, { 'x-user': 'u' }],
+    ['portico + response-transformer (headers)', `${stack.dps[0].proxy}/rst/anything`],
+    ['portico DP, 1 KB JSON', `${stack.dps[0].proxy}/mock/json1k`],
+    ['portico + json-transform, 1 KB JSON', `${stack.dps[0].proxy}/jt/json1k`],
+    ['portico DP, 100 KB JSON', `${stack.dps[0].proxy}/mock/json100k`],
+    ['portico + json-transform, 100 KB JSON', `${stack.dps[0].proxy}/jt/json100k`],
   ];
   for (const [name, url, headers] of targets) {
     const r = await fetch(url, { headers });
@@ -200,6 +237,10 @@ async function main() {
   }
 
   say('');
+  const ratio = (a: string, b: string) => (med(a).rps / med(b).rps).toFixed(2);
+  say(`edge plugins × plain route: cors ${ratio('portico + cors (actual request)', 'portico DP')}, request-transformer (headers) ${ratio('portico + request-transformer (headers)', 'portico DP')}, `
+    + `response-transformer (headers) ${ratio('portico + response-transformer (headers)', 'portico DP')}; json-transform × the plain route serving the same document: `
+    + `1 KB ${ratio('portico + json-transform, 1 KB JSON', 'portico DP, 1 KB JSON')}, 100 KB ${ratio('portico + json-transform, 100 KB JSON', 'portico DP, 100 KB JSON')}`);
   say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
 
   // Admin write → all 3 DPs serving.
