@@ -8,7 +8,7 @@
 //   header-only request/response transforms (× the plain route), json-transform of a 1 KB and a
 //   100 KB JSON response (× the plain route serving the same document).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -70,7 +70,9 @@ http { access_log off; keepalive_requests 100000;
     location / { default_type application/json; return 200 '{"hello":"world"}'; }
     location /json1k { default_type application/json; alias ${dir}/json1k; }
     location /json100k { default_type application/json; alias ${dir}/json100k; } } }\n`);
-    for (const [p, body] of Object.entries(JSON_DOCS)) writeFileSync(path.join(dir, p.slice(1)), body);
+    // nginx's workers may run as another user (root starts them as nobody): the files must be readable.
+    chmodSync(dir, 0o755);
+    for (const [p, body] of Object.entries(JSON_DOCS)) writeFileSync(path.join(dir, p.slice(1)), body, { mode: 0o644 });
     const p = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
     await waitFor('origin', () => portOpen(port));
     return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => p.kill() };

@@ -169,6 +169,19 @@ describe('the body cap', () => {
     assert.equal(r.headers['x-portico-body-skipped'], 'too-large');
   });
 
+  it('still answers 413 to a chunked body over a request-size-limiting limit while buffering it', async () => {
+    await route('cap-limit', ['/cap-limit'], [
+      { name: 'json-transform', config: { request: { ops: [{ op: 'deny', paths: ['$.secret'] }] } } },
+      { name: 'request-size-limiting', config: { allowed_payload_size: 1, size_unit: 'kilobytes' } },
+    ]);
+    const before = hits;
+    const r = await sendChunked('/cap-limit/echo', [big.slice(0, 600), big.slice(600, 1500)], 'application/json');
+    assert.equal(r.status, 413);
+    assert.equal(hits, before);
+    const ok = await sendChunked('/cap-limit/echo', ['{"secret":1,', '"a":2}'], 'application/json');
+    assert.deepEqual(JSON.parse((JSON.parse(ok.text) as Echoed).body), { a: 2 });
+  });
+
   it('transforms a chunked body under the cap', async () => {
     const r = await sendChunked('/cap/echo', ['{"secret":', '"s","keep":1}'], 'application/json');
     assert.equal(r.status, 200);

@@ -305,6 +305,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   bodyChunk(chunk: Buffer): void {
     this.bodySize += chunk.length;
+    if (this.bodySize > this.bodyLimit) { this.bodyTooLarge(this.bodyLimit); return; }
     if (this.bodySize > this.bufferCap) {
       if (this.bufferForPhase) this.bodyOverCap(chunk); else this.bodyTooLarge();
       return;
@@ -420,6 +421,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.req.headers['content-encoding'] !== undefined) { this.skipRequestBody('encoded'); this.proceed(); return; }
     this.bufferCap = plan.requestCap;
     this.bufferForPhase = true;
+    // A size limit (request-size-limiting) on a body without a length holds while it is buffered too.
+    if (this.match!.compiled.pluginFlags.limitsBody && this.req.headers['content-length'] === undefined) {
+      this.bodyLimit = bodyLimit(this.match!.compiled.plugins, this.ctx!);
+    }
     if (this.body !== null) {
       if (this.body.length > plan.requestCap) { this.skipRequestBody('too-large'); this.proceed(); return; }
       this.requestBodyPhase();
@@ -451,7 +456,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** A body a plugin wanted streams untouched: say so to the client, and count it. */
   skipRequestBody(reason: BodySkipReason): void {
     this.ctx!.responseHeaders[BODY_SKIPPED_HEADER] = reason;
-    this.cfg!.plugins.env.counters.increment(`body_skipped_request_${reason.replace('-', '_')}`);
+    this.countSkip('request', reason);
+  }
+
+  /** `portico_body_skipped_<side>_<reason>_total` on /metrics. */
+  countSkip(side: 'request' | 'response', reason: BodySkipReason): void {
+    this.cfg!.plugins.env.counters.increment(`body_skipped_${side}_${reason.replace('-', '_')}`);
   }
 
   /** The rest of the access phase's work once bodies are settled: overrides, header checks, forward. */
@@ -712,7 +722,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   markResponse(out: Record<string, string | string[]>, reason: BodySkipReason): void {
     out[BODY_SKIPPED_HEADER] = reason;
-    this.cfg!.plugins.env.counters.increment(`body_skipped_response_${reason.replace('-', '_')}`);
+    this.countSkip('response', reason);
   }
 
   /** Sends the held head and chunks untouched (marked), and streams the rest; onData's return value. */

@@ -60,8 +60,8 @@ export function compileBodyOps(l: BodyLists, dotsInKeys: boolean, slotOf: (value
   };
 }
 
-/** Kong's cast_value: a number that does not parse is left out (Kong's tonumber gives nil). */
-function cast(v: string, type: ValueType | null): unknown {
+/** Kong's cast_value: a number that does not parse is undefined, and left out (Kong's tonumber gives nil). */
+export function cast(v: string, type: ValueType | null): unknown {
   if (type === 'number') { const n = Number(v); return v.trim() === '' || Number.isNaN(n) ? undefined : n; }
   if (type === 'boolean') return v === 'true';
   return v;

@@ -79,7 +79,8 @@ export const bodyPairs = (check: ValueCheck | null = null) => z.array(text().sup
 })).default([]);
 
 /** Kong's json_types: entry i types value i of the same section's json (or body) list. */
-export const jsonTypes = () => z.array(z.enum(['boolean', 'number', 'string'])).default([])
+export const valueType = () => z.enum(['boolean', 'number', 'string']);
+export const jsonTypes = () => z.array(valueType()).default([])
   .describe('Types of the values of the same section\'s JSON list, by position (boolean, number, string)');
 
 /** The body phase's per-plugin cap. */

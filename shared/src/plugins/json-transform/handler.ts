@@ -5,6 +5,7 @@ import { DEFAULT_BODY_CAP_BYTES, type BodyNeeds, type PluginHandler, type ProxyC
 import { isObject, parseJsonPath, pick, removeAt, renameAt, setAt, valuesAt, type JsonPath } from '../json-paths.ts';
 import { compileTemplate, render, type Template } from '../request-transformer/template.ts';
 import { KeyCaser } from './keycase.ts';
+import { cast, type ValueType } from '../body-transform.ts';
 import { jsonTransform, type JsonTransformConfig, type JsonTransformOp } from './schema.ts';
 
 type Step =
@@ -12,7 +13,7 @@ type Step =
   | { op: 'allow'; paths: JsonPath[] }
   | { op: 'deny'; paths: JsonPath[] }
   | { op: 'rename'; from: JsonPath; to: JsonPath }
-  | { op: 'set'; path: JsonPath; value: unknown; template: Template | null; type: 'string' | 'number' | 'boolean' }
+  | { op: 'set'; path: JsonPath; value: unknown; template: Template | null; type: ValueType }
   | { op: 'case'; caser: KeyCaser }
   | { op: 'wrap'; key: string; meta: Record<string, unknown> | undefined };
 
@@ -40,12 +41,6 @@ function compileStep(o: JsonTransformOp): Step {
   }
 }
 
-function typed(v: string, type: 'string' | 'number' | 'boolean'): unknown {
-  if (type === 'number') { const n = Number(v); return v.trim() === '' || Number.isNaN(n) ? null : n; }
-  if (type === 'boolean') return v === 'true';
-  return v;
-}
-
 /** Runs the steps; returns the new body (the same object when nothing applied) and whether it changed. */
 export function runSteps(steps: readonly Step[], body: unknown, ctx: ProxyContext): { value: unknown; changed: boolean } {
   let v = body;
@@ -57,8 +52,9 @@ export function runSteps(steps: readonly Step[], body: unknown, ctx: ProxyContex
       case 'deny': for (const path of s.paths) if (removeAt(v, path)) changed = true; break;
       case 'rename': if (renameAt(v, s.from, s.to)) changed = true; break;
       case 'set': {
-        const value = s.template === null ? structuredClone(s.value) : typed(render(s.template, ctx), s.type);
-        if (setAt(v, s.path, value)) changed = true;
+        const value = s.template === null ? structuredClone(s.value) : cast(render(s.template, ctx), s.type);
+        // A template that renders no number for a number is left out, as the transformers' json_types.
+        if (value !== undefined && setAt(v, s.path, value)) changed = true;
         break;
       }
       case 'case': v = s.caser.apply(v); changed = true; break;

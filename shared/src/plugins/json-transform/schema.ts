@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { text } from '../../entities/fields.ts';
-import { maxBodyBytes } from '../transformer-fields.ts';
+import { maxBodyBytes, valueType } from '../transformer-fields.ts';
 import { parseJsonPath } from '../json-paths.ts';
 import { templateError } from '../request-transformer/template.ts';
 import type { PluginDefinition } from '../types.ts';
@@ -30,7 +30,7 @@ const op = z.discriminatedUnion('op', [
     op: z.literal('set'), path: nonRootPath(),
     value: z.json().optional().describe('A JSON value'),
     template: templateText().optional().describe('A template ($(headers.x), $(consumer.username), $(jwt.claim.sub), …) rendered per request'),
-    type: z.enum(['string', 'number', 'boolean']).default('string').describe('How a rendered template is written'),
+    type: valueType().default('string').describe('How a rendered template is written'),
   }).refine((o) => (o.value === undefined) !== (o.template === undefined), 'exactly one of value and template is required'),
   z.strictObject({
     op: z.literal('case'), keys: z.enum(CASES).describe('Key case to convert every key to (deep)'),
