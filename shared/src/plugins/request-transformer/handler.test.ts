@@ -3,9 +3,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { requestTransformerConfig } from './schema.ts';
-import { requestTransformerHandler } from './handler.ts';
-import { instantiate, testCtx } from '../test-ports.ts';
+import { requestTransformerAdvancedConfig, requestTransformerConfig, type RequestTransformerConfig } from './schema.ts';
+import { requestTransformerAdvancedHandler, requestTransformerHandler } from './handler.ts';
+import { instantiate, testCtx, testEnv } from '../test-ports.ts';
+import type { RequestBody } from '../types.ts';
 import type { Consumer } from '../../entities/consumer.ts';
 
 const issues = (config: unknown) => {
@@ -200,5 +201,44 @@ describe('request-transformer config (property)', () => {
       }
     }), { numRuns: RUNS });
     assert.ok(accepted > RUNS / 10, `only ${accepted} of ${RUNS} generated configs were valid: the property tested too little`);
+  });
+});
+
+describe('request-transformer body lists (the body phase)', () => {
+  const bodyOf = (p: { config: unknown; state: unknown }, body: RequestBody, ctx = testCtx()) => {
+    const changed = requestTransformerHandler.body!.request!(ctx, body, p.config as RequestTransformerConfig, p.state as never, testEnv());
+    return { changed, body };
+  };
+
+  it('declares the request body only when a body list is set', () => {
+    const none = instantiate(requestTransformerHandler, requestTransformerConfig, { add: { headers: ['x:1'] } });
+    assert.equal(requestTransformerHandler.body!.needs(none.config as RequestTransformerConfig, none.state).request, null);
+    const some = instantiate(requestTransformerHandler, requestTransformerConfig, { remove: { body: ['a'] } });
+    assert.deepEqual(requestTransformerHandler.body!.needs(some.config as RequestTransformerConfig, some.state), { request: 'form', response: false, maxBytes: 1024 * 1024 });
+  });
+
+  it('leaves a JSON array or scalar as it came, and reports no change when nothing applied', () => {
+    const p = instantiate(requestTransformerHandler, requestTransformerConfig, { remove: { body: ['a'] } });
+    assert.deepEqual(bodyOf(p, { kind: 'json', value: [1] }), { changed: false, body: { kind: 'json', value: [1] } });
+    assert.equal(bodyOf(p, { kind: 'json', value: { b: 1 } }).changed, false);
+  });
+
+  it('-advanced: nested paths with dots_in_keys false, allow first, typed values; form values stay text', () => {
+    const p = instantiate(requestTransformerAdvancedHandler, requestTransformerAdvancedConfig as never, {
+      dots_in_keys: false, allow: { body: ['user', 'items'] },
+      replace: { body: ['user.age:42'], json_types: ['number'] }, add: { body: ['user.active:true', 'items[*].seen:true'], json_types: ['boolean', 'string'] },
+    });
+    const r = bodyOf(p, { kind: 'json', value: { user: { age: 1, name: 'a' }, items: [{ id: 1 }, { id: 2 }], drop: 1 } });
+    assert.deepEqual(r.body, { kind: 'json', value: { user: { age: 42, name: 'a', active: true }, items: [{ id: 1, seen: 'true' }, { id: 2, seen: 'true' }] } });
+    const f = bodyOf(p, { kind: 'form', fields: { user: 'x', other: 'y' } });
+    assert.deepEqual(f.body, { kind: 'form', fields: { user: 'x' } });
+  });
+
+  it('-advanced refuses a nested path that does not parse, with the entry\'s field', () => {
+    const r = requestTransformerAdvancedConfig.safeParse({ dots_in_keys: false, rename: { body: ['a.b:c..d'] }, remove: { body: ['x.'] } });
+    assert.deepEqual(r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`), [
+      "remove.body.0: 'x.': ends with .",
+      "rename.body.0: 'c..d': expected a key at 2",
+    ]);
   });
 });

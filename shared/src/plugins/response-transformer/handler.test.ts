@@ -1,9 +1,10 @@
 // response-transformer with in-memory ports: Kong's order on response headers, and write-time refusals.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { responseTransformerConfig } from './schema.ts';
-import { responseTransformerHandler } from './handler.ts';
-import { instantiate, testCtx } from '../test-ports.ts';
+import { responseTransformerAdvancedConfig, responseTransformerConfig, type ResponseTransformerConfig } from './schema.ts';
+import { responseTransformerAdvancedHandler, responseTransformerHandler } from './handler.ts';
+import { instantiate, testCtx, testEnv } from '../test-ports.ts';
+import type { JsonBody } from '../types.ts';
 
 describe('response-transformer handler', () => {
   it("fills Kong's defaults", () => {
@@ -44,5 +45,29 @@ describe('response-transformer handler', () => {
       'add.headers.0: must not contain control characters (CR, LF, NUL…)',
       'add.headers.1: invalid value: novalue',
     ]);
+  });
+});
+
+describe('response-transformer json lists (the body phase)', () => {
+  const run = (handler: typeof responseTransformerHandler, schema: { parse(v: unknown): unknown }, config: Record<string, unknown>, value: unknown, status = 200) => {
+    const p = instantiate(handler, schema as typeof responseTransformerConfig, config);
+    const body: JsonBody = { kind: 'json', value };
+    const changed = handler.body!.response!(testCtx(), status, {}, body, p.config as ResponseTransformerConfig, p.state, testEnv());
+    return { changed, body };
+  };
+
+  it("applies Kong's order to top-level keys, json_types by position, a dotted key as one key", () => {
+    const r = run(responseTransformerHandler, responseTransformerConfig, {
+      remove: { json: ['a.b'] }, rename: { json: ['x:y'] }, replace: { json: ['n:7', 'absent:1'], json_types: ['number'] },
+      add: { json: ['ok:true', 'n:0'], json_types: ['boolean'] }, append: { json: ['list:b'] },
+    }, { 'a.b': 1, a: { b: 2 }, x: 'moved', n: '1', list: 'a' });
+    assert.deepEqual(r, { changed: true, body: { kind: 'json', value: { a: { b: 2 }, n: 7, list: ['a', 'b'], y: 'moved', ok: true } } });
+  });
+
+  it('-advanced: if_status per section, and replace.body', () => {
+    const cfg = { remove: { json: ['secret'], if_status: ['200-299'] }, replace: { body: '{"error":"hidden"}', if_status: ['500'] } };
+    assert.deepEqual(run(responseTransformerAdvancedHandler, responseTransformerAdvancedConfig, cfg, { secret: 1, a: 2 }).body.value, { a: 2 });
+    assert.deepEqual(run(responseTransformerAdvancedHandler, responseTransformerAdvancedConfig, cfg, { secret: 1 }, 404), { changed: false, body: { kind: 'json', value: { secret: 1 } } });
+    assert.equal(run(responseTransformerAdvancedHandler, responseTransformerAdvancedConfig, cfg, { secret: 1 }, 500).body.raw, '{"error":"hidden"}');
   });
 });
