@@ -68,15 +68,21 @@ describe('json-transform', () => {
     assert.equal(run({ response: { if_status: [200], ops: [{ op: 'wrap', key: 'd' }] } }, { x: 1 }, 'response', 500).changed, false);
   });
 
-  it('refuses bad paths, unknown ops, set without exactly one of value and template', () => {
+  it('refuses bad paths, unknown ops, missing and stray fields, set without exactly one of value and template', () => {
     const r = jsonTransformConfig.safeParse({
-      request: { ops: [{ op: 'deny', paths: ['$..a'] }, { op: 'explode' }, { op: 'set', path: '$.a' }, { op: 'set', path: '$.a', value: 1, template: 'x' }] },
+      request: {
+        ops: [{ op: 'deny', paths: ['$..a'] }, { op: 'explode' }, { op: 'set', path: '$.a' }, { op: 'set', path: '$.a', value: 1, template: 'x' },
+          { op: 'rename', from: '$.a' }, { op: 'wrap', key: 'd', keys: 'camelCase' }, { op: 'deny', paths: ['$'] }],
+      },
     });
     assert.deepEqual(r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`), [
       "request.ops.0.paths.0: '$..a': expected a key at 2",
-      "request.ops.1.op: Invalid discriminator value. Expected 'unwrap' | 'allow' | 'deny' | 'rename' | 'set' | 'case' | 'wrap'",
+      'request.ops.1.op: expected one of: unwrap, allow, deny, rename, set, case, wrap',
       'request.ops.2: exactly one of value and template is required',
       'request.ops.3: exactly one of value and template is required',
+      "request.ops.4.to: required for op 'rename'",
+      "request.ops.5.keys: not used by op 'wrap'",
+      'request.ops.6.paths.0: must name a key, not the root ($)',
     ]);
   });
 });

@@ -28,16 +28,16 @@ function p(s: string): JsonPath {
 
 function compileStep(o: JsonTransformOp): Step {
   switch (o.op) {
-    case 'unwrap': return { op: 'unwrap', path: p(o.path) };
-    case 'allow': case 'deny': return { op: o.op, paths: o.paths.map(p) };
-    case 'rename': return { op: 'rename', from: p(o.from), to: p(o.to) };
+    case 'unwrap': return { op: 'unwrap', path: p(o.path!) };
+    case 'allow': case 'deny': return { op: o.op, paths: o.paths!.map(p) };
+    case 'rename': return { op: 'rename', from: p(o.from!), to: p(o.to!) };
     case 'set': {
       const t = o.template === undefined ? null : compileTemplate(o.template);
       if (typeof t === 'string') throw new Error(`json-transform: ${t}`);
-      return { op: 'set', path: p(o.path), value: o.value, template: t, type: o.type };
+      return { op: 'set', path: p(o.path!), value: o.value, template: t, type: o.type ?? 'string' };
     }
-    case 'case': return { op: 'case', caser: new KeyCaser(o.keys, o.exclude.map(p)) };
-    case 'wrap': return { op: 'wrap', key: o.key, meta: o.meta as Record<string, unknown> | undefined };
+    case 'case': return { op: 'case', caser: new KeyCaser(o.keys!, (o.exclude ?? []).map(p)) };
+    case 'wrap': return { op: 'wrap', key: o.key!, meta: o.meta };
   }
 }
 

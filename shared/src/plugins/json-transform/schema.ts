@@ -21,23 +21,44 @@ const templateText = () => text().superRefine((v, ctx) => {
 
 export const CASES = ['camelCase', 'snake_case', 'kebab-case', 'PascalCase'] as const;
 
-const op = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('unwrap'), path: nonRootPath().describe('The value at this path becomes the whole body (absent: the body is left as is)') }),
-  z.strictObject({ op: z.literal('allow'), paths: z.array(path()).min(1).describe('Only what these paths reach is kept') }),
-  z.strictObject({ op: z.literal('deny'), paths: z.array(nonRootPath()).min(1).describe('These paths are removed') }),
-  z.strictObject({ op: z.literal('rename'), from: nonRootPath(), to: nonRootPath() }).describe('Moves a value (a key in the same object, or anywhere)'),
-  z.strictObject({
-    op: z.literal('set'), path: nonRootPath(),
-    value: z.json().optional().describe('A JSON value'),
-    template: templateText().optional().describe('A template ($(headers.x), $(consumer.username), $(jwt.claim.sub), …) rendered per request'),
-    type: valueType().default('string').describe('How a rendered template is written'),
-  }).refine((o) => (o.value === undefined) !== (o.template === undefined), 'exactly one of value and template is required'),
-  z.strictObject({
-    op: z.literal('case'), keys: z.enum(CASES).describe('Key case to convert every key to (deep)'),
-    exclude: z.array(path()).default([]).describe('Values whose own keys are data (maps of ids, labels): left as they are'),
-  }),
-  z.strictObject({ op: z.literal('wrap'), key: text().min(1), meta: z.record(z.string(), z.json()).optional().describe('Extra keys beside the wrapped body') }),
-]);
+export const OPS = ['unwrap', 'allow', 'deny', 'rename', 'set', 'case', 'wrap'] as const;
+/** The fields each op requires; any other field set is refused, so a typo never passes silently. */
+const FIELDS: Record<(typeof OPS)[number], { required: string[]; optional: string[] }> = {
+  unwrap: { required: ['path'], optional: [] },
+  allow: { required: ['paths'], optional: [] },
+  deny: { required: ['paths'], optional: [] },
+  rename: { required: ['from', 'to'], optional: [] },
+  set: { required: ['path'], optional: ['value', 'template', 'type'] },
+  case: { required: ['keys'], optional: ['exclude'] },
+  wrap: { required: ['key'], optional: ['meta'] },
+};
+
+// One record with every op's fields (not a union of records) so GET /schemas/plugins/json-transform
+// can describe it in Kong's field-list shape; which fields an op takes is checked below.
+const op = z.strictObject({
+  op: z.enum(OPS).describe('The operation: unwrap, allow, deny, rename, set, case or wrap'),
+  path: path().optional().describe('unwrap: the value that becomes the body; set: where the value goes'),
+  paths: z.array(path()).min(1).optional().describe('allow: only what these reach is kept; deny: these are removed'),
+  from: nonRootPath().optional().describe('rename: the value moved'),
+  to: nonRootPath().optional().describe('rename: its new place (a key in the same object, or anywhere)'),
+  value: z.unknown().optional().describe('set: a JSON value'),
+  template: templateText().optional().describe('set: a template ($(headers.x), $(consumer.username), $(jwt.claim.sub), …) rendered per request'),
+  type: valueType().optional().describe('set: how a rendered template is written (string by default)'),
+  keys: z.enum(CASES).optional().describe('case: the key case every key is converted to (deep)'),
+  exclude: z.array(path()).optional().describe('case: values whose own keys are data (maps of ids, labels), left as they are'),
+  key: text().min(1).optional().describe('wrap: the envelope key'),
+  meta: z.record(z.string(), z.unknown()).optional().describe('wrap: extra keys beside the wrapped body'),
+}).superRefine((o, ctx) => {
+  const f = FIELDS[o.op];
+  for (const name of f.required) if ((o as Record<string, unknown>)[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: `required for op '${o.op}'` });
+  for (const [name, v] of Object.entries(o)) {
+    if (name !== 'op' && v !== undefined && !f.required.includes(name) && !f.optional.includes(name)) ctx.addIssue({ code: 'custom', path: [name], message: `not used by op '${o.op}'` });
+  }
+  if (o.op === 'set' && (o.value === undefined) === (o.template === undefined)) ctx.addIssue({ code: 'custom', message: 'exactly one of value and template is required' });
+  if (o.op === 'set' && o.type !== undefined && o.template === undefined) ctx.addIssue({ code: 'custom', path: ['type'], message: 'applies to a template only' });
+  if ((o.op === 'unwrap' || o.op === 'set') && o.path === '$') ctx.addIssue({ code: 'custom', path: ['path'], message: 'must name a key, not the root ($)' });
+  if (o.op === 'deny') o.paths?.forEach((p, i) => { if (p === '$') ctx.addIssue({ code: 'custom', path: ['paths', i], message: 'must name a key, not the root ($)' }); });
+});
 export type JsonTransformOp = z.infer<typeof op>;
 
 const ops = (what: string) => z.array(op).max(64).default([]).describe(`Operations on the ${what} body, in order`);
