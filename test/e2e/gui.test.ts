@@ -211,7 +211,8 @@ describe('the GUI listener boundary', () => {
     const own = await fetch(gw.gui + '/api/services', { headers: { ...token, 'sec-fetch-site': 'same-origin', origin: gw.gui } });
     assert.equal(own.status, 200);
     const before = (await A('GET', '/consumers')).body.data.length;
-    for (const hostile of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'null' }]) {
+    const hostiles: Record<string, string>[] = [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'null' }];
+    for (const hostile of hostiles) {
       const r = await fetch(gw.gui + '/api/consumers', { method: 'POST', headers: { ...token, ...hostile }, body: JSON.stringify({ username: 'mallory' }) });
       assert.equal(r.status, 403, JSON.stringify(hostile));
       assert.equal((await fetch(gw.gui + '/gui/traffic', { headers: { ...token, ...hostile } })).status, 403);

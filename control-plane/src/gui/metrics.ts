@@ -4,7 +4,6 @@
 // Reads Kong's names (issue 13: `kong_http_requests_total{service,code}`,
 // `kong_request_latency_ms_bucket{service,le}`) and falls back to the node total
 // (`portico_http_requests_total`) where those are not exported yet, as one series named `*`.
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { Logger } from '@portico/shared';
 
 export const SCRAPE_INTERVAL_MS = 5_000;
@@ -25,30 +24,48 @@ export interface Point { t: number; rps: number; error_rate: number; p99_ms: num
 
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/**
+ * The samples of a text exposition (Prometheus text format 0.0.4). Hand-written: the npm parser
+ * tried (parse-prometheus-text-format 1.1.1) drops the labels of histogram series, which are the
+ * per-service latencies this needs; only sample lines matter here, HELP/TYPE comments do not.
+ */
+export function parseSamples(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = SAMPLE_RE.exec(line);
+    if (!m) continue;
+    const value = Number(m[3]);
+    if (!Number.isFinite(value) && m[3] !== '+Inf') continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(LABEL_RE)) labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    out.push({ name: m[1], labels, value });
+  }
+  return out;
+}
+
 /** Folds one node's exposition text into the totals. */
 export function readExposition(text: string, into: Totals): void {
-  const families = parsePrometheusTextFormat(text) as Array<{ name: string; metrics: Array<{ labels?: Record<string, string>; value?: string; buckets?: Record<string, string> }> }>;
-  const byName = new Map(families.map((f) => [f.name, f]));
-  const kong = byName.get('kong_http_requests_total');
-  if (kong) {
-    for (const m of kong.metrics) {
-      const service = m.labels?.service || ALL;
-      const v = Number(m.value);
-      add(into.requests, service, v);
-      if (Number(m.labels?.code) >= 500) add(into.errors, service, v);
+  const samples = parseSamples(text);
+  const hasKong = samples.some((s) => s.name === 'kong_http_requests_total');
+  for (const s of samples) {
+    const service = s.labels.service || ALL;
+    if (s.name === 'kong_http_requests_total') {
+      add(into.requests, service, s.value);
+      if (Number(s.labels.code) >= 500) add(into.errors, service, s.value);
+    } else if (s.name === 'portico_http_requests_total' && !hasKong) {
+      add(into.requests, ALL, s.value);
+    } else if (s.name === 'kong_request_latency_ms_bucket') {
+      const buckets = into.latency.get(service) ?? new Map<number, number>();
+      const bound = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+      buckets.set(bound, (buckets.get(bound) ?? 0) + s.value);
+      into.latency.set(service, buckets);
     }
-  } else {
-    const total = byName.get('portico_http_requests_total')?.metrics[0];
-    if (total) add(into.requests, ALL, Number(total.value));
-  }
-  for (const m of byName.get('kong_request_latency_ms')?.metrics ?? []) {
-    const service = m.labels?.service || ALL;
-    const buckets = into.latency.get(service) ?? new Map<number, number>();
-    for (const [le, count] of Object.entries(m.buckets ?? {})) {
-      const bound = le === '+Inf' ? Infinity : Number(le);
-      buckets.set(bound, (buckets.get(bound) ?? 0) + Number(count));
-    }
-    into.latency.set(service, buckets);
   }
 }
 

@@ -4,14 +4,36 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, call, get } from '../api.ts';
 import { canWrite, useSession } from '../session.ts';
 
-const who = (v: any) => v.admin_username ?? v.admin?.username ?? v.actor?.username ?? v.created_by ?? (typeof v.admin === 'string' ? v.admin : '');
-const when = (v: any) => (v.created_at ? new Date(v.created_at * 1000).toLocaleString() : '');
+// Shapes from issue 12 (control-plane/src/admin/config-routes.ts): a version is
+// {version, hash, built_at (ms), size_bytes, changed_by: string[] | null, summary}; a diff is
+// {from, to, summary, changes: {<entity type>: {created, updated, deleted}}}.
+const who = (v: any) => (v.changed_by ?? []).join(', ');
+const when = (v: any) => (v.built_at ? new Date(v.built_at).toLocaleString() : '');
 
-/** A diff as the API gives it: per entity type, what was created, updated and deleted; or text. */
+/** Field names whose values differ between two versions of an entity. */
+function changedFields(before: any, after: any): string[] {
+  const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
+  return [...keys].filter((k) => k !== 'updated_at' && JSON.stringify(before?.[k]) !== JSON.stringify(after?.[k]));
+}
+
+/** A diff as issue 12's API gives it: per entity type, what was created, updated and deleted. */
 export function Diff({ diff }: { diff: any }) {
-  if (typeof diff === 'string') return <pre class="diff">{diff}</pre>;
-  const body = diff?.diff ?? diff?.changes ?? diff;
-  return <pre class="diff" data-testid="diff">{JSON.stringify(body, null, 2)}</pre>;
+  const changes = (diff?.changes ?? {}) as Record<string, { created?: any[]; updated?: any[]; deleted?: any[] }>;
+  const types = Object.keys(changes);
+  return (
+    <div class="diff" data-testid="diff">
+      <p><strong>{diff?.summary ?? ''}</strong></p>
+      {types.length === 0 && <p>No differences.</p>}
+      <ul>
+        {types.flatMap((t) => [
+          ...(changes[t].created ?? []).map((e) => <li key={`c${e.id}`} class="add">+ {t} {e.name ?? e.id}</li>),
+          ...(changes[t].updated ?? []).map((e) => <li key={`u${e.id}`} class="mod">~ {t} {e.name ?? e.id}: {changedFields(e.before, e.after).map((f) => (
+            <span key={f}> <code>{f}</code> {JSON.stringify(e.before?.[f])} → {JSON.stringify(e.after?.[f])}</span>))}</li>),
+          ...(changes[t].deleted ?? []).map((e) => <li key={`d${e.id}`} class="del">− {t} {e.name ?? e.id}</li>),
+        ])}
+      </ul>
+    </div>
+  );
 }
 
 export function History() {
@@ -39,8 +61,8 @@ export function History() {
   const rollback = async () => {
     if (!confirm) return;
     try {
-      await call('POST', '/config/rollback', { version: confirm.version });
-      setNote(`Rolled back to the content of version ${confirm.version}.`);
+      const r = await call('POST', '/config/rollback', { version: confirm.version });
+      setNote(r.version ? `Rolled back: version ${r.version} holds the content of version ${confirm.version}.` : `Nothing to roll back: the config already equals version ${confirm.version}.`);
       setConfirm(null); await load();
     } catch (e) { setError((e as Error).message); setConfirm(null); }
   };
@@ -63,7 +85,7 @@ export function History() {
               <tbody>
                 {versions.map((v) => (
                   <tr key={v.version}>
-                    <td>{v.version}</td><td>{when(v)}</td><td>{who(v)}</td><td>{v.summary ?? v.change_summary ?? ''}</td><td><code>{String(v.hash ?? '').slice(0, 12)}</code></td>
+                    <td>{v.version}</td><td>{when(v)}</td><td>{who(v)}</td><td>{v.summary ?? ''}</td><td><code>{String(v.hash ?? '').slice(0, 12)}</code></td>
                     <td>{writable && v.version !== latest && <button class="outline" onClick={() => askRollback(v.version)}>Roll back to {v.version}</button>}</td>
                   </tr>
                 ))}

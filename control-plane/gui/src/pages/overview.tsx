@@ -6,6 +6,8 @@ import { get } from '../api.ts';
 
 const REFRESH_MS = 5_000;
 const STATUS_LABEL: Record<string, string> = { in_sync: 'in sync', behind: 'behind', apply_failed: 'failed', unknown: 'unknown' };
+/** The charts' time axis: the last ten minutes, however few points there are yet. */
+const WINDOW_S = 600;
 const COLORS = ['#1e88e5', '#e53935', '#43a047', '#fb8c00', '#8e24aa', '#00897b', '#6d4c41'];
 
 interface Point { t: number; rps: number; error_rate: number; p99_ms: number | null }
@@ -34,6 +36,7 @@ function Chart({ title, traffic, pick, unit }: { title: string; traffic: Traffic
     const series = names.map((n) => { const m = new Map(traffic.services[n].map((p) => [p.t, pick(p)])); return times.map((t) => m.get(t) ?? null); });
     const plot = new uPlot({
       width: Math.max(280, el.current.clientWidth), height: 180, title,
+      scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - WINDOW_S, now]; } } },
       series: [{}, ...names.map((n, i) => ({ label: n === '*' ? 'all' : n, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],
       axes: [{ stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' } }, { stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' }, label: unit }],
     }, [times, ...series] as uPlot.AlignedData, el.current);
@@ -48,12 +51,12 @@ function TrafficSummary({ traffic }: { traffic: Traffic }) {
     const requests = Math.round(points.reduce((n, p) => n + p.rps * traffic.interval_s, 0));
     const errors = Math.round(points.reduce((n, p) => n + p.rps * traffic.interval_s * p.error_rate, 0));
     const p99 = points.reduce<number | null>((m, p) => (p.p99_ms == null ? m : Math.max(m ?? 0, p.p99_ms)), null);
-    return { name: name === '*' ? 'all services' : name, requests, errors, p99, minutes: Math.round((points.length * traffic.interval_s) / 60) };
+    return { name: name === '*' ? 'all services' : name, requests, errors, p99, seconds: points.length * traffic.interval_s };
   });
   return (
     <table aria-label="Traffic summary" class="striped">
       <thead><tr><th scope="col">service</th><th scope="col">requests</th><th scope="col">5xx</th><th scope="col">worst p99</th><th scope="col">window</th></tr></thead>
-      <tbody>{rows.map((r) => <tr key={r.name}><td>{r.name}</td><td data-testid="requests">{r.requests}</td><td>{r.errors}</td><td>{r.p99 == null ? 'n/a' : `${r.p99} ms`}</td><td>{r.minutes} min</td></tr>)}</tbody>
+      <tbody>{rows.map((r) => <tr key={r.name}><td>{r.name}</td><td data-testid="requests">{r.requests}</td><td>{r.errors}</td><td>{r.p99 == null ? 'n/a' : `${r.p99} ms`}</td><td>{r.seconds} s</td></tr>)}</tbody>
     </table>
   );
 }
