@@ -185,6 +185,7 @@ describe('Portico Manager in a browser', () => {
     assert.notEqual(afterToggle, before);
     assert.ok(['light', 'dark'].includes(afterToggle!));
     await open(page, 'Overview');
+    await page.getByRole('table', { name: 'Traffic summary' }).waitFor();
     await screenshot(page, `overview-${afterToggle}`);
   });
 });
