@@ -6,8 +6,9 @@ import { get } from '../api.ts';
 
 const REFRESH_MS = 5_000;
 const STATUS_LABEL: Record<string, string> = { in_sync: 'in sync', behind: 'behind', apply_failed: 'failed', unknown: 'unknown' };
-/** The charts' time axis: the last ten minutes, however few points there are yet. */
-const WINDOW_S = 600;
+/** The charts' time axis: from the first point the history holds (at most ten minutes back, at least two) to now. */
+const WINDOW_MAX_S = 600;
+const WINDOW_MIN_S = 120;
 const COLORS = ['#1e88e5', '#e53935', '#43a047', '#fb8c00', '#8e24aa', '#00897b', '#6d4c41'];
 
 interface Point { t: number; rps: number; error_rate: number; p99_ms: number | null }
@@ -36,7 +37,7 @@ function Chart({ title, traffic, pick, unit }: { title: string; traffic: Traffic
     const series = names.map((n) => { const m = new Map(traffic.services[n].map((p) => [p.t, pick(p)])); return times.map((t) => m.get(t) ?? null); });
     const plot = new uPlot({
       width: Math.max(280, el.current.clientWidth), height: 180, title,
-      scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - WINDOW_S, now]; } } },
+      scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [Math.max(now - WINDOW_MAX_S, Math.min(times[0] ?? now, now - WINDOW_MIN_S)), now]; } } },
       series: [{}, ...names.map((n, i) => ({ label: n === '*' ? 'all' : n, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],
       axes: [{ stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' } }, { stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' }, label: unit }],
     }, [times, ...series] as uPlot.AlignedData, el.current);
