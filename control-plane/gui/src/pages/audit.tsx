@@ -1,26 +1,26 @@
 // The audit log (admins and auditors), filtered by the API's own filters, newest first.
 import { useEffect, useState } from 'preact/hooks';
 import { get, type Page } from '../api.ts';
+import { Pager, useOffsets } from '../pager.tsx';
 
 const FILTERS = ['admin', 'entity', 'entity_id', 'method', 'since', 'until'] as const;
 
 export function Audit() {
   const [draft, setDraft] = useState<Record<string, string>>({});
   const [applied, setApplied] = useState<Record<string, string>>({});
-  const [offsets, setOffsets] = useState<string[]>([]);
+  const pages = useOffsets();
   const [page, setPage] = useState<Page<any> | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     const q = new URLSearchParams({ size: '25' });
     for (const [k, v] of Object.entries(applied)) if (v.trim()) q.set(k, v.trim());
-    const o = offsets[offsets.length - 1];
-    if (o) q.set('offset', o);
+    if (pages.offset) q.set('offset', pages.offset);
     get(`/audit/requests?${q}`).then((p) => { setPage(p); setError(null); }).catch((e) => setError(e.message));
-  }, [applied, offsets]);
+  }, [applied, pages.offset]);
   return (
     <section aria-labelledby="page-title">
       <h2 id="page-title">Audit log</h2>
-      <form class="filters" role="search" onSubmit={(e) => { e.preventDefault(); setOffsets([]); setApplied(draft); }}>
+      <form class="filters" role="search" onSubmit={(e) => { e.preventDefault(); pages.reset(); setApplied(draft); }}>
         {FILTERS.map((f) => (
           <label key={f}>{f.replace('_', ' ')}
             {f === 'method'
@@ -46,10 +46,7 @@ export function Audit() {
           </tbody>
         </table>
       </div>
-      <nav aria-label="Pages" class="pager">
-        <button class="secondary" disabled={!offsets.length} onClick={() => setOffsets(offsets.slice(0, -1))}>Newer</button>
-        <button class="secondary" disabled={!page?.offset} onClick={() => page?.offset && setOffsets([...offsets, page.offset])}>Older</button>
-      </nav>
+      <Pager pages={pages} nextOffset={page?.offset} labels={['Newer', 'Older']} />
     </section>
   );
 }

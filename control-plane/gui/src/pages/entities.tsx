@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, call, enc, get, type Page } from '../api.ts';
 import { Fields, prune, unplacedErrors, type FieldList, type Values } from '../form.tsx';
 import { canWrite, useSession } from '../session.ts';
+import { Pager, useOffsets } from '../pager.tsx';
 import { ConsumerCredentials } from './credentials.tsx';
 import { UpstreamTargets } from './targets.tsx';
 
@@ -97,21 +98,21 @@ export function EntityPage({ view }: { view: EntityView }) {
   const session = useSession();
   const writable = canWrite(session);
   const [page, setPage] = useState<Page<any> | null>(null);
-  const [offsets, setOffsets] = useState<string[]>([]);
+  const pages = useOffsets();
   const [tags, setTags] = useState('');
   const [search, setSearch] = useState('');
   const [editing, setEditing] = useState<any | null | 'new'>(null);
   const [error, setError] = useState<string | null>(null);
   const [reload, setReload] = useState(0);
 
-  const offset = offsets[offsets.length - 1];
+  const offset = pages.offset;
   useEffect(() => {
     const q = new URLSearchParams({ size: String(PAGE_SIZE) });
     if (tags.trim()) q.set('tags', tags.trim());
     if (offset) q.set('offset', offset);
     get(`/${view.path}?${q}`).then((p) => { setPage(p); setError(null); }).catch((e) => setError(e.message));
   }, [view.path, tags, offset, reload]);
-  useEffect(() => { setEditing(null); setOffsets([]); setSearch(''); setTags(''); }, [view.path]);
+  useEffect(() => { setEditing(null); pages.reset(); setSearch(''); setTags(''); }, [view.path]);
 
   const remove = async (e: any) => {
     if (!window.confirm(`Delete ${view.singular} ${labelOf(e)}?`)) return;
@@ -128,7 +129,7 @@ export function EntityPage({ view }: { view: EntityView }) {
       </header>
       <div class="filters" role="search">
         <label>Search <input type="search" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} placeholder="name, host, id…" /></label>
-        <label>Tags <input type="text" value={tags} onChange={(e) => { setOffsets([]); setTags((e.target as HTMLInputElement).value); }} placeholder="tag1,tag2 (all) or tag1/tag2 (any)" /></label>
+        <label>Tags <input type="text" value={tags} onChange={(e) => { pages.reset(); setTags((e.target as HTMLInputElement).value); }} placeholder="tag1,tag2 (all) or tag1/tag2 (any)" /></label>
       </div>
       {error && <p role="alert" class="form-error">{error}</p>}
       {editing && (
@@ -157,10 +158,7 @@ export function EntityPage({ view }: { view: EntityView }) {
           </tbody>
         </table>
       </div>
-      <nav aria-label="Pages" class="pager">
-        <button class="secondary" disabled={!offsets.length} onClick={() => setOffsets(offsets.slice(0, -1))}>Previous</button>
-        <button class="secondary" disabled={!page?.offset} onClick={() => page?.offset && setOffsets([...offsets, page.offset])}>Next</button>
-      </nav>
+      <Pager pages={pages} nextOffset={page?.offset} />
     </section>
   );
 }
