@@ -240,6 +240,7 @@ describe('the GUI listener boundary', () => {
     assert.equal((await fetch(gw.gui + '/api/services')).status, 401, 'a token is needed');
     const own = await fetch(gw.gui + '/api/services', { headers: { ...token, 'sec-fetch-site': 'same-origin', origin: gw.gui } });
     assert.equal(own.status, 200);
+    assert.equal(own.headers.get('cache-control'), 'no-store');
     const before = (await A('GET', '/consumers')).body.data.length;
     const hostiles: Record<string, string>[] = [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'null' }];
     for (const hostile of hostiles) {

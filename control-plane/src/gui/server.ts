@@ -103,6 +103,8 @@ export function createGuiApp(deps: GuiDeps): Hono {
   app.use('*', async (c, next) => {
     await next();
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
+    // Admin answers can hold a key shown once: no cache keeps them.
+    if (c.req.path.startsWith(`${API_PREFIX}/`) || c.req.path.startsWith('/gui/')) c.header('Cache-Control', 'no-store');
   });
 
   app.all(`${API_PREFIX}/*`, async (c) => {
