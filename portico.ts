@@ -24,6 +24,7 @@ try {
   }
   const cp = await startControlPlane(env, log.child({ plane: 'cp' }), {
     bus: bus?.publisher, signing, upstreamHealth: (upstream) => dp?.health.get(upstream) ?? null,
+    trafficSources: [`http://${env.PORTICO_STATUS_LISTEN.host === '0.0.0.0' ? '127.0.0.1' : env.PORTICO_STATUS_LISTEN.host}:${env.PORTICO_STATUS_LISTEN.port}/metrics`],
   });
   dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber, [trustedOf(signing)]);
   log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');

@@ -13,6 +13,8 @@ import { connectNatsPublisher } from './snapshot/nats.ts';
 import { DataPlaneRegistry } from './cluster/registry.ts';
 import { createAdminApp, type AdminDeps } from './admin/app.ts';
 import { AdminAuth, bootstrapToken } from './admin/auth.ts';
+import { createGuiApp } from './gui/server.ts';
+import { TrafficHistory } from './gui/metrics.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
@@ -41,6 +43,8 @@ export interface EmbeddedOptions {
   /** The key snapshots are signed with, when not from PORTICO_SIGNING_KEY. */
   signing?: SigningKey;
   upstreamHealth?: AdminDeps['upstreamHealth'];
+  /** Prometheus endpoints whose traffic Portico Manager charts (the embedded DP's status listener). */
+  trafficSources?: string[];
 }
 
 export async function startControlPlane(env: Env, log: Logger, embedded: EmbeddedOptions = {}): Promise<ControlPlane> {
@@ -58,6 +62,11 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
     await database.close();
     throw new EnvError(`PORTICO_ADMIN_LISTEN is ${env.PORTICO_ADMIN_LISTEN.host}:${env.PORTICO_ADMIN_LISTEN.port}, not loopback, and no admin exists: set PORTICO_ADMIN_TOKEN (or PORTICO_ADMIN_TOKEN_FILE) so the admin API requires a token, or listen on 127.0.0.1`);
   }
+  // The GUI hands requests to the admin API from inside this process: the same loopback rule holds.
+  if (!auth.enabled && env.PORTICO_GUI_LISTEN && !isLoopbackHost(env.PORTICO_GUI_LISTEN.host)) {
+    await database.close();
+    throw new EnvError(`PORTICO_GUI_LISTEN is ${env.PORTICO_GUI_LISTEN.host}:${env.PORTICO_GUI_LISTEN.port}, not loopback, and no admin exists: set PORTICO_ADMIN_TOKEN (or PORTICO_ADMIN_TOKEN_FILE), listen on 127.0.0.1, or set it to off`);
+  }
   const publisher = bus ?? connectNatsPublisher(natsOptions!, log);
   const snapshots = new SnapshotLoop(database.db, publisher, log, signing);
   const registry = new DataPlaneRegistry(database.db, log);
@@ -71,6 +80,14 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
   const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, upstreamHealth, auth, sendHealth });
   const adminServer = await listen(admin, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
+
+  const traffic = new TrafficHistory(embedded.trafficSources ?? [], log);
+  let guiServer: Server | undefined;
+  if (env.PORTICO_GUI_LISTEN) {
+    guiServer = await listen(createGuiApp({ admin, traffic, log }), env.PORTICO_GUI_LISTEN.host, env.PORTICO_GUI_LISTEN.port);
+    traffic.start();
+    log.info({ listen: env.PORTICO_GUI_LISTEN }, 'Portico Manager listening');
+  }
 
   let statusServer: Server | undefined;
   if (!bus) {
@@ -89,6 +106,8 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
   return {
     async stop() {
       await closeServer(adminServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS);
+      traffic.stop();
+      if (guiServer) await closeServer(guiServer, 1_000);
       if (statusServer) await closeServer(statusServer, 1_000);
       await snapshots.stop();
       await publisher.close();

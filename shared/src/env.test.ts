@@ -54,4 +54,10 @@ describe('environment', () => {
       assert.throws(() => parseEnv({ PORTICO_ADMIN_GUI_ORIGINS: bad }), (e: Error) => e instanceof EnvError && /PORTICO_ADMIN_GUI_ORIGINS/.test(e.message), JSON.stringify(bad.slice(0, 40)));
     }
   });
+  it('takes the GUI listener as host:port or off', () => {
+    assert.deepEqual(parseEnv({}).PORTICO_GUI_LISTEN, { host: '127.0.0.1', port: 8002 });
+    assert.deepEqual(parseEnv({ PORTICO_GUI_LISTEN: '[::1]:9002' }).PORTICO_GUI_LISTEN, { host: '::1', port: 9002 });
+    assert.equal(parseEnv({ PORTICO_GUI_LISTEN: 'off' }).PORTICO_GUI_LISTEN, null);
+    assert.throws(() => parseEnv({ PORTICO_GUI_LISTEN: 'offf' }), /PORTICO_GUI_LISTEN: expected host:port, got 'offf', or off/);
+  });
 });

@@ -119,6 +119,14 @@ export const envSchema = z.object({
   PORTICO_REAL_IP_HEADER: realIpHeader,
   /** Walk the header from the right past trusted proxies (Kong's real_ip_recursive). */
   PORTICO_REAL_IP_RECURSIVE: onOff('off'),
+  /** Portico Manager, the web UI (CP); `off` serves none. */
+  PORTICO_GUI_LISTEN: z.string().default('127.0.0.1:8002').transform((v, ctx) => {
+    if (v.trim() === 'off') return null;
+    try { return parseListen(v); } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `${(err as Error).message}, or off` });
+      return z.NEVER;
+    }
+  }),
 });
 export type Env = z.infer<typeof envSchema>;
 

@@ -1,0 +1,146 @@
+// Traffic per service for Portico Manager's overview charts. The CP keeps no traffic data of its
+// own: it scrapes the Prometheus `/metrics` of the status listeners it knows (the all-in-one's
+// embedded DP), every few seconds, and keeps the last minutes of per-service rates in memory.
+// Reads Kong's names (issue 13: `kong_http_requests_total{service,code}`,
+// `kong_request_latency_ms_bucket{service,le}`) and falls back to the node total
+// (`portico_http_requests_total`) where those are not exported yet, as one series named `*`.
+import type { Logger } from '@portico/shared';
+
+export const SCRAPE_INTERVAL_MS = 5_000;
+/** How much history the charts get: 10 minutes at one point per scrape. */
+const KEEP_POINTS = 120;
+const SCRAPE_TIMEOUT_MS = 2_000;
+const ALL = '*';
+
+/** Cumulative counters per service at one scrape, summed over the nodes scraped. */
+export interface Totals {
+  requests: Map<string, number>;
+  errors: Map<string, number>;
+  /** `le` bound → cumulative count, per service. */
+  latency: Map<string, Map<number, number>>;
+}
+
+export interface Point { t: number; rps: number; error_rate: number; p99_ms: number | null }
+
+const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/**
+ * The samples of a text exposition (Prometheus text format 0.0.4). Hand-written: the npm parser
+ * tried (parse-prometheus-text-format 1.1.1) drops the labels of histogram series, which are the
+ * per-service latencies this needs; only sample lines matter here, HELP/TYPE comments do not.
+ */
+export function parseSamples(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = SAMPLE_RE.exec(line);
+    if (!m) continue;
+    const value = Number(m[3]);
+    if (!Number.isFinite(value) && m[3] !== '+Inf') continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(LABEL_RE)) labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    out.push({ name: m[1], labels, value });
+  }
+  return out;
+}
+
+/** Folds one node's exposition text into the totals. */
+export function readExposition(text: string, into: Totals): void {
+  const samples = parseSamples(text);
+  const hasKong = samples.some((s) => s.name === 'kong_http_requests_total');
+  for (const s of samples) {
+    const service = s.labels.service || ALL;
+    if (s.name === 'kong_http_requests_total') {
+      add(into.requests, service, s.value);
+      if (Number(s.labels.code) >= 500) add(into.errors, service, s.value);
+    } else if (s.name === 'portico_http_requests_total' && !hasKong) {
+      add(into.requests, ALL, s.value);
+    } else if (s.name === 'kong_request_latency_ms_bucket') {
+      const buckets = into.latency.get(service) ?? new Map<number, number>();
+      const bound = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+      buckets.set(bound, (buckets.get(bound) ?? 0) + s.value);
+      into.latency.set(service, buckets);
+    }
+  }
+}
+
+export const emptyTotals = (): Totals => ({ requests: new Map(), errors: new Map(), latency: new Map() });
+
+/** The 99th percentile of the requests between two histogram scrapes: the bucket bound that holds it. */
+export function p99Between(before: Map<number, number> | undefined, after: Map<number, number> | undefined): number | null {
+  if (!after) return null;
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const delta = bounds.map((b) => Math.max(0, (after.get(b) ?? 0) - (before?.get(b) ?? 0)));
+  const total = delta[delta.length - 1] ?? 0;
+  if (total <= 0) return null;
+  const i = delta.findIndex((d) => d >= total * 0.99);
+  const bound = bounds[i];
+  // Above the last finite bucket the histogram cannot say more than "at least the last bound".
+  return Number.isFinite(bound) ? bound : bounds[i - 1] ?? null;
+}
+
+/** One point per service from two consecutive scrapes; counter resets (a restart) count from zero. */
+export function pointsBetween(prev: Totals, next: Totals, seconds: number, t: number): Map<string, Point> {
+  const out = new Map<string, Point>();
+  for (const [service, n] of next.requests) {
+    const before = prev.requests.get(service) ?? 0;
+    const reqs = n >= before ? n - before : n;
+    const errBefore = prev.errors.get(service) ?? 0; const errNow = next.errors.get(service) ?? 0;
+    const errs = errNow >= errBefore ? errNow - errBefore : errNow;
+    out.set(service, { t, rps: reqs / seconds, error_rate: reqs ? errs / reqs : 0, p99_ms: p99Between(prev.latency.get(service), next.latency.get(service)) });
+  }
+  return out;
+}
+
+export class TrafficHistory {
+  private series = new Map<string, Point[]>();
+  private last: { at: number; totals: Totals } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private sources: string[], private log: Logger) {}
+
+  start(): void {
+    if (!this.sources.length) return;
+    void this.scrape();
+    this.timer = setInterval(() => void this.scrape(), SCRAPE_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  stop(): void { if (this.timer) clearInterval(this.timer); }
+
+  async scrape(): Promise<void> {
+    const totals = emptyTotals();
+    let reached = 0;
+    for (const url of this.sources) {
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
+        if (!r.ok) continue;
+        readExposition(await r.text(), totals);
+        reached++;
+      } catch (err) {
+        this.log.debug({ err, url }, 'metrics scrape failed');
+      }
+    }
+    const at = Date.now();
+    if (!reached) return;
+    if (this.last) {
+      for (const [service, p] of pointsBetween(this.last.totals, totals, (at - this.last.at) / 1000, Math.round(at / 1000))) {
+        const list = this.series.get(service) ?? [];
+        list.push(p);
+        if (list.length > KEEP_POINTS) list.shift();
+        this.series.set(service, list);
+      }
+    }
+    this.last = { at, totals };
+  }
+
+  /** What the overview draws: per service, the points of the last minutes. */
+  view() {
+    return { interval_s: SCRAPE_INTERVAL_MS / 1000, sources: this.sources.length, services: Object.fromEntries(this.series) };
+  }
+}
