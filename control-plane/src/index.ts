@@ -13,6 +13,7 @@ import { connectNatsPublisher } from './snapshot/nats.ts';
 import { DataPlaneRegistry } from './cluster/registry.ts';
 import { createAdminApp, type AdminDeps } from './admin/app.ts';
 import { AdminAuth, bootstrapToken } from './admin/auth.ts';
+import { DeclarativeError, importFile } from './declarative/index.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
@@ -43,6 +44,20 @@ export interface EmbeddedOptions {
   upstreamHealth?: AdminDeps['upstreamHealth'];
 }
 
+/** PORTICO_DECLARATIVE_CONFIG: the file becomes the store's content before the first snapshot. */
+async function loadDeclarativeConfig(env: Env, database: Awaited<ReturnType<typeof openDatabase>>, log: Logger): Promise<void> {
+  const file = env.PORTICO_DECLARATIVE_CONFIG!;
+  try {
+    const r = await importFile(database.db, { actor: null, method: 'LOAD', path: file, client_ip: 'local', request_id: randomUUID() }, file, process.env);
+    log.info({ file, version: r.version, summary: r.summary }, 'declarative config loaded');
+  } catch (err) {
+    await database.close();
+    if (err instanceof DeclarativeError) throw new EnvError(`PORTICO_DECLARATIVE_CONFIG ${file} is invalid:\n  ${err.message.split('\n').join('\n  ')}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new EnvError(`PORTICO_DECLARATIVE_CONFIG ${file}: no such file`);
+    throw err;
+  }
+}
+
 export async function startControlPlane(env: Env, log: Logger, embedded: EmbeddedOptions = {}): Promise<ControlPlane> {
   const { bus, upstreamHealth } = embedded;
   const signing = embedded.signing ?? signingKeyFromEnv(env);
@@ -58,8 +73,9 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
     await database.close();
     throw new EnvError(`PORTICO_ADMIN_LISTEN is ${env.PORTICO_ADMIN_LISTEN.host}:${env.PORTICO_ADMIN_LISTEN.port}, not loopback, and no admin exists: set PORTICO_ADMIN_TOKEN (or PORTICO_ADMIN_TOKEN_FILE) so the admin API requires a token, or listen on 127.0.0.1`);
   }
+  if (env.PORTICO_DECLARATIVE_CONFIG) await loadDeclarativeConfig(env, database, log);
   const publisher = bus ?? connectNatsPublisher(natsOptions!, log);
-  const snapshots = new SnapshotLoop(database.db, publisher, log, signing);
+  const snapshots = new SnapshotLoop(database.db, publisher, log, signing, env.PORTICO_CONFIG_HISTORY);
   const registry = new DataPlaneRegistry(database.db, log);
   publisher.onHeartbeat((hb) => { void registry.record(hb); });
   await snapshots.start();

@@ -119,6 +119,10 @@ export const envSchema = z.object({
   PORTICO_REAL_IP_HEADER: realIpHeader,
   /** Walk the header from the right past trusted proxies (Kong's real_ip_recursive). */
   PORTICO_REAL_IP_RECURSIVE: onOff('off'),
+  /** A declarative config file (kong.yml, YAML or JSON) loaded into the store at start. */
+  PORTICO_DECLARATIVE_CONFIG: z.string().optional(),
+  /** Config versions kept for GET /config/versions and rollback. */
+  PORTICO_CONFIG_HISTORY: z.coerce.number().int().min(1).max(100_000).default(100),
 });
 export type Env = z.infer<typeof envSchema>;
 

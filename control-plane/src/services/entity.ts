@@ -127,6 +127,31 @@ export const consumerDef: EntityDef = {
 
 const scopeKey = (e: Record<string, unknown>, f: string) => (e[f] as { id?: string } | null)?.id ?? '';
 
+/**
+ * Kong 3.x's deprecated plugin fields (its schemas' `shorthand_fields`), still written by older
+ * tutorials and kong.yml files: each is moved to the field that replaced it, unless that is given.
+ */
+const PLUGIN_SHORTHANDS: Record<string, Record<string, string[]>> = {
+  'rate-limiting': Object.fromEntries(['host', 'port', 'password', 'username', 'database', 'timeout', 'ssl', 'ssl_verify', 'server_name']
+    .map((f) => [`redis_${f}`, ['redis', f]])),
+};
+
+function expandPluginShorthands(input: Record<string, unknown>): Record<string, unknown> {
+  const table = PLUGIN_SHORTHANDS[input.name as string];
+  const config = input.config;
+  if (!table || !config || typeof config !== 'object' || Array.isArray(config)) return input;
+  const out: Record<string, unknown> = { ...(config as Record<string, unknown>) };
+  for (const [old, [parent, field]] of Object.entries(table)) {
+    if (!(old in out)) continue;
+    const value = out[old];
+    delete out[old];
+    const nested = out[parent] && typeof out[parent] === 'object' ? { ...(out[parent] as Record<string, unknown>) } : {};
+    if (value !== null && nested[field] === undefined) nested[field] = value;
+    out[parent] = nested;
+  }
+  return { ...input, config: out };
+}
+
 export const pluginDef: EntityDef = {
   name: 'plugins',
   table: tables.plugins,
@@ -135,6 +160,7 @@ export const pluginDef: EntityDef = {
   foreignKeys: [{ field: 'service', entity: 'services' }, { field: 'route', entity: 'routes' }, { field: 'consumer', entity: 'consumers' }],
   mergeRecords: ['config'],
   schemaView: { oneOfNames: () => [...PLUGIN_DEFINITIONS.keys()] },
+  expandInput: (input) => ({ ok: true, value: expandPluginShorthands(input) }),
   finalize(entity) {
     const plugin = PLUGIN_DEFINITIONS.get(entity.name as string);
     if (!plugin) {

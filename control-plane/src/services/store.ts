@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, arrayContains, arrayOverlaps, asc, eq, gt, sql, TransactionRollbackError, type SQL } from 'drizzle-orm';
 import {
-  AdminError, ErrorCode, REQUIRED, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod,
+  AdminError, ErrorCode, REQUIRED, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod, type Violation,
 } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
@@ -39,7 +39,7 @@ export function rowToEntity(def: EntityDef, row: Record<string, unknown>): Entit
   return out as Entity;
 }
 
-function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<string, unknown> {
+export function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<string, unknown> {
   const fks = fkColumns(def);
   const row: Record<string, unknown> = {};
   for (const key of Object.keys(def.schema.shape)) {
@@ -50,7 +50,7 @@ function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<st
 }
 
 /** Set created_at/updated_at where the entity has them (credentials have no updated_at). */
-function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, now: number): Record<string, unknown> {
+export function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, now: number): Record<string, unknown> {
   const shape = def.schema.shape;
   const out = { ...obj };
   if ('created_at' in shape) out.created_at = createdAt;
@@ -63,7 +63,7 @@ function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, 
  * read an entity before changing it take it first, so what they read (and audit as "before", and
  * check tags on) is what they change.
  */
-async function bumpVersion(tx: Tx): Promise<number> {
+export async function bumpVersion(tx: Tx): Promise<number> {
   const [row] = await tx.update(configState).set({ version: sql`${configState.version} + 1` })
     .where(eq(configState.id, 1)).returning({ version: configState.version });
   return row.version;
@@ -178,23 +178,30 @@ export async function listEntities(ex: Executor, def: EntityDef, q: ListQuery): 
 
 interface Validated { entity: Entity; reveal?: Record<string, unknown> }
 
-function validate(def: EntityDef, candidate: Record<string, unknown>): Validated {
+/** An entity's write validation as a value: the stored entity, or every violation found. */
+export function checkEntity(def: EntityDef, candidate: Record<string, unknown>): ({ ok: true } & Validated) | { ok: false; violations: Violation[] } {
   let input = candidate;
   let reveal: Record<string, unknown> | undefined;
   if (def.expandInput) {
     const r = def.expandInput(candidate);
-    if (!r.ok) throw schemaViolation(r.violations);
+    if (!r.ok) return r;
     input = r.value; reveal = r.reveal;
   }
   const parsed = def.schema.safeParse(input);
-  if (!parsed.success) throw schemaViolation(violationsFromZod(parsed.error));
+  if (!parsed.success) return { ok: false, violations: violationsFromZod(parsed.error) };
   let entity = parsed.data as Entity;
   if (def.finalize) {
     const f = def.finalize(entity);
-    if (f.violations.length) throw schemaViolation(f.violations);
+    if (f.violations.length) return { ok: false, violations: f.violations };
     entity = f.entity as Entity;
   }
-  return { entity, reveal };
+  return { ok: true, entity, reveal };
+}
+
+function validate(def: EntityDef, candidate: Record<string, unknown>): Validated {
+  const r = checkEntity(def, candidate);
+  if (!r.ok) throw schemaViolation(r.violations);
+  return r;
 }
 
 /** The response body of a write: the stored entity plus what is shown once (a generated key). */
@@ -239,7 +246,7 @@ async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entit
  * Turn a database error into Kong's error: unique violations by the entity's own rules, the rest
  * by SQLSTATE (db/errors.ts); an error that is not the client's is rethrown (a 500).
  */
-function mapDbError(def: EntityDef, err: unknown, entity?: Entity): never {
+export function mapDbError(def: EntityDef, err: unknown, entity?: Entity): never {
   const pg = pgErrorOf(err);
   if (pg?.code === SQLSTATE.UNIQUE_VIOLATION && entity) {
     const prefix = `${def.name}_`;
