@@ -219,10 +219,22 @@ export function flattenDocument(doc: unknown, problems: Problem[]): DeclarativeF
   return file;
 }
 
-/** Text → file, in one step, with every problem located. */
-export function readDeclarative(text: string, env: NodeJS.ProcessEnv | null): { file: DeclarativeFile; lineOf: ParsedText['lineOf'] } {
+/**
+ * What a client reads before sending a file: the document with templates substituted (what goes
+ * over the wire), select tags added, its flattened form, and lines for the server's error paths.
+ */
+export function readForSending(text: string, env: NodeJS.ProcessEnv, selectTags: readonly string[] = []): { doc: Record<string, unknown>; file: DeclarativeFile; lineOf: ParsedText['lineOf'] } {
   const parsed = parseText(text);
-  return { file: readDocument(parsed.doc, env, parsed.lineOf), lineOf: parsed.lineOf };
+  const problems: Problem[] = [];
+  const doc = substituteEnv(parsed.doc, env, problems) as Record<string, unknown>;
+  if (selectTags.length && isRecord(doc)) {
+    const info = isRecord(doc._info) ? doc._info : {};
+    const own = Array.isArray(info.select_tags) ? info.select_tags as string[] : [];
+    doc._info = { ...info, select_tags: [...own, ...selectTags.filter((t) => !own.includes(t))] };
+  }
+  const file = flattenDocument(doc, problems);
+  throwIfProblems(problems, parsed.lineOf);
+  return { doc, file, lineOf: parsed.lineOf };
 }
 
 /** A parsed document → file; `lineOf` adds lines to problems when the document came from text. */

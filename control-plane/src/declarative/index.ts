@@ -9,10 +9,10 @@ import { configVersions } from '../db/schema.ts';
 import type { WriteContext } from '../services/audit.ts';
 import { loadState, replaceConfig, type ReplaceResult } from './apply.ts';
 import { exportDocument, exportYaml } from './export.ts';
-import { DeclarativeError, ENTITY_ORDER, formatProblem, parseText, readDeclarative, readDocument, type ParsedText, type Problem } from './file.ts';
+import { DeclarativeError, ENTITY_ORDER, formatProblem, parseText, readDocument, readForSending, type ParsedText } from './file.ts';
 import { diffStates, emptyState, planBody, planSummary, resolveFile, type State } from './state.ts';
 
-export { DeclarativeError, formatProblem, readDeclarative, parseText, type Problem } from './file.ts';
+export { DeclarativeError, formatProblem, readForSending, parseText, type Problem } from './file.ts';
 export { resolveFile, emptyState, diffStates, planBody, planSummary, planSize, type State, type Plan } from './state.ts';
 export { exportDocument, exportYaml } from './export.ts';
 export { loadState } from './apply.ts';
@@ -28,8 +28,8 @@ export function declarativeError(err: DeclarativeError): AdminError {
 }
 
 /** Offline validation (no store): every entity and every reference within the file. */
-export function validateText(text: string, env: NodeJS.ProcessEnv | null): State {
-  const { file, lineOf } = readDeclarative(text, env);
+export function validateText(text: string, env: NodeJS.ProcessEnv, selectTags: readonly string[] = []): State {
+  const { file, lineOf } = readForSending(text, env, selectTags);
   return resolveFile(file, emptyState(), lineOf);
 }
 
