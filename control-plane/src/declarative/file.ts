@@ -13,6 +13,7 @@ export const FORMAT_VERSION = '3.0';
 const FORMAT_VERSIONS = ['1.1', '2.1', '3.0'];
 /** An anchor expanded more often than this is refused (the "billion laughs" file). */
 const MAX_ALIAS_COUNT = 1_000;
+const MAX_SYNTAX_ERRORS = 3;
 /** Deepest nesting read (the deepest entity field, a plugin's config, needs well under this). */
 const MAX_DEPTH = 32;
 
@@ -79,7 +80,8 @@ export function parseText(text: string): ParsedText {
   const lineCounter = new LineCounter();
   const document: Document = parseDocument(text, { lineCounter, uniqueKeys: true });
   if (document.errors.length) {
-    throw new DeclarativeError(document.errors.map((e) => ({
+    // The first errors say where it went wrong; the rest are usually their echo.
+    throw new DeclarativeError(document.errors.slice(0, MAX_SYNTAX_ERRORS).map((e) => ({
       path: [], message: `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`, line: e.linePos?.[0].line,
     })));
   }
