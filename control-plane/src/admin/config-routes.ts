@@ -34,7 +34,15 @@ const flag = (c: Context, name: string) => ['1', 'true', 'yes', 'on'].includes((
 async function readConfigBody(c: Context) {
   const text = new TextDecoder().decode(await readLimited(c));
   if (!text.trim()) throw AdminError.message(400, 'expected a declarative configuration');
-  let parsed = parseText(text);
+  let parsed: { doc: unknown; lineOf?: (path: (string | number)[]) => number | undefined };
+  // JSON (what the CLI sends) by JSON.parse, which skips the YAML reader's node tree and positions.
+  // Lines are a YAML reader's help; a JSON body that does not parse is read as YAML for its line.
+  try {
+    if (!c.req.header('content-type')?.includes('json')) throw new Error('not JSON');
+    parsed = { doc: JSON.parse(text) };
+  } catch {
+    parsed = parseText(text);
+  }
   const doc = parsed.doc as Record<string, unknown> | null;
   if (doc && typeof doc === 'object' && typeof doc.config === 'string' && Object.keys(doc).length === 1) parsed = parseText(doc.config);
   return parsed;

@@ -49,11 +49,11 @@ async function request(g: Globals, method: string, path: string, body?: unknown)
   return { status: r.status, body: parsed };
 }
 
-/** The gateway's refusal, with lines from the local file for every path it names. */
+/** The gateway's refusal, with lines from the local file (the gateway saw JSON) for every path it names. */
 function refusal(res: { status: number; body: any }, lineOf?: (p: (string | number)[]) => number | undefined): CliError {
   const errors = res.body?.errors as Problem[] | undefined;
   if (Array.isArray(errors) && errors.length) {
-    return new CliError(`the gateway refused the file (${res.status}):\n` + errors.map((p) => '  ' + formatProblem({ ...p, line: p.line ?? lineOf?.(p.path) })).join('\n'));
+    return new CliError(`the gateway refused the file (${res.status}):\n` + errors.map((p) => '  ' + formatProblem({ ...p, line: lineOf?.(p.path) ?? p.line })).join('\n'));
   }
   return new CliError(`the gateway answered ${res.status}: ${res.body?.message ?? JSON.stringify(res.body)}`);
 }
