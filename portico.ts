@@ -16,7 +16,7 @@ import { buildConfigCommand, EXIT } from '@portico/control-plane/cli';
 async function startAllInOne(): Promise<void> {
   const { createLogger, ensureSigningKeyPair, EnvError, MemoryBus, parseEnv, runUntilSignal, trustedOf } = await import('@portico/shared');
   const { startDataPlane } = await import('@portico/data-plane');
-  const { signingKeyFromEnv, startControlPlane } = await import('@portico/control-plane');
+  const { ensureKeyringKey, signingKeyFromEnv, startControlPlane } = await import('@portico/control-plane');
   try {
     const env = parseEnv();
     const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico');
@@ -35,6 +35,8 @@ async function startAllInOne(): Promise<void> {
     }
     const cp = await startControlPlane(env, log.child({ plane: 'cp' }), {
       bus: bus?.publisher, signing, upstreamHealth: (upstream) => dp?.health.get(upstream) ?? null,
+      // Key-auth keys are sealed with a key from the environment, else one generated beside the signing key.
+      keyringKey: env.PORTICO_KEYRING_KEY || env.PORTICO_KEYRING_KEY_FILE ? undefined : ensureKeyringKey(env.PORTICO_DATA_DIR),
     });
     dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber, [trustedOf(signing)]);
     log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');

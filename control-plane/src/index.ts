@@ -14,6 +14,9 @@ import { DataPlaneRegistry } from './cluster/registry.ts';
 import { createAdminApp, type AdminDeps } from './admin/app.ts';
 import { AdminAuth, bootstrapToken } from './admin/auth.ts';
 import { DeclarativeError, importFile } from './declarative/index.ts';
+import { createKeyring, keyringKeyFromEnv, useKeyring } from './services/keyring.ts';
+
+export { ensureKeyringKey } from './services/keyring.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
@@ -42,6 +45,8 @@ export interface EmbeddedOptions {
   /** The key snapshots are signed with, when not from PORTICO_SIGNING_KEY. */
   signing?: SigningKey;
   upstreamHealth?: AdminDeps['upstreamHealth'];
+  /** The keyring key, when not from PORTICO_KEYRING_KEY (the all-in-one's generated one). */
+  keyringKey?: Buffer;
 }
 
 /** PORTICO_DECLARATIVE_CONFIG: the file becomes the store's content before the first snapshot. */
@@ -62,6 +67,9 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
   const { bus, upstreamHealth } = embedded;
   const signing = embedded.signing ?? signingKeyFromEnv(env);
   const token = bootstrapToken(env);
+  const keyringKey = keyringKeyFromEnv(env) ?? embedded.keyringKey;
+  useKeyring(keyringKey ? createKeyring(keyringKey) : null);
+  if (!keyringKey) log.warn('no PORTICO_KEYRING_KEY: key-auth keys are kept as hashes only, so the admin API cannot give them back (decK cannot manage them)');
   // Read and checked before any socket opens: a bad credential file is an exit 2, not a retry loop.
   const natsOptions = bus ? null : natsConnectOptions(env, 'portico-control-plane');
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR, 'cp_node_id');

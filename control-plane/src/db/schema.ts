@@ -117,6 +117,8 @@ export const keyauthCredentials = pgTable('keyauth_credentials', {
   consumer_id: uuid('consumer_id').notNull().references(() => consumers.id, { onDelete: 'cascade' }),
   key_hash: text('key_hash').notNull().unique('keyauth_credentials_key_hash_unique'),
   key_prefix: text('key_prefix').notNull(),
+  /** The key, AES-GCM sealed by the keyring (services/keyring.ts); null without one. Never in snapshots. */
+  key_sealed: text('key_sealed'),
   expires_at: integer('expires_at'),
   tags: text('tags').array(),
 });

@@ -12,6 +12,7 @@ import {
 } from '@portico/shared';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import * as tables from '../db/schema.ts';
+import { keyring } from './keyring.ts';
 
 export interface ForeignKey {
   /** Field name in the entity (`service`); stored as `<field>_id`. */
@@ -58,6 +59,13 @@ export interface EntityDef {
   expandInput?: (input: Record<string, unknown>) => Expanded;
   /** Checks and defaults that depend on other fields (a plugin's config by its name). */
   finalize?: (entity: Record<string, unknown>) => { entity: Record<string, unknown>; violations: Violation[] };
+  /**
+   * Columns kept from the write-only input (`reveal`) but never part of the entity, so never in a
+   * snapshot: a key-auth key sealed by the keyring.
+   */
+  sealedColumns?: (reveal: Record<string, unknown>) => Record<string, unknown>;
+  /** What admin reads add from such columns (the key, unsealed). */
+  present?: (row: Record<string, unknown>, entity: Record<string, unknown>) => Record<string, unknown>;
   /** Extra columns derived from the entity (uniqueness keys). */
   rowExtras?: (entity: Record<string, unknown>) => Record<string, unknown>;
   /** Kong's body for a unique violation on a derived column. */
@@ -217,6 +225,16 @@ export const keyAuthDef: EntityDef = {
     }
     if ('ttl' in input) out.expires_at = r.value.ttl ? Math.floor(Date.now() / 1000) + r.value.ttl : null;
     return { ok: true, value: out, reveal };
+  },
+  sealedColumns: (reveal) => {
+    const ring = keyring();
+    return ring && typeof reveal.key === 'string' ? { key_sealed: ring.encrypt(reveal.key) } : {};
+  },
+  // Kong's `key` field: given back only where the keyring holds it (viewers get it redacted).
+  present: (row, entity) => {
+    const sealed = row.key_sealed as string | null;
+    const key = sealed ? keyring()?.decrypt(sealed) : undefined;
+    return key === undefined ? entity : { ...entity, key };
   },
   uniqueError: (column) => column === 'key_hash'
     ? { message: "UNIQUE violation detected on '{key=\"<redacted>\"}'", fields: { key: 'already in use' } } : undefined,

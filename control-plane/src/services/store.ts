@@ -39,6 +39,12 @@ export function rowToEntity(def: EntityDef, row: Record<string, unknown>): Entit
   return out as Entity;
 }
 
+/**
+ * Columns an entity carries beside its fields (def.sealedColumns): a symbol, so they survive
+ * copies (`{ ...entity }`) yet never reach JSON, a hash or a snapshot.
+ */
+export const SEALED = Symbol('sealed columns');
+
 export function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<string, unknown> {
   const fks = fkColumns(def);
   const row: Record<string, unknown> = {};
@@ -46,7 +52,14 @@ export function entityToRow(def: EntityDef, entity: Record<string, unknown>): Re
     if (fks.has(key)) row[`${key}_id`] = (entity[key] as { id?: string } | null)?.id ?? null;
     else row[key] = entity[key];
   }
-  return def.rowExtras ? { ...row, ...def.rowExtras(entity) } : row;
+  const sealed = (entity as { [SEALED]?: Record<string, unknown> })[SEALED];
+  return { ...row, ...def.rowExtras?.(entity), ...sealed };
+}
+
+/** An entity as admin reads answer it (rowToEntity plus what def.present adds). */
+function presented(def: EntityDef, row: Record<string, unknown>): Entity {
+  const e = rowToEntity(def, row);
+  return def.present ? def.present(row, e) as Entity : e;
 }
 
 /** Set created_at/updated_at where the entity has them (credentials have no updated_at). */
@@ -96,7 +109,7 @@ async function findRow(ex: Executor, def: EntityDef, key: string, within: Within
 
 export async function getEntity(ex: Executor, def: EntityDef, key: string, within?: Within): Promise<Entity | undefined> {
   const row = await findRow(ex, def, key, within);
-  return row ? rowToEntity(def, row) : undefined;
+  return row ? presented(def, row) : undefined;
 }
 
 export async function requireEntity(ex: Executor, def: EntityDef, key: string): Promise<Entity> {
@@ -167,7 +180,7 @@ export async function listEntities(ex: Executor, def: EntityDef, q: ListQuery): 
   for (const [col, value] of Object.entries(q.where ?? {})) conds.push(eq(def.table[col], value));
   const rows = await ex.select().from(def.table).where(conds.length ? and(...conds) : undefined)
     .orderBy(asc(def.table.id)).limit(size + 1);
-  const data = rows.slice(0, size).map((r) => rowToEntity(def, r as Record<string, unknown>));
+  const data = rows.slice(0, size).map((r) => presented(def, r as Record<string, unknown>));
   const page: Page = { data };
   if (rows.length > size) page.offset = Buffer.from(data[data.length - 1].id).toString('base64url');
   return page;
@@ -195,6 +208,7 @@ export function checkEntity(def: EntityDef, candidate: Record<string, unknown>):
     if (f.violations.length) return { ok: false, violations: f.violations };
     entity = f.entity as Entity;
   }
+  if (reveal && def.sealedColumns) (entity as { [SEALED]?: Record<string, unknown> })[SEALED] = def.sealedColumns(reveal);
   return { ok: true, entity, reveal };
 }
 
