@@ -199,6 +199,11 @@ async function main() {
     say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / base).toFixed(2)} | ${(m.rps / direct).toFixed(2)} | ${(m.rps / plain).toFixed(2)} |`);
   }
 
+  // Declarative config at 10,000 routes (issue 12): POST /config and `portico config sync`.
+  say('');
+  const { benchDeclarative } = await import('./config.ts');
+  for (const line of await benchDeclarative()) say(line);
+
   say('');
   say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
 

@@ -50,7 +50,36 @@ function normalize(def: EntityDef, e: Entity): Entity {
   return rowToEntity(def, entityToRow(def, e));
 }
 
-/** Content that decides whether a write is needed (timestamps are the write's, not the content). */
+/** Deep equality where an absent field equals null (stored rows have null, files leave fields out). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a == null || b == null) return a == null && b == null;
+  if (typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((v, i) => sameValue(v, bb[i]));
+  }
+  const ao = a as Record<string, unknown>; const bo = b as Record<string, unknown>;
+  for (const k of Object.keys(ao)) if (!sameValue(ao[k], bo[k])) return false;
+  for (const k of Object.keys(bo)) if (!(k in ao) && bo[k] != null) return false;
+  return true;
+}
+
+/**
+ * Whether two versions of an entity hold the same content, field by field over its schema
+ * (timestamps are the write's, not the content, unless `exact`). Equal to comparing contentKey()s,
+ * without building two canonical strings per entity: a 10,000-route diff is 20,000 of them.
+ */
+export function sameContent(def: EntityDef, a: Entity, b: Entity, exact = false): boolean {
+  for (const k of Object.keys(def.schema.shape)) {
+    if (!exact && (k === 'created_at' || k === 'updated_at')) continue;
+    if (!sameValue(a[k], b[k])) return false;
+  }
+  return true;
+}
+
+/** Content as one string, for matching by content (a renamed entity); timestamps left out unless `exact`. */
 export function contentKey(def: EntityDef, e: Entity, exact = false, omit: string[] = []): string {
   const { created_at: _c, updated_at: _u, ...rest } = normalize(def, e);
   const body: Record<string, unknown> = exact ? normalize(def, e) : rest;
@@ -164,9 +193,8 @@ export function resolveFile(file: DeclarativeFile, current: State, lineOf?: Pars
         if (!claimed.has(e.id) && isManaged(e, file.selectTags)) orphans.set(contentKey(def, e, false, omit), e);
       }
       for (const { item, entity } of pending) {
-        const k = contentKey(def, entity, false, omit);
-        const old = orphans.get(k);
-        if (old) { orphans.delete(k); entity.id = old.id; if ('created_at' in old) entity.created_at = old.created_at; }
+        const old = orphans.size ? orphans.get(contentKey(def, entity, false, omit)) : undefined;
+        if (old) { orphans.delete(contentKey(def, old, false, omit)); entity.id = old.id; if ('created_at' in old) entity.created_at = old.created_at; }
         item.id = entity.id;
         desired[type].push(entity);
       }
@@ -206,7 +234,7 @@ export function diffStates(current: State, desired: State, selectTags: readonly 
       wanted.add(e.id);
       const old = before.get(e.id);
       if (!old) { plan.create[type].push(e); continue; }
-      if (contentKey(def, old, exact) === contentKey(def, e, exact)) continue;
+      if (sameContent(def, old, e, exact)) continue;
       const after = exact ? e : { ...e };
       if (!exact && 'updated_at' in old) after.updated_at = now;
       plan.update[type].push({ before: old, after });

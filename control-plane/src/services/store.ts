@@ -21,8 +21,12 @@ const MAX_TAGS = 5;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+const fkColumnsOf = new WeakMap<EntityDef, Set<string>>();
+/** Fields stored as `<field>_id` (computed once per definition: every row conversion asks). */
 function fkColumns(def: EntityDef): Set<string> {
-  return new Set(Object.keys(def.schema.shape).filter((k) => `${k}_id` in def.table));
+  let fks = fkColumnsOf.get(def);
+  if (!fks) fkColumnsOf.set(def, fks = new Set(Object.keys(def.schema.shape).filter((k) => `${k}_id` in def.table)));
+  return fks;
 }
 
 export function rowToEntity(def: EntityDef, row: Record<string, unknown>): Entity {
