@@ -53,6 +53,12 @@ export interface EntityDef {
   /** How an endpoint key is looked up when it is not stored as written (a key by its hash). */
   lookupKey?: (key: string) => { column: string; value: string };
   foreignKeys: ForeignKey[];
+  /**
+   * Portico-only fields Kong's types lack (a breaker, a route's `query`): a PUT that leaves one out
+   * keeps the stored value, since Kong's tools (decK) update by PUT of the fields they know and would
+   * otherwise drop it. An explicit null still clears it.
+   */
+  extensionFields?: string[];
   /** Fields that are records merged key-by-key on PATCH (plugin `config`). */
   mergeRecords?: string[];
   /** Write-only input (service `url`, a credential's plaintext key) turned into stored fields. */
@@ -109,6 +115,7 @@ export const serviceDef: EntityDef = {
   schema: serviceSchema,
   endpointKey: 'name',
   foreignKeys: [],
+  extensionFields: ['circuit_breaker'],
   schemaView: { input: z.object({ url: z.string().optional().describe('Shorthand for protocol, host, port and path') }) },
   expandInput(input) {
     const r = expandServiceUrl(input);
@@ -122,6 +129,7 @@ export const routeDef: EntityDef = {
   schema: routeSchema,
   endpointKey: 'name',
   foreignKeys: [{ field: 'service', entity: 'services' }],
+  extensionFields: ['query'],
 };
 
 export const consumerDef: EntityDef = {
@@ -292,6 +300,7 @@ export const upstreamDef: EntityDef = {
   schema: upstreamSchema,
   endpointKey: 'name',
   foreignKeys: [],
+  extensionFields: ['circuit_breaker', 'status_retries', 'fallback_response'],
   expandInput(input) {
     // Kong's shorthand: choosing a hash forces consistent hashing unless an algorithm is given.
     if (typeof input.hash_on === 'string' && input.hash_on !== 'none' && input.algorithm === undefined) {

@@ -312,6 +312,7 @@ export async function upsertEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
     const body = { ...stripServerFields(input), ...fixed };
     await resolveForeignKeys(tx, def, body);
     const existing = await findRow(tx, def, key, within);
+    for (const f of def.extensionFields ?? []) if (existing && !(f in body)) body[f] = existing[f];
     const now = nowSeconds();
     const byId = UUID_RE.test(key);
     if (!byId && !def.endpointKey) throw AdminError.message(404, 'Not found');
