@@ -98,6 +98,9 @@ export class SnapshotLoop {
   }
 
   private async pollForUnpublished(): Promise<void> {
+    // A build under way or scheduled publishes the latest anyway; a second one of the same version
+    // (a 10,000-route build outlasting the poll interval) would only cost a build and a publish.
+    if (this.running || this.timer) return;
     try {
       const [{ version }] = await this.db.select({ version: configState.version }).from(configState);
       if (!this.latest || version > this.latest.version) this.changed();
