@@ -5,7 +5,7 @@
 // id the file gives, else by its natural key: a name, a username, a plugin's scope), so
 // dependents survive and an unchanged file changes nothing.
 import { randomUUID } from 'node:crypto';
-import { canonicalJson, UUID_RE, verifyPassword, isPasswordHash } from '@portico/shared';
+import { canonicalJson, verifyPassword, isPasswordHash } from '@portico/shared';
 import { ENTITY_BY_NAME, type EntityDef } from '../services/entity.ts';
 import { checkEntity, entityToRow, rowToEntity, stamp, type Entity } from '../services/store.ts';
 import { ENTITY_ORDER, formatPath, throwIfProblems, type DeclarativeFile, type EntityType, type Item, type ParsedText, type Problem } from './file.ts';
@@ -274,4 +274,3 @@ export function planBody(plan: Plan): Record<string, unknown> {
   return out;
 }
 
-export const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID_RE.test(v);
