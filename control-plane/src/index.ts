@@ -15,6 +15,10 @@ import { createAdminApp, type AdminDeps } from './admin/app.ts';
 import { AdminAuth, bootstrapToken } from './admin/auth.ts';
 import { createGuiApp } from './gui/server.ts';
 import { TrafficHistory } from './gui/metrics.ts';
+import { DeclarativeError, importFile } from './declarative/index.ts';
+import { createKeyring, keyringKeyFromEnv, useKeyring } from './services/keyring.ts';
+
+export { ensureKeyringKey } from './services/keyring.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
@@ -45,12 +49,31 @@ export interface EmbeddedOptions {
   upstreamHealth?: AdminDeps['upstreamHealth'];
   /** Prometheus endpoints whose traffic Portico Manager charts (the embedded DP's status listener). */
   trafficSources?: string[];
+  /** The keyring key, when not from PORTICO_KEYRING_KEY (the all-in-one's generated one). */
+  keyringKey?: Buffer;
+}
+
+/** PORTICO_DECLARATIVE_CONFIG: the file becomes the store's content before the first snapshot. */
+async function loadDeclarativeConfig(env: Env, database: Awaited<ReturnType<typeof openDatabase>>, log: Logger): Promise<void> {
+  const file = env.PORTICO_DECLARATIVE_CONFIG!;
+  try {
+    const r = await importFile(database.db, { actor: null, method: 'LOAD', path: file, client_ip: 'local', request_id: randomUUID() }, file, process.env);
+    log.info({ file, version: r.version, summary: r.summary }, 'declarative config loaded');
+  } catch (err) {
+    await database.close();
+    if (err instanceof DeclarativeError) throw new EnvError(`PORTICO_DECLARATIVE_CONFIG ${file} is invalid:\n  ${err.message.split('\n').join('\n  ')}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new EnvError(`PORTICO_DECLARATIVE_CONFIG ${file}: no such file`);
+    throw err;
+  }
 }
 
 export async function startControlPlane(env: Env, log: Logger, embedded: EmbeddedOptions = {}): Promise<ControlPlane> {
   const { bus, upstreamHealth } = embedded;
   const signing = embedded.signing ?? signingKeyFromEnv(env);
   const token = bootstrapToken(env);
+  const keyringKey = keyringKeyFromEnv(env) ?? embedded.keyringKey;
+  useKeyring(keyringKey ? createKeyring(keyringKey) : null);
+  if (!keyringKey) log.warn('no PORTICO_KEYRING_KEY: key-auth keys are kept as hashes only, so the admin API cannot give them back (decK cannot manage them)');
   // Read and checked before any socket opens: a bad credential file is an exit 2, not a retry loop.
   const natsOptions = bus ? null : natsConnectOptions(env, 'portico-control-plane');
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR, 'cp_node_id');
@@ -67,8 +90,9 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
     await database.close();
     throw new EnvError(`PORTICO_GUI_LISTEN is ${env.PORTICO_GUI_LISTEN.host}:${env.PORTICO_GUI_LISTEN.port}, not loopback, and no admin exists: set PORTICO_ADMIN_TOKEN (or PORTICO_ADMIN_TOKEN_FILE), listen on 127.0.0.1, or set it to off`);
   }
+  if (env.PORTICO_DECLARATIVE_CONFIG) await loadDeclarativeConfig(env, database, log);
   const publisher = bus ?? connectNatsPublisher(natsOptions!, log);
-  const snapshots = new SnapshotLoop(database.db, publisher, log, signing);
+  const snapshots = new SnapshotLoop(database.db, publisher, log, signing, env.PORTICO_CONFIG_HISTORY);
   const registry = new DataPlaneRegistry(database.db, log);
   publisher.onHeartbeat((hb) => { void registry.record(hb); });
   await snapshots.start();

@@ -127,6 +127,13 @@ export const envSchema = z.object({
       return z.NEVER;
     }
   }),
+  /** A declarative config file (kong.yml, YAML or JSON) loaded into the store at start. */
+  PORTICO_DECLARATIVE_CONFIG: z.string().optional(),
+  /** AES-256 key (base64 or hex, 32 bytes) that keeps key-auth keys encrypted at rest; or the file holding it. */
+  PORTICO_KEYRING_KEY: z.string().optional(),
+  PORTICO_KEYRING_KEY_FILE: z.string().optional(),
+  /** Config versions kept for GET /config/versions and rollback. */
+  PORTICO_CONFIG_HISTORY: z.coerce.number().int().min(1).max(100_000).default(100),
 });
 export type Env = z.infer<typeof envSchema>;
 

@@ -238,6 +238,11 @@ async function main() {
     say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / base).toFixed(2)} | ${(m.rps / direct).toFixed(2)} | ${(m.rps / plain).toFixed(2)} |`);
   }
 
+  // Declarative config at 10,000 routes (issue 12): POST /config and `portico config sync`.
+  say('');
+  const { benchDeclarative } = await import('./config.ts');
+  for (const line of await benchDeclarative()) say(line);
+
   say('');
   const ratio = (a: string, b: string) => (med(a).rps / med(b).rps).toFixed(2);
   say(`edge plugins × plain route: cors ${ratio('portico + cors (actual request)', 'portico DP')}, request-transformer (headers) ${ratio('portico + request-transformer (headers)', 'portico DP')}, `

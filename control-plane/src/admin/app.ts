@@ -20,6 +20,7 @@ import { clientError } from '../db/errors.ts';
 import { entitySchemaJson, pluginSchemaJson } from './schemas.ts';
 import { plugins as pluginsTable } from '../db/schema.ts';
 import { clientAddress, type AdminAuth, type AdminIdentity } from './auth.ts';
+import { configRoutes } from './config-routes.ts';
 
 export interface AdminDeps {
   database: Database;
@@ -39,11 +40,15 @@ export interface AdminDeps {
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** Kong's version whose admin API this one follows (reference/kong-compat.md, meta version). */
+export const KONG_COMPATIBLE_VERSION = '3.10.0';
 type Handler = (c: Context) => Promise<Response> | Response;
 
 export function createAdminApp(deps: AdminDeps): Hono {
   const { database, snapshots } = deps;
   const db = database.db;
+  const pluginDef = ENTITY_BY_NAME.get('plugins')!;
   const app = new Hono({ strict: false });
   const endpoints: string[] = [];
 
@@ -190,6 +195,15 @@ export function createAdminApp(deps: AdminDeps): Hono {
   });
   resource('/audit/verify', { GET: async (c) => c.json(await verifyAudit(db)) });
 
+  configRoutes({ db, resource, ctx, written, currentHash: () => snapshots.latest?.hash });
+
+  // Before `/schemas/plugins/:name`, which would otherwise catch it (decK's `gateway validate`).
+  resource('/schemas/plugins/validate', {
+    POST: async (c) => {
+      validateOnly(pluginDef, await body(c, pluginDef));
+      return c.json({ message: 'schema validation successful' });
+    },
+  });
   resource('/plugins/enabled', { GET: (c) => c.json({ enabled_plugins: [...PLUGIN_DEFINITIONS.keys()].sort() }) });
   resource('/schemas/plugins/:name', {
     GET: (c) => {
@@ -353,7 +367,9 @@ export function createAdminApp(deps: AdminDeps): Hono {
   resource('/', {
     GET: async (c) => c.json({
       tagline: 'Welcome to portico',
-      version: PORTICO_VERSION,
+      // The Kong admin API Portico implements: decK and other Kong tools switch features on it.
+      version: KONG_COMPATIBLE_VERSION,
+      portico_version: PORTICO_VERSION,
       edition: 'community',
       hostname: os.hostname(),
       node_id: deps.nodeId,

@@ -34,7 +34,7 @@ const payloadTooLarge = () => new AdminError(413, { message: 'Payload too large'
  * connection stays usable), else by counting a streamed body, whose rest is read and dropped so
  * that the client, still sending, gets the answer rather than a reset.
  */
-async function readLimited(c: Context): Promise<Uint8Array> {
+export async function readLimited(c: Context): Promise<Uint8Array> {
   const declared = c.req.header('content-length');
   if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) throw payloadTooLarge();
   const stream = c.req.raw.body;

@@ -64,6 +64,10 @@ export const configVersions = pgTable('config_versions', {
   built_at: bigint('built_at', { mode: 'number' }).notNull(),
   size_bytes: integer('size_bytes').notNull(),
   snapshot: bytea('snapshot').notNull(),
+  /** Admins whose writes this version holds (empty: written without authentication, or at start). */
+  changed_by: text('changed_by').array(),
+  /** One line: what the writes since the previous version did. */
+  summary: text('summary'),
 });
 
 /** Data-plane nodes as last reported over the bus. */
@@ -113,6 +117,8 @@ export const keyauthCredentials = pgTable('keyauth_credentials', {
   consumer_id: uuid('consumer_id').notNull().references(() => consumers.id, { onDelete: 'cascade' }),
   key_hash: text('key_hash').notNull().unique('keyauth_credentials_key_hash_unique'),
   key_prefix: text('key_prefix').notNull(),
+  /** The key, AES-GCM sealed by the keyring (services/keyring.ts); null without one. Never in snapshots. */
+  key_sealed: text('key_sealed'),
   expires_at: integer('expires_at'),
   tags: text('tags').array(),
 });
@@ -227,4 +233,5 @@ export const auditLog = pgTable('audit_log', {
   index('audit_log_created_at_idx').on(t.created_at),
   index('audit_log_entity_idx').on(t.entity_type, t.entity_id),
   index('audit_log_admin_id_idx').on(t.admin_id),
+  index('audit_log_config_version_idx').on(t.config_version),
 ]);

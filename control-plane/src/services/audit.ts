@@ -84,6 +84,14 @@ export async function auditedWrite(
   tx: Tx, ctx: WriteContext, entityType: string,
   before: Record<string, unknown> | null, after: Record<string, unknown> | null, version: number, write: SQLWrapper,
 ): Promise<void> {
+  checkTagScope(ctx, entityType, before, after);
+  const entity = (after ?? before)!;
+  const entry = auditInsert(ctx, { entity_type: entityType, entity_id: entity.id as string, entity, config_version: version });
+  await tx.execute(sql`WITH audit_entry AS (${entry}) ${write.getSQL()}`);
+}
+
+/** Refuses (403) a change a tag-scoped editor may not make: both sides must carry one of their tags. */
+export function checkTagScope(ctx: WriteContext, entityType: string, before: Record<string, unknown> | null, after: Record<string, unknown> | null): void {
   const tags = ctx.actor?.tags;
   if (tags?.length) {
     const scope = tags.map((t) => `'${t}'`).join(', ');
@@ -94,9 +102,6 @@ export async function auditedWrite(
       throw AdminError.message(403, `${ctx.actor!.username} may write only entities tagged ${scope}: give this ${entityType} entity one of them`);
     }
   }
-  const entity = (after ?? before)!;
-  const entry = auditInsert(ctx, { entity_type: entityType, entity_id: entity.id as string, entity, config_version: version });
-  await tx.execute(sql`WITH audit_entry AS (${entry}) ${write.getSQL()}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
 } from '@portico/shared';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import * as tables from '../db/schema.ts';
+import { keyring } from './keyring.ts';
 
 export interface ForeignKey {
   /** Field name in the entity (`service`); stored as `<field>_id`. */
@@ -52,12 +53,25 @@ export interface EntityDef {
   /** How an endpoint key is looked up when it is not stored as written (a key by its hash). */
   lookupKey?: (key: string) => { column: string; value: string };
   foreignKeys: ForeignKey[];
+  /**
+   * Portico-only fields Kong's types lack (a breaker, a route's `query`): a PUT that leaves one out
+   * keeps the stored value, since Kong's tools (decK) update by PUT of the fields they know and would
+   * otherwise drop it. An explicit null still clears it.
+   */
+  extensionFields?: string[];
   /** Fields that are records merged key-by-key on PATCH (plugin `config`). */
   mergeRecords?: string[];
   /** Write-only input (service `url`, a credential's plaintext key) turned into stored fields. */
   expandInput?: (input: Record<string, unknown>) => Expanded;
   /** Checks and defaults that depend on other fields (a plugin's config by its name). */
   finalize?: (entity: Record<string, unknown>) => { entity: Record<string, unknown>; violations: Violation[] };
+  /**
+   * Columns kept from the write-only input (`reveal`) but never part of the entity, so never in a
+   * snapshot: a key-auth key sealed by the keyring.
+   */
+  sealedColumns?: (reveal: Record<string, unknown>) => Record<string, unknown>;
+  /** What admin reads add from such columns (the key, unsealed). */
+  present?: (row: Record<string, unknown>, entity: Record<string, unknown>) => Record<string, unknown>;
   /** Extra columns derived from the entity (uniqueness keys). */
   rowExtras?: (entity: Record<string, unknown>) => Record<string, unknown>;
   /** Kong's body for a unique violation on a derived column. */
@@ -101,6 +115,7 @@ export const serviceDef: EntityDef = {
   schema: serviceSchema,
   endpointKey: 'name',
   foreignKeys: [],
+  extensionFields: ['circuit_breaker'],
   schemaView: { input: z.object({ url: z.string().optional().describe('Shorthand for protocol, host, port and path') }) },
   expandInput(input) {
     const r = expandServiceUrl(input);
@@ -114,6 +129,7 @@ export const routeDef: EntityDef = {
   schema: routeSchema,
   endpointKey: 'name',
   foreignKeys: [{ field: 'service', entity: 'services' }],
+  extensionFields: ['query'],
 };
 
 export const consumerDef: EntityDef = {
@@ -127,6 +143,31 @@ export const consumerDef: EntityDef = {
 
 const scopeKey = (e: Record<string, unknown>, f: string) => (e[f] as { id?: string } | null)?.id ?? '';
 
+/**
+ * Kong 3.x's deprecated plugin fields (its schemas' `shorthand_fields`), still written by older
+ * tutorials and kong.yml files: each is moved to the field that replaced it, unless that is given.
+ */
+const PLUGIN_SHORTHANDS: Record<string, Record<string, string[]>> = {
+  'rate-limiting': Object.fromEntries(['host', 'port', 'password', 'username', 'database', 'timeout', 'ssl', 'ssl_verify', 'server_name']
+    .map((f) => [`redis_${f}`, ['redis', f]])),
+};
+
+function expandPluginShorthands(input: Record<string, unknown>): Record<string, unknown> {
+  const table = PLUGIN_SHORTHANDS[input.name as string];
+  const config = input.config;
+  if (!table || !config || typeof config !== 'object' || Array.isArray(config)) return input;
+  const out: Record<string, unknown> = { ...(config as Record<string, unknown>) };
+  for (const [old, [parent, field]] of Object.entries(table)) {
+    if (!(old in out)) continue;
+    const value = out[old];
+    delete out[old];
+    const nested = out[parent] && typeof out[parent] === 'object' ? { ...(out[parent] as Record<string, unknown>) } : {};
+    if (value !== null && nested[field] === undefined) nested[field] = value;
+    out[parent] = nested;
+  }
+  return { ...input, config: out };
+}
+
 export const pluginDef: EntityDef = {
   name: 'plugins',
   table: tables.plugins,
@@ -135,6 +176,7 @@ export const pluginDef: EntityDef = {
   foreignKeys: [{ field: 'service', entity: 'services' }, { field: 'route', entity: 'routes' }, { field: 'consumer', entity: 'consumers' }],
   mergeRecords: ['config'],
   schemaView: { oneOfNames: () => [...PLUGIN_DEFINITIONS.keys()] },
+  expandInput: (input) => ({ ok: true, value: expandPluginShorthands(input) }),
   finalize(entity) {
     const plugin = PLUGIN_DEFINITIONS.get(entity.name as string);
     if (!plugin) {
@@ -192,6 +234,16 @@ export const keyAuthDef: EntityDef = {
     if ('ttl' in input) out.expires_at = r.value.ttl ? Math.floor(Date.now() / 1000) + r.value.ttl : null;
     return { ok: true, value: out, reveal };
   },
+  sealedColumns: (reveal) => {
+    const ring = keyring();
+    return ring && typeof reveal.key === 'string' ? { key_sealed: ring.encrypt(reveal.key) } : {};
+  },
+  // Kong's `key` field: given back only where the keyring holds it (viewers get it redacted).
+  present: (row, entity) => {
+    const sealed = row.key_sealed as string | null;
+    const key = sealed ? keyring()?.decrypt(sealed) : undefined;
+    return key === undefined ? entity : { ...entity, key };
+  },
   uniqueError: (column) => column === 'key_hash'
     ? { message: "UNIQUE violation detected on '{key=\"<redacted>\"}'", fields: { key: 'already in use' } } : undefined,
 };
@@ -248,6 +300,7 @@ export const upstreamDef: EntityDef = {
   schema: upstreamSchema,
   endpointKey: 'name',
   foreignKeys: [],
+  extensionFields: ['circuit_breaker', 'status_retries', 'fallback_response'],
   expandInput(input) {
     // Kong's shorthand: choosing a hash forces consistent hashing unless an algorithm is given.
     if (typeof input.hash_on === 'string' && input.hash_on !== 'none' && input.algorithm === undefined) {

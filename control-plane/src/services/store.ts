@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, arrayContains, arrayOverlaps, asc, eq, gt, sql, TransactionRollbackError, type SQL } from 'drizzle-orm';
 import {
-  AdminError, ErrorCode, REQUIRED, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod,
+  AdminError, ErrorCode, REQUIRED, UUID_RE, luaKey, schemaViolation, tagError, violationsFromZod, type Violation,
 } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
@@ -21,8 +21,12 @@ const MAX_TAGS = 5;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+const fkColumnsOf = new WeakMap<EntityDef, Set<string>>();
+/** Fields stored as `<field>_id` (computed once per definition: every row conversion asks). */
 function fkColumns(def: EntityDef): Set<string> {
-  return new Set(Object.keys(def.schema.shape).filter((k) => `${k}_id` in def.table));
+  let fks = fkColumnsOf.get(def);
+  if (!fks) fkColumnsOf.set(def, fks = new Set(Object.keys(def.schema.shape).filter((k) => `${k}_id` in def.table)));
+  return fks;
 }
 
 export function rowToEntity(def: EntityDef, row: Record<string, unknown>): Entity {
@@ -39,18 +43,31 @@ export function rowToEntity(def: EntityDef, row: Record<string, unknown>): Entit
   return out as Entity;
 }
 
-function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Columns an entity carries beside its fields (def.sealedColumns): a symbol, so they survive
+ * copies (`{ ...entity }`) yet never reach JSON, a hash or a snapshot.
+ */
+export const SEALED = Symbol('sealed columns');
+
+export function entityToRow(def: EntityDef, entity: Record<string, unknown>): Record<string, unknown> {
   const fks = fkColumns(def);
   const row: Record<string, unknown> = {};
   for (const key of Object.keys(def.schema.shape)) {
     if (fks.has(key)) row[`${key}_id`] = (entity[key] as { id?: string } | null)?.id ?? null;
     else row[key] = entity[key];
   }
-  return def.rowExtras ? { ...row, ...def.rowExtras(entity) } : row;
+  const sealed = (entity as { [SEALED]?: Record<string, unknown> })[SEALED];
+  return { ...row, ...def.rowExtras?.(entity), ...sealed };
+}
+
+/** An entity as admin reads answer it (rowToEntity plus what def.present adds). */
+function presented(def: EntityDef, row: Record<string, unknown>): Entity {
+  const e = rowToEntity(def, row);
+  return def.present ? def.present(row, e) as Entity : e;
 }
 
 /** Set created_at/updated_at where the entity has them (credentials have no updated_at). */
-function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, now: number): Record<string, unknown> {
+export function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, now: number): Record<string, unknown> {
   const shape = def.schema.shape;
   const out = { ...obj };
   if ('created_at' in shape) out.created_at = createdAt;
@@ -63,7 +80,7 @@ function stamp(def: EntityDef, obj: Record<string, unknown>, createdAt: number, 
  * read an entity before changing it take it first, so what they read (and audit as "before", and
  * check tags on) is what they change.
  */
-async function bumpVersion(tx: Tx): Promise<number> {
+export async function bumpVersion(tx: Tx): Promise<number> {
   const [row] = await tx.update(configState).set({ version: sql`${configState.version} + 1` })
     .where(eq(configState.id, 1)).returning({ version: configState.version });
   return row.version;
@@ -96,7 +113,7 @@ async function findRow(ex: Executor, def: EntityDef, key: string, within: Within
 
 export async function getEntity(ex: Executor, def: EntityDef, key: string, within?: Within): Promise<Entity | undefined> {
   const row = await findRow(ex, def, key, within);
-  return row ? rowToEntity(def, row) : undefined;
+  return row ? presented(def, row) : undefined;
 }
 
 export async function requireEntity(ex: Executor, def: EntityDef, key: string): Promise<Entity> {
@@ -167,7 +184,7 @@ export async function listEntities(ex: Executor, def: EntityDef, q: ListQuery): 
   for (const [col, value] of Object.entries(q.where ?? {})) conds.push(eq(def.table[col], value));
   const rows = await ex.select().from(def.table).where(conds.length ? and(...conds) : undefined)
     .orderBy(asc(def.table.id)).limit(size + 1);
-  const data = rows.slice(0, size).map((r) => rowToEntity(def, r as Record<string, unknown>));
+  const data = rows.slice(0, size).map((r) => presented(def, r as Record<string, unknown>));
   const page: Page = { data };
   if (rows.length > size) page.offset = Buffer.from(data[data.length - 1].id).toString('base64url');
   return page;
@@ -178,23 +195,31 @@ export async function listEntities(ex: Executor, def: EntityDef, q: ListQuery): 
 
 interface Validated { entity: Entity; reveal?: Record<string, unknown> }
 
-function validate(def: EntityDef, candidate: Record<string, unknown>): Validated {
+/** An entity's write validation as a value: the stored entity, or every violation found. */
+export function checkEntity(def: EntityDef, candidate: Record<string, unknown>): ({ ok: true } & Validated) | { ok: false; violations: Violation[] } {
   let input = candidate;
   let reveal: Record<string, unknown> | undefined;
   if (def.expandInput) {
     const r = def.expandInput(candidate);
-    if (!r.ok) throw schemaViolation(r.violations);
+    if (!r.ok) return r;
     input = r.value; reveal = r.reveal;
   }
   const parsed = def.schema.safeParse(input);
-  if (!parsed.success) throw schemaViolation(violationsFromZod(parsed.error));
+  if (!parsed.success) return { ok: false, violations: violationsFromZod(parsed.error) };
   let entity = parsed.data as Entity;
   if (def.finalize) {
     const f = def.finalize(entity);
-    if (f.violations.length) throw schemaViolation(f.violations);
+    if (f.violations.length) return { ok: false, violations: f.violations };
     entity = f.entity as Entity;
   }
-  return { entity, reveal };
+  if (reveal && def.sealedColumns) (entity as { [SEALED]?: Record<string, unknown> })[SEALED] = def.sealedColumns(reveal);
+  return { ok: true, entity, reveal };
+}
+
+function validate(def: EntityDef, candidate: Record<string, unknown>): Validated {
+  const r = checkEntity(def, candidate);
+  if (!r.ok) throw schemaViolation(r.violations);
+  return r;
 }
 
 /** The response body of a write: the stored entity plus what is shown once (a generated key). */
@@ -239,7 +264,7 @@ async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entit
  * Turn a database error into Kong's error: unique violations by the entity's own rules, the rest
  * by SQLSTATE (db/errors.ts); an error that is not the client's is rethrown (a 500).
  */
-function mapDbError(def: EntityDef, err: unknown, entity?: Entity): never {
+export function mapDbError(def: EntityDef, err: unknown, entity?: Entity): never {
   const pg = pgErrorOf(err);
   if (pg?.code === SQLSTATE.UNIQUE_VIOLATION && entity) {
     const prefix = `${def.name}_`;
@@ -287,6 +312,7 @@ export async function upsertEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
     const body = { ...stripServerFields(input), ...fixed };
     await resolveForeignKeys(tx, def, body);
     const existing = await findRow(tx, def, key, within);
+    for (const f of def.extensionFields ?? []) if (existing && !(f in body)) body[f] = existing[f];
     const now = nowSeconds();
     const byId = UUID_RE.test(key);
     if (!byId && !def.endpointKey) throw AdminError.message(404, 'Not found');

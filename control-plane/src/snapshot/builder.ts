@@ -1,11 +1,11 @@
 // Builds config snapshots from Postgres and publishes them (ARCHITECTURE.md invariant 3): after
 // commit, bursts coalesced into few snapshots within tens of milliseconds, failed publishes
 // retried, the latest republished on start, and a slow poll that catches writes other CPs made.
-import { lt, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, lt, lte, max, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { configHash, encodeSnapshot, signSnapshot, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
 import type { Db } from '../db/index.ts';
-import { configState, configVersions } from '../db/schema.ts';
+import { auditLog, configState, configVersions } from '../db/schema.ts';
 import { ENTITIES } from '../services/entity.ts';
 import { rowToEntity } from '../services/store.ts';
 
@@ -17,8 +17,10 @@ const MAX_DELAY_MS = 100;
 const POLL_MS = 2_000;
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 5_000;
-/** Snapshots kept in config_versions. */
-const HISTORY = 20;
+/** Snapshots kept in config_versions by default (PORTICO_CONFIG_HISTORY). */
+export const DEFAULT_CONFIG_HISTORY = 100;
+/** Audit entries read to describe one version (a burst larger than this is summarized by its first ones). */
+const DESCRIBE_ENTRIES = 500;
 
 export interface BuiltSnapshot { snapshot: Snapshot; bytes: Uint8Array }
 
@@ -50,10 +52,36 @@ export class SnapshotLoop {
   private stopped = false;
   latest: { version: number; hash: string; built_at: number; size_bytes: number } | null = null;
 
-  constructor(private db: Db, private publisher: SnapshotPublisher, private log: Logger, private signing: SigningKey) {}
+  constructor(private db: Db, private publisher: SnapshotPublisher, private log: Logger, private signing: SigningKey,
+    private history = DEFAULT_CONFIG_HISTORY) {}
+
+  /**
+   * Who made a version and one line on what changed, from the audit entries of the writes it
+   * holds (every write since the previous kept version: bursts coalesce into one version).
+   */
+  private async describe(version: number): Promise<{ changed_by: string[]; summary: string | null }> {
+    const [{ prev }] = await this.db.select({ prev: max(configVersions.version) }).from(configVersions).where(lt(configVersions.version, version));
+    const entries = await this.db.select({
+      admin: auditLog.admin_username, method: auditLog.method, type: auditLog.entity_type,
+      reason: sql<string | null>`${auditLog.change}->>'reason'`, summary: sql<string | null>`${auditLog.change}->>'summary'`,
+    }).from(auditLog).where(and(gt(auditLog.config_version, prev ?? 0), lte(auditLog.config_version, version)))
+      .orderBy(asc(auditLog.seq)).limit(DESCRIBE_ENTRIES);
+    const counts = new Map<string, number>();
+    for (const e of entries) {
+      const what = e.type === 'config' ? `${e.reason}: ${e.summary}` : `${e.method} ${e.type}`;
+      counts.set(what, (counts.get(what) ?? 0) + 1);
+    }
+    const summary = [...counts].map(([what, n]) => (n > 1 ? `${what} ×${n}` : what)).join('; ');
+    const changedBy = [...new Set(entries.map((e) => e.admin).filter((a): a is string => !!a))];
+    return { changed_by: changedBy, summary: summary || (prev === null ? 'start' : null) };
+  }
 
   /** Build and publish the current state now (at start), then keep watching. */
   async start(): Promise<void> {
+    // Snapshot versions start at 1, so an empty store is version 1 too: were it left at 0, the
+    // first write would also be version 1, and data planes, which ignore a version they already
+    // run, would keep the empty config until the second write.
+    await this.db.update(configState).set({ version: 1 }).where(and(eq(configState.id, 1), eq(configState.version, 0)));
     await this.run();
     this.poller = setInterval(() => { void this.pollForUnpublished(); }, POLL_MS);
     this.poller.unref();
@@ -70,6 +98,9 @@ export class SnapshotLoop {
   }
 
   private async pollForUnpublished(): Promise<void> {
+    // A build under way or scheduled publishes the latest anyway; a second one of the same version
+    // (a 10,000-route build outlasting the poll interval) would only cost a build and a publish.
+    if (this.running || this.timer) return;
     try {
       const [{ version }] = await this.db.select({ version: configState.version }).from(configState);
       if (!this.latest || version > this.latest.version) this.changed();
@@ -96,9 +127,9 @@ export class SnapshotLoop {
       const built = performance.now();
       await this.db.insert(configVersions).values({
         version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at,
-        size_bytes: bytes.byteLength, snapshot: Buffer.from(bytes),
+        size_bytes: bytes.byteLength, snapshot: Buffer.from(bytes), ...await this.describe(snapshot.version),
       }).onConflictDoNothing();
-      await this.db.delete(configVersions).where(lt(configVersions.version, sql`(SELECT min(version) FROM (SELECT version FROM ${configVersions} ORDER BY version DESC LIMIT ${HISTORY}) AS keep)`));
+      await this.db.delete(configVersions).where(lt(configVersions.version, sql`(SELECT min(version) FROM (SELECT version FROM ${configVersions} ORDER BY version DESC LIMIT ${this.history}) AS keep)`));
       await this.publisher.publish(snapshot.version, snapshot.hash, signSnapshot(bytes, this.signing));
       this.latest = { version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, size_bytes: bytes.byteLength };
       this.retryMs = RETRY_MIN_MS;

@@ -13,13 +13,14 @@ export const ErrorCode = {
   INVALID_OPTIONS: 11,
   OPERATION_UNSUPPORTED: 12,
   FOREIGN_KEYS_UNRESOLVED: 13,
+  INVALID_DECLARATIVE_CONFIG: 14,
 } as const;
 
 const NAMES: Record<number, string> = {
   1: 'invalid primary key', 2: 'schema violation', 3: 'primary key violation',
   4: 'foreign key violation', 5: 'unique constraint violation', 6: 'not found',
   7: 'invalid offset', 9: 'invalid size', 11: 'invalid options', 12: 'operation unsupported',
-  13: 'foreign keys unresolved',
+  13: 'foreign keys unresolved', 14: 'invalid declarative configuration',
 };
 
 export interface AdminErrorBody {
@@ -71,7 +72,7 @@ const own = (node: object, k: string | number): unknown => (Object.hasOwn(node, 
 const define = (node: object, k: string | number, value: unknown) =>
   Object.defineProperty(node, k, { value, enumerable: true, writable: true, configurable: true });
 
-function setPath(target: Record<string, unknown>, path: (string | number)[], message: string): void {
+export function setPath(target: Record<string, unknown>, path: (string | number)[], message: string): void {
   let node: object = target;
   for (let i = 0; i < path.length; i++) {
     const key = Array.isArray(node) ? path[i] : String(path[i]);
