@@ -26,7 +26,7 @@ try {
     bus: bus?.publisher, signing, upstreamHealth: (upstream) => dp?.health.get(upstream) ?? null,
   });
   dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber, [trustedOf(signing)]);
-  log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
+  log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
   const embeddedDp = dp;
   runUntilSignal(log, async () => { await embeddedDp.stop(); await cp.stop(); });
 } catch (err) {

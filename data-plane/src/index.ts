@@ -17,6 +17,7 @@ import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
+import { defaultCertificate, startTlsListener } from './tls/index.ts';
 
 export interface DataPlane {
   state: ConfigState;
@@ -72,11 +73,12 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   let draining = false;
   const counters = { requests: 0, connections: 0 };
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
-  const proxy = createProxy({
+  const proxyDeps = {
     current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port,
     underscoresInHeaders: env.PORTICO_UNDERSCORES_IN_HEADERS === 'on', clientBodyTimeoutMs: env.PORTICO_CLIENT_BODY_TIMEOUT_MS,
     realIp: { trustedIps: env.PORTICO_TRUSTED_IPS, realIpHeader: env.PORTICO_REAL_IP_HEADER, recursive: env.PORTICO_REAL_IP_RECURSIVE },
-  });
+  };
+  const proxy = createProxy(proxyDeps);
 
   // A plain node:http server: the proxy handles Node's raw request/response itself, so a web
   // framework in front of it was only per-request overhead (review §1). Timeouts: 60 s for the
@@ -92,10 +94,18 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   proxyServer.listen(env.PORTICO_PROXY_LISTEN.port, env.PORTICO_PROXY_LISTEN.host);
   await listening(proxyServer);
 
+  // The TLS listener (tls/): same proxy, its own port for X-Forwarded-Port and `host:port` routes.
+  const tlsListen = env.PORTICO_PROXY_TLS_LISTEN;
+  const tlsProxy = tlsListen ? createProxy({ ...proxyDeps, listenPort: tlsListen.port, tls: true }) : null;
+  const tlsListener = tlsListen ? await startTlsListener({
+    listen: tlsListen, defaultCertificate: await defaultCertificate(env, log), index: () => state.current()?.sni ?? null,
+    proxy: tlsProxy!, log, onRequest: () => { counters.requests++; }, onConnection: () => { counters.connections++; },
+  }) : null;
+
   const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
   await listening(statusServer);
-  log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
+  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: tlsListen, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
   const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version);
@@ -124,9 +134,10 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       draining = true;
       beat();
       clearInterval(heartbeat);
-      await closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS);
+      await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), tlsListener?.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)]);
       await closeServer(statusServer, 1_000);
       await proxy.close();
+      await tlsProxy?.close();
       clearInterval(sweep);
       state.health.stop();
       rateLimitStores.close();

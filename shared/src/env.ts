@@ -119,6 +119,15 @@ export const envSchema = z.object({
   PORTICO_REAL_IP_HEADER: realIpHeader,
   /** Walk the header from the right past trusted proxies (Kong's real_ip_recursive). */
   PORTICO_REAL_IP_RECURSIVE: onOff('off'),
+  /** TLS proxy listener, HTTP/2 and HTTP/1.1 by ALPN (Kong's `proxy_listen … 8443 http2 ssl`); `off`: none. */
+  PORTICO_PROXY_TLS_LISTEN: z.string().default('0.0.0.0:8443').transform((v, ctx) => {
+    if (v === 'off') return null;
+    try { return parseListen(v); } catch (err) { ctx.addIssue({ code: 'custom', message: (err as Error).message }); return z.NEVER; }
+  }),
+  /** Default certificate (PEM text or file) when no SNI matches (Kong's `ssl_cert`); unset: a generated self-signed one. */
+  PORTICO_SSL_CERT: z.string().optional(),
+  /** Its private key (PEM text or file; Kong's `ssl_cert_key`). */
+  PORTICO_SSL_CERT_KEY: z.string().optional(),
 });
 export type Env = z.infer<typeof envSchema>;
 

@@ -28,6 +28,8 @@ export interface GatewayProcess {
   admin: string;
   proxy: string;
   status: string;
+  /** The TLS listener's port (HTTP/2 and HTTP/1.1), on 127.0.0.1. */
+  proxyTlsPort: number;
   dataDir: string;
   proc: ChildProcess;
   logs: () => string;
@@ -46,7 +48,7 @@ export interface GatewayOptions {
 }
 
 export async function startGateway(role: Role, opts: GatewayOptions = {}): Promise<GatewayProcess> {
-  const [adminPort, proxyPort, statusPort] = [await freePort(), await freePort(), await freePort()];
+  const [adminPort, proxyPort, statusPort, proxyTlsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const dataDir = opts.dataDir ?? tmpRoot();
   let log = '';
   const env: NodeJS.ProcessEnv = {
@@ -55,6 +57,7 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     PORTICO_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
     PORTICO_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
     PORTICO_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
+    PORTICO_PROXY_TLS_LISTEN: `127.0.0.1:${proxyTlsPort}`,
     PORTICO_DATA_DIR: dataDir,
     PORTICO_LOG_LEVEL: 'info',
     PORTICO_SHUTDOWN_TIMEOUT_MS: '5000',
@@ -67,6 +70,7 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     admin: `http://127.0.0.1:${adminPort}`,
     proxy: `http://127.0.0.1:${proxyPort}`,
     status: `http://127.0.0.1:${statusPort}`,
+    proxyTlsPort,
     proc: null as unknown as ChildProcess,
     logs: () => log,
     async start() {
