@@ -36,7 +36,7 @@ interface Reply { status: number; body: any; alpn: string | false; headers: Reco
 /** One HTTP/1.1 request over a new TLS connection. */
 function h1(path: string, servername = 'exact.test', headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, path, servername, ca: ca.cert, agent: false, headers: { host: servername, ...headers } }, (res) => {
+    const req = https.request({ host: '127.0.0.1', port, path, servername, ca: ca.cert, agent: false, headers: { host: servername, ...headers }, ALPNProtocols: ['http/1.1'] } as https.RequestOptions, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { text += d; });
