@@ -94,18 +94,24 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   proxyServer.listen(env.PORTICO_PROXY_LISTEN.port, env.PORTICO_PROXY_LISTEN.host);
   await listening(proxyServer);
 
-  // The TLS listener (tls/): same proxy, its own port for X-Forwarded-Port and `host:port` routes.
-  const tlsListen = env.PORTICO_PROXY_TLS_LISTEN;
-  const tlsProxy = tlsListen ? createProxy({ ...proxyDeps, listenPort: tlsListen.port, tls: true }) : null;
-  const tlsListener = tlsListen ? await startTlsListener({
-    listen: tlsListen, defaultCertificate: await defaultCertificate(env, log), index: () => state.current()?.sni ?? null,
-    proxy: tlsProxy!, log, onRequest: () => { counters.requests++; }, onConnection: () => { counters.connections++; },
-  }) : null;
+  // The TLS listeners (tls/): the same proxy, each on its own port for X-Forwarded-Port and
+  // `host:port` routes; the mTLS one also asks clients for a certificate (mtls-auth).
+  const tlsListens = [
+    { listen: env.PORTICO_PROXY_TLS_LISTEN, requestClientCertificate: false },
+    { listen: env.PORTICO_PROXY_MTLS_LISTEN, requestClientCertificate: true },
+  ].filter((l) => l.listen !== null);
+  const defaultCert = tlsListens.length ? await defaultCertificate(env, log) : null;
+  const tlsProxies = tlsListens.map((l) => createProxy({ ...proxyDeps, listenPort: l.listen!.port, tls: true }));
+  const tlsListeners = await Promise.all(tlsListens.map((l, i) => startTlsListener({
+    listen: l.listen!, requestClientCertificate: l.requestClientCertificate, defaultCertificate: defaultCert!,
+    index: () => state.current()?.sni ?? null, proxy: tlsProxies[i], log,
+    onRequest: () => { counters.requests++; }, onConnection: () => { counters.connections++; },
+  })));
 
   const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
   await listening(statusServer);
-  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: tlsListen, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
+  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
   const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version);
@@ -134,10 +140,10 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       draining = true;
       beat();
       clearInterval(heartbeat);
-      await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), tlsListener?.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)]);
+      await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), ...tlsListeners.map((l) => l.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS))]);
       await closeServer(statusServer, 1_000);
       await proxy.close();
-      await tlsProxy?.close();
+      await Promise.all(tlsProxies.map((p) => p.close()));
       clearInterval(sweep);
       state.health.stop();
       rateLimitStores.close();

@@ -124,6 +124,15 @@ export const envSchema = z.object({
     if (v === 'off') return null;
     try { return parseListen(v); } catch (err) { ctx.addIssue({ code: 'custom', message: (err as Error).message }); return z.NEVER; }
   }),
+  /**
+   * A second TLS listener that asks every client for a certificate (accepting any; mtls-auth
+   * verifies it per route against its own CAs). Separate so browsers on the main TLS port are
+   * never prompted: Node cannot ask per SNI. `off` (default): none.
+   */
+  PORTICO_PROXY_MTLS_LISTEN: z.string().default('off').transform((v, ctx) => {
+    if (v === 'off') return null;
+    try { return parseListen(v); } catch (err) { ctx.addIssue({ code: 'custom', message: (err as Error).message }); return z.NEVER; }
+  }),
   /** Default certificate (PEM text or file) when no SNI matches (Kong's `ssl_cert`); unset: a generated self-signed one. */
   PORTICO_SSL_CERT: z.string().optional(),
   /** Its private key (PEM text or file; Kong's `ssl_cert_key`). */

@@ -1,6 +1,8 @@
 // The per-request context plugins see (shared/src/plugins/types.ts ProxyContext). Built only for
 // routes that have plugins; the query string and body are parsed only if a plugin asks.
 import type { IncomingMessage } from 'node:http';
+import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { AuthenticatedCredential, Consumer, ProxyContext, Route, Service } from '@portico/shared/plugins/handlers';
 
 export class RequestContext implements ProxyContext {
@@ -22,7 +24,7 @@ export class RequestContext implements ProxyContext {
 
   constructor(
     readonly requestId: string,
-    req: IncomingMessage,
+    private readonly req: IncomingMessage,
     readonly path: string,
     readonly clientIp: string,
     readonly route: Route,
@@ -33,6 +35,12 @@ export class RequestContext implements ProxyContext {
   ) {
     this.method = req.method ?? 'GET';
     this.headers = req.headers;
+  }
+
+  private peerChain: X509Certificate[] | null | undefined = undefined;
+  clientCertificate(): X509Certificate[] | null {
+    if (this.peerChain === undefined) this.peerChain = peerCertificateChain(this.req.socket as TLSSocket);
+    return this.peerChain;
   }
 
   hasQuery(): boolean {
@@ -92,4 +100,19 @@ export class RequestContext implements ProxyContext {
     delete headers['transfer-encoding'];
     return out;
   }
+}
+
+/** The chain a TLS client presented, leaf first (Node links it through issuerCertificate); null without one. */
+function peerCertificateChain(socket: TLSSocket): X509Certificate[] | null {
+  if (typeof socket?.getPeerCertificate !== 'function') return null;
+  let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  if (!c?.raw) return null;
+  const chain: X509Certificate[] = [];
+  const seen = new Set<string>();
+  while (c?.raw && !seen.has(c.fingerprint256)) {
+    seen.add(c.fingerprint256);
+    chain.push(new X509Certificate(c.raw));
+    c = c.issuerCertificate;
+  }
+  return chain;
 }

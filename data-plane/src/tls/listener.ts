@@ -28,6 +28,8 @@ export interface TlsListenerOptions {
   log: Logger;
   onRequest?: () => void;
   onConnection?: () => void;
+  /** Ask every client for a certificate and accept any (the mTLS listener; mtls-auth verifies per route). */
+  requestClientCertificate?: boolean;
 }
 
 export interface TlsListener {
@@ -60,6 +62,8 @@ export async function startTlsListener(o: TlsListenerOptions): Promise<TlsListen
     // Kong's precedence, from the index the last applied config built: a certificate changed by a
     // config serves from the next handshake; connections already open keep theirs.
     SNICallback: (servername, cb) => cb(null, o.index()?.select(servername)),
+    requestCert: o.requestClientCertificate === true,
+    rejectUnauthorized: false,
   });
   server.setTimeout(IDLE_TIMEOUT_MS);
   const sessions = new Set<Http2Session>();

@@ -13,11 +13,12 @@ import { requestTerminationHandler } from './request-termination/handler.ts';
 import { correlationIdHandler } from './correlation-id/handler.ts';
 import { requestTransformerHandler } from './request-transformer/handler.ts';
 import { responseTransformerHandler } from './response-transformer/handler.ts';
+import { mtlsAuthHandler } from './mtls-auth/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
-    requestTransformerHandler, responseTransformerHandler].map((h) => [h.name, h as PluginHandler]),
+    requestTransformerHandler, responseTransformerHandler, mtlsAuthHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';

@@ -13,10 +13,11 @@ import { requestTermination } from './request-termination/schema.ts';
 import { correlationId } from './correlation-id/schema.ts';
 import { requestTransformer } from './request-transformer/schema.ts';
 import { responseTransformer } from './response-transformer/schema.ts';
+import { mtlsAuth } from './mtls-auth/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
     cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId,
-    requestTransformer, responseTransformer].map((d) => [d.name, d]),
+    requestTransformer, responseTransformer, mtlsAuth].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };
