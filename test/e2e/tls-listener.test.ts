@@ -11,7 +11,7 @@ import { startStack, type Stack } from '../harness/stack.ts';
 import { startGateway, type GatewayProcess } from '../harness/gateway.ts';
 import { waitFor } from '../harness/procs.ts';
 import { wsRoundTrip } from '../harness/upstream.ts';
-import { makeCa, makeCert, type Pem } from '../harness/certs.ts';
+import { makeCa, makeCert, tlsRequest, type Pem, type TlsReply } from '../harness/certs.ts';
 
 let s: Stack;
 let port: number;
@@ -31,25 +31,11 @@ function served(servername: string | undefined, p = port): Promise<string> {
   });
 }
 
-interface Reply { status: number; body: any; alpn: string | false; headers: Record<string, unknown> }
+type Reply = TlsReply;
 
 /** One HTTP/1.1 request over a new TLS connection. */
-function h1(path: string, servername = 'exact.test', headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, path, servername, ca: ca.cert, agent: false, headers: { host: servername, ...headers }, ALPNProtocols: ['http/1.1'] } as https.RequestOptions, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => {
-        let body: unknown = text;
-        try { body = JSON.parse(text); } catch { /* text */ }
-        resolve({ status: res.statusCode!, body, alpn: (res.socket as tls.TLSSocket).alpnProtocol ?? false, headers: res.headers });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const h1 = (path: string, servername = 'exact.test', headers: Record<string, string> = {}): Promise<Reply> =>
+  tlsRequest({ host: '127.0.0.1', port, path, servername, ca: ca.cert, headers: { host: servername, ...headers }, ALPNProtocols: ['http/1.1'] } as https.RequestOptions);
 
 /** One request on an HTTP/2 session (opened with `servername`). */
 function h2(session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<Reply> {

@@ -3,10 +3,9 @@
 // consumer (or, skipping the lookup, a group for acl); Kong's 401s otherwise; anonymous fallback.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { freePort } from '../harness/procs.ts';
-import { makeCa, makeCert, type Pem } from '../harness/certs.ts';
+import { makeCa, makeCert, tlsRequest, type Pem } from '../harness/certs.ts';
 
 let s: Stack;
 let mtlsPort: number;
@@ -18,25 +17,8 @@ const alice = client('alice');
 const mallory = client('mallory');
 const forged = client('alice', strangerCa);
 
-async function call(path: string, cert: Pem | null, port = mtlsPort): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port, path, servername: 'api.test', ca: serverCa.cert, agent: false,
-      ...(cert ? { cert: cert.cert, key: cert.key } : {}),
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => {
-        let body: unknown = text;
-        try { body = JSON.parse(text); } catch { /* text */ }
-        resolve({ status: res.statusCode!, body });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const call = (path: string, cert: Pem | null, port = mtlsPort) =>
+  tlsRequest({ host: '127.0.0.1', port, path, servername: 'api.test', ca: serverCa.cert, ...(cert ? { cert: cert.cert, key: cert.key } : {}) });
 
 before(async () => {
   mtlsPort = await freePort();

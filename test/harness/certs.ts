@@ -1,6 +1,8 @@
 // Certificates for TLS tests, made with Debian's `openssl` (no network, no npm dependency): a CA,
 // leaf certificates it signs (server or client), self-signed and expired ones, RSA or ECDSA.
 import { execFileSync } from 'node:child_process';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,3 +77,23 @@ function stamp(days: number): string {
 
 /** A CA that can sign server and client certificates. */
 export const makeCa = (cn = 'Portico Test CA', keyType: 'rsa' | 'ec' = 'ec'): Pem => makeCert({ cn, isCa: true, keyType, days: 60 });
+
+export interface TlsReply { status: number; body: any; headers: Record<string, unknown>; alpn: string | false }
+
+/** One HTTPS request on a new connection (no agent); the body parsed as JSON when it is JSON. */
+export function tlsRequest(options: https.RequestOptions): Promise<TlsReply> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ agent: false, ...options }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let body: unknown = text;
+        try { body = JSON.parse(text); } catch { /* text */ }
+        resolve({ status: res.statusCode!, body, headers: res.headers, alpn: (res.socket as TLSSocket).alpnProtocol ?? false });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
