@@ -6,6 +6,7 @@ import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'n
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { foreign, MAX_NAME_LENGTH, multiline, opt, tags, timestamp, uuid } from './fields.ts';
+import { EXAMPLE_CERT, EXAMPLE_KEY } from './certificate-example.ts';
 
 const PEM_CERT = '-----BEGIN CERTIFICATE-----';
 
@@ -52,6 +53,8 @@ export const sniName = () => z.string().superRefine((v, ctx) => {
 });
 
 const pem = () => multiline();
+const certPem = () => pem().meta({ example: EXAMPLE_CERT });
+const keyPem = () => pem().meta({ example: EXAMPLE_KEY });
 
 function checkPair(certPem: string, keyPem: string, field: 'cert' | 'cert_alt', mismatch: string, ctx: z.RefinementCtx): X509Certificate | null {
   const keyField = field === 'cert' ? 'key' : 'key_alt';
@@ -70,8 +73,8 @@ export const certificateSchema = z.strictObject({
   id: uuid().describe('Primary key, generated when absent'),
   created_at: timestamp().describe('Creation time, seconds since the epoch'),
   updated_at: timestamp().describe('Last update time, seconds since the epoch'),
-  cert: pem().describe('PEM certificate, optionally followed by its intermediates'),
-  key: pem().describe('PEM private key of `cert` (a secret: redacted for viewers, never logged)'),
+  cert: certPem().describe('PEM certificate, optionally followed by its intermediates'),
+  key: keyPem().describe('PEM private key of `cert` (a secret: redacted for viewers, never logged)'),
   cert_alt: opt(pem()).describe('A second PEM certificate of another key type (RSA and ECDSA)'),
   key_alt: opt(pem()).describe('PEM private key of `cert_alt`'),
   tags: tags().describe('Free-form tags for filtering'),
@@ -122,7 +125,7 @@ export const caCertificateSchema = z.strictObject({
   id: uuid().describe('Primary key, generated when absent'),
   created_at: timestamp().describe('Creation time, seconds since the epoch'),
   updated_at: timestamp().describe('Last update time, seconds since the epoch'),
-  cert: pem().describe('One PEM CA certificate'),
+  cert: certPem().describe('One PEM CA certificate'),
   cert_digest: opt(z.string().regex(/^[0-9a-f]{64}$/)).describe('SHA-256 of the certificate (computed on write)'),
   tags: tags().describe('Free-form tags for filtering'),
 }).superRefine((c, ctx) => {

@@ -4,9 +4,10 @@
 import { z } from 'zod';
 import { bool, int, oneOf, opt, set, text, uuid } from '../../entities/fields.ts';
 import type { PluginDefinition } from '../types.ts';
+import { EXAMPLE_UUID } from '../../entities/certificate-example.ts';
 
 export const mtlsAuthConfig = z.strictObject({
-  ca_certificates: set(uuid()).min(1, 'length must be at least 1').describe('ca_certificates ids a client certificate must chain to'),
+  ca_certificates: set(uuid()).min(1, 'length must be at least 1').meta({ example: [EXAMPLE_UUID] }).describe('ca_certificates ids a client certificate must chain to'),
   skip_consumer_lookup: bool().default(false).describe('Accept any verified certificate without mapping it to a consumer (groups from authenticated_group_by)'),
   consumer_by: opt(set(oneOf(['username', 'custom_id'])).min(1, 'length must be at least 1')).default(['username', 'custom_id'])
     .describe('Consumer fields the certificate\'s subject name (CN, then SAN names) is matched against'),
