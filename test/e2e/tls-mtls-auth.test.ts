@@ -24,7 +24,8 @@ before(async () => {
   mtlsPort = await freePort();
   s = await startStack({ dps: 1, dpEnv: { PORTICO_PROXY_MTLS_LISTEN: `127.0.0.1:${mtlsPort}` } });
   const server = makeCert({ cn: 'api.test', ca: serverCa });
-  await s.A('POST', '/certificates', { ...server, snis: ['api.test'] });
+  const created = await s.write('POST', '/certificates', { ...server, snis: ['api.test'] });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
   const caId = (await s.A('POST', '/ca_certificates', { cert: clientCa.cert })).body.id;
   await s.A('POST', '/services', { name: 'echo', url: s.upstream.url });
   await s.A('POST', '/consumers', { username: 'alice' });
