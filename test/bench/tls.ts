@@ -85,4 +85,7 @@ export async function tlsBench(d: TlsBenchDeps): Promise<void> {
   d.say('|---|---:|---:|---:|---:|');
   for (const row of rows) d.say(row);
   nginx?.stop();
+  // wrk runs synchronously: give the event loop a turn so keep-alive connections the CP closed
+  // meanwhile are dropped from the pool before the next admin call (else: "other side closed").
+  await new Promise((r) => setTimeout(r, 200));
 }
