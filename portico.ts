@@ -41,7 +41,7 @@ async function startAllInOne(): Promise<void> {
       trafficSources: [`http://${env.PORTICO_STATUS_LISTEN.host === '0.0.0.0' ? '127.0.0.1' : env.PORTICO_STATUS_LISTEN.host}:${env.PORTICO_STATUS_LISTEN.port}/metrics`],
     });
     dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber, [trustedOf(signing)]);
-    log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
+    log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
     const embeddedDp = dp;
     runUntilSignal(log, async () => { await embeddedDp.stop(); await cp.stop(); });
   } catch (err) {

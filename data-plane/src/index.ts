@@ -17,6 +17,7 @@ import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
+import { defaultCertificate, startTlsListener } from './tls/index.ts';
 
 export interface DataPlane {
   state: ConfigState;
@@ -72,11 +73,12 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   let draining = false;
   const counters = { requests: 0, connections: 0 };
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
-  const proxy = createProxy({
+  const proxyDeps = {
     current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port,
     underscoresInHeaders: env.PORTICO_UNDERSCORES_IN_HEADERS === 'on', clientBodyTimeoutMs: env.PORTICO_CLIENT_BODY_TIMEOUT_MS,
     realIp: { trustedIps: env.PORTICO_TRUSTED_IPS, realIpHeader: env.PORTICO_REAL_IP_HEADER, recursive: env.PORTICO_REAL_IP_RECURSIVE },
-  });
+  };
+  const proxy = createProxy(proxyDeps);
 
   // A plain node:http server: the proxy handles Node's raw request/response itself, so a web
   // framework in front of it was only per-request overhead (review §1). Timeouts: 60 s for the
@@ -96,10 +98,24 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   proxyServer.listen(env.PORTICO_PROXY_LISTEN.port, env.PORTICO_PROXY_LISTEN.host);
   await listening(proxyServer);
 
+  // The TLS listeners (tls/): the same proxy, each on its own port for X-Forwarded-Port and
+  // `host:port` routes; the mTLS one also asks clients for a certificate (mtls-auth).
+  const tlsListens = [
+    { listen: env.PORTICO_PROXY_TLS_LISTEN, requestClientCertificate: false },
+    { listen: env.PORTICO_PROXY_MTLS_LISTEN, requestClientCertificate: true },
+  ].filter((l) => l.listen !== null);
+  const defaultCert = tlsListens.length ? await defaultCertificate(env, log) : null;
+  const tlsProxies = tlsListens.map((l) => createProxy({ ...proxyDeps, listenPort: l.listen!.port, tls: true }));
+  const tlsListeners = await Promise.all(tlsListens.map((l, i) => startTlsListener({
+    listen: l.listen!, requestClientCertificate: l.requestClientCertificate, defaultCertificate: defaultCert!,
+    index: () => state.current()?.sni ?? null, proxy: tlsProxies[i], log,
+    onRequest: () => { counters.requests++; }, onConnection: () => { counters.connections++; },
+  })));
+
   const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
   await listening(statusServer);
-  log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
+  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
   const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version);
@@ -128,9 +144,10 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       draining = true;
       beat();
       clearInterval(heartbeat);
-      await closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS);
+      await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), ...tlsListeners.map((l) => l.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS))]);
       await closeServer(statusServer, 1_000);
       await proxy.close();
+      await Promise.all(tlsProxies.map((p) => p.close()));
       clearInterval(sweep);
       state.health.stop();
       rateLimitStores.close();

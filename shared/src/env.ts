@@ -38,6 +38,15 @@ const url = (protocols: string[]) => z.string().optional().transform((v, ctx) =>
   return v;
 });
 
+/** A listen address, or `off` (null): for listeners an operator may do without. */
+const listenOrOff = (def: string) => z.string().default(def).transform((v, ctx) => {
+  if (v === 'off') return null;
+  try { return parseListen(v); } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
 const ms = (def: number) => z.string().default(String(def)).transform((v, ctx) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) { ctx.addIssue({ code: 'custom', message: `expected a whole number of milliseconds, got '${v}'` }); return z.NEVER; }
@@ -134,6 +143,18 @@ export const envSchema = z.object({
   PORTICO_KEYRING_KEY_FILE: z.string().optional(),
   /** Config versions kept for GET /config/versions and rollback. */
   PORTICO_CONFIG_HISTORY: z.coerce.number().int().min(1).max(100_000).default(100),
+  /** TLS proxy listener, HTTP/2 and HTTP/1.1 by ALPN (Kong's `proxy_listen … 8443 http2 ssl`); `off`: none. */
+  PORTICO_PROXY_TLS_LISTEN: listenOrOff('0.0.0.0:8443'),
+  /**
+   * A second TLS listener that asks every client for a certificate (accepting any; mtls-auth
+   * verifies it per route against its own CAs). Separate so browsers on the main TLS port are
+   * never prompted: Node cannot ask per SNI. `off` (default): none.
+   */
+  PORTICO_PROXY_MTLS_LISTEN: listenOrOff('off'),
+  /** Default certificate (PEM text or file) when no SNI matches (Kong's `ssl_cert`); unset: a generated self-signed one. */
+  PORTICO_SSL_CERT: z.string().optional(),
+  /** Its private key (PEM text or file; Kong's `ssl_cert_key`). */
+  PORTICO_SSL_CERT_KEY: z.string().optional(),
 });
 export type Env = z.infer<typeof envSchema>;
 

@@ -8,6 +8,7 @@ export * from './entities/plugin.ts';
 export * from './entities/credentials.ts';
 export * from './entities/upstream.ts';
 export * from './entities/password.ts';
+export * from './entities/certificate.ts';
 export * from './snapshot/schema.ts';
 export * from './snapshot/hash.ts';
 export * from './snapshot/codec.ts';

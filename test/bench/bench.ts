@@ -17,6 +17,7 @@ import { routeSchema, serviceSchema } from '@portico/shared';
 import { Router } from '../../data-plane/src/router/router.ts';
 import { startStack, dpVersion } from '../harness/stack.ts';
 import { freePort, portOpen, startRedis, waitFor } from '../harness/procs.ts';
+import { tlsBench } from './tls.ts';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -249,6 +250,8 @@ async function main() {
     + `response-transformer (headers) ${ratio('portico + response-transformer (headers)', 'portico DP')}; json-transform × the plain route serving the same document: `
     + `1 KB ${ratio('portico + json-transform, 1 KB JSON', 'portico DP, 1 KB JSON')}, 100 KB ${ratio('portico + json-transform, 100 KB JSON', 'portico DP, 100 KB JSON')}`);
   say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
+
+  await tlsBench({ stack, originPort: origin.port, load, seconds: DURATION_S, rounds: ROUNDS, say });
 
   // Admin write → all 3 DPs serving.
   const lat: number[] = [];

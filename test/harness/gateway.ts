@@ -30,6 +30,8 @@ export interface GatewayProcess {
   status: string;
   /** Portico Manager (the CP's PORTICO_GUI_LISTEN). */
   gui: string;
+  /** The TLS listener's port (HTTP/2 and HTTP/1.1), on 127.0.0.1. */
+  proxyTlsPort: number;
   dataDir: string;
   proc: ChildProcess;
   logs: () => string;
@@ -48,7 +50,7 @@ export interface GatewayOptions {
 }
 
 export async function startGateway(role: Role, opts: GatewayOptions = {}): Promise<GatewayProcess> {
-  const [adminPort, proxyPort, statusPort, guiPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [adminPort, proxyPort, statusPort, guiPort, proxyTlsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const dataDir = opts.dataDir ?? tmpRoot();
   let log = '';
   const env: NodeJS.ProcessEnv = {
@@ -58,6 +60,7 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     PORTICO_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
     PORTICO_STATUS_LISTEN: `127.0.0.1:${statusPort}`,
     PORTICO_GUI_LISTEN: `127.0.0.1:${guiPort}`,
+    PORTICO_PROXY_TLS_LISTEN: `127.0.0.1:${proxyTlsPort}`,
     PORTICO_DATA_DIR: dataDir,
     PORTICO_LOG_LEVEL: 'info',
     PORTICO_SHUTDOWN_TIMEOUT_MS: '5000',
@@ -71,6 +74,7 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     proxy: `http://127.0.0.1:${proxyPort}`,
     status: `http://127.0.0.1:${statusPort}`,
     gui: `http://127.0.0.1:${guiPort}`,
+    proxyTlsPort,
     proc: null as unknown as ChildProcess,
     logs: () => log,
     async start() {

@@ -1,11 +1,15 @@
 // A real HTTP upstream for tests: echoes what it received as JSON, and on request delays,
 // answers a chosen status, streams a large body, or speaks WebSocket.
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 
 export interface Echo {
   method: string; url: string; headers: http.IncomingHttpHeaders; bodyBytes: number; body: string;
+  /** Over TLS: the CN of the client certificate the gateway presented, if any. */
+  client_cn?: string;
 }
 
 export interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; upgrade: boolean }
@@ -25,7 +29,7 @@ export interface Upstream {
  * Controls, as query parameters: `?delay_ms=N` waits before answering; `?status=N` answers N;
  * `/download/<bytes>` streams that many bytes; any body is counted (and echoed when small).
  */
-export async function startUpstream(port = 0): Promise<Upstream> {
+export async function startUpstream(port = 0, tls?: https.ServerOptions): Promise<Upstream> {
   const state = { hits: 0 };
   const seen: Seen[] = [];
   const record = (req: http.IncomingMessage, upgrade: boolean) => {
@@ -33,7 +37,7 @@ export async function startUpstream(port = 0): Promise<Upstream> {
     if (seen.length > 200) seen.shift();
   };
   const mode: { status?: number; delayMs?: number } = {};
-  const server = http.createServer((req, res) => {
+  const server = (tls ? https.createServer(tls) : http.createServer()).on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     state.hits++;
     record(req, false);
     const url = new URL(req.url ?? '/', 'http://x');
@@ -60,6 +64,7 @@ export async function startUpstream(port = 0): Promise<Upstream> {
     req.on('end', () => {
       const answer = () => {
         const echo: Echo = { method: req.method!, url: req.url!, headers: req.headers, bodyBytes: bytes, body: bytes <= 1 << 20 ? Buffer.concat(parts).toString() : '' };
+        if (tls) echo.client_cn = String((req.socket as TLSSocket).getPeerCertificate().subject?.CN ?? '') || undefined;
         const status = mode.status ?? Number(url.searchParams.get('status') ?? 200);
         res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': 'echo', 'x-upstream-port': String(actualPort), connection: 'keep-alive, x-drop-me', 'x-drop-me': 'hop' });
         res.end(JSON.stringify(echo));
@@ -79,7 +84,7 @@ export async function startUpstream(port = 0): Promise<Upstream> {
   actualPort = actual;
   return {
     port: actual,
-    url: `http://127.0.0.1:${actual}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${actual}`,
     get hits() { return state.hits; },
     seen,
     mode,
@@ -91,9 +96,9 @@ export async function startUpstream(port = 0): Promise<Upstream> {
  * Opens a WebSocket to `url`, sends `message` and resolves with the first reply; rejects with
  * `status N` when the handshake is answered with something other than 101.
  */
-export function wsRoundTrip(url: string, message: string, headers: Record<string, string> = {}): Promise<string> {
+export function wsRoundTrip(url: string, message: string, headers: Record<string, string> = {}, tls: { ca?: string; servername?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
+    const ws = new WebSocket(url, { headers, ...tls });
     ws.on('open', () => ws.send(message));
     ws.on('message', (m) => { resolve(m.toString()); ws.close(); });
     ws.on('unexpected-response', (_req, res) => { res.resume(); reject(new Error(`status ${res.statusCode}`)); });

@@ -126,7 +126,8 @@ export function createAdminApp(deps: AdminDeps): Hono {
       if (v === '') throw AdminError.message(400, `${f} must be an unempty string`);
       where[f] = v;
     }
-    return { size: c.req.query('size'), offset: c.req.query('offset'), tags: c.req.query('tags'), where };
+    const conditions = def?.listConditions?.((name) => c.req.query(name));
+    return { size: c.req.query('size'), offset: c.req.query('offset'), tags: c.req.query('tags'), where, conditions };
   };
 
   function pageBody(c: Context, page: Page, base: string, topLevel: boolean) {

@@ -235,3 +235,37 @@ export const auditLog = pgTable('audit_log', {
   index('audit_log_admin_id_idx').on(t.admin_id),
   index('audit_log_config_version_idx').on(t.config_version),
 ]);
+
+/** TLS certificates (Kong's `certificates`); `key`/`key_alt` are private keys, redacted for viewers. */
+export const certificates = pgTable('certificates', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  cert: text('cert').notNull(),
+  key: text('key').notNull(),
+  cert_alt: text('cert_alt'),
+  key_alt: text('key_alt'),
+  tags: text('tags').array(),
+  /** The earliest "Not After" of the pairs, seconds since the epoch: `GET /certificates?expiring_in=`. */
+  not_after: bigint('not_after', { mode: 'number' }),
+}, (t) => [index('certificates_not_after_idx').on(t.not_after)]);
+
+/** SNI names, each served with one certificate; deleting the certificate deletes its names (as Kong). */
+export const snis = pgTable('snis', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  name: text('name').notNull().unique('snis_name_unique'),
+  certificate_id: uuid('certificate_id').notNull().references(() => certificates.id, { onDelete: 'cascade' }),
+  tags: text('tags').array(),
+}, (t) => [index('snis_certificate_id_idx').on(t.certificate_id)]);
+
+/** CA certificates (Kong's `ca_certificates`): upstream verification and mtls-auth. */
+export const caCertificates = pgTable('ca_certificates', {
+  id: uuid('id').primaryKey(),
+  created_at: integer('created_at').notNull(),
+  updated_at: integer('updated_at').notNull(),
+  cert: text('cert').notNull(),
+  cert_digest: text('cert_digest').notNull().unique('ca_certificates_cert_digest_unique'),
+  tags: text('tags').array(),
+});

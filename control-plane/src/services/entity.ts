@@ -4,6 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { PgTable } from 'drizzle-orm/pg-core';
+import type { SQL } from 'drizzle-orm';
+import type { Executor, Tx } from '../db/index.ts';
+import { certificateDefs } from './certificates.ts';
 import {
   aclSchema, basicAuthCredentialSchema, consumerSchema, expandServiceUrl, hashApiKey, hashPassword, isPasswordHash,
   jwtSecretSchema, keyAuthCredentialSchema, keyAuthInputSchema, luaKey, normalizeTarget, pluginSchema, routeSchema, serviceSchema,
@@ -80,6 +83,12 @@ export interface EntityDef {
   formSchema?: (raw: Record<string, unknown>, existing?: Record<string, unknown>) => z.ZodType;
   /** Query parameters a list filters on exactly (`/consumers?custom_id=`). */
   listFilters?: string[];
+  /** Query parameters beyond exact matches (`/certificates?expiring_in=30d`), turned into conditions. */
+  listConditions?: (param: (name: string) => string | undefined) => SQL[];
+  /** Work in the write's transaction after the row is stored (a certificate's `snis` shorthand). */
+  afterWrite?: (tx: Tx, entity: Record<string, unknown>, input: Record<string, unknown>) => Promise<void>;
+  /** Fields computed on read (a certificate's `snis`), added to every entity the API answers with. */
+  decorate?: (ex: Executor, entities: Record<string, unknown>[]) => Promise<void>;
   /** Only reachable under its parent (Kong's targets: top-level `/targets` is 404). */
   nestedOnly?: boolean;
   /** The endpoint key is unique only within the parent, so top-level item paths take ids only. */
@@ -327,6 +336,6 @@ export const targetDef: EntityDef = {
     ? { message: `UNIQUE violation detected on '${luaKey({ target: e.target, upstream: e.upstream })}'`, fields: { target: e.target, upstream: e.upstream } } : undefined,
 };
 
-export const ENTITIES: EntityDef[] = [serviceDef, routeDef, consumerDef, pluginDef, keyAuthDef, jwtDef, basicAuthDef, aclDef, upstreamDef, targetDef];
+export const ENTITIES: EntityDef[] = [serviceDef, routeDef, consumerDef, pluginDef, keyAuthDef, jwtDef, basicAuthDef, aclDef, upstreamDef, targetDef, ...certificateDefs];
 export const ENTITY_BY_NAME = new Map(ENTITIES.map((d) => [d.name, d]));
 

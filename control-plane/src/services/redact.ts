@@ -3,7 +3,7 @@
 // field sits (a plugin's `config.redis.password` as well as a credential's `secret`).
 
 /** Field names whose values are never shown to a viewer nor stored in the audit log. */
-export const SECRET_FIELDS: ReadonlySet<string> = new Set(['secret', 'password', 'key', 'key_hash', 'token', 'token_hash', 'client_secret', 'private_key']);
+export const SECRET_FIELDS: ReadonlySet<string> = new Set(['secret', 'password', 'key', 'key_alt', 'key_hash', 'token', 'token_hash', 'client_secret', 'private_key']);
 export const REDACTED = '[REDACTED]';
 
 /** A deep copy of `value` with every scalar under a secret field name replaced by `[REDACTED]`. */

@@ -113,7 +113,10 @@ async function findRow(ex: Executor, def: EntityDef, key: string, within: Within
 
 export async function getEntity(ex: Executor, def: EntityDef, key: string, within?: Within): Promise<Entity | undefined> {
   const row = await findRow(ex, def, key, within);
-  return row ? presented(def, row) : undefined;
+  if (!row) return undefined;
+  const entity = presented(def, row);
+  await def.decorate?.(ex, [entity]);
+  return entity;
 }
 
 export async function requireEntity(ex: Executor, def: EntityDef, key: string): Promise<Entity> {
@@ -128,6 +131,8 @@ export interface ListQuery {
   tags?: string;
   /** Restrict to children of one parent: `{ service_id: "…" }`, or the entity's exact-match filters. */
   where?: Record<string, string>;
+  /** Further conditions an entity derives from its own query parameters (`listConditions`). */
+  conditions?: SQL[];
 }
 
 export interface Page {
@@ -182,9 +187,11 @@ export async function listEntities(ex: Executor, def: EntityDef, q: ListQuery): 
   if (tagCond) conds.push(tagCond);
   if (after) conds.push(gt(def.table.id, after));
   for (const [col, value] of Object.entries(q.where ?? {})) conds.push(eq(def.table[col], value));
+  conds.push(...(q.conditions ?? []));
   const rows = await ex.select().from(def.table).where(conds.length ? and(...conds) : undefined)
     .orderBy(asc(def.table.id)).limit(size + 1);
   const data = rows.slice(0, size).map((r) => presented(def, r as Record<string, unknown>));
+  await def.decorate?.(ex, data);
   const page: Page = { data };
   if (rows.length > size) page.offset = Buffer.from(data[data.length - 1].id).toString('base64url');
   return page;
@@ -224,6 +231,14 @@ function validate(def: EntityDef, candidate: Record<string, unknown>): Validated
 
 /** The response body of a write: the stored entity plus what is shown once (a generated key). */
 const answer = (v: Validated): Entity => (v.reveal ? { ...v.entity, ...v.reveal } : v.entity);
+
+/** The entity's own follow-up writes (a certificate's SNIs), then the answer with computed fields. */
+async function finishWrite(tx: Tx, def: EntityDef, v: Validated, input: Record<string, unknown>): Promise<Entity> {
+  await def.afterWrite?.(tx, v.entity, input);
+  const out = answer(v);
+  await def.decorate?.(tx, [out]);
+  return out;
+}
 
 /** Resolve `{ name: "x" }` foreign references to `{ id }`, and check every reference exists (code 4 / 13). */
 async function resolveForeignKeys(ex: Executor, def: EntityDef, input: Record<string, unknown>): Promise<void> {
@@ -301,7 +316,7 @@ export async function createEntity(db: Db, ctx: WriteContext, def: EntityDef, in
     try {
       await auditedWrite(tx, ctx, def.name, null, entity, version, tx.insert(def.table).values(entityToRow(def, entity)));
     } catch (err) { mapDbError(def, err, entity); }
-    return { entity: answer(v), version };
+    return { entity: await finishWrite(tx, def, v, body), version };
   });
 }
 
@@ -331,7 +346,7 @@ export async function upsertEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
         ? tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id as string))
         : tx.insert(def.table).values(entityToRow(def, entity)));
     } catch (err) { mapDbError(def, err, entity); }
-    return { entity: answer(v), version };
+    return { entity: await finishWrite(tx, def, v, body), version };
   });
 }
 
@@ -359,7 +374,7 @@ export async function updateEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
     try {
       await auditedWrite(tx, ctx, def.name, existing, entity, version, tx.update(def.table).set(entityToRow(def, entity)).where(eq(def.table.id, existing.id)));
     } catch (err) { mapDbError(def, err, entity); }
-    return { entity: answer(v), version };
+    return { entity: await finishWrite(tx, def, v, body), version };
   });
 }
 

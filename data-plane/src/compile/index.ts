@@ -14,6 +14,8 @@ import { buildIndex, PluginChains } from '../plugins/compile.ts';
 import type { HealthRegistry } from '../proxy/balancer.ts';
 import { compileTargets, serviceBreakerName } from '../proxy/target.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
+import { buildSniIndex } from '../tls/sni-index.ts';
+import { indexTlsMaterial } from '../tls/upstream.ts';
 
 export type PluginPorts = Omit<PluginEnv, 'index'>;
 
@@ -74,7 +76,8 @@ export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRe
     router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
     plugins,
     upstreams,
-    targets: compileTargets(snapshot.config.services, upstreams),
+    targets: compileTargets(snapshot.config.services, upstreams, indexTlsMaterial(snapshot.config.certificates, snapshot.config.ca_certificates)),
+    sni: buildSniIndex(snapshot.config.certificates, snapshot.config.snis),
   };
   return { runtime, commit: planned.commit };
 }

@@ -47,6 +47,7 @@ export function buildIndex(config: Config): CredentialIndex {
     jwtByKey: new Map(config.jwt_secrets.map((j) => [j.key, j])),
     basicAuthByUsername: new Map(config.basicauth_credentials.map((b) => [b.username, b])),
     aclGroupsByConsumer: groups,
+    caCertificatesById: new Map(config.ca_certificates.map((c) => [c.id, c])),
   };
 }
 

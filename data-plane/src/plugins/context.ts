@@ -1,6 +1,8 @@
 // The per-request context plugins see (shared/src/plugins/types.ts ProxyContext). Built only for
 // routes that have plugins; the query string and body are parsed only if a plugin asks.
 import type { IncomingMessage } from 'node:http';
+import { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { AuthenticatedCredential, ConnectionInfo, Consumer, ProxyContext, Route, Service } from '@portico/shared/plugins/handlers';
 
@@ -44,7 +46,7 @@ export class RequestContext implements ProxyContext {
 
   constructor(
     readonly requestId: string,
-    req: IncomingMessage,
+    private readonly req: IncomingMessage,
     readonly path: string,
     readonly clientIp: string,
     readonly route: Route,
@@ -68,6 +70,12 @@ export class RequestContext implements ProxyContext {
 
   rawBody(): Buffer | null {
     return this.raw;
+  }
+
+  private peerChain: X509Certificate[] | null | undefined = undefined;
+  clientCertificate(): X509Certificate[] | null {
+    if (this.peerChain === undefined) this.peerChain = peerCertificateChain(this.req.socket as TLSSocket);
+    return this.peerChain;
   }
 
   hasQuery(): boolean {
@@ -128,4 +136,19 @@ export class RequestContext implements ProxyContext {
     delete headers['transfer-encoding'];
     return out;
   }
+}
+
+/** The chain a TLS client presented, leaf first (Node links it through issuerCertificate); null without one. */
+function peerCertificateChain(socket: TLSSocket): X509Certificate[] | null {
+  if (typeof socket?.getPeerCertificate !== 'function') return null;
+  let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  if (!c?.raw) return null;
+  const chain: X509Certificate[] = [];
+  const seen = new Set<string>();
+  while (c?.raw && !seen.has(c.fingerprint256)) {
+    seen.add(c.fingerprint256);
+    chain.push(new X509Certificate(c.raw));
+    c = c.issuerCertificate;
+  }
+  return chain;
 }

@@ -15,6 +15,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import {
@@ -220,8 +221,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // A CORS preflight never upgrades; letting one through would skip auth plugins that let
     // preflights pass (`run_on_preflight=false`, probe 3.9).
     if (this.res === null && this.method === 'OPTIONS') return this.answerError(400, MESSAGES.preflightUpgrade);
-    // HTTP/0.9-style and HTTP/2.0 request lines reach here as versions 0.9 and 2.0 (probe 1.8).
-    if (req.httpVersionMajor !== 1) return this.answerError(400, MESSAGES.badVersion);
+    // HTTP/0.9-style and HTTP/2.0 request lines reach here as versions 0.9 and 2.0 (probe 1.8);
+    // real HTTP/2 comes only through the TLS listener, negotiated by ALPN (tls/listener.ts).
+    const tls = this.core.deps.tls === true;
+    if (req.httpVersionMajor !== 1 && !(tls && req.httpVersionMajor === 2)) return this.answerError(400, MESSAGES.badVersion);
     // RFC 9112 §3.2: a request with more than one Host is invalid (probe 1.6); Node keeps the first.
     if (hasHeaderTwice(req.rawHeaders, 'host')) return this.answerError(400, MESSAGES.twoHosts);
     const cfg = this.core.deps.current();
@@ -232,13 +235,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const { path: rawPath, query } = splitUrl(url);
     this.query = query;
     this.path = normalizePath(rawPath);
-    const match = cfg.router.match({ method: this.method, path: this.path, host: hostOf(this.clientHost), port: this.core.deps.listenPort, headers: req.headers, query });
+    const sni = tls ? (req.socket as TLSSocket).servername || '' : undefined;
+    const match = cfg.router.match({ method: this.method, path: this.path, host: hostOf(this.clientHost), port: this.core.deps.listenPort, headers: req.headers, query, sni });
     if (!match) return this.answerError(404, MESSAGES.noRoute);
     this.match = match;
     const route = match.route;
     this.route = route;
+    // Kong's router matches the protocol too: an http-only route is not there for a TLS request.
+    if (tls && !route.protocols.includes('https')) return this.answerError(404, MESSAGES.noRoute);
     // An https-only route reached over plain http (reference/kong-compat.md §3.6).
-    if (!route.protocols.includes('http')) {
+    if (!tls && !route.protocols.includes('http')) {
       const code = route.https_redirect_status_code;
       if (code === 426) return this.answerError(426, MESSAGES.https, { connection: 'Upgrade', upgrade: 'TLS/1.2, HTTP/1.1' });
       return this.answer(code, { location: `https://${this.clientHost}${rawPath}${query}`, 'content-length': 0, [REQUEST_ID_HEADER]: this.requestId }, undefined);
@@ -253,7 +259,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.upstreamQuery = query;
     this.headers = upstreamRequestHeaders({
       req, requestId: this.requestId, host: route.preserve_host && this.clientHost ? this.clientHost : target?.hostHeader ?? this.clientHost,
-      clientHost: this.clientHost, clientIp: this.clientIp, listenPort: this.core.deps.listenPort, originalPath: rawPath,
+      clientHost: this.clientHost, clientIp: this.clientIp, listenPort: this.core.deps.listenPort, originalPath: rawPath, proto: tls ? 'https' : 'http',
       strippedPrefix: route.strip_path ? match.matchedPath : '', underscores: this.core.underscores, trustedPeer: this.peerTrusted,
     });
     this.preparedHost = this.headers.host as string;

@@ -3,11 +3,12 @@
 import type { RealIpOptions } from '@portico/shared';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { Logger } from '@portico/shared';
 import type { UpstreamBalancer } from './balancer.ts';
 import type { ServiceTarget } from './target.ts';
 import type { Router } from '../router/router.ts';
+import type { SniIndex } from '../tls/sni-index.ts';
 import type { PluginChains } from '../plugins/compile.ts';
 import { serve } from './exchange.ts';
 import { DEFAULT_CLIENT_BODY_TIMEOUT_MS } from './policy.ts';
@@ -21,6 +22,8 @@ export interface RuntimeConfig {
   upstreams: Map<string, UpstreamBalancer>;
   /** Where each service's requests go, by service id and name (a plugin may switch services). */
   targets: Map<string, ServiceTarget>;
+  /** Certificates by SNI for the TLS listener (tls/sni-index.ts). */
+  sni?: SniIndex;
 }
 
 export interface ProxyDeps {
@@ -30,6 +33,8 @@ export interface ProxyDeps {
   /** The node's logger: internal errors and refusals are logged whatever the access-log setting. */
   log: Logger;
   listenPort: number;
+  /** This proxy serves the TLS listener: HTTP/2 allowed, `https` routes, SNI, X-Forwarded-Proto https. */
+  tls?: boolean;
   /**
    * Kong's trusted_ips / real_ip_header / real_ip_recursive (PORTICO_TRUSTED_IPS, …): which client
    * address rate limiting, hashing, ip-restriction and the logs see. Unset: the TCP peer.
@@ -45,15 +50,23 @@ export interface ProxyDeps {
 
 const KEEPALIVE_TIMEOUT_MS = 60_000;
 
-/** One pooled agent per (connect timeout, TLS verification): undici sets both per connection. */
+/** One pooled agent per (connect timeout, upstream TLS settings): undici sets both per connection. */
 class Agents {
   private agents = new Map<string, Agent>();
+  constructor(private readonly log: Logger) {}
   get(t: ServiceTarget): Agent {
     let a = this.agents.get(t.agentKey);
     if (!a) {
+      const connect = buildConnector({ timeout: t.service.connect_timeout, rejectUnauthorized: t.service.tls_verify === true, ...t.tls?.connect });
+      const log = this.log;
+      const service = t.service.name ?? t.service.id;
       a = new Agent({
         keepAliveTimeout: KEEPALIVE_TIMEOUT_MS,
-        connect: { timeout: t.service.connect_timeout, rejectUnauthorized: t.service.tls_verify === true },
+        // A refused upstream certificate is a 502 for the client; the reason is logged here, once per connection attempt.
+        connect: (opts, cb) => connect(opts, (err, socket) => {
+          if (err && isTlsError(err)) log.warn({ service, upstream: `${opts.hostname}:${opts.port}`, servername: opts.servername, code: (err as { code?: string }).code, reason: err.message }, 'upstream TLS verification failed');
+          if (err) cb(err, null); else cb(null, socket!);
+        }),
       });
       this.agents.set(t.agentKey, a);
     }
@@ -62,14 +75,17 @@ class Agents {
   async close(): Promise<void> { await Promise.all([...this.agents.values()].map((a) => a.close())); }
 }
 
+const isTlsError = (err: Error): boolean => /CERT|SSL|TLS|SELF_SIGNED|ISSUER|VERIFY|DEPTH|ALTNAME|CHAIN/.test((err as { code?: string }).code ?? '');
+
 /** What every exchange of one proxy shares. */
 export class ProxyCore {
-  readonly agents = new Agents();
+  readonly agents: Agents;
   readonly underscores: boolean;
   readonly clientBodyTimeoutMs: number;
   readonly dispatcherFor: (t: ServiceTarget) => Dispatcher;
 
   constructor(readonly deps: ProxyDeps) {
+    this.agents = new Agents(deps.log);
     this.underscores = deps.underscoresInHeaders === true;
     this.clientBodyTimeoutMs = deps.clientBodyTimeoutMs ?? DEFAULT_CLIENT_BODY_TIMEOUT_MS;
     this.dispatcherFor = deps.dispatcherFor ?? ((t) => this.agents.get(t));

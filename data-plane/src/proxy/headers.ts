@@ -9,6 +9,7 @@ import { IDENTITY_HEADERS } from '@portico/shared/plugins/handlers';
 export const VIA_TOKEN = `portico/${PORTICO_VERSION}`;
 const VIA_11 = `1.1 ${VIA_TOKEN}`;
 const VIA_10 = `1.0 ${VIA_TOKEN}`;
+const VIA_2 = `2 ${VIA_TOKEN}`;
 export const REQUEST_ID_HEADER = 'x-portico-request-id';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus ones undici refuses to be handed. */
@@ -36,6 +37,8 @@ export interface UpstreamHeaderInput {
    * which would let a client forge the identity headers the gateway sets (probe 2.2).
    */
   underscores: boolean;
+  /** The scheme the client used: `https` on the TLS listener. */
+  proto?: 'http' | 'https';
   /** The TCP peer is a trusted proxy: the X-Forwarded-Proto/-Host/-Port/-Path/-Prefix it sent are kept (Kong). */
   trustedPeer?: boolean;
 }
@@ -60,7 +63,7 @@ export function upstreamRequestHeaders(i: UpstreamHeaderInput): Record<string, s
   // is a trusted proxy (Kong's trusted_ips), whose values are kept.
   out['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${i.clientIp}` : i.clientIp;
   const keep = i.trustedPeer === true;
-  if (!keep || src['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = 'http';
+  if (!keep || src['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = i.proto ?? 'http';
   if (!keep || src['x-forwarded-host'] === undefined) out['x-forwarded-host'] = hostWithoutPort(i.clientHost);
   if (!keep || src['x-forwarded-port'] === undefined) out['x-forwarded-port'] = String(i.listenPort);
   if (!keep || src['x-forwarded-path'] === undefined) out['x-forwarded-path'] = i.originalPath;
@@ -69,7 +72,7 @@ export function upstreamRequestHeaders(i: UpstreamHeaderInput): Record<string, s
     else if (out['x-forwarded-prefix'] !== undefined) delete out['x-forwarded-prefix'];
   }
   out['x-real-ip'] = i.clientIp;
-  const via = i.req.httpVersionMinor === 0 ? VIA_10 : VIA_11;
+  const via = i.req.httpVersionMajor === 2 ? VIA_2 : i.req.httpVersionMinor === 0 ? VIA_10 : VIA_11;
   out.via = src.via ? `${src.via}, ${via}` : via;
   out[REQUEST_ID_HEADER] = i.requestId;
   return out;

@@ -3,6 +3,7 @@
 // service has its own circuit breaker).
 import type { Service } from '@portico/shared';
 import type { UpstreamBalancer } from './balancer.ts';
+import { upstreamTlsFor, type TlsMaterial, type UpstreamTls } from '../tls/upstream.ts';
 
 export interface ServiceTarget {
   service: Service;
@@ -15,6 +16,8 @@ export interface ServiceTarget {
   balancer: UpstreamBalancer | null;
   /** Which pooled agent serves it (connect timeout and TLS verification are per connection). */
   agentKey: string;
+  /** https services: verification, CAs, depth and client certificate (tls/upstream.ts). */
+  tls: UpstreamTls | null;
 }
 
 /** IPv6 literals go in brackets in URLs and Host headers. */
@@ -30,18 +33,20 @@ export function serviceBreakerName(serviceId: string): string {
 }
 
 /** Targets by service id and by service name. */
-export function compileTargets(services: Service[], balancers: Map<string, UpstreamBalancer>): Map<string, ServiceTarget> {
+export function compileTargets(services: Service[], balancers: Map<string, UpstreamBalancer>, tlsMaterial?: TlsMaterial): Map<string, ServiceTarget> {
   const out = new Map<string, ServiceTarget>();
   for (const service of services) {
     const scheme = service.protocol === 'https' ? 'https' : 'http';
     const defaultPort = scheme === 'https' ? 443 : 80;
+    const tls = tlsMaterial ? upstreamTlsFor(service, tlsMaterial) : null;
     const t: ServiceTarget = {
       service, scheme, defaultPort,
       origin: `${scheme}://${bracket(service.host)}:${service.port}`,
       hostHeader: hostPort(service.host, service.port, defaultPort),
       balancer: balancers.get(service.host.toLowerCase())
         ?? (service.circuit_breaker ? balancers.get(serviceBreakerName(service.id)) : undefined) ?? null,
-      agentKey: `${service.connect_timeout}|${service.tls_verify === true}`,
+      agentKey: `${service.connect_timeout}|${tls?.key ?? service.tls_verify === true}`,
+      tls,
     };
     out.set(service.id, t);
     if (service.name) out.set(service.name, t);

@@ -26,6 +26,8 @@ export interface MatchInput {
   headers: Record<string, string | string[] | undefined>;
   /** The raw query string (with or without `?`); parsed only if a route matches on it. */
   query?: string;
+  /** The TLS SNI the client sent ('' for none) on the TLS listener; undefined for plain HTTP, where `snis` are not considered (Kong#6425). */
+  sni?: string;
 }
 
 export interface Match {
@@ -63,6 +65,8 @@ interface SubRoute {
   compiled: CompiledRoute;
   methods: Set<string> | null;
   hosts: HostRule | null;
+  /** Route `snis`, wildcards as hosts'. */
+  snis: HostRule | null;
   headers: HeaderRule[] | null;
   query: QueryRule[] | null;
   prefix: string | null;
@@ -184,6 +188,7 @@ class RequestQuery {
 function fits(s: SubRoute, input: MatchInput, query: RequestQuery | null): boolean {
   if (s.methods && !s.methods.has(input.method)) return false;
   if (s.hosts && !hostMatches(s.hosts, input.host, input.port)) return false;
+  if (s.snis && input.sni !== undefined && !hostMatches(s.snis, input.sni.toLowerCase(), input.port)) return false;
   if (s.headers && !headersMatch(s.headers, input.headers)) return false;
   if (s.query && !queryMatches(s.query, query!.get())) return false;
   return true;
@@ -231,7 +236,7 @@ export class Router {
         },
       };
       const base = {
-        compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts),
+        compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), snis: compileHosts(route.snis),
         headers: compileHeaders(route), query: compileQuery(route),
       };
       if (base.query) hasQueryRules = true;

@@ -14,12 +14,13 @@ import { correlationIdHandler } from './correlation-id/handler.ts';
 import { requestTransformerAdvancedHandler, requestTransformerHandler } from './request-transformer/handler.ts';
 import { responseTransformerAdvancedHandler, responseTransformerHandler } from './response-transformer/handler.ts';
 import { jsonTransformHandler } from './json-transform/handler.ts';
+import { mtlsAuthHandler } from './mtls-auth/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
     requestTransformerHandler, responseTransformerHandler,
-    requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler].map((h) => [h.name, h as PluginHandler]),
+    requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';

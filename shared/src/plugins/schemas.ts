@@ -14,11 +14,12 @@ import { correlationId } from './correlation-id/schema.ts';
 import { requestTransformer, requestTransformerAdvanced } from './request-transformer/schema.ts';
 import { responseTransformer, responseTransformerAdvanced } from './response-transformer/schema.ts';
 import { jsonTransform } from './json-transform/schema.ts';
+import { mtlsAuth } from './mtls-auth/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
     cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId,
     requestTransformer, responseTransformer,
-    requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform].map((d) => [d.name, d]),
+    requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform, mtlsAuth].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

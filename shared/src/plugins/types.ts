@@ -19,6 +19,8 @@
 // `body.response` before the head goes out. Anything larger, of another type, or encoded otherwise
 // streams through untouched, marked with BODY_SKIPPED_HEADER. Routes without body plugins stream.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { X509Certificate } from 'node:crypto';
+import type { CaCertificate } from '../entities/certificate.ts';
 import type { z } from 'zod';
 import type { Consumer } from '../entities/consumer.ts';
 import type { Route } from '../entities/route.ts';
@@ -85,6 +87,11 @@ export interface ProxyContext {
   methodOverride: string | null;
   /** Send the request upstream to this path (unescaped, starts with `/`) instead of the one built for the service. */
   pathOverride: string | null;
+  /**
+   * The TLS client certificate chain as the client presented it (leaf first); null when it sent
+   * none or the listener did not ask (only the mTLS listener does). Parsed once per request.
+   */
+  clientCertificate?(): X509Certificate[] | null;
 }
 
 /**
@@ -107,6 +114,8 @@ export interface CredentialIndex {
   jwtByKey: Map<string, JwtSecret>;
   basicAuthByUsername: Map<string, BasicAuthCredential>;
   aclGroupsByConsumer: Map<string, string[]>;
+  /** CA certificates by id (mtls-auth's `ca_certificates`). */
+  caCertificatesById?: Map<string, CaCertificate>;
 }
 
 export interface PluginLogger {

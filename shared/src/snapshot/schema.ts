@@ -5,6 +5,7 @@ import { serviceSchema } from '../entities/service.ts';
 import { consumerSchema } from '../entities/consumer.ts';
 import { targetSchema, upstreamSchema } from '../entities/upstream.ts';
 import { pluginSchema } from '../entities/plugin.ts';
+import { caCertificateSchema, certificateSchema, sniSchema } from '../entities/certificate.ts';
 import { aclSchema, basicAuthCredentialSchema, jwtSecretSchema, keyAuthCredentialSchema } from '../entities/credentials.ts';
 
 export const configSchema = z.strictObject({
@@ -18,6 +19,10 @@ export const configSchema = z.strictObject({
   acls: z.array(aclSchema),
   upstreams: z.array(upstreamSchema),
   targets: z.array(targetSchema),
+  // TLS: private keys travel here (signed; a DP writes its cache owner-only, ARCHITECTURE.md invariant 8).
+  certificates: z.array(certificateSchema),
+  snis: z.array(sniSchema),
+  ca_certificates: z.array(caCertificateSchema),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -34,5 +39,5 @@ export type Snapshot = z.infer<typeof snapshotSchema>;
 
 /** A config with every entity list empty. */
 export function emptyConfig(): Config {
-  return { services: [], routes: [], consumers: [], plugins: [], keyauth_credentials: [], jwt_secrets: [], basicauth_credentials: [], acls: [], upstreams: [], targets: [] };
+  return { services: [], routes: [], consumers: [], plugins: [], keyauth_credentials: [], jwt_secrets: [], basicauth_credentials: [], acls: [], upstreams: [], targets: [], certificates: [], snis: [], ca_certificates: [] };
 }
