@@ -17,6 +17,7 @@ import { connectNatsSubscriber } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
+import { Observability } from './observability/index.ts';
 
 export interface DataPlane {
   state: ConfigState;
@@ -62,18 +63,27 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const sweep = setInterval(() => localRateLimitStore.sweep(), 60_000);
   sweep.unref();
   const rateLimitStores = new RateLimitStores(env.REDIS_URL, log);
+  const counters = { requests: 0, connections: 0, active: 0 };
+  // Outlives snapshots: series, log queues and span exporters survive config changes.
+  let stateRef: ConfigState | null = null;
+  const observability = new Observability({
+    nodeId, pluginCounters, counters, current: () => stateRef?.current() ?? null,
+    get config() { return { version: stateRef?.version ?? 0, hash: stateRef?.hash ?? '', lastError: stateRef?.lastError ?? null, lastApply: stateRef?.lastApply ?? null }; },
+  });
   const state = new ConfigState(env.PORTICO_DATA_DIR, log, {
     now: Date.now, log, getJson, localRateLimitStore,
     rateLimitStore: (c) => rateLimitStores.get(c),
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
+    observability,
   }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
+  stateRef = state;
+  state.onApplied(() => { const ids = state.current()?.routeIds; if (ids) observability.applied(ids); });
   state.loadCache();
 
   let draining = false;
-  const counters = { requests: 0, connections: 0 };
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
   const proxy = createProxy({
-    current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port,
+    current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port, observability,
     underscoresInHeaders: env.PORTICO_UNDERSCORES_IN_HEADERS === 'on', clientBodyTimeoutMs: env.PORTICO_CLIENT_BODY_TIMEOUT_MS,
     realIp: { trustedIps: env.PORTICO_TRUSTED_IPS, realIpHeader: env.PORTICO_REAL_IP_HEADER, recursive: env.PORTICO_REAL_IP_RECURSIVE },
   });
@@ -87,12 +97,16 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     counters.requests++;
     proxy.handleRequest(req, res);
   });
-  proxyServer.on('connection', () => { counters.connections++; });
+  proxyServer.on('connection', (socket) => {
+    counters.connections++;
+    counters.active++;
+    socket.once('close', () => { counters.active--; });
+  });
   proxyServer.on('upgrade', proxy.handleUpgrade);
   proxyServer.listen(env.PORTICO_PROXY_LISTEN.port, env.PORTICO_PROXY_LISTEN.host);
   await listening(proxyServer);
 
-  const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });
+  const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters, observability });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
   await listening(statusServer);
   log.info({ proxy: env.PORTICO_PROXY_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
@@ -127,6 +141,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       await closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS);
       await closeServer(statusServer, 1_000);
       await proxy.close();
+      await observability.close();
       clearInterval(sweep);
       state.health.stop();
       rateLimitStores.close();

@@ -75,6 +75,7 @@ export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRe
     plugins,
     upstreams,
     targets: compileTargets(snapshot.config.services, upstreams),
+    routeIds: new Set(snapshot.config.routes.map((r) => r.id)),
   };
   return { runtime, commit: planned.commit };
 }

@@ -1,7 +1,7 @@
 // The per-request context plugins see (shared/src/plugins/types.ts ProxyContext). Built only for
 // routes that have plugins; the query string and body are parsed only if a plugin asks.
 import type { IncomingMessage } from 'node:http';
-import type { AuthenticatedCredential, Consumer, ProxyContext, Route, Service } from '@portico/shared/plugins/handlers';
+import type { AuthenticatedCredential, Consumer, ProxyContext, RequestSummary, Route, Service } from '@portico/shared/plugins/handlers';
 
 export class RequestContext implements ProxyContext {
   consumer: Consumer | null = null;
@@ -13,6 +13,8 @@ export class RequestContext implements ProxyContext {
   serviceOverride: string | null = null;
   methodOverride: string | null = null;
   pathOverride: string | null = null;
+  readonly startedAt = Date.now();
+  summary: RequestSummary | null = null;
   private params: URLSearchParams | null = null;
   private paramsInitial = '';
   private bodyInitial = '';

@@ -11,6 +11,7 @@ import type { Router } from '../router/router.ts';
 import type { PluginChains } from '../plugins/compile.ts';
 import { serve } from './exchange.ts';
 import { DEFAULT_CLIENT_BODY_TIMEOUT_MS } from './policy.ts';
+import type { Observability } from '../observability/index.ts';
 
 export interface RuntimeConfig {
   version: number;
@@ -21,6 +22,8 @@ export interface RuntimeConfig {
   upstreams: Map<string, UpstreamBalancer>;
   /** Where each service's requests go, by service id and name (a plugin may switch services). */
   targets: Map<string, ServiceTarget>;
+  /** Ids of the config's routes (observability drops the series of the others). */
+  routeIds?: ReadonlySet<string>;
 }
 
 export interface ProxyDeps {
@@ -41,6 +44,8 @@ export interface ProxyDeps {
   clientBodyTimeoutMs?: number;
   /** The dispatcher for a target; unit tests pass a fake. Default: pooled undici Agents. */
   dispatcherFor?: (t: ServiceTarget) => Dispatcher;
+  /** Metrics, traces and log plugins' sinks (data-plane/src/observability); unit tests may leave it out. */
+  observability?: Observability;
 }
 
 const KEEPALIVE_TIMEOUT_MS = 60_000;

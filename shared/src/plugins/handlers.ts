@@ -13,11 +13,16 @@ import { requestTerminationHandler } from './request-termination/handler.ts';
 import { correlationIdHandler } from './correlation-id/handler.ts';
 import { requestTransformerHandler } from './request-transformer/handler.ts';
 import { responseTransformerHandler } from './response-transformer/handler.ts';
+import { prometheusHandler } from './prometheus/handler.ts';
+import { openTelemetryHandler } from './opentelemetry/handler.ts';
+import { fileLogHandler } from './file-log/handler.ts';
+import { httpLogHandler } from './http-log/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
-    requestTransformerHandler, responseTransformerHandler].map((h) => [h.name, h as PluginHandler]),
+    requestTransformerHandler, responseTransformerHandler,
+    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';
@@ -26,3 +31,7 @@ export type { Consumer } from '../entities/consumer.ts';
 export type { Route } from '../entities/route.ts';
 export type { Service } from '../entities/service.ts';
 export { MemoryRateLimitStore, type RateLimitStore, type Decision, type Limit, type Algorithm } from './rate-limiting/store.ts';
+export type { PrometheusConfig } from './prometheus/schema.ts';
+export type { OpenTelemetryConfig } from './opentelemetry/schema.ts';
+export type { FileLogConfig } from './file-log/schema.ts';
+export type { HttpLogConfig } from './http-log/schema.ts';

@@ -13,10 +13,15 @@ import { requestTermination } from './request-termination/schema.ts';
 import { correlationId } from './correlation-id/schema.ts';
 import { requestTransformer } from './request-transformer/schema.ts';
 import { responseTransformer } from './response-transformer/schema.ts';
+import { prometheus } from './prometheus/schema.ts';
+import { openTelemetry } from './opentelemetry/schema.ts';
+import { fileLog } from './file-log/schema.ts';
+import { httpLog } from './http-log/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
     cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId,
-    requestTransformer, responseTransformer].map((d) => [d.name, d]),
+    requestTransformer, responseTransformer,
+    prometheus, openTelemetry, fileLog, httpLog].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };
