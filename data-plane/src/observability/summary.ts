@@ -131,7 +131,7 @@ export function kongEntry(ctx: ProxyContext, s: RequestSummary, secretNames: Rea
     consumer: c ? { id: c.id, username: c.username, custom_id: c.custom_id } : undefined,
     client_ip: ctx.clientIp,
     started_at: s.startedAt,
-    source: s.source,
+    source: s.source === 'service' ? 'upstream' : 'kong',
     workspace: 'default',
     workspace_name: 'default',
     trace_id: s.traceId ?? undefined,
