@@ -163,6 +163,27 @@ describe('prometheus', () => {
   });
 });
 
+describe('control-plane metrics', () => {
+  it('counts admin writes, snapshot build and publish times, and data planes in sync', async () => {
+    const r = await fetch(`${s.cp.status}/metrics`);
+    assert.equal(r.status, 200);
+    const m = parseMetrics(await r.text());
+    assert.ok(value(m, 'portico_admin_writes_total', { method: 'POST', code: '201' }) >= 8);
+    assert.ok(value(m, 'portico_snapshot_build_ms_count', {}) > 0);
+    assert.ok(value(m, 'portico_snapshot_publish_ms_count', {}) > 0);
+    const dpStatus = await (await fetch(`${s.dps[0].status}/status`)).json() as { node: { id: string } };
+    await waitFor('the DP reported in sync', async () => {
+      const now = parseMetrics(await (await fetch(`${s.cp.status}/metrics`)).text());
+      return value(now, 'portico_data_planes', { config_status: 'in_sync' }) === 1 && value(now, 'portico_data_planes', { config_status: 'behind' }) === 0;
+    });
+    const dpHash = value(await scrape(), 'kong_data_plane_config_hash', {});
+    await waitFor('the CP to see the DP\'s hash', async () => {
+      const now = parseMetrics(await (await fetch(`${s.cp.status}/metrics`)).text());
+      return value(now, 'kong_data_plane_config_hash', { node_id: dpStatus.node.id }) === dpHash;
+    });
+  });
+});
+
 describe('access log', () => {
   it('writes one JSON line with ids, timings, consumer, route, service, target, limits and bytes — never the key', async () => {
     await s.A('POST', '/services/obs/routes', { name: 'logged', paths: ['/logged'] });
