@@ -14,15 +14,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProxyContext, TracePort } from '@portico/shared/plugins/handlers';
 import type { OpenTelemetryConfig } from '@portico/shared/plugins/handlers';
-import type { Span, Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { extract, incomingTraceId, inject, randomId, type Format, type TraceParent } from './propagation.ts';
 
 /** Kong's tracing_sampling_rate default, used when the plugin sets no sampling_rate. */
 export const DEFAULT_SAMPLING_RATE = 0.01;
 const TRACE = 'portico.trace';
 
-type Api = typeof import('@opentelemetry/api');
-let api: Api | null = null;
 
 /** One request's trace, kept in ctx.shared. */
 interface RequestTrace {
@@ -37,8 +35,11 @@ interface RequestTrace {
 
 export interface SpanStats { dropped: Record<string, number> }
 
+/** Where spans of one exporter config are started; `tracer` is null until sdk-node has loaded. */
+export interface SpanSource { tracer: Tracer | null }
+
 /** A provider (exporter, batch processor, resource) per distinct export config. */
-class Provider {
+class Provider implements SpanSource {
   tracer: Tracer | null = null;
   shutdown: (() => Promise<void>) | null = null;
   constructor(config: OpenTelemetryConfig, nodeId: string, stats: SpanStats) {
@@ -63,8 +64,8 @@ class Provider {
 
 let loading: Promise<{ sdk: typeof import('@opentelemetry/sdk-node'); exporter: typeof import('@opentelemetry/exporter-trace-otlp-http') }> | null = null;
 function load() {
-  return (loading ??= Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-http'), import('@opentelemetry/api')])
-    .then(([sdk, exporter, a]) => { api = a; return { sdk, exporter }; }));
+  return (loading ??= Promise.all([import('@opentelemetry/sdk-node'), import('@opentelemetry/exporter-trace-otlp-http')])
+    .then(([sdk, exporter]) => ({ sdk, exporter })));
 }
 
 export class Tracing {
@@ -91,20 +92,21 @@ export class OtelTracer implements TracePort {
   private readonly injectFormats: Format[] | null;
   private readonly clear: string[];
   private readonly responseHeader: string | null;
+  /** With `preserve`: the formats to write for a parent that came in each format (and for none: default_format), built once. */
+  private readonly preserved: Record<Format | 'none', Format[]> | null;
 
-  constructor(config: OpenTelemetryConfig, private readonly provider: Provider, private readonly stats: SpanStats) {
+  constructor(config: OpenTelemetryConfig, readonly provider: SpanSource, private readonly stats: SpanStats) {
     this.ratio = config.sampling_rate ?? DEFAULT_SAMPLING_RATE;
     const p = config.propagation;
     this.extractFormats = p.extract;
     // 'preserve' injects the format the parent came in (resolved per request), else default_format.
     this.injectFormats = p.inject.includes('preserve') ? null : (p.inject as Format[]);
-    this.defaultFormat = p.default_format;
+    const others = p.inject.filter((f: string): f is Format => f !== 'preserve');
+    const withFirst = (f: Format): Format[] => [f, ...others.filter((o) => o !== f)];
+    this.preserved = this.injectFormats ? null : { w3c: withFirst('w3c'), b3: withFirst('b3'), 'b3-single': withFirst('b3-single'), none: withFirst(p.default_format) };
     this.clear = p.clear.map((h: string) => h.toLowerCase());
     this.responseHeader = config.http_response_header_for_traceid?.toLowerCase() ?? null;
-    this.extraInject = p.inject.filter((f: string): f is Format => f !== 'preserve');
   }
-  private readonly defaultFormat: Format;
-  private readonly extraInject: Format[];
 
   /** Sampling before any span exists: the parent's decision, else the ratio (Kong's parent-based sampler). */
   private begin(ctx: ProxyContext, propagate: boolean): RequestTrace {
@@ -112,7 +114,7 @@ export class OtelTracer implements TracePort {
     if (existing) return existing;
     const parent = extract(ctx.headers, this.extractFormats);
     const sampled = parent?.sampled ?? (this.ratio >= 1 || (this.ratio > 0 && Math.random() < this.ratio));
-    const formats = this.injectFormats ?? (parent ? [parent.format, ...this.extraInject.filter((f) => f !== parent.format)] : [this.defaultFormat, ...this.extraInject.filter((f) => f !== this.defaultFormat)]);
+    const formats = this.injectFormats ?? this.preserved![parent?.format ?? 'none'];
     const t: RequestTrace = { traceId: parent?.traceId ?? randomId(16), spanId: parent?.spanId ?? randomId(8), sampled, span: null, attempt: null, inject: formats, tracer: this };
     if (sampled) this.startServerSpan(ctx, t, parent);
     ctx.shared[TRACE] = t;
@@ -126,12 +128,12 @@ export class OtelTracer implements TracePort {
 
   private startServerSpan(ctx: ProxyContext, t: RequestTrace, parent: TraceParent | null): void {
     const tracer = this.provider.tracer;
-    if (tracer === null || api === null) { this.drop('loading'); return; }
+    if (tracer === null) { this.drop('loading'); return; }
     const parentCtx = parent
-      ? api.trace.setSpanContext(api.ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: 1, isRemote: true })
-      : api.ROOT_CONTEXT;
+      ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: 1, isRemote: true })
+      : ROOT_CONTEXT;
     const span = tracer.startSpan(`kong`, {
-      kind: api.SpanKind.SERVER, startTime: ctx.startedAt ?? Date.now(),
+      kind: SpanKind.SERVER, startTime: ctx.startedAt ?? Date.now(),
       attributes: {
         'http.request.method': ctx.method, 'url.path': ctx.path, 'client.address': ctx.clientIp, 'http.route': ctx.route.name ?? ctx.route.id,
         'kong.request.id': ctx.requestId, 'kong.route.id': ctx.route.id, ...(ctx.service ? { 'kong.service.id': ctx.service.id, 'kong.service.name': ctx.service.name ?? '' } : {}),
@@ -159,7 +161,7 @@ export class OtelTracer implements TracePort {
     if (s) {
       span.setAttribute('http.response.status_code', s.status);
       if (ctx.consumer) span.setAttribute('kong.consumer.id', ctx.consumer.id);
-      if (s.status >= 500) span.setStatus({ code: api!.SpanStatusCode.ERROR });
+      if (s.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
     }
     span.addEvent('kong.log');
     span.end(s ? s.startedAt + s.latencies.request : undefined);
@@ -170,12 +172,12 @@ export class OtelTracer implements TracePort {
 /** A CLIENT span for one upstream attempt; its id goes into the traceparent sent upstream. */
 export function traceAttemptStart(ctx: ProxyContext | null, method: string, origin: string, path: string): void {
   const t = ctx?.shared[TRACE] as RequestTrace | undefined;
-  if (!t?.span || api === null) return;
-  const tracer = t.tracer['provider'].tracer!;
+  if (!t?.span) return;
+  const tracer = t.tracer.provider.tracer!;
   const span = tracer.startSpan('kong.upstream', {
-    kind: api.SpanKind.CLIENT,
+    kind: SpanKind.CLIENT,
     attributes: { 'http.request.method': method, 'server.address': origin, 'url.path': path },
-  }, api.trace.setSpan(api.ROOT_CONTEXT, t.span));
+  }, trace.setSpan(ROOT_CONTEXT, t.span));
   t.attempt = span;
   inject(ctx!.upstreamHeaders, t.inject, t.traceId, span.spanContext().spanId, true);
 }
@@ -186,7 +188,7 @@ export function traceAttemptEnd(ctx: ProxyContext | null, status: number, error?
   const span = t?.attempt;
   if (!span) return;
   if (status > 0) span.setAttribute('http.response.status_code', status);
-  if (error !== undefined || status >= 500) span.setStatus({ code: api!.SpanStatusCode.ERROR, message: error });
+  if (error !== undefined || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: error });
   span.end();
   t!.attempt = null;
   t!.span?.addEvent('kong.upstream.response', { status });
