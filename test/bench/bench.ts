@@ -143,6 +143,20 @@ async function main() {
   await stack.write('POST', '/services/one/routes', { paths: ['/one'] });
   // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
   await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
+  // Observability (issue 13): each on a route of its own, compared with the plain route (× portico DP).
+  // Spans and log entries go to a local sink that drains and answers 200.
+  const sink = await startDrainingSink();
+  const obsRoutes: [string, { name: string; config: Record<string, unknown> }][] = [
+    ['prom', { name: 'prometheus', config: { per_consumer: true, status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true, upstream_health_metrics: true } }],
+    ['otel0', { name: 'opentelemetry', config: { traces_endpoint: `${sink.url}/v1/traces`, sampling_rate: 0 } }],
+    ['otel1', { name: 'opentelemetry', config: { traces_endpoint: `${sink.url}/v1/traces`, sampling_rate: 1 } }],
+    // Kong's default batch of 1 sends one request per entry; a collector takes batches.
+    ['hlog', { name: 'http-log', config: { http_endpoint: `${sink.url}/logs`, queue: { max_batch_size: 100 } } }],
+  ];
+  for (const [name, plugin] of obsRoutes) {
+    await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
+    await stack.write('POST', `/routes/${name}/plugins`, plugin);
+  }
   const exp = Math.floor(Date.now() / 1000) + 3600;
   const hsToken = await new SignJWT({ iss: 'bench-hs', exp }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('bench-secret-bench-secret-bench-secret'));
   const rsToken = await new SignJWT({ iss: 'bench-rs', exp }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
@@ -158,6 +172,10 @@ async function main() {
     ['portico + key-auth + rate-limiting (redis, sliding)', `${stack.dps[0].proxy}/karl/anything`, { apikey: 'bench-key' }],
     ['portico → upstream entity, 1 target', `${stack.dps[0].proxy}/one/anything`],
     ['portico → upstream entity, 3 targets round-robin', `${stack.dps[0].proxy}/rr/anything`],
+    ['portico + prometheus (all flags)', `${stack.dps[0].proxy}/prom/anything`],
+    ['portico + opentelemetry, sampling 0', `${stack.dps[0].proxy}/otel0/anything`],
+    ['portico + opentelemetry, sampling 1.0', `${stack.dps[0].proxy}/otel1/anything`],
+    ['portico + http-log (local collector, batches of 100)', `${stack.dps[0].proxy}/hlog/anything`],
   ];
   for (const [name, url, headers] of targets) {
     const r = await fetch(url, { headers });
@@ -264,6 +282,20 @@ async function main() {
   }
   say(`request against an open breaker (503 without an upstream attempt): p50 ${pct(openTimes, 0.5).toFixed(2)} ms, p99 ${pct(openTimes, 0.99).toFixed(2)} ms (200 sequential requests, client-measured)`);
 
+  // /metrics with 1,000 routes counted: a global prometheus (all flags), one request on each of
+  // 1,000 bulk routes, then the scrape timed from outside.
+  await stack.write('POST', '/plugins', { name: 'prometheus', config: { per_consumer: true, status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true } });
+  for (let i = 1; i <= 1000; i++) await (await fetch(`${stack.dps[0].proxy}/bulk/${i}/items`)).arrayBuffer();
+  const scrapes: number[] = [];
+  let scrapeBytes = 0;
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    scrapeBytes = (await (await fetch(`${stack.dps[0].status}/metrics`)).text()).length;
+    scrapes.push(performance.now() - t);
+  }
+  say(`/metrics with 1,000 routes counted (all flags): p50 ${pct(scrapes, 0.5).toFixed(1)} ms, max ${Math.max(...scrapes).toFixed(1)} ms, ${(scrapeBytes / 1024).toFixed(0)} KB (20 scrapes, client-measured); spans/log batches received by the sink: ${sink.requests}`);
+  sink.stop();
+
   const rc = routingCost();
   say(`routing cost per request (Router.match, in-process): ${rc.n10.toFixed(0)} ns at 10 routes, ${rc.n10k.toFixed(0)} ns at 10,000 routes (× ${(rc.n10k / rc.n10).toFixed(2)})`);
 
@@ -271,6 +303,17 @@ async function main() {
   await stack.stop();
   await redis.stop();
   process.exit(0);
+}
+
+/** A collector that reads and drops what it is sent (OTLP spans, http-log batches). */
+async function startDrainingSink(): Promise<{ url: string; requests: number; stop: () => void }> {
+  const http = await import('node:http');
+  const port = await freePort();
+  const sink = { url: `http://127.0.0.1:${port}`, requests: 0, stop: () => server.close() };
+  const server = http.createServer((req, res) => { req.resume(); req.on('end', () => { sink.requests++; res.writeHead(200, { 'content-type': 'application/json' }).end('{}'); }); });
+  server.listen(port, '127.0.0.1');
+  await waitFor('sink', () => portOpen(port));
+  return sink;
 }
 
 function wrk10k(proxy: string): Load {
