@@ -44,8 +44,7 @@ export class Observability implements ObservabilityPorts {
   readonly kong = new KongMetrics();
   readonly tracing: Tracing;
   readonly registry = new Registry();
-  private readonly fileSinks = new Map<string, FileLogSink>();
-  private readonly httpSinks = new Map<string, HttpLogSink>();
+  private readonly sinks = new Map<string, FileLogSink | HttpLogSink>();
   /** Plugin instances with upstream_health_metrics on (Kong: on for all if any instance asks). */
   private readonly healthInstances = new Set<string>();
   private readonly drops: Counter<'sink' | 'reason'>;
@@ -154,21 +153,20 @@ export class Observability implements ObservabilityPorts {
   }
 
   fileLog(config: Record<string, unknown>, instanceId: string): LogPhaseSink {
-    const c = config as FileLogConfig;
-    const key = `${instanceId}:${JSON.stringify(c)}`;
-    let sink = this.fileSinks.get(key);
-    if (!sink) this.fileSinks.set(key, (sink = new FileLogSink(c, this.dropped)));
-    const s = sink;
-    return { log: (ctx) => { if (ctx.summary) s.write(`${JSON.stringify(kongEntry(ctx, ctx.summary, this.secretNames(), c.custom_fields_by_lua))}\n`); } };
+    return this.entrySink(config as FileLogConfig, instanceId, () => new FileLogSink(config as FileLogConfig, this.dropped));
   }
 
   httpLog(config: Record<string, unknown>, instanceId: string): LogPhaseSink {
-    const c = config as HttpLogConfig;
-    const key = `${instanceId}:${JSON.stringify(c)}`;
-    let sink = this.httpSinks.get(key);
-    if (!sink) this.httpSinks.set(key, (sink = new HttpLogSink(c, this.dropped)));
+    return this.entrySink(config as HttpLogConfig, instanceId, () => new HttpLogSink(config as HttpLogConfig, this.dropped));
+  }
+
+  /** Kong's log entry, serialized once, into a sink kept across snapshots while its config is unchanged. */
+  private entrySink(config: FileLogConfig | HttpLogConfig, instanceId: string, make: () => FileLogSink | HttpLogSink): LogPhaseSink {
+    const key = `${instanceId}:${JSON.stringify(config)}`;
+    let sink = this.sinks.get(key);
+    if (!sink) this.sinks.set(key, (sink = make()));
     const s = sink;
-    return { log: (ctx) => { if (ctx.summary) s.push(JSON.stringify(kongEntry(ctx, ctx.summary, this.secretNames(), c.custom_fields_by_lua))); } };
+    return { log: (ctx) => { if (ctx.summary) s.write(JSON.stringify(kongEntry(ctx, ctx.summary, this.secretNames(), config.custom_fields_by_lua))); } };
   }
 
   tracer(config: Record<string, unknown>): TracePort {
@@ -200,8 +198,7 @@ export class Observability implements ObservabilityPorts {
   get contentType(): string { return this.registry.contentType; }
 
   async close(): Promise<void> {
-    for (const s of this.fileSinks.values()) s.close();
-    await Promise.all([...this.httpSinks.values()].map((s) => s.close()));
+    await Promise.all([...this.sinks.values()].map((s) => s.close()));
     await this.tracing.close();
   }
 }

@@ -17,7 +17,9 @@ export class FileLogSink {
   private stream: WriteStream | null = null;
   constructor(private readonly config: FileLogConfig, private readonly dropped: DropCounter) {}
 
-  write(line: string): void {
+  /** One JSON entry; written as a line. */
+  write(json: string): void {
+    const line = `${json}\n`;
     if (this.config.reopen) {
       appendFile(this.config.path, line, (err) => { if (err) this.dropped('file-log', 1, 'queue_full'); });
       return;
@@ -53,7 +55,7 @@ export class HttpLogSink {
     this.queue = new LogQueue('http-log', config.queue, (batch) => this.send(batch), (n, reason) => dropped('http-log', n, reason));
   }
 
-  push(entry: string): void { this.queue.push(entry, entry.length); }
+  write(entry: string): void { this.queue.push(entry, entry.length); }
 
   /** A batch of one is a single JSON object, more a JSON array (Kong). Anything but 2xx is a failure (retried). */
   private async send(batch: string[]): Promise<void> {
