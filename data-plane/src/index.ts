@@ -13,7 +13,7 @@ import { HealthRegistry } from './proxy/balancer.ts';
 import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
-import { connectNatsSubscriber } from './sync/nats.ts';
+import { connectNatsSubscriber, natsState } from './sync/nats.ts';
 import { createProxy } from './proxy/forward.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
@@ -68,6 +68,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   let stateRef: ConfigState | null = null;
   const observability = new Observability({
     nodeId, pluginCounters, counters, current: () => stateRef?.current() ?? null,
+    redis: () => rateLimitStores.connections(), nats: bus ? null : natsState,
     get config() { return { version: stateRef?.version ?? 0, hash: stateRef?.hash ?? '', lastError: stateRef?.lastError ?? null, lastApply: stateRef?.lastApply ?? null }; },
   });
   const state = new ConfigState(env.PORTICO_DATA_DIR, log, {

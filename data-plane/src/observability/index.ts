@@ -33,6 +33,9 @@ export interface NodeView {
   config: { version: number; hash: string; lastError: string | null; lastApply: { decode_ms: number; compile_ms: number } | null };
   counters: { requests: number; connections: number; active: number };
   pluginCounters: Map<string, number>;
+  /** Redis connections of rate-limiting stores. */
+  redis(): { connected: boolean; errors: number; breakerOpen: boolean }[];
+  nats: { connected: boolean; events: Map<string, number> } | null;
 }
 
 /** Kong's config_hash_to_number: the hash's leading hex digits as a number (13 digits fit a double exactly). */
@@ -121,6 +124,24 @@ export class Observability implements ObservabilityPorts {
       name: 'portico_rate_limit_decisions_total', help: 'Rate-limiting decisions by outcome (allowed, limited)', labelNames: ['outcome'], registers: [r],
       collect() { this.reset(); this.inc({ outcome: 'allowed' }, self.rateLimit.allowed); this.inc({ outcome: 'limited' }, self.rateLimit.limited); },
     });
+    new Gauge({
+      name: 'portico_redis_connections', help: 'Redis connections of rate-limit stores by state (connected, down, breaker_open)', labelNames: ['state'], registers: [r],
+      collect() {
+        const c = node.redis();
+        this.set({ state: 'connected' }, c.filter((x) => x.connected).length);
+        this.set({ state: 'down' }, c.filter((x) => !x.connected).length);
+        this.set({ state: 'breaker_open' }, c.filter((x) => x.breakerOpen).length);
+      },
+    });
+    new Counter({ name: 'portico_redis_errors_total', help: 'Redis connection errors', registers: [r], collect() { this.reset(); this.inc(node.redis().reduce((a, x) => a + x.errors, 0)); } });
+    if (node.nats) {
+      const nats = node.nats;
+      new Gauge({ name: 'kong_control_plane_connected', help: 'Kong connected to control plane (here: NATS), 0 is unconnected', registers: [r], collect() { this.set(nats.connected ? 1 : 0); } });
+      new Counter({
+        name: 'portico_nats_events_total', help: 'NATS connection events (disconnect, reconnect, error, …)', labelNames: ['type'], registers: [r],
+        collect() { this.reset(); for (const [type, n] of nats.events) this.inc({ type }, n); },
+      });
+    }
     new Gauge({ name: 'portico_config_version', help: 'Version of the config this node runs', registers: [r], collect() { this.set(node.config.version); } });
     new Gauge({ name: 'portico_config_apply_errors', help: 'Whether the last snapshot received failed to apply (1) or not (0)', registers: [r], collect() { this.set(node.config.lastError ? 1 : 0); } });
     new Gauge({
