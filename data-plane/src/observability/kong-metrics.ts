@@ -41,14 +41,19 @@ class Histogram {
     this.counts[i]++;
     this.sum += v;
   }
+  /** Each bucket line's text up to the value, and the sum and count lines', built at the first scrape (labels never change). */
+  private prefixes: string[] | null = null;
   render(out: string[], name: string, labels: string): void {
+    const b = this.buckets;
+    const p = (this.prefixes ??= [
+      ...b.map((le) => `${name}_bucket{${labels},le="${le}"} `), `${name}_bucket{${labels},le="+Inf"} `, `${name}_sum{${labels}} `, `${name}_count{${labels}} `,
+    ]);
     let cumulative = 0;
-    for (let i = 0; i < this.buckets.length; i++) {
+    for (let i = 0; i <= b.length; i++) {
       cumulative += this.counts[i];
-      out.push(`${name}_bucket{${labels},le="${this.buckets[i]}"} ${cumulative}`);
+      out.push(p[i] + cumulative);
     }
-    cumulative += this.counts[this.buckets.length];
-    out.push(`${name}_bucket{${labels},le="+Inf"} ${cumulative}`, `${name}_sum{${labels}} ${this.sum}`, `${name}_count{${labels}} ${cumulative}`);
+    out.push(p[b.length + 1] + this.sum, p[b.length + 2] + cumulative);
   }
 }
 

@@ -29,34 +29,38 @@ interface CountedSocket extends Socket { [kBytes]?: { read: number; written: num
 /**
  * Bytes this request read and wrote on its connection: the growth of the socket's counters since
  * the previous request on it ended (Node answers a connection's requests one after the other).
+ * The last counts live on the socket, one object per connection.
  */
-function socketDelta(socket: CountedSocket | null | undefined): { read: number; written: number } {
-  if (!socket) return { read: 0, written: 0 };
+function bytesSinceLast(socket: CountedSocket | null | undefined, out: { bytesIn: number; bytesOut: number }): void {
+  if (!socket) return;
+  const last = (socket[kBytes] ??= { read: 0, written: 0 });
   const read = socket.bytesRead, written = socket.bytesWritten;
-  const last = socket[kBytes];
-  socket[kBytes] = { read, written };
-  return last ? { read: read - last.read, written: written - last.written } : { read, written };
+  out.bytesIn = read - last.read;
+  out.bytesOut = written - last.written;
+  last.read = read;
+  last.written = written;
 }
 
 export function summarize(x: FinishedExchange, status: number): RequestSummary {
   const now = performance.now();
   const request = Math.round(now - x.started);
   const proxy = x.upstreamLatency;
-  const bytes = socketDelta(x.req.socket as CountedSocket);
-  return {
+  const s: RequestSummary = {
     status,
     source: x.responded && x.res !== null ? 'service' : 'kong',
     startedAt: Math.round(performance.timeOrigin + x.started),
     // Kong's latencies.kong: the gateway's own time before the upstream answered (the whole request when it never went upstream).
     latencies: { kong: x.proxyLatency >= 0 ? x.proxyLatency : proxy >= 0 ? Math.max(0, request - proxy) : request, proxy, request },
-    bytesIn: bytes.read,
-    bytesOut: bytes.written,
+    bytesIn: 0,
+    bytesOut: 0,
     upstreamTarget: x.origin || null,
     upstreamUri: x.upstreamPathname + x.upstreamQuery,
     tries: x.attempt + (x.sent || x.responded ? 1 : 0),
     traceId: traceIdOf(x.ctx, x.req.headers),
     responseHeaders: () => parseHead(x.res),
   };
+  bytesSinceLast(x.req.socket as CountedSocket, s);
+  return s;
 }
 
 /**
