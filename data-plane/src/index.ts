@@ -14,7 +14,7 @@ import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { connectNatsSubscriber, natsState } from './sync/nats.ts';
-import { createProxy } from './proxy/forward.ts';
+import { createProxy, type RuntimeConfig } from './proxy/forward.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
 import { Observability } from './observability/index.ts';
@@ -78,7 +78,14 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     observability,
   }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
   stateRef = state;
-  state.onApplied(() => { const ids = state.current()?.routeIds; if (ids) observability.applied(ids); });
+  // onApplied also runs after a rejected snapshot: only a new running config releases anything.
+  let observed: RuntimeConfig | null = null;
+  state.onApplied(() => {
+    const running = state.current();
+    if (running === observed || !running?.routeIds) return;
+    observed = running;
+    observability.applied(running.routeIds);
+  });
   state.loadCache();
 
   let draining = false;

@@ -21,6 +21,7 @@ import { FileLogSink, HttpLogSink } from './sinks.ts';
 import { kongEntry } from './summary.ts';
 import { rateLimitRemaining } from './access-log.ts';
 import { Tracing } from './tracing.ts';
+import { Claimed } from './claimed.ts';
 import type { DropReason } from './log-queue.ts';
 
 export { summarize, type FinishedExchange } from './summary.ts';
@@ -47,9 +48,9 @@ export class Observability implements ObservabilityPorts {
   readonly kong = new KongMetrics();
   readonly tracing: Tracing;
   readonly registry = new Registry();
-  private readonly sinks = new Map<string, FileLogSink | HttpLogSink>();
+  private readonly sinks = new Claimed<FileLogSink | HttpLogSink>();
   /** Plugin instances with upstream_health_metrics on (Kong: on for all if any instance asks). */
-  private readonly healthInstances = new Set<string>();
+  private readonly healthInstances = new Claimed<boolean>();
   private readonly drops: Counter<'sink' | 'reason'>;
   private finishedCount = 0;
   private retries = 0;
@@ -96,7 +97,7 @@ export class Observability implements ObservabilityPorts {
       collect() {
         this.reset();
         const cfg = node.current();
-        if (!cfg || self.healthInstances.size === 0) return;
+        if (!cfg || ![...self.healthInstances.values()].some(Boolean)) return;
         for (const b of cfg.upstreams.values()) {
           const checks = b.checksEnabled();
           for (const t of b.targets) {
@@ -168,7 +169,7 @@ export class Observability implements ObservabilityPorts {
 
   prometheus(config: Record<string, unknown>, instanceId: string): LogPhaseSink {
     const flags = config as PrometheusConfig;
-    if (flags.upstream_health_metrics) this.healthInstances.add(instanceId); else this.healthInstances.delete(instanceId);
+    this.healthInstances.get(`${instanceId}:${flags.upstream_health_metrics}`, () => flags.upstream_health_metrics);
     const kong = this.kong;
     return { log: function prometheusRecord(ctx: ProxyContext) { if (ctx.summary) kong.record(ctx, ctx.summary, flags); } };
   }
@@ -184,9 +185,7 @@ export class Observability implements ObservabilityPorts {
   /** Kong's log entry, serialized once, into a sink kept across snapshots while its config is unchanged. */
   private entrySink(config: FileLogConfig | HttpLogConfig, instanceId: string, make: () => FileLogSink | HttpLogSink): LogPhaseSink {
     const key = `${instanceId}:${JSON.stringify(config)}`;
-    let sink = this.sinks.get(key);
-    if (!sink) this.sinks.set(key, (sink = make()));
-    const s = sink;
+    const s = this.sinks.get(key, make);
     return { log: (ctx) => { if (ctx.summary) s.write(JSON.stringify(kongEntry(ctx, ctx.summary, this.secretNames(), config.custom_fields_by_lua))); } };
   }
 
@@ -208,8 +207,14 @@ export class Observability implements ObservabilityPorts {
     }
   }
 
-  /** After a snapshot is applied: series of deleted routes go. */
-  applied(routeIds: ReadonlySet<string>): void { this.kong.prune(routeIds); }
+  /** After a new config is running: series of deleted routes go, and what its plugins no longer use. */
+  applied(routeIds: ReadonlySet<string>): void {
+    this.kong.prune(routeIds);
+    // Sinks and exporters of removed or changed plugins: send what they hold, then close.
+    this.sinks.sweep((s) => { void s.close(); });
+    this.healthInstances.sweep(() => {});
+    this.tracing.sweep();
+  }
 
   /** The whole exposition text. */
   async metrics(): Promise<string> {

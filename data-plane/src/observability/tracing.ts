@@ -15,6 +15,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ProxyContext, TracePort } from '@portico/shared/plugins/handlers';
 import type { OpenTelemetryConfig } from '@portico/shared/plugins/handlers';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { Claimed } from './claimed.ts';
 import { extract, incomingTraceId, inject, randomId, type Format, type TraceParent } from './propagation.ts';
 
 /** Kong's tracing_sampling_rate default, used when the plugin sets no sampling_rate. */
@@ -69,16 +70,17 @@ function load() {
 }
 
 export class Tracing {
-  private readonly providers = new Map<string, Provider>();
+  private readonly providers = new Claimed<Provider>();
   readonly stats: SpanStats = { dropped: {} };
   constructor(private readonly nodeId: string) {}
 
   tracer(config: OpenTelemetryConfig): OtelTracer {
     const key = JSON.stringify([config.traces_endpoint, config.headers, config.resource_attributes, config.queue, config.batch_span_count, config.batch_flush_delay, config.send_timeout]);
-    let p = this.providers.get(key);
-    if (!p) this.providers.set(key, (p = new Provider(config, this.nodeId, this.stats)));
-    return new OtelTracer(config, p, this.stats);
+    return new OtelTracer(config, this.providers.get(key, () => new Provider(config, this.nodeId, this.stats)), this.stats);
   }
+
+  /** A new config runs: exporters its plugins no longer use send what they hold and stop. */
+  sweep(): void { this.providers.sweep((p) => { void p.shutdown?.(); }); }
 
   /** Exports what is buffered (shutdown). */
   async close(): Promise<void> {
