@@ -13,6 +13,7 @@ import pg from 'pg';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { routeSchema, serviceSchema } from '@portico/shared';
 import { Router } from '../../data-plane/src/router/router.ts';
+import { KongMetrics } from '../../data-plane/src/observability/kong-metrics.ts';
 import { startStack, dpVersion } from '../harness/stack.ts';
 import { freePort, portOpen, startRedis, waitFor } from '../harness/procs.ts';
 
@@ -107,6 +108,23 @@ function routingCost(): { n10: number; n10k: number } {
     return Number(process.hrtime.bigint() - t) / N;
   };
   return { n10: time(mk(10), 10), n10k: time(mk(10_000), 10_000) };
+}
+
+/** The prometheus plugin's cost in-process: one request counted (all flags), and rendering 1,000 routes' series. */
+function metricsCost(): { recordNs: number; renderMs: number; bytes: number } {
+  const k = new KongMetrics();
+  const flags = { per_consumer: true, status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true };
+  const ctxs = Array.from({ length: 1000 }, (_, i) => ({ route: { id: `r${i}`, name: `route-${i}` }, service: { id: 's', name: 'bench' }, consumer: null }) as never);
+  const s = { status: 200, source: 'service', startedAt: 0, latencies: { kong: 1, proxy: 30, request: 31 }, bytesIn: 100, bytesOut: 300, upstreamTarget: null, upstreamUri: '/', tries: 1, traceId: null, responseHeaders: () => ({}) } as const;
+  for (let i = 0; i < 200_000; i++) k.record(ctxs[i % 1000], s, flags);
+  const N = 2_000_000;
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) k.record(ctxs[i % 1000], s, flags);
+  const recordNs = Number(process.hrtime.bigint() - t) / N;
+  const times: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < 20; i++) { const t0 = performance.now(); bytes = k.render().length; times.push(performance.now() - t0); }
+  return { recordNs, renderMs: median(times), bytes };
 }
 
 async function main() {
@@ -295,6 +313,9 @@ async function main() {
   }
   say(`/metrics with 1,000 routes counted (all flags): p50 ${pct(scrapes, 0.5).toFixed(1)} ms, max ${Math.max(...scrapes).toFixed(1)} ms, ${(scrapeBytes / 1024).toFixed(0)} KB (20 scrapes, client-measured); spans/log batches received by the sink: ${sink.requests}`);
   sink.stop();
+
+  const mc = metricsCost();
+  say(`prometheus in-process: ${mc.recordNs.toFixed(0)} ns to count one request (all flags); rendering 1,000 routes' series ${mc.renderMs.toFixed(1)} ms (${(mc.bytes / 1024).toFixed(0)} KB)`);
 
   const rc = routingCost();
   say(`routing cost per request (Router.match, in-process): ${rc.n10.toFixed(0)} ns at 10 routes, ${rc.n10k.toFixed(0)} ns at 10,000 routes (× ${(rc.n10k / rc.n10).toFixed(2)})`);
