@@ -8,12 +8,12 @@ describe('claimed items across configs', () => {
     let made = 0;
     const released: string[] = [];
     c.get('a', () => `a${++made}`); c.get('b', () => `b${++made}`);
-    c.sweep((v) => released.push(v));
-    assert.deepEqual(released, []);
+    c.sweep((v) => { released.push(v); });
+    assert.equal(released.length, 0);
     assert.equal(c.get('a', () => `a${++made}`), 'a1', 'an unchanged config reuses its item');
-    c.sweep((v) => released.push(v));
+    c.sweep((v) => { released.push(v); });
     assert.deepEqual(released, ['b2']);
-    c.sweep((v) => released.push(v));
+    c.sweep((v) => { released.push(v); });
     assert.deepEqual(released, ['b2', 'a1']);
     assert.equal(c.size, 0);
   });

@@ -152,10 +152,6 @@ export class Observability implements ObservabilityPorts {
     new Counter({ name: 'portico_http_requests_total', help: 'Requests received by the proxy listener', registers: [r], collect() { this.reset(); this.inc(node.counters.requests); } });
     new Gauge({ name: 'portico_process_resident_memory_bytes', help: 'Resident memory', registers: [r], collect() { this.set(process.memoryUsage().rss); } });
     new Counter({
-      name: 'portico_plugin_events_total', help: 'Plugin events (store failures, busy hashing, …) by name', labelNames: ['event'], registers: [r],
-      collect() { this.reset(); for (const [event, n] of node.pluginCounters) this.inc({ event }, n); },
-    });
-    new Counter({
       name: 'portico_spans_dropped_total', help: 'Sampled spans not exported', labelNames: ['reason'], registers: [r],
       collect() { this.reset(); for (const [reason, n] of Object.entries(self.tracing.stats.dropped)) this.inc({ reason }, n); },
     });
@@ -218,7 +214,18 @@ export class Observability implements ObservabilityPorts {
 
   /** The whole exposition text. */
   async metrics(): Promise<string> {
-    return this.kong.render() + await this.registry.metrics();
+    return this.kong.render() + await this.registry.metrics() + this.pluginEvents();
+  }
+
+  /**
+   * Plugin counters (env.counters: rate_limiting_store_failures, basic_auth_busy, …) as
+   * `portico_<name>_total`, the names they had before this registry: hand-written because their
+   * names are only known when a plugin first counts.
+   */
+  private pluginEvents(): string {
+    let out = '';
+    for (const [name, n] of this.node.pluginCounters) out += `# TYPE portico_${name}_total counter\nportico_${name}_total ${n}\n`;
+    return out;
   }
 
   get contentType(): string { return this.registry.contentType; }
