@@ -2,7 +2,7 @@
 // entries are batched, sent by a background worker, retried with exponential backoff for at most
 // max_retry_time, and dropped (and counted) when the queue is full. Times are seconds, as Kong's.
 import { z } from 'zod';
-import { int, opt } from '../../entities/fields.ts';
+import { int, opt, text } from '../../entities/fields.ts';
 
 const seconds = (min: number, max: number) => z.number({ error: 'expected a number' })
   .min(min, `value should be between ${min} and ${max}`).max(max, `value should be between ${min} and ${max}`);
@@ -19,7 +19,6 @@ export const queueConfig = (defaultBatch: number) => z.strictObject({
 }).prefault({});
 export type QueueConfig = z.infer<ReturnType<typeof queueConfig>>;
 
-/** Static fields added to every entry (Kong's custom_fields_by_lua, without Lua): `a.b` sets a nested field. */
-export const customFields = () => z.record(z.string().min(1).max(256).regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, _, - and .'),
-  z.union([z.string().max(4096), z.number(), z.boolean(), z.null()], { error: 'expected a string, number, boolean or null' }))
+/** Static fields added to every entry (Kong's custom_fields_by_lua, without Lua: values are literal strings): `a.b` sets a nested field. */
+export const customFields = () => z.record(z.string().min(1).max(256).regex(/^[A-Za-z0-9_.-]+$/, 'expected letters, digits, _, - and .'), text())
   .nullable().default(null);

@@ -9,7 +9,7 @@ const OWN_HEADERS = new Set(['host', 'content-length', 'content-type']);
 
 export const httpLogConfig = z.strictObject({
   http_endpoint: z.string().max(4096).refine((v) => { try { return /^https?:$/.test(new URL(v).protocol); } catch { return false; } },
-    { error: 'expected an http or https URL' }).describe('Where entries are sent; userinfo in the URL becomes Basic auth'),
+    { error: 'expected an http or https URL' }).meta({ description: 'Where entries are sent; userinfo in the URL becomes Basic auth', example: 'http://127.0.0.1:9999/logs' }),
   method: oneOf(['POST', 'PUT', 'PATCH']).default('POST').describe('HTTP method of the request'),
   content_type: oneOf(['application/json', 'application/json; charset=utf-8']).default('application/json').describe('Content-Type of the request'),
   timeout: int(0, 2 ** 31 - 1).default(10_000).describe('ms before a request to the collector fails'),

@@ -10,7 +10,7 @@ const format = () => oneOf(PROPAGATION_FORMATS);
 
 export const openTelemetryConfig = z.strictObject({
   traces_endpoint: z.string().max(4096).refine((v) => { try { return /^https?:$/.test(new URL(v).protocol); } catch { return false; } },
-    { error: 'expected an http or https URL' }).describe('OTLP/HTTP traces endpoint (…/v1/traces)'),
+    { error: 'expected an http or https URL' }).meta({ description: 'OTLP/HTTP traces endpoint (…/v1/traces)', example: 'http://127.0.0.1:4318/v1/traces' }),
   logs_endpoint: opt(z.string().max(4096)).describe('Kong compatibility; logs are not exported over OTLP'),
   headers: z.record(kongHeaderName(), headerValue()).nullable().default(null).describe('Headers sent with every export'),
   resource_attributes: z.record(z.string().min(1).max(256), z.string().max(4096)).nullable().default(null).describe('Resource attributes of every span (service.name defaults to kong)'),
@@ -25,7 +25,7 @@ export const openTelemetryConfig = z.strictObject({
     .describe('Share of requests without a sampled parent that are traced (unset: 0.01, Kong\'s tracing_sampling_rate)'),
   propagation: z.strictObject({
     extract: z.array(format()).max(8).default(['w3c', 'b3']).describe('Formats read from the request, first found wins'),
-    inject: z.array(z.union([format(), z.literal('preserve')])).max(8).default(['preserve']).describe("Formats written upstream; 'preserve': the one extracted, else default_format"),
+    inject: z.array(oneOf([...PROPAGATION_FORMATS, 'preserve'])).max(8).default(['preserve']).describe("Formats written upstream; 'preserve': the one extracted, else default_format"),
     clear: z.array(kongHeaderName()).max(64).default([]).describe('Headers removed before the request goes upstream'),
     default_format: format().default('w3c').describe('Format injected when none was extracted'),
   }).prefault({}),
