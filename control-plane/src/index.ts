@@ -19,12 +19,13 @@ import { DeclarativeError, importFile } from './declarative/index.ts';
 import { createKeyring, keyringKeyFromEnv, useKeyring } from './services/keyring.ts';
 
 export { ensureKeyringKey } from './services/keyring.ts';
+import { ControlPlaneMetrics } from './metrics.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-function listen(app: Hono, host: string, port: number): Promise<Server> {
+function listen(app: Pick<Hono, 'fetch'>, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     // Longer than clients' idle timeouts, so a client never reuses a connection the server is closing.
     const server = serve({ fetch: app.fetch, hostname: host, port, serverOptions: { keepAliveTimeout: 75_000 } }, () => resolve(server as Server)) as Server;
@@ -102,7 +103,8 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
     return publisher.sendHealth(signEnvelope(Buffer.from(JSON.stringify(message)), signing));
   };
   const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, upstreamHealth, auth, sendHealth });
-  const adminServer = await listen(admin, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
+  const metrics = new ControlPlaneMetrics(snapshots, registry);
+  const adminServer = await listen({ fetch: metrics.countAdmin(admin.fetch) }, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
 
   const traffic = new TrafficHistory(embedded.trafficSources ?? [], log);
@@ -123,6 +125,7 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
     }));
     status.get('/status/ready', async (c) => (await database.ping())
       ? c.json({ message: 'ready' }) : c.json({ message: 'database unreachable' }, 503));
+    status.get('/metrics', async (c) => c.text(await metrics.text(), 200, { 'content-type': metrics.registry.contentType }));
     status.notFound((c) => c.json({ message: 'Not found' }, 404));
     statusServer = await listen(status, env.PORTICO_STATUS_LISTEN.host, env.PORTICO_STATUS_LISTEN.port);
   }

@@ -1,6 +1,7 @@
 // A data-plane node as a library: disk cache first, then the bus; proxy, status and heartbeats.
 import os from 'node:os';
 import { mkdirSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { serve } from '@hono/node-server';
 import {
@@ -13,11 +14,12 @@ import { HealthRegistry } from './proxy/balancer.ts';
 import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
-import { connectNatsSubscriber } from './sync/nats.ts';
-import { createProxy } from './proxy/forward.ts';
+import { connectNatsSubscriber, natsState } from './sync/nats.ts';
+import { createProxy, type RuntimeConfig } from './proxy/forward.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
 import { defaultCertificate, startTlsListener } from './tls/index.ts';
+import { Observability } from './observability/index.ts';
 
 export interface DataPlane {
   state: ConfigState;
@@ -63,18 +65,35 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const sweep = setInterval(() => localRateLimitStore.sweep(), 60_000);
   sweep.unref();
   const rateLimitStores = new RateLimitStores(env.REDIS_URL, log);
+  const counters = { requests: 0, connections: 0, active: 0 };
+  // Outlives snapshots: series, log queues and span exporters survive config changes.
+  let stateRef: ConfigState | null = null;
+  const observability = new Observability({
+    nodeId, pluginCounters, counters, current: () => stateRef?.current() ?? null,
+    redis: () => rateLimitStores.connections(), nats: bus ? null : natsState,
+    get config() { return { version: stateRef?.version ?? 0, hash: stateRef?.hash ?? '', lastError: stateRef?.lastError ?? null, lastApply: stateRef?.lastApply ?? null }; },
+  });
   const state = new ConfigState(env.PORTICO_DATA_DIR, log, {
     now: Date.now, log, getJson, localRateLimitStore, nodeId,
     rateLimitStore: (c) => rateLimitStores.get(c),
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
+    observability,
   }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
+  stateRef = state;
+  // onApplied also runs after a rejected snapshot: only a new running config releases anything.
+  let observed: RuntimeConfig | null = null;
+  state.onApplied(() => {
+    const running = state.current();
+    if (running === observed || !running?.routeIds) return;
+    observed = running;
+    observability.applied(running.routeIds);
+  });
   state.loadCache();
 
   let draining = false;
-  const counters = { requests: 0, connections: 0 };
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
   const proxyDeps = {
-    current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port,
+    current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port, observability,
     underscoresInHeaders: env.PORTICO_UNDERSCORES_IN_HEADERS === 'on', clientBodyTimeoutMs: env.PORTICO_CLIENT_BODY_TIMEOUT_MS,
     realIp: { trustedIps: env.PORTICO_TRUSTED_IPS, realIpHeader: env.PORTICO_REAL_IP_HEADER, recursive: env.PORTICO_REAL_IP_RECURSIVE },
   };
@@ -85,6 +104,12 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   // head (Kong's client_header_timeout) and between keep-alive requests; no bound on a whole
   // request (requestTimeout 0) because bodies stream for as long as they keep moving, bounded by
   // service.write_timeout upstream and by client_body_timeout when a plugin buffers them.
+  // Connections opened and open now, on every listener (kong_nginx_connections_total).
+  const trackConnection = (socket: Socket): void => {
+    counters.connections++;
+    counters.active++;
+    socket.once('close', () => { counters.active--; });
+  };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     counters.requests++;
     proxy.handleRequest(req, res);
@@ -93,7 +118,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   // `Expect: 100-continue`: the exchange sends 100 only once it reads the body, so a body refused on
   // its declared size gets its 417/413 without the client sending it (nginx; RFC 9110 §10.1.1).
   proxyServer.on('checkContinue', onRequest);
-  proxyServer.on('connection', () => { counters.connections++; });
+  proxyServer.on('connection', trackConnection);
   proxyServer.on('upgrade', proxy.handleUpgrade);
   proxyServer.listen(env.PORTICO_PROXY_LISTEN.port, env.PORTICO_PROXY_LISTEN.host);
   await listening(proxyServer);
@@ -109,10 +134,10 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const tlsListeners = await Promise.all(tlsListens.map((l, i) => startTlsListener({
     listen: l.listen!, requestClientCertificate: l.requestClientCertificate, defaultCertificate: defaultCert!,
     index: () => state.current()?.sni ?? null, proxy: tlsProxies[i], log,
-    onRequest: () => { counters.requests++; }, onConnection: () => { counters.connections++; },
+    onRequest: () => { counters.requests++; }, onConnection: trackConnection,
   })));
 
-  const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters });
+  const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters, observability });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
   await listening(statusServer);
   log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
@@ -148,6 +173,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       await closeServer(statusServer, 1_000);
       await proxy.close();
       await Promise.all(tlsProxies.map((p) => p.close()));
+      await observability.close();
       clearInterval(sweep);
       state.health.stop();
       rateLimitStores.close();

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { routeSchema, serviceSchema } from '@portico/shared';
 import { Router } from '../../data-plane/src/router/router.ts';
+import { KongMetrics } from '../../data-plane/src/observability/kong-metrics.ts';
 import { startStack, dpVersion } from '../harness/stack.ts';
 import { freePort, portOpen, startRedis, waitFor } from '../harness/procs.ts';
 import { tlsBench } from './tls.ts';
@@ -130,6 +131,23 @@ function routingCost(): { n10: number; n10k: number } {
   return { n10: time(mk(10), 10), n10k: time(mk(10_000), 10_000) };
 }
 
+/** The prometheus plugin's cost in-process: one request counted (all flags), and rendering 1,000 routes' series. */
+function metricsCost(): { recordNs: number; renderMs: number; bytes: number } {
+  const k = new KongMetrics();
+  const flags = { per_consumer: true, status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true };
+  const ctxs = Array.from({ length: 1000 }, (_, i) => ({ route: { id: `r${i}`, name: `route-${i}` }, service: { id: 's', name: 'bench' }, consumer: null }) as never);
+  const s = { status: 200, source: 'service', startedAt: 0, latencies: { kong: 1, proxy: 30, request: 31 }, bytesIn: 100, bytesOut: 300, upstreamTarget: null, upstreamUri: '/', tries: 1, traceId: null, responseHeaders: () => ({}) } as const;
+  for (let i = 0; i < 200_000; i++) k.record(ctxs[i % 1000], s, flags);
+  const N = 2_000_000;
+  const t = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) k.record(ctxs[i % 1000], s, flags);
+  const recordNs = Number(process.hrtime.bigint() - t) / N;
+  const times: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < 20; i++) { const t0 = performance.now(); bytes = k.render().length; times.push(performance.now() - t0); }
+  return { recordNs, renderMs: median(times), bytes };
+}
+
 async function main() {
   const rows: string[] = [];
   const say = (s: string) => { console.log(s); rows.push(s); };
@@ -176,6 +194,20 @@ async function main() {
   }
   // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
   await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
+  // Observability (issue 13): each on a route of its own, compared with the plain route (× portico DP).
+  // Spans and log entries go to a local sink that drains and answers 200.
+  const sink = await startDrainingSink();
+  const obsRoutes: [string, { name: string; config: Record<string, unknown> }][] = [
+    ['prom', { name: 'prometheus', config: { per_consumer: true, status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true, upstream_health_metrics: true } }],
+    ['otel0', { name: 'opentelemetry', config: { traces_endpoint: `${sink.url}/v1/traces`, sampling_rate: 0 } }],
+    ['otel1', { name: 'opentelemetry', config: { traces_endpoint: `${sink.url}/v1/traces`, sampling_rate: 1 } }],
+    // Kong's default batch of 1 sends one request per entry; a collector takes batches.
+    ['hlog', { name: 'http-log', config: { http_endpoint: `${sink.url}/logs`, queue: { max_batch_size: 100 } } }],
+  ];
+  for (const [name, plugin] of obsRoutes) {
+    await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
+    await stack.write('POST', `/routes/${name}/plugins`, plugin);
+  }
   const exp = Math.floor(Date.now() / 1000) + 3600;
   const hsToken = await new SignJWT({ iss: 'bench-hs', exp }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('bench-secret-bench-secret-bench-secret'));
   const rsToken = await new SignJWT({ iss: 'bench-rs', exp }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
@@ -198,6 +230,10 @@ async function main() {
     ['portico + json-transform, 1 KB JSON', `${stack.dps[0].proxy}/jt/json1k`],
     ['portico DP, 100 KB JSON', `${stack.dps[0].proxy}/mock/json100k`],
     ['portico + json-transform, 100 KB JSON', `${stack.dps[0].proxy}/jt/json100k`],
+    ['portico + prometheus (all flags)', `${stack.dps[0].proxy}/prom/anything`],
+    ['portico + opentelemetry, sampling 0', `${stack.dps[0].proxy}/otel0/anything`],
+    ['portico + opentelemetry, sampling 1.0', `${stack.dps[0].proxy}/otel1/anything`],
+    ['portico + http-log (local collector, batches of 100)', `${stack.dps[0].proxy}/hlog/anything`],
   ];
   for (const [name, url, headers] of targets) {
     const r = await fetch(url, { headers });
@@ -315,6 +351,23 @@ async function main() {
   }
   say(`request against an open breaker (503 without an upstream attempt): p50 ${pct(openTimes, 0.5).toFixed(2)} ms, p99 ${pct(openTimes, 0.99).toFixed(2)} ms (200 sequential requests, client-measured)`);
 
+  // /metrics with 1,000 routes counted: a global prometheus (all flags), one request on each of
+  // 1,000 bulk routes, then the scrape timed from outside.
+  await stack.write('POST', '/plugins', { name: 'prometheus', config: { per_consumer: true, status_code_metrics: true, latency_metrics: true, bandwidth_metrics: true } });
+  for (let i = 1; i <= 1000; i++) await (await fetch(`${stack.dps[0].proxy}/bulk/${i}/items`)).arrayBuffer();
+  const scrapes: number[] = [];
+  let scrapeBytes = 0;
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    scrapeBytes = (await (await fetch(`${stack.dps[0].status}/metrics`)).text()).length;
+    scrapes.push(performance.now() - t);
+  }
+  say(`/metrics with 1,000 routes counted (all flags): p50 ${pct(scrapes, 0.5).toFixed(1)} ms, max ${Math.max(...scrapes).toFixed(1)} ms, ${(scrapeBytes / 1024).toFixed(0)} KB (20 scrapes, client-measured); spans/log batches received by the sink: ${sink.requests}`);
+  sink.stop();
+
+  const mc = metricsCost();
+  say(`prometheus in-process: ${mc.recordNs.toFixed(0)} ns to count one request (all flags); rendering 1,000 routes' series ${mc.renderMs.toFixed(1)} ms (${(mc.bytes / 1024).toFixed(0)} KB)`);
+
   const rc = routingCost();
   say(`routing cost per request (Router.match, in-process): ${rc.n10.toFixed(0)} ns at 10 routes, ${rc.n10k.toFixed(0)} ns at 10,000 routes (× ${(rc.n10k / rc.n10).toFixed(2)})`);
 
@@ -322,6 +375,17 @@ async function main() {
   await stack.stop();
   await redis.stop();
   process.exit(0);
+}
+
+/** A collector that reads and drops what it is sent (OTLP spans, http-log batches). */
+async function startDrainingSink(): Promise<{ url: string; requests: number; stop: () => void }> {
+  const http = await import('node:http');
+  const port = await freePort();
+  const sink = { url: `http://127.0.0.1:${port}`, requests: 0, stop: () => server.close() };
+  const server = http.createServer((req, res) => { req.resume(); req.on('end', () => { sink.requests++; res.writeHead(200, { 'content-type': 'application/json' }).end('{}'); }); });
+  server.listen(port, '127.0.0.1');
+  await waitFor('sink', () => portOpen(port));
+  return sink;
 }
 
 function wrk10k(proxy: string): Load {

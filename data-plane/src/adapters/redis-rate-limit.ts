@@ -156,6 +156,8 @@ export class RedisRateLimitStore implements RateLimitStore {
   private readonly leases = new LRUCache<string, Lease>({ max: MAX_LEASES });
   /** Script calls made (for the benchmark's calls-per-request figure). */
   calls = 0;
+  /** Connection errors seen (portico_redis_errors_total). */
+  errors = 0;
   private readonly redis: RedisWithScript;
 
   private readonly timeoutMs: number;
@@ -169,11 +171,14 @@ export class RedisRateLimitStore implements RateLimitStore {
       retryStrategy: (times) => Math.min(times * 100, 1_000),
       ...options,
     }) as RedisWithScript;
-    this.redis.on('error', () => { /* surfaced per call; reconnects on its own */ });
+    this.redis.on('error', () => { this.errors++; /* surfaced per call; reconnects on its own */ });
     this.redis.defineCommand('portico_rl', { lua: SCRIPT });
   }
 
   get breakerOpen(): boolean { return Date.now() < this.openUntil; }
+
+  /** Whether the connection is up (ioredis `ready`). */
+  get connected(): boolean { return this.redis.status === 'ready'; }
 
   /** Leases held now (for the bounded-state test). */
   get leaseCount(): number { return this.leases.size; }
@@ -309,6 +314,12 @@ export class RateLimitStores {
 
   /** Stores open now. */
   get size(): number { return this.stores.size; }
+
+  /** Each Redis connection's state, for /metrics. */
+  connections(): { connected: boolean; errors: number; breakerOpen: boolean }[] {
+    return [...this.stores.values()].filter((s): s is RedisRateLimitStore => s instanceof RedisRateLimitStore)
+      .map((s) => ({ connected: s.connected, errors: s.errors, breakerOpen: s.breakerOpen }));
+  }
 
   get(c: RedisConnectionConfig): RateLimitStore {
     const key = c.host ? JSON.stringify(c) : `env:${c.timeout}`;

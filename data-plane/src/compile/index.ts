@@ -78,6 +78,7 @@ export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRe
     upstreams,
     targets: compileTargets(snapshot.config.services, upstreams, indexTlsMaterial(snapshot.config.certificates, snapshot.config.ca_certificates)),
     sni: buildSniIndex(snapshot.config.certificates, snapshot.config.snis),
+    routeIds: new Set(snapshot.config.routes.map((r) => r.id)),
   };
   return { runtime, commit: planned.commit };
 }

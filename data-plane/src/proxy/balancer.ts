@@ -35,6 +35,9 @@ export interface TargetState {
   ewmaMs: number;
 }
 
+/** Circuit-breaker openings on this node (portico_circuit_breaker_trips_total). */
+export const breakerTrips = { count: 0 };
+
 /** Weight of the newest sample in the latency average. */
 const EWMA_ALPHA = 0.2;
 
@@ -189,6 +192,7 @@ export class UpstreamBalancer {
       if (t.breaker === 'half_open' || (t.breaker === 'closed' && t.consecutiveFailures >= cb.failures)) {
         t.breaker = 'open';
         t.openedAt = Date.now();
+        breakerTrips.count++;
       }
     } else {
       t.consecutiveFailures = 0;

@@ -35,6 +35,7 @@ import { connectUpgrade } from './websocket.ts';
 import { safely } from './guard.ts';
 import { IDEMPOTENT, LINGERING_TIME_MS, MAX_BUFFERED_BODY, TIMEOUT_ERRORS, mayRetry, nextRequestId } from './policy.ts';
 import type { ProxyCore, RuntimeConfig } from './forward.ts';
+import { accessLine, summarize, traceAttemptEnd, traceAttemptStart } from '../observability/index.ts';
 
 const kExchange = Symbol('portico.exchange');
 interface Carrier { [kExchange]?: ProxyExchange }
@@ -614,6 +615,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.resumeUpstream = null;
     this.upstreamStarted = performance.now();
     const streamed = this.hasBody && this.body === null;
+    traceAttemptStart(this.ctx, this.upstreamMethod, this.origin, this.upstreamPathname);
     this.core.dispatcherFor(this.target!).dispatch({
       origin: this.origin, path: this.upstreamPathname + this.upstreamQuery, method: this.upstreamMethod as Dispatcher.HttpMethod,
       headers: this.headers,
@@ -636,6 +638,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.clearTimer();
     const now = performance.now();
     this.report({ kind: 'status', status: statusCode, latencyMs: now - this.upstreamStarted });
+    traceAttemptEnd(this.ctx, statusCode);
     if (this.retriesStatus(statusCode, now)) { this.discarding = true; return true; }
     const res = this.res!;
     const out = downstreamHeaders(rawHeaders);
@@ -794,6 +797,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const timeout = TIMEOUT_ERRORS.has(code);
+    traceAttemptEnd(this.ctx, 0, code || err.message);
     if (!this.responded) this.report(timeout ? { kind: 'timeout' } : { kind: 'tcp' });
     this.releasePeer();
     if (!this.responded && this.attempt < this.service!.retries && mayRetry(this.upstreamMethod, !this.hasBody || this.body !== null, this.sent, code)) {
@@ -917,17 +921,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // nginx's 499: the client left before an answer was sent.
     const status = res !== null ? (res.headersSent ? res.statusCode : 499) : (this.status || 499);
     const ctx = this.ctx;
+    // Observability: one summary for the log plugins, the node's counts and the access-log line.
+    const summary = summarize(this, status);
+    if (ctx !== null) ctx.summary = summary;
+    this.core.deps.observability?.finished(summary, ctx);
     if (ctx !== null && this.match!.compiled.pluginFlags.hasLog) runLog(this.match!.compiled.plugins, ctx, this.cfg!.plugins.env, status);
     const accessLog = this.core.deps.accessLog;
     if (accessLog === null) return;
-    accessLog.info({
-      request_id: this.requestId, method: this.method, path: this.logPath(), status,
-      latency_ms: Math.round(performance.now() - this.started), upstream_latency_ms: this.upstreamLatency,
-      proxy_latency_ms: this.proxyLatency, route: this.route?.id ?? null, service: this.service?.id ?? null,
-      consumer: ctx?.consumer?.id, client_ip: this.clientIp, upstream: this.origin || null, error: this.error,
-      aborted: res !== null ? !res.writableFinished : undefined,
-      ...ctx?.logFields,
-    });
+    accessLog.info(accessLine({
+      requestId: this.requestId, method: this.method, path: this.logPath(), clientIp: this.clientIp, route: this.route, service: this.service,
+      ctx, error: this.error, aborted: res !== null ? !res.writableFinished : undefined,
+    }, summary));
   }
 
   /** The request target with credential-carrying query arguments redacted (invariant 8). */

@@ -12,6 +12,7 @@ import type { SniIndex } from '../tls/sni-index.ts';
 import type { PluginChains } from '../plugins/compile.ts';
 import { serve } from './exchange.ts';
 import { DEFAULT_CLIENT_BODY_TIMEOUT_MS } from './policy.ts';
+import type { Observability } from '../observability/index.ts';
 
 export interface RuntimeConfig {
   version: number;
@@ -24,6 +25,8 @@ export interface RuntimeConfig {
   targets: Map<string, ServiceTarget>;
   /** Certificates by SNI for the TLS listener (tls/sni-index.ts). */
   sni?: SniIndex;
+  /** Ids of the config's routes (observability drops the series of the others). */
+  routeIds?: ReadonlySet<string>;
 }
 
 export interface ProxyDeps {
@@ -46,6 +49,8 @@ export interface ProxyDeps {
   clientBodyTimeoutMs?: number;
   /** The dispatcher for a target; unit tests pass a fake. Default: pooled undici Agents. */
   dispatcherFor?: (t: ServiceTarget) => Dispatcher;
+  /** Metrics, traces and log plugins' sinks (data-plane/src/observability); unit tests may leave it out. */
+  observability?: Observability;
 }
 
 const KEEPALIVE_TIMEOUT_MS = 60_000;

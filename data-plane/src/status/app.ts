@@ -5,6 +5,7 @@ import os from 'node:os';
 import { Hono } from 'hono';
 import { PORTICO_VERSION } from '@portico/shared';
 import type { ConfigState } from '../sync/config-state.ts';
+import type { Observability } from '../observability/index.ts';
 
 export interface StatusDeps {
   nodeId: string;
@@ -12,6 +13,7 @@ export interface StatusDeps {
   draining: () => boolean;
   counters: { requests: number; connections: number };
   pluginCounters: Map<string, number>;
+  observability: Observability;
 }
 
 export function createStatusApp(d: StatusDeps): Hono {
@@ -31,26 +33,8 @@ export function createStatusApp(d: StatusDeps): Hono {
     if (!d.state.current()) return c.json({ message: 'no configuration available (empty configuration present)' }, 503);
     return c.json({ message: 'ready' });
   });
-  app.get('/metrics', (c) => {
-    const mem = process.memoryUsage();
-    const lines = [
-      '# HELP portico_http_requests_total Requests received by the proxy listener.',
-      '# TYPE portico_http_requests_total counter',
-      `portico_http_requests_total ${d.counters.requests}`,
-      '# HELP portico_config_version Version of the config this node runs.',
-      '# TYPE portico_config_version gauge',
-      `portico_config_version ${d.state.version}`,
-      '# HELP portico_config_apply_errors Whether the last snapshot received failed to apply (1) or not (0).',
-      '# TYPE portico_config_apply_errors gauge',
-      `portico_config_apply_errors ${d.state.lastError ? 1 : 0}`,
-      '# HELP portico_process_resident_memory_bytes Resident memory.',
-      '# TYPE portico_process_resident_memory_bytes gauge',
-      `portico_process_resident_memory_bytes ${mem.rss}`,
-      ...[...d.pluginCounters].flatMap(([name, value]) => [`# TYPE portico_${name}_total counter`, `portico_${name}_total ${value}`]),
-      '',
-    ];
-    return c.text(lines.join('\n'), 200, { 'content-type': 'text/plain; version=0.0.4' });
-  });
+  // Kong's metric families and Portico's own (observability/index.ts); never on the proxy port.
+  app.get('/metrics', async (c) => c.text(await d.observability.metrics(), 200, { 'content-type': d.observability.contentType }));
   // Upstream health is per node (as Kong's): each DP answers for what it has seen.
   app.get('/upstreams/:name/health', (c) => {
     const h = upstreamHealth(d.state, d.nodeId).get(c.req.param('name'));

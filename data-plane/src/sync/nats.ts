@@ -92,6 +92,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
 
   async function statusLoop(c: NatsConnection): Promise<void> {
     for await (const s of c.status()) {
+      natsState.observe(s.type);
       if (s.type === 'reconnect') { log.info('NATS reconnected'); void fetchIfNewer(); }
       else if (s.type === 'disconnect') log.warn('NATS disconnected; serving the last applied config');
     }
@@ -111,6 +112,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   void connect(options).then((c) => {
     if (closed) { void c.close(); return; }
     nc = c;
+    natsState.connected = true;
     log.info('NATS connected');
     c.subscribe(HEALTH_SUBJECT, { callback: (err, msg) => { if (!err) for (const h of healthHandlers) h(msg.data); } });
     void statusLoop(c);
@@ -135,3 +137,15 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     },
   };
 }
+
+/** This node's NATS connection, for /metrics (portico_nats_connected, portico_nats_events_total). */
+export const natsState = {
+  connected: false,
+  /** Status events by type: disconnect, reconnect, error, … */
+  events: new Map<string, number>(),
+  observe(type: string): void {
+    this.events.set(type, (this.events.get(type) ?? 0) + 1);
+    if (type === 'disconnect') this.connected = false;
+    else if (type === 'reconnect') this.connected = true;
+  },
+};

@@ -27,7 +27,7 @@ export interface TlsListenerOptions {
   proxy: TlsProxyHandlers;
   log: Logger;
   onRequest?: () => void;
-  onConnection?: () => void;
+  onConnection?: (socket: TLSSocket) => void;
   /** Ask every client for a certificate and accept any (the mTLS listener; mtls-auth verifies per route). */
   requestClientCertificate?: boolean;
 }
@@ -70,7 +70,7 @@ export async function startTlsListener(o: TlsListenerOptions): Promise<TlsListen
   const sockets = new Set<TLSSocket>();
   server.on('session', (s: Http2Session) => { sessions.add(s); s.once('close', () => sessions.delete(s)); });
   server.on('secureConnection', (socket: TLSSocket) => {
-    o.onConnection?.();
+    o.onConnection?.(socket);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });

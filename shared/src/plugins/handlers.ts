@@ -15,12 +15,17 @@ import { requestTransformerAdvancedHandler, requestTransformerHandler } from './
 import { responseTransformerAdvancedHandler, responseTransformerHandler } from './response-transformer/handler.ts';
 import { jsonTransformHandler } from './json-transform/handler.ts';
 import { mtlsAuthHandler } from './mtls-auth/handler.ts';
+import { prometheusHandler } from './prometheus/handler.ts';
+import { openTelemetryHandler } from './opentelemetry/handler.ts';
+import { fileLogHandler } from './file-log/handler.ts';
+import { httpLogHandler } from './http-log/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
     requestTransformerHandler, responseTransformerHandler,
-    requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler].map((h) => [h.name, h as PluginHandler]),
+    requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler,
+    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';
@@ -29,3 +34,7 @@ export type { Consumer } from '../entities/consumer.ts';
 export type { Route } from '../entities/route.ts';
 export type { Service } from '../entities/service.ts';
 export { MemoryRateLimitStore, type RateLimitStore, type Decision, type Limit, type Algorithm } from './rate-limiting/store.ts';
+export type { PrometheusConfig } from './prometheus/schema.ts';
+export type { OpenTelemetryConfig } from './opentelemetry/schema.ts';
+export type { FileLogConfig } from './file-log/schema.ts';
+export type { HttpLogConfig } from './http-log/schema.ts';

@@ -15,11 +15,16 @@ import { requestTransformer, requestTransformerAdvanced } from './request-transf
 import { responseTransformer, responseTransformerAdvanced } from './response-transformer/schema.ts';
 import { jsonTransform } from './json-transform/schema.ts';
 import { mtlsAuth } from './mtls-auth/schema.ts';
+import { prometheus } from './prometheus/schema.ts';
+import { openTelemetry } from './opentelemetry/schema.ts';
+import { fileLog } from './file-log/schema.ts';
+import { httpLog } from './http-log/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
     cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId,
     requestTransformer, responseTransformer,
-    requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform, mtlsAuth].map((d) => [d.name, d]),
+    requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform, mtlsAuth,
+    prometheus, openTelemetry, fileLog, httpLog].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

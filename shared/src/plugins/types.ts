@@ -92,6 +92,10 @@ export interface ProxyContext {
    * none or the listener did not ask (only the mTLS listener does). Parsed once per request.
    */
   clientCertificate?(): X509Certificate[] | null;
+  /** Milliseconds since the epoch when the request arrived (span start times). */
+  readonly startedAt?: number;
+  /** Set by the DP just before the log phase (observability). */
+  summary?: RequestSummary | null;
 }
 
 /**
@@ -151,6 +155,8 @@ export interface PluginEnv {
   index: CredentialIndex;
   /** This node's id (request-termination's echo); unset in unit tests. */
   nodeId?: string;
+  /** Metrics, log queues and tracers for the observability plugins (the DP's data-plane/src/observability). */
+  observability?: ObservabilityPorts;
 }
 
 /** Form fields (urlencoded, or a multipart body's text parts): a repeated name holds a list. */
@@ -224,4 +230,54 @@ export interface PluginHandler<C = any, S = any> {
   body?: BodyPhase<C, S>;
   /** After the response is sent. */
   log?(ctx: ProxyContext, status: number, config: C, state: S, env: PluginEnv): void;
+}
+
+/**
+ * What the DP knows about a request once it is over (Kong's `kong.log.serialize` inputs). The DP
+ * sets it on the context just before the log phase, so log-phase plugins (prometheus, file-log,
+ * http-log, opentelemetry) read one object instead of reaching into the proxy.
+ */
+export interface RequestSummary {
+  status: number;
+  /** 'service' when the upstream answered, 'kong' when the gateway or a plugin did (Kong's response source). */
+  source: 'service' | 'kong';
+  /** Milliseconds since the epoch when the request arrived. */
+  startedAt: number;
+  /** Kong's latencies, ms: kong (the gateway's own time), proxy (upstream time to first byte, -1 when never sent), request (total). */
+  latencies: { kong: number; proxy: number; request: number };
+  /** Request bytes received (head estimate + body) and response bytes written (head + body). */
+  bytesIn: number;
+  bytesOut: number;
+  /** `scheme://host:port` of the last upstream attempt, or null. */
+  upstreamTarget: string | null;
+  /** Path and query sent upstream. */
+  upstreamUri: string;
+  /** Upstream attempts made (retries = tries - 1). */
+  tries: number;
+  /** W3C trace id of this request (traced or only propagated), or null. */
+  traceId: string | null;
+  /** The response head as sent (lower-case names), parsed only when asked. */
+  responseHeaders(): Record<string, string | string[]>;
+}
+
+/** A log-phase sink built once per plugin instance (a queue, a file, a span exporter). */
+export interface LogPhaseSink {
+  log(ctx: ProxyContext): void;
+}
+
+/** A tracer bound to one `opentelemetry` plugin instance: access starts (or only propagates), log ends. */
+export interface TracePort extends LogPhaseSink {
+  access(ctx: ProxyContext): void;
+}
+
+/**
+ * The observability ports (metrics registry, log queues, span exporters) the DP gives log plugins;
+ * the configs are the plugins' parsed configs. Optional so that handler unit tests and other ports
+ * need not build them; a plugin that needs them fails at init without.
+ */
+export interface ObservabilityPorts {
+  prometheus(config: Record<string, unknown>, instanceId: string): LogPhaseSink;
+  fileLog(config: Record<string, unknown>, instanceId: string): LogPhaseSink;
+  httpLog(config: Record<string, unknown>, instanceId: string): LogPhaseSink;
+  tracer(config: Record<string, unknown>, instanceId: string): TracePort;
 }

@@ -1,0 +1,20 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Claimed } from './claimed.ts';
+
+describe('claimed items across configs', () => {
+  it('keeps what the new config claims and releases the rest, once', () => {
+    const c = new Claimed<string>();
+    let made = 0;
+    const released: string[] = [];
+    c.get('a', () => `a${++made}`); c.get('b', () => `b${++made}`);
+    c.sweep((v) => { released.push(v); });
+    assert.equal(released.length, 0);
+    assert.equal(c.get('a', () => `a${++made}`), 'a1', 'an unchanged config reuses its item');
+    c.sweep((v) => { released.push(v); });
+    assert.deepEqual(released, ['b2']);
+    c.sweep((v) => { released.push(v); });
+    assert.deepEqual(released, ['b2', 'a1']);
+    assert.equal(c.size, 0);
+  });
+});
