@@ -106,6 +106,9 @@ export class TrafficHistory {
 
   start(): void {
     if (!this.sources.length) return;
+    // The sources are the embedded DP, started with this process: their counters begin at zero
+    // now, so the first scrape already yields a point (traffic in the first seconds is not lost).
+    this.last = { at: Date.now(), totals: emptyTotals() };
     void this.scrape();
     this.timer = setInterval(() => void this.scrape(), SCRAPE_INTERVAL_MS);
     this.timer.unref();
