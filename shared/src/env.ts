@@ -40,9 +40,9 @@ const url = (protocols: string[]) => z.string().optional().transform((v, ctx) =>
 
 /** A listen address, or `off` (null): for listeners an operator may do without. */
 const listenOrOff = (def: string) => z.string().default(def).transform((v, ctx) => {
-  if (v === 'off') return null;
+  if (v.trim() === 'off') return null;
   try { return parseListen(v); } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    ctx.addIssue({ code: 'custom', message: `${(err as Error).message}, or off` });
     return z.NEVER;
   }
 });
@@ -129,13 +129,7 @@ export const envSchema = z.object({
   /** Walk the header from the right past trusted proxies (Kong's real_ip_recursive). */
   PORTICO_REAL_IP_RECURSIVE: onOff('off'),
   /** Portico Manager, the web UI (CP); `off` serves none. */
-  PORTICO_GUI_LISTEN: z.string().default('127.0.0.1:8002').transform((v, ctx) => {
-    if (v.trim() === 'off') return null;
-    try { return parseListen(v); } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `${(err as Error).message}, or off` });
-      return z.NEVER;
-    }
-  }),
+  PORTICO_GUI_LISTEN: listenOrOff('127.0.0.1:8002'),
   /** A declarative config file (kong.yml, YAML or JSON) loaded into the store at start. */
   PORTICO_DECLARATIVE_CONFIG: z.string().optional(),
   /** AES-256 key (base64 or hex, 32 bytes) that keeps key-auth keys encrypted at rest; or the file holding it. */
