@@ -107,7 +107,9 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
   const adminServer = await listen({ fetch: metrics.countAdmin(admin.fetch) }, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
 
-  const traffic = new TrafficHistory(embedded.trafficSources ?? [], log);
+  // Charts: the embedded DP (all-in-one), plus the DPs the operator lists (PORTICO_GUI_TRAFFIC_SOURCES).
+  const embeddedOnly = !!embedded.trafficSources?.length && !env.PORTICO_GUI_TRAFFIC_SOURCES.length;
+  const traffic = new TrafficHistory([...(embedded.trafficSources ?? []), ...env.PORTICO_GUI_TRAFFIC_SOURCES], log, embeddedOnly);
   let guiServer: Server | undefined;
   if (env.PORTICO_GUI_LISTEN) {
     guiServer = await listen(createGuiApp({ admin, traffic, log }), env.PORTICO_GUI_LISTEN.host, env.PORTICO_GUI_LISTEN.port);

@@ -60,4 +60,12 @@ describe('environment', () => {
     assert.equal(parseEnv({ PORTICO_GUI_LISTEN: 'off' }).PORTICO_GUI_LISTEN, null);
     assert.throws(() => parseEnv({ PORTICO_GUI_LISTEN: 'offf' }), /PORTICO_GUI_LISTEN: expected host:port, got 'offf', or off/);
   });
+  it('takes GUI traffic sources as http(s) URLs without credentials', () => {
+    assert.deepEqual(parseEnv({}).PORTICO_GUI_TRAFFIC_SOURCES, []);
+    assert.deepEqual(parseEnv({ PORTICO_GUI_TRAFFIC_SOURCES: 'http://10.0.0.5:8100/metrics, https://dp2.internal:8100/metrics' }).PORTICO_GUI_TRAFFIC_SOURCES,
+      ['http://10.0.0.5:8100/metrics', 'https://dp2.internal:8100/metrics']);
+    for (const bad of ['ftp://dp/metrics', 'dp:8100/metrics', 'http://user:pw@dp/metrics', 'http://dp/metrics\r\nX: 1', 'file:///etc/passwd', 'http://' + 'a'.repeat(3000)]) {
+      assert.throws(() => parseEnv({ PORTICO_GUI_TRAFFIC_SOURCES: bad }), (e: Error) => e instanceof EnvError && /PORTICO_GUI_TRAFFIC_SOURCES/.test(e.message), JSON.stringify(bad.slice(0, 40)));
+    }
+  });
 });

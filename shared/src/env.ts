@@ -130,6 +130,24 @@ export const envSchema = z.object({
   PORTICO_REAL_IP_RECURSIVE: onOff('off'),
   /** Portico Manager, the web UI (CP); `off` serves none. */
   PORTICO_GUI_LISTEN: listenOrOff('127.0.0.1:8002'),
+  /**
+   * Data planes' status `/metrics` URLs that Portico Manager charts (comma-separated http(s) URLs).
+   * Set by the operator, never learned from the bus: a heartbeat must not make the CP fetch an
+   * address of its choosing. The all-in-one charts its embedded DP without it.
+   */
+  PORTICO_GUI_TRAFFIC_SOURCES: z.string().optional().transform((v, ctx) => {
+    const list = (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    if (list.length > 256) { ctx.addIssue({ code: 'custom', message: `at most 256 URLs, got ${list.length}` }); return z.NEVER; }
+    for (const o of list) {
+      let u: URL | null = null;
+      try { u = new URL(o); } catch { /* reported below */ }
+      if (o.length > 2048 || !u || !['http:', 'https:'].includes(u.protocol) || u.username || u.password || /[\s\u0000-\u001f]/.test(o)) {
+        ctx.addIssue({ code: 'custom', message: `'${o.length > 80 ? o.slice(0, 80) + '…' : o}' is not an http(s) URL without credentials` });
+        return z.NEVER;
+      }
+    }
+    return list;
+  }),
   /** A declarative config file (kong.yml, YAML or JSON) loaded into the store at start. */
   PORTICO_DECLARATIVE_CONFIG: z.string().optional(),
   /** AES-256 key (base64 or hex, 32 bytes) that keeps key-auth keys encrypted at rest; or the file holding it. */

@@ -102,13 +102,15 @@ export class TrafficHistory {
   private last: { at: number; totals: Totals } | null = null;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private sources: string[], private log: Logger) {}
+  /**
+   * `fromZero`: the sources are the embedded DP, started with this process, so their counters begin
+   * at zero now and the first scrape already yields a point; other sources' first scrape is the baseline.
+   */
+  constructor(private sources: string[], private log: Logger, private fromZero = false) {}
 
   start(): void {
     if (!this.sources.length) return;
-    // The sources are the embedded DP, started with this process: their counters begin at zero
-    // now, so the first scrape already yields a point (traffic in the first seconds is not lost).
-    this.last = { at: Date.now(), totals: emptyTotals() };
+    if (this.fromZero) this.last = { at: Date.now(), totals: emptyTotals() };
     void this.scrape();
     this.timer = setInterval(() => void this.scrape(), SCRAPE_INTERVAL_MS);
     this.timer.unref();
