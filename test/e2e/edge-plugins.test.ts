@@ -190,6 +190,20 @@ describe('request-size-limiting', () => {
     await waitFor('the log line', async () => s.dps[0].logs().includes('request body over the route\'s size limit'));
   });
 
+  it('holds the limit for a chunked body that a plugin reads before the access phase (key-auth key_in_body)', async () => {
+    await route('inbody', { name: 'request-size-limiting', config: { allowed_payload_size: 1, size_unit: 'kilobytes' } });
+    await s.write('POST', '/routes/inbody/plugins', { name: 'key-auth', config: { key_in_body: true } });
+    await s.A('POST', '/consumers', { username: 'inbody-user' });
+    await s.write('POST', '/consumers/inbody-user/key-auth', { key: 'inbody-key-0123456789' });
+    const send = (filler: number) => new Promise<number>((resolve, reject) => {
+      const r = http.request(`${s.dps[0].proxy}/inbody`, { method: 'POST', headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/json' } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      r.on('error', reject);
+      r.end(JSON.stringify({ apikey: 'inbody-key-0123456789', filler: 'a'.repeat(filler) }));
+    });
+    assert.equal(await send(100), 200, 'a small body with the key passes');
+    assert.equal(await send(8192), 413, 'a chunked body over 1 KiB is refused although the plugin buffers up to 8 MiB');
+  });
+
   it('answers 411 without a Content-Length when one is required', async () => {
     await route('sized', { name: 'request-size-limiting', config: { require_content_length: true } });
     const r = await call('/sized');

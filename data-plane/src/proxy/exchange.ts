@@ -206,7 +206,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (!this.prepare()) return;
       const ctx = this.ctx;
       if (ctx === null) { this.forward(); return; }
-      if (this.res !== null && this.hasBody && this.match!.compiled.pluginFlags.needsBody) { this.readBody(); return; }
+      if (this.res !== null && this.hasBody && this.match!.compiled.pluginFlags.needsBody) {
+        // A plugin reads the body before the access phase (key-auth key_in_body, echo): a size limit
+        // (request-size-limiting) on a body without a length holds while it is buffered. Before auth
+        // only the route's and global configs are known; a consumer's own limit applies after it.
+        if (this.match!.compiled.pluginFlags.limitsBody && this.req.headers['content-length'] === undefined) this.bodyLimit = bodyLimit(this.match!.compiled.plugins, ctx);
+        this.readBody();
+        return;
+      }
       this.runAccessPhase();
     } catch (err) {
       this.fail(err);
