@@ -5,7 +5,7 @@ import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { Hono } from 'hono';
 import {
-  closeServer, EnvError, isLoopbackHost, loadNodeId, natsConnectOptions, signEnvelope, type HealthOverride, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
+  closeServer, EnvError, isLoopbackHost, loadNodeId, natsConnectOptions, signEnvelope, type HealthOverride, nodeTracer, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
 } from '@portico/shared';
 import { openDatabase } from './db/index.ts';
 import { SnapshotLoop } from './snapshot/builder.ts';
@@ -20,6 +20,7 @@ import { createKeyring, keyringKeyFromEnv, useKeyring } from './services/keyring
 
 export { ensureKeyringKey } from './services/keyring.ts';
 import { ControlPlaneMetrics } from './metrics.ts';
+import { ControlPlaneTracing } from './tracing.ts';
 
 export interface ControlPlane {
   stop(): Promise<void>;
@@ -94,6 +95,9 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
   if (env.PORTICO_DECLARATIVE_CONFIG) await loadDeclarativeConfig(env, database, log);
   const publisher = bus ?? connectNatsPublisher(natsOptions!, log);
   const snapshots = new SnapshotLoop(database.db, publisher, log, signing, env.PORTICO_CONFIG_HISTORY);
+  const nodeTraces = await nodeTracer(env.PORTICO_OTEL_TRACES_ENDPOINT, 'portico-control-plane', nodeId);
+  const tracing = nodeTraces ? new ControlPlaneTracing(nodeTraces) : null;
+  snapshots.tracing = tracing;
   const registry = new DataPlaneRegistry(database.db, log);
   publisher.onHeartbeat((hb) => { void registry.record(hb); });
   await snapshots.start();
@@ -102,9 +106,10 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
     const message: HealthOverride = { id: randomUUID(), issued_at: Date.now(), ...o };
     return publisher.sendHealth(signEnvelope(Buffer.from(JSON.stringify(message)), signing));
   };
-  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, upstreamHealth, auth, sendHealth });
   const metrics = new ControlPlaneMetrics(snapshots, registry);
-  const adminServer = await listen({ fetch: metrics.countAdmin(admin.fetch) }, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
+  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, upstreamHealth, auth, sendHealth, metrics });
+  const adminFetch = metrics.countAdmin(tracing ? tracing.traceAdmin(admin.fetch) : admin.fetch);
+  const adminServer = await listen({ fetch: adminFetch }, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');
 
   // Charts: the embedded DP (all-in-one), plus the DPs the operator lists (PORTICO_GUI_TRAFFIC_SOURCES).
@@ -139,6 +144,7 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
       if (guiServer) await closeServer(guiServer, 1_000);
       if (statusServer) await closeServer(statusServer, 1_000);
       await snapshots.stop();
+      await tracing?.shutdown();
       await publisher.close();
       await database.close();
     },

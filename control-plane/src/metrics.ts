@@ -1,4 +1,4 @@
-// The control plane's /metrics (on its status listener): admin writes, snapshot build and publish
+// The control plane's /metrics (on its status listener, and on the admin API's GET /metrics): admin writes, snapshot build and publish
 // times, and the data planes by sync state, with Kong's hybrid-mode families
 // (kong_data_plane_config_hash, kong_data_plane_last_seen) beside Portico's own. All prom-client:
 // nothing here is on a proxy's hot path.

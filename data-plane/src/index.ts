@@ -7,7 +7,9 @@ import { serve } from '@hono/node-server';
 import {
   closeServer, EnvError, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, parsePublicKeys, PORTICO_VERSION, type Env, type Heartbeat, type Logger,
   type SnapshotSubscriber, type TrustedKey,
+  nodeTracer,
 } from '@portico/shared';
+import { tracedApply } from './sync/traced-apply.ts';
 import { ConfigState } from './sync/config-state.ts';
 import { getJson } from './adapters/http.ts';
 import { HealthRegistry } from './proxy/balancer.ts';
@@ -157,7 +159,8 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const health = upstreamHealth(state, nodeId);
   const overrides = new HealthOverrides(trusted, health.set, log);
   subscriber.onHealth((bytes) => { overrides.receive(bytes); });
-  await subscriber.watch((bytes) => state.apply(bytes).status !== 'rejected');
+  const nodeTraces = await nodeTracer(env.PORTICO_OTEL_TRACES_ENDPOINT, 'portico-data-plane', nodeId);
+  await subscriber.watch(tracedApply(state, nodeTraces));
   beat();
   const heartbeat = setInterval(beat, HEARTBEAT_INTERVAL_MS);
   heartbeat.unref();
@@ -178,6 +181,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       state.health.stop();
       rateLimitStores.close();
       await subscriber.close();
+      await nodeTraces?.shutdown();
     },
   };
 }

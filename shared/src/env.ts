@@ -167,6 +167,12 @@ export const envSchema = z.object({
   PORTICO_SSL_CERT: z.string().optional(),
   /** Its private key (PEM text or file; Kong's `ssl_cert_key`). */
   PORTICO_SSL_CERT_KEY: z.string().optional(),
+  /**
+   * OTLP/HTTP traces URL (e.g. http://collector:4318/v1/traces) for node-level spans: a config
+   * write's admin request, snapshot build and publish on the CP, and each DP's apply, as one trace.
+   * Unset: none. Per-request proxy spans are the opentelemetry plugin's, not this.
+   */
+  PORTICO_OTEL_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
 });
 export type Env = z.infer<typeof envSchema>;
 

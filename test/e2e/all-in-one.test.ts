@@ -31,6 +31,20 @@ describe('all-in-one on embedded defaults', () => {
     assert.equal(root.body.configuration.embedded_database, true);
   });
 
+  it("serves the CP's registry on the admin API's /metrics (the status listener's is the DP's)", async () => {
+    const r = await fetch(`${g.admin}/metrics`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await r.text();
+    assert.match(text, /^portico_admin_writes_total\{method="POST",code="201"\} 2$/m, 'the two writes above');
+    const version = Number(/^portico_config_version (\d+)$/m.exec(text)?.[1]);
+    assert.ok(version >= 2, `config version ${version}`);
+    assert.match(text, /^portico_snapshot_build_ms_count \d+$/m);
+    const dp = await (await fetch(`${g.status}/metrics`)).text();
+    assert.match(dp, /^kong_nginx_requests_total\{/m);
+    assert.doesNotMatch(dp, /portico_admin_writes_total/);
+  });
+
   it('keeps its data across a restart (PGlite in the data dir)', async () => {
     assert.equal(await g.stop(), 0, 'SIGTERM exits 0');
     await g.start();
@@ -62,6 +76,11 @@ describe('bad environment', () => {
     const r = run('dist/portico.mjs', { PORTICO_PROXY_LISTEN: 'not-a-port' });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /PORTICO_PROXY_LISTEN: expected host:port, got 'not-a-port'/);
+  });
+  it('refuses a PORTICO_OTEL_TRACES_ENDPOINT that is not an http(s) URL', () => {
+    const r = run('dist/portico.mjs', { PORTICO_OTEL_TRACES_ENDPOINT: 'ftp://collector/v1/traces' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /PORTICO_OTEL_TRACES_ENDPOINT/);
   });
   it('refuses a non-Postgres DATABASE_URL', () => {
     const r = run('dist/portico.mjs', { DATABASE_URL: 'mysql://x' });

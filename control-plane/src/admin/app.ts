@@ -37,6 +37,11 @@ export interface AdminDeps {
   sendHealth(override: { upstream: string; target: string; healthy: boolean }): Promise<void>;
   log: Logger;
   auth: AdminAuth;
+  /**
+   * The CP's Prometheus registry, served on GET /metrics as Kong's admin API does (with admin auth):
+   * in the all-in-one the status listener's /metrics is the data plane's.
+   */
+  metrics?: { text(): Promise<string>; registry: { contentType: string } };
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -360,6 +365,11 @@ export function createAdminApp(deps: AdminDeps): Hono {
       memory: { rss_bytes: process.memoryUsage().rss },
     }),
   });
+
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    resource('/metrics', { GET: async (c) => c.text(await metrics.text(), 200, { 'content-type': metrics.registry.contentType }) });
+  }
 
   const enabledInCluster = async () => {
     const rows = await db.selectDistinct({ name: pluginsTable.name }).from(pluginsTable);

@@ -3,11 +3,13 @@
 // retried, the latest republished on start, and a slow poll that catches writes other CPs made.
 import { and, asc, eq, gt, lt, lte, max, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import { configHash, encodeSnapshot, signSnapshot, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
+import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
+import { configHash, encodeSnapshot, signSnapshot, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
 import type { Db } from '../db/index.ts';
 import { auditLog, configState, configVersions } from '../db/schema.ts';
 import { ENTITIES } from '../services/entity.ts';
 import { rowToEntity } from '../services/store.ts';
+import type { ControlPlaneTracing } from '../tracing.ts';
 
 /** Wait this long after a write for more writes before building. */
 const COALESCE_MS = 10;
@@ -53,6 +55,10 @@ export class SnapshotLoop {
   latest: { version: number; hash: string; built_at: number; size_bytes: number } | null = null;
   /** Told each published snapshot's timings (the CP's /metrics). */
   observer: ((t: { build_ms: number; publish_ms: number }) => void) | null = null;
+  /** Node-level spans (PORTICO_OTEL_TRACES_ENDPOINT); null: none. */
+  tracing: ControlPlaneTracing | null = null;
+  /** The trace of the first write waiting for the next build (a burst's snapshot joins it). */
+  private pendingTrace: Context | null = null;
 
   constructor(private db: Db, private publisher: SnapshotPublisher, private log: Logger, private signing: SigningKey,
     private history = DEFAULT_CONFIG_HISTORY) {}
@@ -93,6 +99,7 @@ export class SnapshotLoop {
   changed(): void {
     if (this.stopped) return;
     const now = Date.now();
+    this.pendingTrace ??= this.tracing?.currentWrite() ?? null;
     if (!this.timer) this.firstPendingAt = now;
     else clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(COALESCE_MS, this.firstPendingAt + MAX_DELAY_MS - now));
@@ -123,16 +130,31 @@ export class SnapshotLoop {
   }
 
   private async buildAndPublish(): Promise<void> {
+    const parent = this.pendingTrace ?? ROOT_CONTEXT;
+    this.pendingTrace = null;
+    const tracing = this.tracing;
     const started = performance.now();
     try {
-      const { snapshot, bytes } = await buildSnapshot(this.db);
+      const { snapshot, bytes } = tracing
+        ? await tracing.span('snapshot build', parent, async (span) => {
+          const built = await buildSnapshot(this.db);
+          span.setAttributes({ 'portico.config.version': built.snapshot.version, 'portico.config.hash': built.snapshot.hash });
+          return built;
+        })
+        : await buildSnapshot(this.db);
       const built = performance.now();
       await this.db.insert(configVersions).values({
         version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at,
         size_bytes: bytes.byteLength, snapshot: Buffer.from(bytes), ...await this.describe(snapshot.version),
       }).onConflictDoNothing();
       await this.db.delete(configVersions).where(lt(configVersions.version, sql`(SELECT min(version) FROM (SELECT version FROM ${configVersions} ORDER BY version DESC LIMIT ${this.history}) AS keep)`));
-      await this.publisher.publish(snapshot.version, snapshot.hash, signSnapshot(bytes, this.signing));
+      const signed = signSnapshot(bytes, this.signing);
+      if (tracing) {
+        await tracing.span('snapshot publish', parent, async (span) => {
+          span.setAttribute('portico.config.version', snapshot.version);
+          await this.publisher.publish(snapshot.version, snapshot.hash, signed, traceparentOf(span));
+        });
+      } else await this.publisher.publish(snapshot.version, snapshot.hash, signed);
       this.latest = { version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, size_bytes: bytes.byteLength };
       this.retryMs = RETRY_MIN_MS;
       this.observer?.({ build_ms: built - started, publish_ms: performance.now() - built });

@@ -54,9 +54,9 @@ export function connectNatsPublisher(options: NatsOptions, log: Logger): Snapsho
   };
 
   return {
-    async publish(version, hash, bytes) {
+    async publish(version, hash, bytes, traceparent) {
       const os = await openStore(await connection());
-      await os.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: String(version), hash } }, bytes);
+      await os.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: String(version), hash, ...(traceparent ? { traceparent } : {}) } }, bytes);
     },
     async sendHealth(bytes) {
       const c = await connection();

@@ -178,11 +178,11 @@ export class Observability implements ObservabilityPorts {
     return this.entrySink(config as HttpLogConfig, instanceId, () => new HttpLogSink(config as HttpLogConfig, this.dropped));
   }
 
-  /** Kong's log entry, serialized once, into a sink kept across snapshots while its config is unchanged. */
+  /** Kong's log entry, built once per request, into a sink kept across snapshots while its config is unchanged. */
   private entrySink(config: FileLogConfig | HttpLogConfig, instanceId: string, make: () => FileLogSink | HttpLogSink): LogPhaseSink {
     const key = `${instanceId}:${JSON.stringify(config)}`;
     const s = this.sinks.get(key, make);
-    return { log: (ctx) => { if (ctx.summary) s.write(JSON.stringify(kongEntry(ctx, ctx.summary, this.secretNames(), config.custom_fields_by_lua))); } };
+    return { log: (ctx) => { if (ctx.summary) s.write(kongEntry(ctx, ctx.summary, this.secretNames(), config.custom_fields_by_lua)); } };
   }
 
   tracer(config: Record<string, unknown>): TracePort {

@@ -17,9 +17,9 @@ export class FileLogSink {
   private stream: WriteStream | null = null;
   constructor(private readonly config: FileLogConfig, private readonly dropped: DropCounter) {}
 
-  /** One JSON entry; written as a line. */
-  write(json: string): void {
-    const line = `${json}\n`;
+  /** One entry; written as a JSON line. */
+  write(entry: object): void {
+    const line = `${JSON.stringify(entry)}\n`;
     if (this.config.reopen) {
       appendFile(this.config.path, line, (err) => { if (err) this.dropped('file-log', 1, 'queue_full'); });
       return;
@@ -37,7 +37,8 @@ export class FileLogSink {
 
 /** Kong's http-log: batches of entries POSTed (or PUT/PATCHed) to the collector through a LogQueue. */
 export class HttpLogSink {
-  readonly queue: LogQueue<string>;
+  /** Entries as built; serialized per batch when sent (strings when max_bytes needs their size). */
+  readonly queue: LogQueue<object | string>;
   private readonly agent: Agent;
   private readonly url: string;
   private readonly headers: Record<string, string>;
@@ -55,11 +56,21 @@ export class HttpLogSink {
     this.queue = new LogQueue('http-log', config.queue, (batch) => this.send(batch), (n, reason) => dropped('http-log', n, reason));
   }
 
-  write(entry: string): void { this.queue.push(entry, entry.length); }
+  /**
+   * Queues an entry. Serializing is left to the batch's send, off the request's path, unless a
+   * byte limit needs the entry's size now. (The entry is a fresh object: kongEntry copies what it
+   * takes from the request, and config objects are never mutated.)
+   */
+  write(entry: object): void {
+    if (this.config.queue.max_bytes === null) { this.queue.push(entry); return; }
+    const json = JSON.stringify(entry);
+    this.queue.push(json, json.length);
+  }
 
   /** A batch of one is a single JSON object, more a JSON array (Kong). Anything but 2xx is a failure (retried). */
-  private async send(batch: string[]): Promise<void> {
-    const body = batch.length === 1 ? batch[0] : `[${batch.join(',')}]`;
+  private async send(batch: (object | string)[]): Promise<void> {
+    const json = (e: object | string) => (typeof e === 'string' ? e : JSON.stringify(e));
+    const body = batch.length === 1 ? json(batch[0]) : `[${batch.map(json).join(',')}]`;
     const res = await request(this.url, { method: this.config.method, headers: this.headers, body, dispatcher: this.agent });
     await res.body.dump();
     if (res.statusCode < 200 || res.statusCode > 299) throw new Error(`collector answered ${res.statusCode}`);

@@ -5,7 +5,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type Heartbeat, type SnapshotSubscriber } from '@portico/shared';
+import { HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;
@@ -21,7 +21,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export function connectNatsSubscriber(options: NatsOptions, log: Logger, currentVersion: () => number): SnapshotSubscriber {
   let nc: NatsConnection | null = null;
   let store: ObjectStore | null = null;
-  let handler: ((bytes: Uint8Array) => boolean) | null = null;
+  let handler: SnapshotHandler | null = null;
   let closed = false;
   let fetching = false;
   let again = false;
@@ -69,7 +69,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       return;
     }
     const bytes = await os.getBlob(SNAPSHOT_OBJECT);
-    if (!bytes || !handler || handler(bytes)) return;
+    if (!bytes || !handler || handler(bytes, info.metadata?.traceparent)) return;
     rejectedDigest = info.digest;
     log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
   }

@@ -51,7 +51,8 @@ export type HealthOverride = z.infer<typeof healthOverrideSchema>;
 
 /** What the CP needs from the bus. */
 export interface SnapshotPublisher {
-  publish(version: number, hash: string, bytes: Uint8Array): Promise<void>;
+  /** `traceparent`: the publish span, so each DP's apply joins the write's trace (config-trace.ts). */
+  publish(version: number, hash: string, bytes: Uint8Array, traceparent?: string): Promise<void>;
   onHeartbeat(handler: (hb: unknown) => void): void;
   /** Sends a signed health override to every connected DP. */
   sendHealth(bytes: Uint8Array): Promise<void>;
@@ -63,24 +64,27 @@ export interface SnapshotPublisher {
  * handler answers false when it rejected the snapshot, which is then not delivered again.
  */
 export interface SnapshotSubscriber {
-  watch(handler: (bytes: Uint8Array) => boolean): Promise<void>;
+  /** `traceparent` is as received (unvalidated, unsigned): parse it with validTraceparent. */
+  watch(handler: SnapshotHandler): Promise<void>;
   heartbeat(hb: Heartbeat): void;
   /** Signed health overrides from the CP, as received (the DP verifies them). */
   onHealth(handler: (bytes: Uint8Array) => void): void;
   close(): Promise<void>;
 }
 
+export type SnapshotHandler = (bytes: Uint8Array, traceparent?: string) => boolean;
+
 /** The in-process bus used when CP and DP share a process and no NATS_URL is set. */
 export class MemoryBus {
   private latest: Uint8Array | null = null;
-  private watchers = new Set<(bytes: Uint8Array) => boolean>();
+  private watchers = new Set<SnapshotHandler>();
   private heartbeatHandlers = new Set<(hb: unknown) => void>();
   private healthHandlers = new Set<(bytes: Uint8Array) => void>();
 
   readonly publisher: SnapshotPublisher = {
-    publish: async (_version, _hash, bytes) => {
+    publish: async (_version, _hash, bytes, traceparent) => {
       this.latest = bytes;
-      for (const w of this.watchers) queueMicrotask(() => w(bytes));
+      for (const w of this.watchers) queueMicrotask(() => w(bytes, traceparent));
     },
     onHeartbeat: (handler) => { this.heartbeatHandlers.add(handler); },
     sendHealth: async (bytes) => { for (const h of this.healthHandlers) h(bytes); },
