@@ -20,7 +20,7 @@ import { connectNatsSubscriber, natsState } from './sync/nats.ts';
 import { createProxy, type RuntimeConfig } from './proxy/forward.ts';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
-import { defaultCertificate, startTlsListener } from './tls/index.ts';
+import { defaultCertificate, startH2cListener, startTlsListener } from './tls/index.ts';
 import { Observability } from './observability/index.ts';
 
 export interface DataPlane {
@@ -138,11 +138,17 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     index: () => state.current()?.sni ?? null, proxy: tlsProxies[i], log,
     onRequest: () => { counters.requests++; }, onConnection: trackConnection,
   })));
+  // Cleartext HTTP/2 (h2c), off by default: its own proxy for its port, as each TLS listener.
+  const h2cListen = env.PORTICO_PROXY_H2C_LISTEN;
+  const h2cProxy = h2cListen ? createProxy({ ...proxyDeps, listenPort: h2cListen.port, h2c: true }) : null;
+  const h2cListener = h2cListen && h2cProxy
+    ? await startH2cListener({ listen: h2cListen, proxy: h2cProxy, onRequest: () => { counters.requests++; }, onConnection: trackConnection })
+    : null;
 
   const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters, observability });
   const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
   await listening(statusServer);
-  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
+  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, proxy_h2c: h2cListen, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
   const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version);
@@ -172,10 +178,11 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       draining = true;
       beat();
       clearInterval(heartbeat);
-      await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), ...tlsListeners.map((l) => l.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS))]);
+      await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), ...tlsListeners.map((l) => l.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)),
+        h2cListener?.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)]);
       await closeServer(statusServer, 1_000);
       await proxy.close();
-      await Promise.all(tlsProxies.map((p) => p.close()));
+      await Promise.all([...tlsProxies, ...(h2cProxy ? [h2cProxy] : [])].map((p) => p.close()));
       await observability.close();
       clearInterval(sweep);
       state.health.stop();

@@ -163,6 +163,8 @@ export const envSchema = z.object({
    * never prompted: Node cannot ask per SNI. `off` (default): none.
    */
   PORTICO_PROXY_MTLS_LISTEN: listenOrOff('off'),
+  /** Cleartext HTTP/2 with prior knowledge (h2c, gRPC clients on a trusted network); `off` (default): none. */
+  PORTICO_PROXY_H2C_LISTEN: listenOrOff('off'),
   /** Default certificate (PEM text or file) when no SNI matches (Kong's `ssl_cert`); unset: a generated self-signed one. */
   PORTICO_SSL_CERT: z.string().optional(),
   /** Its private key (PEM text or file; Kong's `ssl_cert_key`). */

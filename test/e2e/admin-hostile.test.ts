@@ -8,6 +8,8 @@ import fc from 'fast-check';
 import { admin, startGateway, statusOf, type GatewayProcess } from '../harness/gateway.ts';
 import { waitFor } from '../harness/procs.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
+import { makeCa } from '../harness/certs.ts';
+import { EXAMPLE_UUID } from '../../shared/src/entities/certificate-example.ts';
 import { collectionPath, ENTITIES } from '../../control-plane/src/services/entity.ts';
 
 const FUZZ_RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 60);
@@ -328,6 +330,8 @@ describe('schemas describe what POST accepts (item 5)', () => {
   it('creates every plugin from GET /schemas/plugins/{name} alone', async () => {
     const names: string[] = (await A('GET', '/plugins/enabled')).body.enabled_plugins;
     assert.ok(names.length >= 6);
+    // The schemas' example ids (mtls-auth's ca_certificates) must name a stored entity, as on Kong.
+    assert.equal((await A('POST', '/ca_certificates', { id: EXAMPLE_UUID, cert: makeCa().cert })).status, 201);
     for (const name of names) {
       const p = await A('GET', `/schemas/plugins/${name}`);
       const config = p.body.fields.find((x: any) => x.config).config;
@@ -336,6 +340,7 @@ describe('schemas describe what POST accepts (item 5)', () => {
       assert.equal(r.status, 201, `${name} from ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
       await A('DELETE', `/plugins/${r.body.id}`);
     }
+    assert.equal((await A('DELETE', `/ca_certificates/${EXAMPLE_UUID}`)).status, 204);
   });
 });
 

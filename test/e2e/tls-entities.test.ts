@@ -163,3 +163,55 @@ describe('private keys', () => {
     for (const g of [cp, dp]) assert.ok(!g.logs().includes(keyBody(rsa)) && !g.logs().includes(keyBody(ec)), `${g.role} log holds no key`);
   });
 });
+
+describe('references to certificates and CA certificates', () => {
+  const missing = '6f1c1a9e-0000-4000-8000-00000000dead';
+  it('are refused on write when they name nothing, naming the field and the id, changing nothing', async () => {
+    const cases: [string, Record<string, unknown>, (fields: any) => unknown][] = [
+      ['/services', { name: 'mtls-up', url: 'https://up.test', client_certificate: { id: missing } }, (f) => f.client_certificate.id],
+      ['/services', { name: 'ca-up', url: 'https://up.test', ca_certificates: [missing] }, (f) => f.ca_certificates.id],
+      ['/upstreams', { name: 'cert-upstream', client_certificate: { id: missing } }, (f) => f.client_certificate.id],
+      ['/plugins', { name: 'mtls-auth', config: { ca_certificates: [missing] } }, (f) => f.config.ca_certificates.id],
+    ];
+    for (const [p, body, idAt] of cases) {
+      const r = await A('POST', p, body);
+      assert.equal(r.status, 400, `${p} ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.code, 4);
+      assert.equal(idAt(r.body.fields), missing);
+      assert.match(r.body.message, new RegExp(`the foreign key '\\{id="${missing}"\\}' does not reference an existing '(ca_)?certificates' entity`));
+    }
+    for (const p of ['/services', '/upstreams', '/plugins']) assert.equal(await count(p), 0, p);
+  });
+
+  it('keep what they name from being deleted until they are gone', async () => {
+    const cert = (await A('POST', '/certificates', makeCert({ cn: 'client.test', keyType: 'ec' }))).body.id;
+    const ca1 = (await A('GET', '/ca_certificates')).body.data[0].id;
+    const ca2 = (await A('POST', '/ca_certificates', { cert: makeCa().cert })).body.id;
+    const svc = await A('POST', '/services', { name: 'mtls-up', url: 'https://up.test', client_certificate: { id: cert }, ca_certificates: [ca1] });
+    assert.equal(svc.status, 201, JSON.stringify(svc.body));
+    const plugin = await A('POST', '/plugins', { name: 'mtls-auth', service: { id: svc.body.id }, config: { ca_certificates: [ca2] } });
+    assert.equal(plugin.status, 201, JSON.stringify(plugin.body));
+    const patch = await A('PATCH', `/services/${svc.body.id}`, { ca_certificates: [ca1, missing] });
+    assert.equal(patch.status, 400);
+    assert.equal(patch.body.fields.ca_certificates.id, missing);
+
+    let r = await A('DELETE', `/certificates/${cert}`);
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.code, 4);
+    assert.deepEqual(r.body.fields, { '@referenced_by': 'services' });
+    assert.equal(r.body.message, "an existing 'services' entity references this 'certificates' entity");
+    r = await A('DELETE', `/ca_certificates/${ca1}`);
+    assert.equal(r.status, 400);
+    assert.equal(r.body.message, `ca certificate ${ca1} is still referenced by services (id = ${svc.body.id})`);
+    r = await A('DELETE', `/ca_certificates/${ca2}`);
+    assert.equal(r.status, 400);
+    assert.equal(r.body.message, `ca certificate ${ca2} is still referenced by plugins (id = ${plugin.body.id})`);
+    for (const p of [`/certificates/${cert}`, `/ca_certificates/${ca1}`, `/ca_certificates/${ca2}`]) assert.equal((await A('GET', p)).status, 200, p);
+    assert.deepEqual((await A('GET', `/services/${svc.body.id}`)).body.ca_certificates, [ca1]);
+
+    assert.equal((await A('DELETE', `/plugins/${plugin.body.id}`)).status, 204);
+    assert.equal((await A('DELETE', `/ca_certificates/${ca2}`)).status, 204);
+    assert.equal((await A('DELETE', `/services/${svc.body.id}`)).status, 204);
+    assert.equal((await A('DELETE', `/certificates/${cert}`)).status, 204);
+  });
+});

@@ -1,14 +1,16 @@
 // Kong's TLS entities as admin definitions: `certificates` (with the write-only `snis` shorthand that
 // creates, replaces and lists its SNI rows, as kong/db/dao/certificates.lua), `snis` and
 // `ca_certificates` (whose `cert_digest` is computed on write). Deleting a certificate deletes its
-// SNIs (ON DELETE CASCADE, as Kong's DAO).
+// SNIs (ON DELETE CASCADE, as Kong's DAO). References to them from services, upstreams and plugins
+// are checked on write and refused on delete, as Kong's foreign keys and ca_certificates DAO do.
 import { randomUUID } from 'node:crypto';
-import { and, eq, inArray, lte, ne, type SQL } from 'drizzle-orm';
+import { and, arrayContains, eq, inArray, lte, ne, sql, type SQL } from 'drizzle-orm';
 import {
   AdminError, ErrorCode, caCertificateSchema, certDigest, certificateInputSchema, certificateNotAfter, certificateSchema,
-  parseCertificate, schemaViolation, sniSchema, violationsFromZod, type Violation,
+  luaKey, parseCertificate, schemaViolation, sniSchema, violationsFromZod, type Violation,
 } from '@portico/shared';
 import * as tables from '../db/schema.ts';
+import type { Executor } from '../db/index.ts';
 import type { EntityDef } from './entity.ts';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
@@ -33,11 +35,76 @@ function sniList(input: Record<string, unknown>): { names: string[] | undefined;
   return { names: [...names].sort(), violations: [] };
 }
 
+/** Kong's body for a reference to a row that does not exist (code 4), under `fields` at `path`. */
+export function missingReference(path: string[], entity: string, id: string): AdminError {
+  const fields = path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), { id });
+  return AdminError.of(400, ErrorCode.FOREIGN_KEY_VIOLATION,
+    `the foreign key '${luaKey({ id })}' does not reference an existing '${entity}' entity.`, { fields: fields as Record<string, unknown> });
+}
+
+const idOf = (ref: unknown) => (ref && typeof ref === 'object' ? (ref as { id?: unknown }).id : undefined);
+
+/** A certificate named by `client_certificate` (services, upstreams) must exist. */
+async function checkClientCertificate(ex: Executor, entity: Record<string, unknown>): Promise<void> {
+  const id = idOf(entity.client_certificate);
+  if (typeof id !== 'string') return;
+  const [row] = await ex.select({ id: tables.certificates.id }).from(tables.certificates).where(eq(tables.certificates.id, id));
+  if (!row) throw missingReference(['client_certificate'], 'certificates', id);
+}
+
+/** Every id in a `ca_certificates` list (a service's, mtls-auth's config) must name a stored CA certificate. */
+async function checkCaCertificates(ex: Executor, ids: unknown, path: string[]): Promise<void> {
+  if (!Array.isArray(ids) || !ids.length) return;
+  const wanted = ids.filter((i): i is string => typeof i === 'string');
+  const found = new Set((await ex.select({ id: tables.caCertificates.id }).from(tables.caCertificates)
+    .where(inArray(tables.caCertificates.id, wanted))).map((r) => r.id));
+  const missing = wanted.find((i) => !found.has(i));
+  if (missing) throw missingReference(path, 'ca_certificates', missing);
+}
+
+export async function checkServiceTlsReferences(ex: Executor, entity: Record<string, unknown>): Promise<void> {
+  await checkClientCertificate(ex, entity);
+  await checkCaCertificates(ex, entity.ca_certificates, ['ca_certificates']);
+}
+export const checkUpstreamTlsReferences = checkClientCertificate;
+export async function checkPluginTlsReferences(ex: Executor, entity: Record<string, unknown>): Promise<void> {
+  const config = entity.config as Record<string, unknown> | null | undefined;
+  await checkCaCertificates(ex, config?.ca_certificates, ['config', 'ca_certificates']);
+}
+
+/** Kong's refusal to delete what another entity still names (code 4, `@referenced_by`). */
+function referencedBy(by: string, message: string): AdminError {
+  return AdminError.of(400, ErrorCode.FOREIGN_KEY_VIOLATION, message, { fields: { '@referenced_by': by } });
+}
+
+/**
+ * The references to certificates and CA certificates are ids in columns without a database key
+ * (a uuid array, a plugin's JSON config), so a delete checks them itself, as Kong's DAO does.
+ */
+async function refuseCertificateDelete(ex: Executor, entity: Record<string, unknown>): Promise<void> {
+  const id = entity.id as string;
+  for (const [by, table] of [['services', tables.services], ['upstreams', tables.upstreams]] as const) {
+    const [ref] = await ex.select({ id: table.id }).from(table).where(eq(table.client_certificate_id, id)).limit(1);
+    if (ref) throw referencedBy(by, `an existing '${by}' entity references this 'certificates' entity`);
+  }
+}
+
+async function refuseCaCertificateDelete(ex: Executor, entity: Record<string, unknown>): Promise<void> {
+  const id = entity.id as string;
+  const [service] = await ex.select({ id: tables.services.id }).from(tables.services)
+    .where(arrayContains(tables.services.ca_certificates, [id])).limit(1);
+  if (service) throw referencedBy('services', `ca certificate ${id} is still referenced by services (id = ${service.id})`);
+  const [plugin] = await ex.select({ id: tables.plugins.id }).from(tables.plugins)
+    .where(sql`(${tables.plugins.config} -> 'ca_certificates') @> ${JSON.stringify([id])}::jsonb`).limit(1);
+  if (plugin) throw referencedBy('plugins', `ca certificate ${id} is still referenced by plugins (id = ${plugin.id})`);
+}
+
 export const certificateDef: EntityDef = {
   name: 'certificates',
   table: tables.certificates,
   schema: certificateSchema,
   foreignKeys: [],
+  beforeDelete: refuseCertificateDelete,
   schemaView: { input: certificateInputSchema, encrypted: ['key', 'key_alt'] },
   expandInput(input) {
     const { snis: _s, ...rest } = input;
@@ -94,6 +161,7 @@ export const caCertificateDef: EntityDef = {
   table: tables.caCertificates,
   schema: caCertificateSchema,
   foreignKeys: [],
+  beforeDelete: refuseCaCertificateDelete,
   schemaView: { auto: ['cert_digest'] },
   expandInput(input) {
     const parsed = typeof input.cert === 'string' ? parseCertificate(input.cert) : null;

@@ -9,6 +9,7 @@ import {
 } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
+import { missingReference } from './certificates.ts';
 import { configState } from '../db/schema.ts';
 import { ENTITY_BY_NAME, type EntityDef } from './entity.ts';
 import { auditedWrite, type WriteContext } from './audit.ts';
@@ -267,12 +268,9 @@ async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entit
     const ref = entity[fk.field] as { id: string } | null;
     if (!ref) continue;
     const parentDef = ENTITY_BY_NAME.get(fk.entity)!;
-    if (!(await findRow(ex, parentDef, ref.id))) {
-      throw AdminError.of(400, ErrorCode.FOREIGN_KEY_VIOLATION,
-        `the foreign key '${luaKey({ id: ref.id })}' does not reference an existing '${fk.entity}' entity.`,
-        { fields: { [fk.field]: { id: ref.id } } });
-    }
+    if (!(await findRow(ex, parentDef, ref.id))) throw missingReference([fk.field], fk.entity, ref.id);
   }
+  await def.checkReferences?.(ex, entity);
 }
 
 /**
@@ -385,6 +383,7 @@ export async function deleteEntity(db: Db, ctx: WriteContext, def: EntityDef, ke
       const version = await bumpVersion(tx);
       const row = await findRow(tx, def, key, within);
       if (!row) tx.rollback();
+      await def.beforeDelete?.(tx, row!);
       try {
         await auditedWrite(tx, ctx, def.name, rowToEntity(def, row!), null, version, tx.delete(def.table).where(eq(def.table.id, row!.id as string)));
       } catch (err) { mapDbError(def, err); }

@@ -230,9 +230,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // preflights pass (`run_on_preflight=false`, probe 3.9).
     if (this.res === null && this.method === 'OPTIONS') return this.answerError(400, MESSAGES.preflightUpgrade);
     // HTTP/0.9-style and HTTP/2.0 request lines reach here as versions 0.9 and 2.0 (probe 1.8);
-    // real HTTP/2 comes only through the TLS listener, negotiated by ALPN (tls/listener.ts).
+    // real HTTP/2 comes only through the TLS listener, negotiated by ALPN, or the h2c one (tls/listener.ts).
     const tls = this.core.deps.tls === true;
-    if (req.httpVersionMajor !== 1 && !(tls && req.httpVersionMajor === 2)) return this.answerError(400, MESSAGES.badVersion);
+    const http2 = tls || this.core.deps.h2c === true;
+    if (req.httpVersionMajor !== 1 && !(http2 && req.httpVersionMajor === 2)) return this.answerError(400, MESSAGES.badVersion);
     // RFC 9112 §3.2: a request with more than one Host is invalid (probe 1.6); Node keeps the first.
     if (hasHeaderTwice(req.rawHeaders, 'host')) return this.answerError(400, MESSAGES.twoHosts);
     const cfg = this.core.deps.current();

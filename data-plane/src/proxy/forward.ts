@@ -38,6 +38,8 @@ export interface ProxyDeps {
   listenPort: number;
   /** This proxy serves the TLS listener: HTTP/2 allowed, `https` routes, SNI, X-Forwarded-Proto https. */
   tls?: boolean;
+  /** Cleartext HTTP/2 with prior knowledge (the h2c listener): HTTP/2 requests without TLS. */
+  h2c?: boolean;
   /**
    * Kong's trusted_ips / real_ip_header / real_ip_recursive (PORTICO_TRUSTED_IPS, …): which client
    * address rate limiting, hashing, ip-restriction and the logs see. Unset: the TCP peer.

@@ -3,8 +3,9 @@
 // SNI from the applied config's index (sni-index.ts). Requests of both versions go to the same
 // proxy entry points as the plain listener (forward.ts `createProxy`, one ProxyExchange each):
 // an HTTP/2 request is handed over as Node's compatibility request with HTTP/1-shaped headers.
-import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import http2, { type Http2SecureServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Listen, Logger } from '@portico/shared';
@@ -27,7 +28,7 @@ export interface TlsListenerOptions {
   proxy: TlsProxyHandlers;
   log: Logger;
   onRequest?: () => void;
-  onConnection?: (socket: TLSSocket) => void;
+  onConnection?: (socket: Socket) => void;
   /** Ask every client for a certificate and accept any (the mTLS listener; mtls-auth verifies per route). */
   requestClientCertificate?: boolean;
 }
@@ -53,6 +54,46 @@ export function http1Headers(headers: IncomingHttpHeaders): IncomingHttpHeaders 
   return out;
 }
 
+/** What an HTTP/2 listener, TLS or cleartext, hands its requests to and reports. */
+type Http2ListenerHooks = Pick<TlsListenerOptions, 'listen' | 'proxy' | 'onRequest'> & { onConnection?: (socket: Socket) => void };
+
+/**
+ * The request handling, connection tracking, listening and shutdown both HTTP/2 listeners share:
+ * `connectionEvent` is the socket that carries requests (after the handshake on TLS).
+ */
+async function serveHttp2(server: Http2SecureServer | Http2Server, o: Http2ListenerHooks, connectionEvent: 'secureConnection' | 'connection'): Promise<(timeoutMs: number) => Promise<void>> {
+  server.setTimeout(IDLE_TIMEOUT_MS);
+  const sessions = new Set<Http2Session>();
+  const sockets = new Set<Socket>();
+  server.on('session', (s: Http2Session) => { sessions.add(s); s.once('close', () => sessions.delete(s)); });
+  server.on(connectionEvent, (socket: Socket) => {
+    o.onConnection?.(socket);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('request', (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
+    o.onRequest?.();
+    if (req.httpVersionMajor === 2) {
+      Object.defineProperty(req, 'headers', { value: http1Headers(req.headers), configurable: true, enumerable: true, writable: true });
+    }
+    o.proxy.handleRequest(req as IncomingMessage, res as ServerResponse);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.listen.port, o.listen.host, () => { server.off('error', reject); resolve(); });
+  });
+  return (timeoutMs) => new Promise((resolve) => {
+    const force = setTimeout(() => { for (const s of sockets) s.destroy(); resolve(); }, timeoutMs);
+    force.unref();
+    server.close(() => { clearTimeout(force); resolve(); });
+    for (const s of sessions) s.close();
+    // HTTP/1.1 connections (TLS only) without a request in flight close now; busy ones when it ends.
+    if (connectionEvent === 'secureConnection') {
+      for (const s of sockets) if (!(s as Socket & { _httpMessage?: unknown })._httpMessage && (s as TLSSocket).alpnProtocol !== 'h2') s.end();
+    }
+  });
+}
+
 export async function startTlsListener(o: TlsListenerOptions): Promise<TlsListener> {
   const server = http2.createSecureServer({
     allowHTTP1: true,
@@ -65,40 +106,23 @@ export async function startTlsListener(o: TlsListenerOptions): Promise<TlsListen
     requestCert: o.requestClientCertificate === true,
     rejectUnauthorized: false,
   });
-  server.setTimeout(IDLE_TIMEOUT_MS);
-  const sessions = new Set<Http2Session>();
-  const sockets = new Set<TLSSocket>();
-  server.on('session', (s: Http2Session) => { sessions.add(s); s.once('close', () => sessions.delete(s)); });
-  server.on('secureConnection', (socket: TLSSocket) => {
-    o.onConnection?.(socket);
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  server.on('request', (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
-    o.onRequest?.();
-    if (req.httpVersionMajor === 2) {
-      Object.defineProperty(req, 'headers', { value: http1Headers(req.headers), configurable: true, enumerable: true, writable: true });
-    }
-    o.proxy.handleRequest(req as IncomingMessage, res as ServerResponse);
-  });
   // HTTP/1.1 Upgrade (WebSocket) over TLS: the same upgrade path as the plain listener.
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => o.proxy.handleUpgrade(req, socket, head));
   server.on('tlsClientError', (err: Error & { code?: string }) => o.log.debug({ code: err.code, message: err.message }, 'TLS handshake failed'));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.listen.port, o.listen.host, () => { server.off('error', reject); resolve(); });
-  });
-  return {
-    server,
-    close(timeoutMs) {
-      return new Promise((resolve) => {
-        const force = setTimeout(() => { for (const s of sockets) s.destroy(); resolve(); }, timeoutMs);
-        force.unref();
-        server.close(() => { clearTimeout(force); resolve(); });
-        for (const s of sessions) s.close();
-        // HTTP/1.1 connections without a request in flight close now; busy ones when it ends.
-        for (const s of sockets) if (!(s as TLSSocket & { _httpMessage?: unknown })._httpMessage && s.alpnProtocol !== 'h2') s.end();
-      });
-    },
-  };
+  return { server, close: await serveHttp2(server, o, 'secureConnection') };
+}
+
+export interface H2cListener {
+  server: Http2Server;
+  close(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * Cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3; PORTICO_PROXY_H2C_LISTEN, off by default):
+ * gRPC clients inside a trusted network without TLS. HTTP/2 only, no Upgrade from HTTP/1.1 (which
+ * RFC 9113 deprecates); the same proxy entry point as the TLS listener's HTTP/2 requests.
+ */
+export async function startH2cListener(o: Http2ListenerHooks): Promise<H2cListener> {
+  const server = http2.createServer();
+  return { server, close: await serveHttp2(server, o, 'connection') };
 }
