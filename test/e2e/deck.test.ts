@@ -6,7 +6,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import http from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { admin, startGateway, type GatewayProcess } from '../harness/gateway.ts';
@@ -18,35 +17,6 @@ let g: GatewayProcess;
 let upstream: Upstream;
 let dir: string;
 let adminUrl: string;
-let shim: http.Server | undefined;
-
-/**
- * Until Portico's TLS entities land (issue 15), GET /certificates, /snis and /ca_certificates
- * answer 404, which decK treats as fatal. This pass-through answers Kong's empty list there, and
- * only while the gateway itself says 404; once the entities exist it changes nothing.
- * TODO(issue 15 merged): drop it and point decK at g.admin.
- */
-function startTlsEntitiesShim(target: string): Promise<string> {
-  const TLS_LISTS = ['/certificates', '/snis', '/ca_certificates'];
-  shim = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', async () => {
-      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>;
-      const r = await fetch(target + req.url, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
-      const body = Buffer.from(await r.arrayBuffer());
-      if (r.status === 404 && req.method === 'GET' && TLS_LISTS.includes(new URL(req.url!, target).pathname)) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[],"next":null}');
-        return;
-      }
-      const out: Record<string, string> = {};
-      r.headers.forEach((v, k) => { if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive'].includes(k)) out[k] = v; });
-      res.writeHead(r.status, out).end(body);
-    });
-  });
-  return new Promise((resolve) => shim!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(shim!.address() as { port: number }).port}`)));
-}
-
 function deck(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile('deck', [...args, '--kong-addr', adminUrl, '--headers', `Kong-Admin-Token:${TOKEN}`, '--no-color'],
@@ -89,10 +59,10 @@ before(async () => {
   dir = tmpRoot();
   upstream = await startUpstream();
   g = await startGateway('all-in-one', { env: { PORTICO_ADMIN_TOKEN: TOKEN } });
-  adminUrl = await startTlsEntitiesShim(g.admin);
+  // decK talks to the gateway directly: /certificates, /snis and /ca_certificates exist (issue 15).
+  adminUrl = g.admin;
 });
 after(async () => {
-  shim?.close();
   await g?.kill(); g?.cleanup(); await upstream?.close();
 });
 
