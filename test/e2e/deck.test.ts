@@ -11,6 +11,7 @@ import path from 'node:path';
 import { admin, startGateway, type GatewayProcess } from '../harness/gateway.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
 import { tmpRoot, waitFor } from '../harness/procs.ts';
+import { makeCa, makeCert } from '../harness/certs.ts';
 
 const TOKEN = 'deck-root-token-0123456789';
 let g: GatewayProcess;
@@ -140,6 +141,44 @@ describe('deck sync, dump, diff and reset', () => {
     for (const p of ['/services', '/routes', '/consumers', '/plugins', '/upstreams', '/key-auths']) {
       assert.deepEqual((await A('GET', p)).body.data, [], p);
     }
+  });
+});
+
+describe('deck with certificates, SNIs and CA certificates', () => {
+  const indent = (pem: string) => pem.trim().split('\n').map((l) => '    ' + l).join('\n');
+  it('syncs a certificate with a nested SNI and a CA certificate, dumps them, diffs clean, and resets them away', async () => {
+    // decK 1.4's file schema requires ids on certificates and CA certificates.
+    const leaf = makeCert({ cn: 'shop.example.test' });
+    const ca = makeCa('decK Test CA');
+    writeFileSync(path.join(dir, 'tls.yaml'), `_format_version: "1.1"
+certificates:
+- id: 6f1c1a52-3b9e-4c8e-9a51-2f6d0f0c0a01
+  cert: |
+${indent(leaf.cert)}
+  key: |
+${indent(leaf.key)}
+  snis:
+  - name: shop.example.test
+ca_certificates:
+- id: 6f1c1a52-3b9e-4c8e-9a51-2f6d0f0c0a02
+  cert: |
+${indent(ca.cert)}
+`);
+    const r = await deck(['sync', '-s', 'tls.yaml']);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(summary(r.out), { created: 3, updated: 0, deleted: 0 });
+    assert.deepEqual((await A('GET', '/snis')).body.data.map((s: { name: string }) => s.name), ['shop.example.test']);
+    const d = await deck(['dump', '-o', path.join(dir, 'tls-dump.yaml')]);
+    assert.equal(d.code, 0, d.out);
+    const dump = readFileSync(path.join(dir, 'tls-dump.yaml'), 'utf8');
+    assert.match(dump, /name: shop\.example\.test/);
+    assert.match(dump, /ca_certificates:/);
+    const diff = await deck(['diff', '-s', 'tls-dump.yaml']);
+    assert.equal(diff.code, 0, diff.out);
+    assert.deepEqual(summary(diff.out), { created: 0, updated: 0, deleted: 0 });
+    const reset = await deck(['reset', '--force']);
+    assert.equal(reset.code, 0, reset.out);
+    for (const p of ['/certificates', '/snis', '/ca_certificates']) assert.deepEqual((await A('GET', p)).body.data, [], p);
   });
 });
 
