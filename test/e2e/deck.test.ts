@@ -6,47 +6,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import http from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { admin, startGateway, type GatewayProcess } from '../harness/gateway.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
 import { tmpRoot, waitFor } from '../harness/procs.ts';
+import { makeCa, makeCert } from '../harness/certs.ts';
 
 const TOKEN = 'deck-root-token-0123456789';
 let g: GatewayProcess;
 let upstream: Upstream;
 let dir: string;
 let adminUrl: string;
-let shim: http.Server | undefined;
-
-/**
- * Until Portico's TLS entities land (issue 15), GET /certificates, /snis and /ca_certificates
- * answer 404, which decK treats as fatal. This pass-through answers Kong's empty list there, and
- * only while the gateway itself says 404; once the entities exist it changes nothing.
- * TODO(issue 15 merged): drop it and point decK at g.admin.
- */
-function startTlsEntitiesShim(target: string): Promise<string> {
-  const TLS_LISTS = ['/certificates', '/snis', '/ca_certificates'];
-  shim = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', async () => {
-      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>;
-      const r = await fetch(target + req.url, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
-      const body = Buffer.from(await r.arrayBuffer());
-      if (r.status === 404 && req.method === 'GET' && TLS_LISTS.includes(new URL(req.url!, target).pathname)) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":[],"next":null}');
-        return;
-      }
-      const out: Record<string, string> = {};
-      r.headers.forEach((v, k) => { if (!['content-length', 'transfer-encoding', 'connection', 'keep-alive'].includes(k)) out[k] = v; });
-      res.writeHead(r.status, out).end(body);
-    });
-  });
-  return new Promise((resolve) => shim!.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(shim!.address() as { port: number }).port}`)));
-}
-
 function deck(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile('deck', [...args, '--kong-addr', adminUrl, '--headers', `Kong-Admin-Token:${TOKEN}`, '--no-color'],
@@ -89,10 +60,10 @@ before(async () => {
   dir = tmpRoot();
   upstream = await startUpstream();
   g = await startGateway('all-in-one', { env: { PORTICO_ADMIN_TOKEN: TOKEN } });
-  adminUrl = await startTlsEntitiesShim(g.admin);
+  // decK talks to the gateway directly: /certificates, /snis and /ca_certificates exist (issue 15).
+  adminUrl = g.admin;
 });
 after(async () => {
-  shim?.close();
   await g?.kill(); g?.cleanup(); await upstream?.close();
 });
 
@@ -170,6 +141,44 @@ describe('deck sync, dump, diff and reset', () => {
     for (const p of ['/services', '/routes', '/consumers', '/plugins', '/upstreams', '/key-auths']) {
       assert.deepEqual((await A('GET', p)).body.data, [], p);
     }
+  });
+});
+
+describe('deck with certificates, SNIs and CA certificates', () => {
+  const indent = (pem: string) => pem.trim().split('\n').map((l) => '    ' + l).join('\n');
+  it('syncs a certificate with a nested SNI and a CA certificate, dumps them, diffs clean, and resets them away', async () => {
+    // decK 1.4's file schema requires ids on certificates and CA certificates.
+    const leaf = makeCert({ cn: 'shop.example.test' });
+    const ca = makeCa('decK Test CA');
+    writeFileSync(path.join(dir, 'tls.yaml'), `_format_version: "1.1"
+certificates:
+- id: 6f1c1a52-3b9e-4c8e-9a51-2f6d0f0c0a01
+  cert: |
+${indent(leaf.cert)}
+  key: |
+${indent(leaf.key)}
+  snis:
+  - name: shop.example.test
+ca_certificates:
+- id: 6f1c1a52-3b9e-4c8e-9a51-2f6d0f0c0a02
+  cert: |
+${indent(ca.cert)}
+`);
+    const r = await deck(['sync', '-s', 'tls.yaml']);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(summary(r.out), { created: 3, updated: 0, deleted: 0 });
+    assert.deepEqual((await A('GET', '/snis')).body.data.map((s: { name: string }) => s.name), ['shop.example.test']);
+    const d = await deck(['dump', '-o', path.join(dir, 'tls-dump.yaml')]);
+    assert.equal(d.code, 0, d.out);
+    const dump = readFileSync(path.join(dir, 'tls-dump.yaml'), 'utf8');
+    assert.match(dump, /name: shop\.example\.test/);
+    assert.match(dump, /ca_certificates:/);
+    const diff = await deck(['diff', '-s', 'tls-dump.yaml']);
+    assert.equal(diff.code, 0, diff.out);
+    assert.deepEqual(summary(diff.out), { created: 0, updated: 0, deleted: 0 });
+    const reset = await deck(['reset', '--force']);
+    assert.equal(reset.code, 0, reset.out);
+    for (const p of ['/certificates', '/snis', '/ca_certificates']) assert.deepEqual((await A('GET', p)).body.data, [], p);
   });
 });
 
