@@ -6,7 +6,23 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+/**
+ * Ports this test process handed out: never handed out twice, so a gateway restarted on its old
+ * ports cannot find one taken by a process started while it was down (the kernel would offer it
+ * again as soon as it is free).
+ */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await unusedPort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function unusedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
