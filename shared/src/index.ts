@@ -20,6 +20,7 @@ export * from './env.ts';
 export * from './runtime/lifecycle.ts';
 export * from './runtime/logger.ts';
 export * from './runtime/config-trace.ts';
+export * from './runtime/traceparent.ts';
 export * from './regex/index.ts';
 export * from './vault/index.ts';
 export * from './net/index.ts';

@@ -2,6 +2,7 @@
 // its multi-header (X-B3-*) and single-header (`b3`) forms. Pure functions, no span objects.
 import type { IncomingHttpHeaders } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { parseTraceparent as parseW3c } from '@portico/shared';
 
 export type Format = 'w3c' | 'b3' | 'b3-single';
 
@@ -13,19 +14,15 @@ export interface TraceParent {
   format: Format;
 }
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/;
-const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
 const HEX_ID = /^(?:[0-9a-f]{16}|[0-9a-f]{32})$/;
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
-/** W3C §3.2: version ff and all-zero ids are invalid; a version above 00 may carry more fields. */
+/** W3C §3.2 (shared/src/runtime/traceparent.ts), as this module's TraceParent. */
 export function parseTraceparent(v: string | undefined): TraceParent | null {
-  if (v === undefined || v.length < 55) return null;
-  const m = TRACEPARENT.exec(v.trim().toLowerCase());
-  if (!m || m[1] === 'ff' || (m[1] === '00' && v.trim().length !== 55) || m[2] === ZERO_TRACE || m[3] === ZERO_SPAN) return null;
-  return { traceId: m[2], spanId: m[3], sampled: (parseInt(m[4], 16) & 1) === 1, format: 'w3c' };
+  const p = parseW3c(v);
+  return p && { ...p, format: 'w3c' };
 }
 
 const b3Sampled = (v: string | undefined): boolean | null => (v === '1' || v === 'true' || v === 'd' ? true : v === '0' || v === 'false' ? false : null);

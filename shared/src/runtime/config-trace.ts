@@ -5,23 +5,22 @@
 // span), so it is not signed, but it is validated before use so a hostile value cannot throw.
 // Exported via OTLP/HTTP when PORTICO_OTEL_TRACES_ENDPOINT is set; otherwise no span exists.
 import { ROOT_CONTEXT, trace, TraceFlags, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { parseTraceparent } from './traceparent.ts';
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
-/** The traceparent if it is a well-formed W3C version-00 one with non-zero ids, else null. */
+/**
+ * The traceparent if it is a well-formed W3C version-00 one with non-zero ids, written exactly as
+ * the CP writes it (lowercase, no padding), else null. Parsed by the one W3C parser.
+ */
 export function validTraceparent(value: unknown): string | null {
-  if (typeof value !== 'string' || value.length !== 55) return null;
-  const m = TRACEPARENT.exec(value);
-  if (!m || /^0+$/.test(m[1]) || /^0+$/.test(m[2])) return null;
-  return value;
+  if (typeof value !== 'string' || value.length !== 55 || !value.startsWith('00-') || value !== value.toLowerCase()) return null;
+  return parseTraceparent(value) ? value : null;
 }
 
 /** A remote parent context from a traceparent (the root context if it is missing or malformed). */
 export function parentContext(traceparent: unknown): Context {
-  const valid = validTraceparent(traceparent);
-  if (!valid) return ROOT_CONTEXT;
-  const [, traceId, spanId, flags] = valid.split('-');
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true });
+  const p = validTraceparent(traceparent) && parseTraceparent(traceparent as string);
+  if (!p) return ROOT_CONTEXT;
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId, spanId: p.spanId, traceFlags: p.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE, isRemote: true });
 }
 
 export function traceparentOf(span: Span): string {
