@@ -1,36 +1,64 @@
 // Real service processes for tests: Postgres, NATS (JetStream) and Redis on free loopback ports,
 // each in its own temp dir, each stoppable and restartable on the same port and data.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 /**
- * Ports this test process handed out: never handed out twice, so a gateway restarted on its old
- * ports cannot find one taken by a process started while it was down (the kernel would offer it
- * again as soon as it is free).
+ * Ports for test servers come from below the kernel's ephemeral range (32768–60999 here), so no
+ * outgoing connection or `listen(0)` can take one between the moment it is handed out and the
+ * moment its server binds it; and each is claimed with an exclusive file in a directory all test
+ * processes share, so two test files running at once never get the same one. A claim lasts the
+ * process: a gateway restarted on its old ports finds them still its own. Claims of dead
+ * processes are taken back.
  */
-const handedOut = new Set<number>();
+const PORT_LOW = 20_000;
+const PORT_SPAN = 12_000;
+const claimDir = path.join(os.tmpdir(), 'portico-test-ports');
+const claimed: string[] = [];
+process.once('exit', () => { for (const f of claimed) rmSync(f, { force: true }); });
 
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await unusedPort();
-    if (handedOut.has(port)) continue;
-    handedOut.add(port);
-    return port;
+  mkdirSync(claimDir, { recursive: true });
+  for (let tries = 0; tries < 10_000; tries++) {
+    const port = PORT_LOW + randomInt(PORT_SPAN);
+    if (!claim(port)) continue;
+    if (await bindable(port)) return port;
   }
+  throw new Error('no free test port left in the range');
 }
 
-function unusedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function claim(port: number): boolean {
+  const file = path.join(claimDir, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      claimed.push(file);
+      return true;
+    } catch {
+      let owner = 0;
+      try { owner = Number(readFileSync(file, 'utf8')); } catch { continue; }
+      if (owner > 0 && owner !== process.pid && pidAlive(owner)) return false;
+      if (owner === process.pid) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
