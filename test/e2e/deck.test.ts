@@ -176,6 +176,17 @@ ${indent(ca.cert)}
     const diff = await deck(['diff', '-s', 'tls-dump.yaml']);
     assert.equal(diff.code, 0, diff.out);
     assert.deepEqual(summary(diff.out), { created: 0, updated: 0, deleted: 0 });
+    // The two file formats meet: decK's dump imports through POST /config as no change, and
+    // Portico's own export (private keys included for an admin) diffs clean in decK.
+    const imported = await A('POST', '/config', dump, TOKEN);
+    assert.equal(imported.status, 200, JSON.stringify(imported.body));
+    assert.equal(imported.body.summary, 'no changes');
+    const ours = (await A('GET', '/config')).body.config as string;
+    assert.ok(ours.includes(leaf.key.trim().split('\n')[1]), 'the private key is in the export');
+    writeFileSync(path.join(dir, 'tls-portico.yaml'), ours);
+    const ourDiff = await deck(['diff', '-s', 'tls-portico.yaml']);
+    assert.equal(ourDiff.code, 0, ourDiff.out);
+    assert.deepEqual(summary(ourDiff.out), { created: 0, updated: 0, deleted: 0 });
     const reset = await deck(['reset', '--force']);
     assert.equal(reset.code, 0, reset.out);
     for (const p of ['/certificates', '/snis', '/ca_certificates']) assert.deepEqual((await A('GET', p)).body.data, [], p);

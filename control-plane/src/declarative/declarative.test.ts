@@ -57,6 +57,30 @@ describe('reading a file', () => {
   });
 });
 
+describe('TLS entities in a file', () => {
+  const id = '0b7c6a10-6d5e-4c3b-9a21-7e1f0a2b3c99';
+  it('reads a certificate\'s `snis` shorthand (bare names) as SNIs nested under it', () => {
+    const { file } = read('_format_version: "3.0"\ncertificates:\n- cert: x\n  key: y\n  snis: [a.test, {name: b.test}]\n');
+    assert.deepEqual(file.items.snis.map((s) => s.input.name), ['a.test', 'b.test']);
+    assert.equal(file.items.snis[0].parent!.item, file.items.certificates[0]);
+    assert.equal(file.items.snis[0].parent!.field, 'certificate');
+    assert.equal('snis' in file.items.certificates[0].input, false);
+  });
+
+  it('refuses, offline, ids of certificates and CA certificates that are not in the file', () => {
+    const ps = problems(() => resolve(`_format_version: "3.0"
+services:
+- {name: s, url: "https://x", client_certificate: ${id}, ca_certificates: [${id}]}
+plugins:
+- {name: mtls-auth, config: {ca_certificates: [${id}]}}
+`));
+    assert.deepEqual(ps.map((p) => [p.path.join('.'), p.line]), [
+      ['services.0.client_certificate', 3], ['services.0.ca_certificates', 3], ['plugins.0.config.ca_certificates', 5],
+    ]);
+    assert.match(ps[0].message, new RegExp(`references a certificate that is neither in the file nor managed elsewhere: ${id}`));
+  });
+});
+
 describe('resolving against the store', () => {
   const file = '_format_version: "3.0"\nservices:\n- name: s\n  url: http://x\n  routes: [{name: r, paths: [/r]}]\n';
 

@@ -1,15 +1,18 @@
 // Entities → a declarative file (kong.yml), nested the way people write it: routes and plugins
-// under their service, credentials under their consumer, targets under their upstream. Ids are
-// kept, so importing the file back matches every entity and changes nothing (the same hash).
-// Key-auth keys leave as `key_hash` (the key itself is not stored); a file carrying the hash
-// imports the same credential.
+// under their service, credentials under their consumer, targets under their upstream, SNIs under
+// their certificate. Ids are kept, so importing the file back matches every entity and changes
+// nothing (the same hash). Key-auth keys leave as `key_hash` (the key itself is not stored); a file
+// carrying the hash imports the same credential. Certificates' private keys leave as they are (as
+// decK's dump has them); the admin API redacts them for viewers (config-routes.ts).
 import { stringify } from 'yaml';
 import { ENTITY_BY_NAME } from '../services/entity.ts';
 import type { Entity } from '../services/store.ts';
 import { ENTITY_ORDER, FORMAT_VERSION, NESTED, type EntityType } from './file.ts';
-import { isManaged, type State } from './state.ts';
+import { idOnlyReferenceFields, isManaged, type State } from './state.ts';
 
 const SERVER_FIELDS = new Set(['created_at', 'updated_at']);
+/** Fields a write computes from the others (decK's file schema refuses them): left out, recomputed on import. */
+const DERIVED_FIELDS: Partial<Record<EntityType, string[]>> = { ca_certificates: ['cert_digest'] };
 
 function clean(e: Entity, omit: string[] = []): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -46,11 +49,12 @@ export function exportDocument(state: State, selectTags: readonly string[] = [])
       const only = refs.length === 1 ? refs[0] : undefined;
       const parent = only ? byId.get((entity[only.field] as { id: string }).id) : undefined;
       const nestable = parent && NESTED[parent.type]?.[type] === only!.field;
-      const out = clean(entity, nestable ? [only!.field] : []);
+      const out = clean(entity, [...(nestable ? [only!.field] : []), ...(DERIVED_FIELDS[type] ?? [])]);
       for (const fk of refs) {
         if (nestable && fk === only) continue;
         out[fk.field] = refOf(fk.entity, (entity[fk.field] as { id: string }).id);
       }
+      for (const f of idOnlyReferenceFields(def)) if (out[f]) out[f] = (out[f] as { id: string }).id;
       byId.set(entity.id, { type, entity, out });
       if (nestable) ((parent!.out[type] ??= []) as unknown[]).push(out);
       else ((doc[type] ??= []) as unknown[]).push(out);

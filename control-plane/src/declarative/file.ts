@@ -17,9 +17,12 @@ const MAX_SYNTAX_ERRORS = 3;
 /** Deepest nesting read (the deepest entity field, a plugin's config, needs well under this). */
 const MAX_DEPTH = 32;
 
-/** Entity types in the order a write must create them: every parent before its children. */
+/**
+ * Entity types in the order a write must create them: every parent before its children, and
+ * certificates before the services, upstreams and plugins that name them by id.
+ */
 export const ENTITY_ORDER = [
-  'services', 'routes', 'consumers', 'upstreams', 'targets', 'plugins',
+  'certificates', 'snis', 'ca_certificates', 'services', 'routes', 'consumers', 'upstreams', 'targets', 'plugins',
   'keyauth_credentials', 'jwt_secrets', 'basicauth_credentials', 'acls',
 ] as const;
 export type EntityType = (typeof ENTITY_ORDER)[number];
@@ -30,10 +33,17 @@ export const NESTED: Partial<Record<EntityType, Partial<Record<EntityType, strin
   routes: { plugins: 'route' },
   consumers: { plugins: 'consumer', keyauth_credentials: 'consumer', jwt_secrets: 'consumer', basicauth_credentials: 'consumer', acls: 'consumer' },
   upstreams: { targets: 'upstream' },
+  certificates: { snis: 'certificate' },
 };
 
+/**
+ * Nested children that may be written as a bare string, meaning this field: a certificate's
+ * `snis: [a.example, b.example]`, the shorthand Kong's admin API accepts, beside decK's `[{name: …}]`.
+ */
+const BARE_CHILD_FIELD: Partial<Record<EntityType, string>> = { snis: 'name' };
+
 /** Kong entities Portico does not have yet: accepted only when empty, so decK's files load. */
-const NOT_YET = ['certificates', 'snis', 'ca_certificates', 'vaults'];
+const NOT_YET = ['vaults'];
 const FILE_KEYS = ['_format_version', '_transform', '_comment', '_info', '_workspace', '_plugin_configs', '_konnect'];
 
 export interface Item {
@@ -193,8 +203,10 @@ export function flattenDocument(doc: unknown, problems: Problem[]): DeclarativeF
   function collect(type: EntityType, list: unknown, path: (string | number)[], parent: Item['parent']): void {
     if (list === null) return;
     if (!Array.isArray(list)) { problems.push({ path, message: 'expected an array' }); return; }
-    list.forEach((raw, i) => {
+    list.forEach((given, i) => {
       const at = [...path, i];
+      const bare = parent && BARE_CHILD_FIELD[type];
+      const raw: unknown = bare && typeof given === 'string' ? { [bare]: given } : given;
       if (!isRecord(raw)) { problems.push({ path: at, message: 'expected an object' }); return; }
       const input: Record<string, unknown> = {};
       const children: [EntityType, unknown][] = [];

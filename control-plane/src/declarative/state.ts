@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { canonicalJson, verifyPassword, isPasswordHash } from '@portico/shared';
 import { ENTITY_BY_NAME, type EntityDef } from '../services/entity.ts';
-import { checkEntity, entityToRow, rowToEntity, stamp, type Entity } from '../services/store.ts';
+import { checkEntity, entityToRow, fkColumns, rowToEntity, stamp, type Entity } from '../services/store.ts';
 import { ENTITY_ORDER, formatPath, throwIfProblems, type DeclarativeFile, type EntityType, type Item, type ParsedText, type Problem } from './file.ts';
 
 export type State = Record<EntityType, Entity[]>;
@@ -34,6 +34,14 @@ export function naturalKey(def: EntityDef, e: Entity): string | undefined {
   if (def.name === 'consumers') return (e.username as string | null) ?? (e.custom_id ? `custom_id:${e.custom_id}` : undefined);
   const k = def.endpointKey ? e[def.endpointKey] : undefined;
   return typeof k === 'string' ? k : undefined;
+}
+
+/**
+ * Fields that hold `{id}` of another entity without being one of its foreign keys (a service's
+ * `client_certificate`): files write them as the bare id, as Kong's declarative format and decK do.
+ */
+export function idOnlyReferenceFields(def: EntityDef): string[] {
+  return [...fkColumns(def)].filter((f) => !def.foreignKeys.some((fk) => fk.field === f));
 }
 
 /** The human name of an entity in diffs and messages. */
@@ -144,6 +152,7 @@ export function resolveFile(file: DeclarativeFile, current: State, lineOf?: Pars
         } else input[fk.field] = { id };
       }
       if (skip) continue;
+      for (const f of idOnlyReferenceFields(def)) if (typeof input[f] === 'string') input[f] = { id: input[f] };
       if (type === 'basicauth_credentials' && typeof input.password === 'string') {
         if (!file.transform && !isPasswordHash(input.password)) {
           problems.push({ path: [...item.path, 'password'], message: '_transform is false: the password must be in its stored (hashed) form' });
@@ -160,6 +169,12 @@ export function resolveFile(file: DeclarativeFile, current: State, lineOf?: Pars
         continue;
       }
       const entity = { ...r.entity };
+      // What the admin API's write checks in the store (checkIdReferences), checked in the file.
+      const dangling = def.idReferences?.(entity).filter((ref) => !byId.get(ref.entity)!.has(ref.id) && !unmanagedRef(ref.entity, ref.id)) ?? [];
+      for (const ref of dangling) {
+        problems.push({ path: [...item.path, ...ref.path], message: `references a ${ref.entity.slice(0, -1)} that is neither in the file nor managed elsewhere: ${ref.id}` });
+      }
+      if (dangling.length) continue;
       const key = naturalKey(def, entity);
       const duplicate = (givenId && where.get(`id:${givenId}`)) || (key && where.get(`key:${key}`));
       if (duplicate) {

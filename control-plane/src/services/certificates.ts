@@ -44,32 +44,41 @@ export function missingReference(path: string[], entity: string, id: string): Ad
 
 const idOf = (ref: unknown) => (ref && typeof ref === 'object' ? (ref as { id?: unknown }).id : undefined);
 
-/** A certificate named by `client_certificate` (services, upstreams) must exist. */
-async function checkClientCertificate(ex: Executor, entity: Record<string, unknown>): Promise<void> {
+/**
+ * An id an entity holds outside its foreign keys (a uuid array, a plugin's JSON config): checked
+ * against the store on an admin write (checkIdReferences) and against the file on an import.
+ */
+export interface IdReference { path: string[]; entity: 'certificates' | 'ca_certificates'; id: string }
+
+/** A certificate named by `client_certificate` (services, upstreams). */
+function clientCertificateReferences(entity: Record<string, unknown>): IdReference[] {
   const id = idOf(entity.client_certificate);
-  if (typeof id !== 'string') return;
-  const [row] = await ex.select({ id: tables.certificates.id }).from(tables.certificates).where(eq(tables.certificates.id, id));
-  if (!row) throw missingReference(['client_certificate'], 'certificates', id);
+  return typeof id === 'string' ? [{ path: ['client_certificate'], entity: 'certificates', id }] : [];
 }
 
-/** Every id in a `ca_certificates` list (a service's, mtls-auth's config) must name a stored CA certificate. */
-async function checkCaCertificates(ex: Executor, ids: unknown, path: string[]): Promise<void> {
-  if (!Array.isArray(ids) || !ids.length) return;
-  const wanted = ids.filter((i): i is string => typeof i === 'string');
-  const found = new Set((await ex.select({ id: tables.caCertificates.id }).from(tables.caCertificates)
-    .where(inArray(tables.caCertificates.id, wanted))).map((r) => r.id));
-  const missing = wanted.find((i) => !found.has(i));
-  if (missing) throw missingReference(path, 'ca_certificates', missing);
+/** Every id in a `ca_certificates` list (a service's, mtls-auth's config) names a CA certificate. */
+function caCertificateReferences(ids: unknown, path: string[]): IdReference[] {
+  if (!Array.isArray(ids)) return [];
+  return ids.filter((i): i is string => typeof i === 'string').map((id) => ({ path, entity: 'ca_certificates', id }));
 }
 
-export async function checkServiceTlsReferences(ex: Executor, entity: Record<string, unknown>): Promise<void> {
-  await checkClientCertificate(ex, entity);
-  await checkCaCertificates(ex, entity.ca_certificates, ['ca_certificates']);
-}
-export const checkUpstreamTlsReferences = checkClientCertificate;
-export async function checkPluginTlsReferences(ex: Executor, entity: Record<string, unknown>): Promise<void> {
-  const config = entity.config as Record<string, unknown> | null | undefined;
-  await checkCaCertificates(ex, config?.ca_certificates, ['config', 'ca_certificates']);
+export const serviceTlsReferences = (entity: Record<string, unknown>): IdReference[] =>
+  [...clientCertificateReferences(entity), ...caCertificateReferences(entity.ca_certificates, ['ca_certificates'])];
+export const upstreamTlsReferences = clientCertificateReferences;
+export const pluginTlsReferences = (entity: Record<string, unknown>): IdReference[] =>
+  caCertificateReferences((entity.config as Record<string, unknown> | null | undefined)?.ca_certificates, ['config', 'ca_certificates']);
+
+const REFERENCED_TABLES = { certificates: tables.certificates, ca_certificates: tables.caCertificates } as const;
+
+/** Every reference must name a stored row: Kong's code 4 for the first that does not. */
+export async function checkIdReferences(ex: Executor, refs: IdReference[]): Promise<void> {
+  for (const [entity, table] of Object.entries(REFERENCED_TABLES)) {
+    const wanted = refs.filter((r) => r.entity === entity);
+    if (!wanted.length) continue;
+    const found = new Set((await ex.select({ id: table.id }).from(table).where(inArray(table.id, wanted.map((r) => r.id)))).map((r) => r.id));
+    const missing = wanted.find((r) => !found.has(r.id));
+    if (missing) throw missingReference(missing.path, entity, missing.id);
+  }
 }
 
 /** Kong's refusal to delete what another entity still names (code 4, `@referenced_by`). */

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { PgTable } from 'drizzle-orm/pg-core';
 import type { SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../db/index.ts';
-import { certificateDefs, checkPluginTlsReferences, checkServiceTlsReferences, checkUpstreamTlsReferences } from './certificates.ts';
+import { certificateDefs, pluginTlsReferences, serviceTlsReferences, upstreamTlsReferences, type IdReference } from './certificates.ts';
 import {
   aclSchema, basicAuthCredentialSchema, consumerSchema, expandServiceUrl, hashApiKey, hashPassword, isPasswordHash,
   jwtSecretSchema, keyAuthCredentialSchema, keyAuthInputSchema, luaKey, normalizeTarget, pluginSchema, routeSchema, serviceSchema,
@@ -87,8 +87,8 @@ export interface EntityDef {
   listConditions?: (param: (name: string) => string | undefined) => SQL[];
   /** Work in the write's transaction after the row is stored (a certificate's `snis` shorthand). */
   afterWrite?: (tx: Tx, entity: Record<string, unknown>, input: Record<string, unknown>) => Promise<void>;
-  /** Checks of references the foreign keys do not describe (a service's `ca_certificates` ids), on every write. */
-  checkReferences?: (ex: Executor, entity: Record<string, unknown>) => Promise<void>;
+  /** References the foreign keys do not describe (a service's `ca_certificates` ids): checked on every write and import. */
+  idReferences?: (entity: Record<string, unknown>) => IdReference[];
   /** Refuses a delete that something still references without a database key (a CA certificate). */
   beforeDelete?: (ex: Executor, entity: Record<string, unknown>) => Promise<void>;
   /** Fields computed on read (a certificate's `snis`), added to every entity the API answers with. */
@@ -128,7 +128,7 @@ export const serviceDef: EntityDef = {
   schema: serviceSchema,
   endpointKey: 'name',
   foreignKeys: [],
-  checkReferences: checkServiceTlsReferences,
+  idReferences: serviceTlsReferences,
   extensionFields: ['circuit_breaker'],
   schemaView: { input: z.object({ url: z.string().optional().describe('Shorthand for protocol, host, port and path') }) },
   expandInput(input) {
@@ -189,7 +189,7 @@ export const pluginDef: EntityDef = {
   endpointKey: 'instance_name',
   foreignKeys: [{ field: 'service', entity: 'services' }, { field: 'route', entity: 'routes' }, { field: 'consumer', entity: 'consumers' }],
   mergeRecords: ['config'],
-  checkReferences: checkPluginTlsReferences,
+  idReferences: pluginTlsReferences,
   schemaView: { oneOfNames: () => [...PLUGIN_DEFINITIONS.keys()] },
   expandInput: (input) => ({ ok: true, value: expandPluginShorthands(input) }),
   finalize(entity) {
@@ -315,7 +315,7 @@ export const upstreamDef: EntityDef = {
   schema: upstreamSchema,
   endpointKey: 'name',
   foreignKeys: [],
-  checkReferences: checkUpstreamTlsReferences,
+  idReferences: upstreamTlsReferences,
   extensionFields: ['circuit_breaker', 'status_retries', 'fallback_response'],
   expandInput(input) {
     // Kong's shorthand: choosing a hash forces consistent hashing unless an algorithm is given.

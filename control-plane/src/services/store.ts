@@ -9,7 +9,7 @@ import {
 } from '@portico/shared';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { clientError, pgErrorOf, SQLSTATE } from '../db/errors.ts';
-import { missingReference } from './certificates.ts';
+import { checkIdReferences, missingReference } from './certificates.ts';
 import { configState } from '../db/schema.ts';
 import { ENTITY_BY_NAME, type EntityDef } from './entity.ts';
 import { auditedWrite, type WriteContext } from './audit.ts';
@@ -24,7 +24,7 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 const fkColumnsOf = new WeakMap<EntityDef, Set<string>>();
 /** Fields stored as `<field>_id` (computed once per definition: every row conversion asks). */
-function fkColumns(def: EntityDef): Set<string> {
+export function fkColumns(def: EntityDef): Set<string> {
   let fks = fkColumnsOf.get(def);
   if (!fks) fkColumnsOf.set(def, fks = new Set(Object.keys(def.schema.shape).filter((k) => `${k}_id` in def.table)));
   return fks;
@@ -270,7 +270,7 @@ async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entit
     const parentDef = ENTITY_BY_NAME.get(fk.entity)!;
     if (!(await findRow(ex, parentDef, ref.id))) throw missingReference([fk.field], fk.entity, ref.id);
   }
-  await def.checkReferences?.(ex, entity);
+  if (def.idReferences) await checkIdReferences(ex, def.idReferences(entity));
 }
 
 /**
