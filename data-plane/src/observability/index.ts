@@ -119,6 +119,15 @@ export class Observability implements ObservabilityPorts {
         }
       },
     });
+    new Gauge({
+      name: 'portico_certificate_expiry_seconds', help: 'Seconds until each certificate of the applied config expires (its first pair to expire; negative once expired)',
+      labelNames: ['certificate_id'], registers: [r],
+      collect() {
+        this.reset();
+        const now = Date.now() / 1000;
+        for (const [certificateId, c] of node.current()?.sni?.certificates ?? []) if (c.notAfter !== null) this.set({ certificate_id: certificateId }, Math.round(c.notAfter - now));
+      },
+    });
     new Counter({ name: 'portico_circuit_breaker_trips_total', help: 'Times a circuit breaker opened', registers: [r], collect() { this.reset(); this.inc(breakerTrips.count); } });
     new Counter({ name: 'portico_upstream_retries_total', help: 'Upstream attempts beyond the first', registers: [r], collect() { this.reset(); this.inc(self.retries); } });
     new Counter({

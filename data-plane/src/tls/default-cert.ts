@@ -34,9 +34,8 @@ export async function defaultCertificate(env: Env, log: Logger): Promise<KeyPair
     log.warn({ cert: certFile }, 'TLS: serving the generated self-signed default certificate (set PORTICO_SSL_CERT and PORTICO_SSL_CERT_KEY)');
     return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
   }
-  // RSA on purpose: Node's SNICallback puts one certificate into the connection and keeps the
-  // default's, so a default of another key type than the SNI certificate can win the negotiation
-  // (README, TLS: known limits). RSA default + ECDSA SNI certificates only trips TLS 1.2 clients.
+  // RSA: the key type every TLS client accepts (the listener serves an SNI certificate's own
+  // pairs only, so the default's type never competes with them).
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048, notAfterDate: new Date(Date.now() + GENERATED_DAYS * 86_400_000), algorithm: 'sha256' });
   writeFileAtomic(keyFile, pems.private);
   writeFileAtomic(certFile, pems.cert, 0o644);

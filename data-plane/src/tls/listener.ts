@@ -1,18 +1,28 @@
 // The TLS proxy listener (PORTICO_PROXY_TLS_LISTEN, Kong's `proxy_listen 0.0.0.0:8443 http2 ssl`):
-// TLS 1.2/1.3, HTTP/2 and HTTP/1.1 on one port by ALPN (`allowHTTP1`), the certificate chosen per
-// SNI from the applied config's index (sni-index.ts). Requests of both versions go to the same
-// proxy entry points as the plain listener (forward.ts `createProxy`, one ProxyExchange each):
-// an HTTP/2 request is handed over as Node's compatibility request with HTTP/1-shaped headers.
+// TLS 1.2/1.3, HTTP/2 and HTTP/1.1 on one port by ALPN (`allowHTTP1`). The certificate is chosen
+// before the handshake: the listener accepts TCP, reads the ClientHello's server name
+// (client-hello.ts), picks the certificate from the applied config's index (sni-index.ts) and hands
+// the connection to a TLS server holding only that certificate's pairs, RSA and ECDSA, so OpenSSL
+// serves the one the client supports. (Node's SNICallback swaps in the SNI certificate but keeps
+// the default's pair of the other key type, so a client could get the default certificate.)
+// Requests of both versions go to the same proxy entry points as the plain listener (forward.ts
+// `createProxy`, one ProxyExchange each): an HTTP/2 request is handed over as Node's compatibility
+// request with HTTP/1-shaped headers.
 import http2, { type Http2SecureServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Listen, Logger } from '@portico/shared';
-import { MIN_TLS_VERSION, type KeyPair, type SniIndex } from './sni-index.ts';
+import { MAX_CLIENT_HELLO, parseClientHello } from './client-hello.ts';
+import { MIN_TLS_VERSION, servedCertificate, type KeyPair, type ServedCertificate, type SniIndex } from './sni-index.ts';
 
 /** Kong's keepalive_timeout (60 s): an idle HTTP/1.1 connection or HTTP/2 session is closed after it. */
 const IDLE_TIMEOUT_MS = 60_000;
+/** A client that has not sent its whole ClientHello by then is closed (nginx's client_header_timeout). */
+const CLIENT_HELLO_TIMEOUT_MS = 10_000;
+/** Bytes held while the ClientHello arrives: the largest hello in records as small as TLS allows. */
+const MAX_HELLO_BYTES = 2 * MAX_CLIENT_HELLO;
 
 export interface TlsProxyHandlers {
   handleRequest(req: IncomingMessage, res: ServerResponse): void;
@@ -34,7 +44,8 @@ export interface TlsListenerOptions {
 }
 
 export interface TlsListener {
-  server: Http2SecureServer;
+  /** The TCP server that accepts connections and reads their ClientHello. */
+  server: Server;
   /** Stop accepting; GOAWAY to HTTP/2 sessions, close idle HTTP/1.1 connections; force-close after `timeoutMs`. */
   close(timeoutMs: number): Promise<void>;
 }
@@ -57,19 +68,20 @@ export function http1Headers(headers: IncomingHttpHeaders): IncomingHttpHeaders 
 /** What an HTTP/2 listener, TLS or cleartext, hands its requests to and reports. */
 type Http2ListenerHooks = Pick<TlsListenerOptions, 'listen' | 'proxy' | 'onRequest'> & { onConnection?: (socket: Socket) => void };
 
+/** The HTTP/2 sessions and connections of one listener (all its TLS servers), for its shutdown. */
+interface Connections { sessions: Set<Http2Session>; sockets: Set<Socket> }
+
 /**
- * The request handling, connection tracking, listening and shutdown both HTTP/2 listeners share:
- * `connectionEvent` is the socket that carries requests (after the handshake on TLS).
+ * The request handling and connection tracking every HTTP/2 server shares: `connectionEvent` is
+ * the socket that carries requests (after the handshake on TLS).
  */
-async function serveHttp2(server: Http2SecureServer | Http2Server, o: Http2ListenerHooks, connectionEvent: 'secureConnection' | 'connection'): Promise<(timeoutMs: number) => Promise<void>> {
+function serveRequests(server: Http2SecureServer | Http2Server, o: Http2ListenerHooks, connectionEvent: 'secureConnection' | 'connection', conns: Connections): void {
   server.setTimeout(IDLE_TIMEOUT_MS);
-  const sessions = new Set<Http2Session>();
-  const sockets = new Set<Socket>();
-  server.on('session', (s: Http2Session) => { sessions.add(s); s.once('close', () => sessions.delete(s)); });
+  server.on('session', (s: Http2Session) => { conns.sessions.add(s); s.once('close', () => conns.sessions.delete(s)); });
   server.on(connectionEvent, (socket: Socket) => {
     o.onConnection?.(socket);
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    conns.sockets.add(socket);
+    socket.once('close', () => conns.sockets.delete(socket));
   });
   server.on('request', (req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse) => {
     o.onRequest?.();
@@ -78,38 +90,98 @@ async function serveHttp2(server: Http2SecureServer | Http2Server, o: Http2Liste
     }
     o.proxy.handleRequest(req as IncomingMessage, res as ServerResponse);
   });
+}
+
+async function listen(server: Server, at: Listen): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.listen.port, o.listen.host, () => { server.off('error', reject); resolve(); });
+    server.listen(at.port, at.host, () => { server.off('error', reject); resolve(); });
   });
-  return (timeoutMs) => new Promise((resolve) => {
-    const force = setTimeout(() => { for (const s of sockets) s.destroy(); resolve(); }, timeoutMs);
+}
+
+/** Stop accepting on `server`, close sessions and idle HTTP/1.1 connections, force-close the rest after `timeoutMs`. */
+function shutdown(server: Server, conns: Connections, tls: boolean) {
+  return (timeoutMs: number) => new Promise<void>((resolve) => {
+    const force = setTimeout(() => { for (const s of conns.sockets) s.destroy(); resolve(); }, timeoutMs);
     force.unref();
     server.close(() => { clearTimeout(force); resolve(); });
-    for (const s of sessions) s.close();
+    for (const s of conns.sessions) s.close();
     // HTTP/1.1 connections (TLS only) without a request in flight close now; busy ones when it ends.
-    if (connectionEvent === 'secureConnection') {
-      for (const s of sockets) if (!(s as Socket & { _httpMessage?: unknown })._httpMessage && (s as TLSSocket).alpnProtocol !== 'h2') s.end();
+    if (tls) {
+      for (const s of conns.sockets) if (!(s as Socket & { _httpMessage?: unknown })._httpMessage && (s as TLSSocket).alpnProtocol !== 'h2') s.end();
     }
   });
 }
 
+/**
+ * Read a new connection's ClientHello without answering it, then put the bytes back and call
+ * `handOff` with its server name. Anything that is not a ClientHello, is larger than TLS allows or
+ * does not arrive in time is closed, quietly (a port scanner is not an error).
+ */
+function readServerName(socket: Socket, log: Logger, handOff: (servername: string | undefined) => void): void {
+  let received: Buffer = Buffer.alloc(0);
+  const stop = (reason: string | null) => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('error', onError);
+    socket.off('end', onEnd);
+    if (reason !== null) { log.debug({ reason, remote: socket.remoteAddress }, 'TLS: connection closed before the handshake'); socket.destroy(); }
+  };
+  const onData = (chunk: Buffer) => {
+    received = received.length ? Buffer.concat([received, chunk]) : chunk;
+    if (received.length > MAX_HELLO_BYTES) { stop(`more than ${MAX_HELLO_BYTES} bytes without a ClientHello`); return; }
+    const hello = parseClientHello(received);
+    if (hello.kind === 'partial') return;
+    if (hello.kind === 'invalid') { stop(hello.reason); return; }
+    stop(null);
+    socket.pause();
+    socket.unshift(received);
+    handOff(hello.servername);
+  };
+  const onError = () => stop('connection error');
+  const onEnd = () => stop('closed by the client');
+  const timer = setTimeout(() => stop('no ClientHello in time'), CLIENT_HELLO_TIMEOUT_MS);
+  timer.unref();
+  socket.on('data', onData);
+  socket.on('error', onError);
+  socket.on('end', onEnd);
+}
+
 export async function startTlsListener(o: TlsListenerOptions): Promise<TlsListener> {
-  const server = http2.createSecureServer({
-    allowHTTP1: true,
-    minVersion: MIN_TLS_VERSION,
-    cert: o.defaultCertificate.cert,
-    key: o.defaultCertificate.key,
-    // Kong's precedence, from the index the last applied config built: a certificate changed by a
-    // config serves from the next handshake; connections already open keep theirs.
-    SNICallback: (servername, cb) => cb(null, o.index()?.select(servername)),
-    requestCert: o.requestClientCertificate === true,
-    rejectUnauthorized: false,
+  const conns: Connections = { sessions: new Set(), sockets: new Set() };
+  /**
+   * One TLS server per certificate (never listening: it gets connections handed to it), built at
+   * its first handshake and dropped with the certificate's entry when a config no longer has it.
+   */
+  const servers = new WeakMap<ServedCertificate, Http2SecureServer>();
+  const serverFor = (served: ServedCertificate): Http2SecureServer => {
+    let server = servers.get(served);
+    if (server) return server;
+    server = http2.createSecureServer({
+      allowHTTP1: true,
+      minVersion: MIN_TLS_VERSION,
+      cert: served.cert,
+      key: served.key,
+      requestCert: o.requestClientCertificate === true,
+      rejectUnauthorized: false,
+    });
+    // HTTP/1.1 Upgrade (WebSocket) over TLS: the same upgrade path as the plain listener.
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => o.proxy.handleUpgrade(req, socket, head));
+    server.on('tlsClientError', (err: Error & { code?: string }) => o.log.debug({ code: err.code, message: err.message }, 'TLS handshake failed'));
+    serveRequests(server, o, 'secureConnection', conns);
+    servers.set(served, server);
+    return server;
+  };
+  const fallback = servedCertificate(o.defaultCertificate);
+  // Kong's precedence, from the index the last applied config built: a certificate changed by a
+  // config serves from the next handshake; connections already open keep theirs.
+  const front = net.createServer((socket) => {
+    readServerName(socket, o.log, (servername) => {
+      serverFor(o.index()?.select(servername) ?? fallback).emit('connection', socket);
+    });
   });
-  // HTTP/1.1 Upgrade (WebSocket) over TLS: the same upgrade path as the plain listener.
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => o.proxy.handleUpgrade(req, socket, head));
-  server.on('tlsClientError', (err: Error & { code?: string }) => o.log.debug({ code: err.code, message: err.message }, 'TLS handshake failed'));
-  return { server, close: await serveHttp2(server, o, 'secureConnection') };
+  await listen(front, o.listen);
+  return { server: front, close: shutdown(front, conns, true) };
 }
 
 export interface H2cListener {
@@ -124,5 +196,8 @@ export interface H2cListener {
  */
 export async function startH2cListener(o: Http2ListenerHooks): Promise<H2cListener> {
   const server = http2.createServer();
-  return { server, close: await serveHttp2(server, o, 'connection') };
+  const conns: Connections = { sessions: new Set(), sockets: new Set() };
+  serveRequests(server, o, 'connection', conns);
+  await listen(server, o.listen);
+  return { server, close: shutdown(server, conns, false) };
 }

@@ -23,7 +23,7 @@ const sni = (name: string, c: Certificate): Sni => sniSchema.parse({ id: id(), c
 
 describe('SniIndex', () => {
   const [exact, left, right, star] = [cert(), cert(), cert(), cert()];
-  // Contexts are compared by identity: one context per certificate.
+  // Entries are compared by identity: one per certificate.
   const index = buildSniIndex([exact, left, right, star], [
     sni('api.example.com', exact), sni('*.example.com', left), sni('api.example.*', right), sni('*.both.test', left), sni('x.both.*', right), sni('*', star),
   ]);
@@ -40,7 +40,7 @@ describe('SniIndex', () => {
     assert.equal(pick(undefined), undefined, 'no SNI: the listener default');
   });
 
-  it('reuses the context of a certificate whose PEM did not change on the next build', () => {
+  it('reuses the entry of a certificate whose PEM did not change on the next build', () => {
     const again = buildSniIndex([exact], [sni('api.example.com', exact)]);
     assert.equal(again.select('api.example.com'), index.select('api.example.com'));
   });
