@@ -40,9 +40,12 @@ export function naturalKey(def: EntityDef, e: Entity): string | undefined {
  * Fields that hold `{id}` of another entity without being one of its foreign keys (a service's
  * `client_certificate`): files write them as the bare id, as Kong's declarative format and decK do.
  */
-export function idOnlyReferenceFields(def: EntityDef): string[] {
-  return [...fkColumns(def)].filter((f) => !def.foreignKeys.some((fk) => fk.field === f));
+export function idOnlyReferenceFields(def: EntityDef): readonly string[] {
+  let fields = idOnlyFields.get(def);
+  if (!fields) idOnlyFields.set(def, fields = [...fkColumns(def)].filter((f) => !def.foreignKeys.some((fk) => fk.field === f)));
+  return fields;
 }
+const idOnlyFields = new WeakMap<EntityDef, string[]>();
 
 /** The human name of an entity in diffs and messages. */
 export function displayName(type: EntityType, e: Entity): string {
