@@ -44,7 +44,7 @@ async function route(name: string, paths: string[], config: Record<string, unkno
 
 interface Answer { status: number; body: any; headers: Headers }
 async function send(path: string, body: string | Buffer | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }, method = 'POST'): Promise<Answer> {
-  const r = await fetch(s.dps[0].proxy + path, { method, body, headers });
+  const r = await fetch(s.dps[0].proxy + path, { method, body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body), headers });
   const text = await r.text();
   let parsed: unknown = text;
   try { parsed = JSON.parse(text); } catch { /* not JSON */ }

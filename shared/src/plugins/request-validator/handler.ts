@@ -44,7 +44,7 @@ function compileParam(p: NonNullable<RequestValidatorConfig['parameter_schema']>
     in: p.in,
     required: p.required,
     key: p.name.toLowerCase(),
-    validate: p.schema === undefined ? null : compileSchema(p.schema, paramCompileOptions(config)),
+    validate: p.schema === undefined ? null : compileSchema(p.schema, paramCompileOptions(config, false)),
     objectKeys: properties && typeof properties === 'object' ? Object.keys(properties) : null,
   };
 }
@@ -82,7 +82,7 @@ export const requestValidatorHandler: PluginHandler<RequestValidatorConfig, Stat
   name: requestValidator.name,
   priority: requestValidator.priority,
   init(config) {
-    const body = config.body_schema === undefined ? null : compileSchema(config.body_schema, bodyCompileOptions(config));
+    const body = config.body_schema === undefined ? null : compileSchema(config.body_schema, bodyCompileOptions(config, false));
     return {
       params: (config.parameter_schema ?? []).map((p) => compileParam(p, config)),
       body,

@@ -23,7 +23,7 @@ const parameter = z.strictObject({
 export type ParameterSpec = z.infer<typeof parameter>;
 
 export const requestValidatorConfig = z.strictObject({
-  body_schema: schemaText().optional().describe('JSON Schema (text) of the request body. One of body_schema and parameter_schema is required'),
+  body_schema: schemaText().meta({ example: '{"type":"object"}' }).optional().describe('JSON Schema (text) of the request body. One of body_schema and parameter_schema is required'),
   parameter_schema: z.array(parameter).max(64).optional().describe('Parameters checked: query arguments, headers and path captures. One of body_schema and parameter_schema is required'),
   allowed_content_types: z.array(text(256)).max(32).default(['application/json'])
     .describe('Content types a request with body_schema may have (JSON types, with parameters such as charset=utf-8); others are refused with "specified Content-Type is not allowed"'),
@@ -34,7 +34,7 @@ export const requestValidatorConfig = z.strictObject({
   max_body_bytes: maxBodyBytes().describe('Most body bytes validated; a larger body is refused (413)'),
 }).superRefine((c, ctx) => {
   if (c.body_schema === undefined && (c.parameter_schema === undefined || c.parameter_schema.length === 0)) {
-    ctx.addIssue({ code: 'custom', message: 'at least one of these fields must be non-empty: \'body_schema\', \'parameter_schema\'' });
+    ctx.addIssue({ code: 'custom', message: 'at least one of these fields must be non-empty: \'config.body_schema\', \'config.parameter_schema\'' });
   }
   const check = (schema: string, path: (string | number)[], o: CompileOptions) => {
     try { compileSchema(schema, o); } catch (err) {
@@ -42,22 +42,23 @@ export const requestValidatorConfig = z.strictObject({
       ctx.addIssue({ code: 'custom', path, message: err.message });
     }
   };
-  if (c.body_schema !== undefined) check(c.body_schema, ['body_schema'], bodyCompileOptions(c));
+  if (c.body_schema !== undefined) check(c.body_schema, ['body_schema'], bodyCompileOptions(c, true));
   c.parameter_schema?.forEach((p, i) => {
     if (p.style !== undefined && !STYLES_BY_LOCATION[p.in].includes(p.style)) {
       ctx.addIssue({ code: 'custom', path: ['parameter_schema', i, 'style'], message: `expected one of: ${STYLES_BY_LOCATION[p.in].join(', ')} (for a ${p.in} parameter)` });
     }
-    if (p.schema !== undefined) check(p.schema, ['parameter_schema', i, 'schema'], paramCompileOptions(c));
+    if (p.schema !== undefined) check(p.schema, ['parameter_schema', i, 'schema'], paramCompileOptions(c, true));
   });
   c.allowed_content_types.forEach((t, i) => {
     const m = parseMediaType(t);
     if (m === null || !isJsonType(m.type)) ctx.addIssue({ code: 'custom', path: ['allowed_content_types', i], message: 'expected a JSON media type (application/json or application/*+json), parameters allowed' });
   });
-});
+}).meta({ entity_checks: [{ at_least_one_of: ['config.body_schema', 'config.parameter_schema'] }] });
 export type RequestValidatorConfig = z.infer<typeof requestValidatorConfig>;
 
-export const bodyCompileOptions = (c: RequestValidatorConfig): CompileOptions => ({ draft: c.version, allErrors: c.verbose_response, coerce: false });
-export const paramCompileOptions = (c: RequestValidatorConfig): CompileOptions => ({ draft: c.version, allErrors: c.verbose_response, coerce: true });
+/** How a config's schemas compile: `metaSchema` on the CP (write time), off on a DP (apply; see CompileOptions). */
+export const bodyCompileOptions = (c: RequestValidatorConfig, metaSchema: boolean): CompileOptions => ({ draft: c.version, allErrors: c.verbose_response, coerce: false, metaSchema });
+export const paramCompileOptions = (c: RequestValidatorConfig, metaSchema: boolean): CompileOptions => ({ draft: c.version, allErrors: c.verbose_response, coerce: true, metaSchema });
 
 // Kong's PRIORITY: after authentication (so a refusal is not an oracle for anonymous callers), before acl.
 export const requestValidator: PluginDefinition = { name: 'request-validator', priority: 999, configSchema: requestValidatorConfig };
