@@ -31,6 +31,7 @@ before(async () => {
       { name: 'X-Api-Version', in: 'header', required: true, schema: '{"enum":["1","2"]}' },
     ],
   });
+  await route('tree', ['/tree'], { version: 'draft7', body_schema: '{"type":"object","properties":{"children":{"type":"array","items":{"$ref":"#"}}}}' });
   await route('draft4', ['/draft4'], { body_schema: '{"properties":{"n":{"maximum":5,"exclusiveMaximum":true}}}' });
   await route('draft2020', ['/draft2020'], { version: 'draft2020-12', body_schema: '{"type":"array","prefixItems":[{"type":"string"}],"items":{"type":"integer"}}' });
 });
@@ -113,6 +114,16 @@ describe('request body', () => {
     const r = await sendChunked('/body', [big.slice(0, 3000), big.slice(3000)]);
     assert.equal(r.status, 413);
     assert.equal(s.upstream.hits, hits);
+  });
+
+  it('a recursive schema validates trees; a body nested past the stack is 400, not a 500', async () => {
+    assert.equal((await send('/tree', '{"children":[{"children":[]},{}]}')).status, 200);
+    assert.equal((await refused('/tree', '{"children":[{"children":1}]}')).status, 400);
+    const deep = `${'{"children":['.repeat(60_000)}${']}'.repeat(60_000)}`;
+    const r = await refused('/tree', deep);
+    assert.equal(r.status, 400);
+    assert.equal(r.body.message, 'request body doesn\'t conform to schema');
+    assert.equal((await send('/tree', '{}')).status, 200, 'the node still serves');
   });
 
   it('a compressed body cannot be validated: 415, never sent upstream', async () => {

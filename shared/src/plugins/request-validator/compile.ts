@@ -58,29 +58,32 @@ export interface CompileOptions {
   metaSchema: boolean;
 }
 
-const instances = new Map<string, Ajv>();
-function ajvFor(o: CompileOptions): Ajv {
-  const key = `${o.draft}:${o.allErrors}:${o.coerce}:${o.metaSchema}`;
-  let ajv = instances.get(key);
-  if (ajv === undefined) {
-    const opts: Options = {
-      allErrors: o.allErrors,
-      coerceTypes: o.coerce ? 'array' : false,
-      validateSchema: o.metaSchema,
-      $data: false,
-      // Unknown keywords and formats are refused (a typo such as `minLenght` would otherwise
-      // validate nothing); type-keyword pairing and tuples are left to the author.
-      strict: true, strictTypes: false, strictTuples: false, strictRequired: false,
-      keywords: ['example'],
-      code: { regExp: re2 },
-      // Keep no schema by `$id` between compiles: each schema stands alone.
-      addUsedSchema: false,
-      messages: true,
-    };
-    const Ctor = o.draft === 'draft4' ? Draft04 : o.draft === 'draft7' ? Ajv : o.draft === 'draft2019-09' ? Ajv2019 : Ajv2020;
-    ajv = addFormats(new Ctor(opts));
-    instances.set(key, ajv);
-  }
+/**
+ * A new Ajv for one schema: it keeps nothing between schemas (no `$id` registry to collide or
+ * grow), and costs about as much as a compile (test/bench/validator.ts).
+ */
+function newAjv(o: Omit<CompileOptions, 'metaSchema'>, validateSchema: boolean): Ajv {
+  const opts: Options = {
+    allErrors: o.allErrors,
+    coerceTypes: o.coerce ? 'array' : false,
+    validateSchema,
+    $data: false,
+    // Unknown keywords and formats are refused (a typo such as `minLenght` would otherwise
+    // validate nothing); type-keyword pairing and tuples are left to the author.
+    strict: true, strictTypes: false, strictTuples: false, strictRequired: false,
+    keywords: ['example'],
+    code: { regExp: re2 },
+    messages: true,
+  };
+  const Ctor = o.draft === 'draft4' ? Draft04 : o.draft === 'draft7' ? Ajv : o.draft === 'draft2019-09' ? Ajv2019 : Ajv2020;
+  return addFormats(new Ctor(opts));
+}
+
+/** One Ajv per draft that only checks schemas against the meta-schema (its validator is built once). */
+const metaCheckers = new Map<Draft, Ajv>();
+function metaChecker(draft: Draft): Ajv {
+  let ajv = metaCheckers.get(draft);
+  if (ajv === undefined) metaCheckers.set(draft, ajv = newAjv({ draft, allErrors: false, coerce: false }, true));
   return ajv;
 }
 
@@ -122,18 +125,17 @@ export function parseSchema(text: string): AnySchema {
 }
 
 function compileUncached(schema: AnySchema, o: CompileOptions): ValidateFunction {
-  const ajv = ajvFor(o);
-  if (o.metaSchema && !ajv.validateSchema(schema)) {
-    const e = ajv.errors![0];
-    throw new SchemaError(e.instancePath, e.message ?? 'does not match the meta-schema');
+  if (o.metaSchema) {
+    const checker = metaChecker(o.draft);
+    if (!checker.validateSchema(schema)) {
+      const e = checker.errors![0];
+      throw new SchemaError(e.instancePath, e.message ?? 'does not match the meta-schema');
+    }
   }
   try {
-    return ajv.compile(schema);
+    return newAjv(o, false).compile(schema);
   } catch (err) {
     throw compileError(schema, err as Error & { missingRef?: string });
-  } finally {
-    // The function keeps what it needs; the instance keeps nothing of this schema.
-    if (typeof schema === 'object') ajv.removeSchema(schema);
   }
 }
 

@@ -117,6 +117,23 @@ describe('request-validator', () => {
     for (const [config, path, message] of cases) assert.match(refusal(config, path), message, JSON.stringify(config).slice(0, 80));
   });
 
+  it('recursive schemas compile; a body nested past the stack is refused, not thrown', () => {
+    const v = validator({ version: 'draft7', verbose_response: true, body_schema: '{"type":"array","items":{"$ref":"#"}}' });
+    assert.equal(v.body([[[]], []]), false);
+    assert.notEqual(v.body([[1]]), false);
+    const deep = JSON.parse(`${'['.repeat(200_000)}${']'.repeat(200_000)}`);
+    const r = v.body(deep) as Extract<Exit, { json: unknown }>;
+    assert.equal(r.status, 400);
+    assert.deepEqual((r.json as { errors: unknown[] }).errors, [{ in: 'body', pointer: '', keyword: 'depth', message: 'nested too deeply to validate' }]);
+  });
+
+  it('schemas with the same $id compile side by side', () => {
+    const a = validator({ body_schema: '{"id":"http://x/s","properties":{"a":{"id":"http://x/a","type":"string"}}}' });
+    const b = validator({ body_schema: '{"id":"http://x/s","properties":{"a":{"id":"http://x/a","type":"number"}}}' });
+    assert.equal(a.body({ a: 'x' }), false);
+    assert.equal(b.body({ a: 1 }), false);
+  });
+
   it('compiles each distinct schema once: the same text gives the same validator', () => {
     const a = validator({ body_schema: person });
     const b = validator({ body_schema: person });

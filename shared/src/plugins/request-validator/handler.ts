@@ -109,7 +109,14 @@ export const requestValidatorHandler: PluginHandler<RequestValidatorConfig, Stat
     needs: (_config, state) => state.needs,
     request: function requestValidatorBody(ctx, body, config, state) {
       const validate = state.body!;
-      if (body.kind === 'json' && validate(body.value)) return false;
+      try {
+        if (body.kind === 'json' && validate(body.value)) return false;
+      } catch (err) {
+        // A recursive schema ($ref to itself) walks as deep as the body goes: a body nested
+        // deeper than the stack allows is refused, not a 500.
+        if (!(err instanceof RangeError)) throw err;
+        return refuse(ctx, config, BODY_INVALID, [{ in: 'body', pointer: '', keyword: 'depth', message: 'nested too deeply to validate' }]);
+      }
       return refuse(ctx, config, BODY_INVALID, describeErrors(validate.errors, 'body'));
     },
   },
