@@ -14,6 +14,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import AjvDraft04 from 'ajv-draft-04';
 import addFormatsModule from 'ajv-formats';
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { SafeRegex } from '../../regex/index.ts';
 
@@ -24,8 +25,9 @@ export type Draft = (typeof DRAFTS)[number];
 export const MAX_SCHEMA_CHARS = 256 * 1024;
 /** Deepest nesting of objects and arrays in one schema. */
 export const MAX_SCHEMA_DEPTH = 64;
-/** Compiled validators kept (Kong's LRU size). */
+/** Compiled validators kept (Kong's LRU size), and most schema characters they may hold together. */
 const CACHE_ENTRIES = 1000;
+const CACHE_SCHEMA_CHARS = 32 * 1024 * 1024;
 
 // ajv-formats is CommonJS with a default export; under ESM interop it may arrive wrapped.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
@@ -92,18 +94,20 @@ export class SchemaError extends Error {
   constructor(readonly pointer: string, readonly reason: string) { super(`invalid JSON Schema at '${pointer || '/'}': ${reason}`); }
 }
 
-const cache = new LRUCache<string, ValidateFunction>({ max: CACHE_ENTRIES });
+// Keyed by a hash of the text (a 256 KiB schema is not kept twice); sized by the schemas' text, so
+// 1,000 large schemas cannot pin gigabytes. Validators a running config uses stay referenced by it.
+const cache = new LRUCache<string, ValidateFunction>({ max: CACHE_ENTRIES, maxSize: CACHE_SCHEMA_CHARS });
 
 /**
  * The compiled validator of a schema given as JSON text (Kong's `body_schema` is a string), from
  * the cache when the same text was compiled with the same options. Throws SchemaError.
  */
 export function compileSchema(text: string, o: CompileOptions): ValidateFunction {
-  const key = `${o.draft}\0${o.allErrors ? 1 : 0}${o.coerce ? 1 : 0}${o.metaSchema ? 1 : 0}\0${text}`;
+  const key = `${o.draft}:${o.allErrors ? 1 : 0}${o.coerce ? 1 : 0}${o.metaSchema ? 1 : 0}:${createHash('sha256').update(text).digest('base64')}`;
   const hit = cache.get(key);
   if (hit !== undefined) return hit;
   const validate = compileUncached(parseSchema(text), o);
-  cache.set(key, validate);
+  cache.set(key, validate, { size: Math.max(1, text.length) });
   return validate;
 }
 
