@@ -6,7 +6,8 @@
 //   Admin write → all 3 DPs serving (p50/p99 over 100 writes); snapshot build/transfer/apply and DP
 //   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes. Edge plugins: cors,
 //   header-only request/response transforms (× the plain route), json-transform of a 1 KB and a
-//   100 KB JSON response (× the plain route serving the same document).
+//   100 KB JSON response (× the plain route serving the same document); request-validator on a
+//   POSTed 1 KB JSON body (× the plain route with the same body), and its in-process costs.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,6 +20,7 @@ import { KongMetrics } from '../../data-plane/src/observability/kong-metrics.ts'
 import { startStack, dpVersion } from '../harness/stack.ts';
 import { freePort, portOpen, startRedis, waitFor } from '../harness/procs.ts';
 import { tlsBench } from './tls.ts';
+import { validatorCost, validatorCostLine, validatorFixture } from './validator.ts';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -40,9 +42,10 @@ const JSON_DOCS: Record<string, string> = { '/json1k': jsonDoc(1024), '/json100k
 
 interface Load { rps: number; p50: number; p99: number }
 
-function wrk(url: string, headers: Record<string, string> = {}): Load {
+function wrk(url: string, headers: Record<string, string> = {}, body?: string): Load {
   const lua = path.join(os.tmpdir(), 'portico-wrk.lua');
-  writeFileSync(lua, `done = function(s, l, r)
+  const post = body === undefined ? '' : `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`;
+  writeFileSync(lua, `${post}done = function(s, l, r)
   io.write(string.format("RESULT %f %f %f\\n", s.requests / (s.duration / 1e6), l:percentile(50) / 1000, l:percentile(99) / 1000))
 end\n`);
   const h = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
@@ -51,13 +54,14 @@ end\n`);
   return { rps: Number(m[1]), p50: Number(m[2]), p99: Number(m[3]) };
 }
 
-async function autocannon(url: string, headers: Record<string, string> = {}): Promise<Load> {
+async function autocannon(url: string, headers: Record<string, string> = {}, body?: string): Promise<Load> {
   const { default: ac } = await import('autocannon');
-  const r = await ac({ url, connections: CONNECTIONS, duration: DURATION_S, headers });
+  const post = body === undefined ? {} : { method: 'POST' as const, body, headers: { ...headers, 'content-type': 'application/json' } };
+  const r = await ac({ url, connections: CONNECTIONS, duration: DURATION_S, headers, ...post });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
 }
 
-const load = (url: string, headers?: Record<string, string>) => (has('wrk') ? Promise.resolve(wrk(url, headers)) : autocannon(url, headers));
+const load = (url: string, headers?: Record<string, string>, body?: string) => (has('wrk') ? Promise.resolve(wrk(url, headers, body)) : autocannon(url, headers, body));
 
 /** nginx as the upstream (fast and steady), or a Node server when nginx is absent. */
 async function startOrigin(): Promise<{ url: string; port: number; extraPorts: number[]; stop: () => void }> {
@@ -192,6 +196,10 @@ async function main() {
     await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
     await stack.write('POST', `/routes/${name}/plugins`, { name: plugin, config });
   }
+  // request-validator (issue 14): a 1 KB JSON body POSTed to a route validating it, and to the plain route.
+  const validation = validatorFixture();
+  await stack.write('POST', '/services/bench/routes', { name: 'rv', paths: ['/rv'] });
+  await stack.write('POST', '/routes/rv/plugins', { name: 'request-validator', config: { body_schema: validation.schema } });
   // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
   await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
   // Observability (issue 13): each on a route of its own, compared with the plain route (× portico DP).
@@ -212,7 +220,7 @@ async function main() {
   const hsToken = await new SignJWT({ iss: 'bench-hs', exp }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('bench-secret-bench-secret-bench-secret'));
   const rsToken = await new SignJWT({ iss: 'bench-rs', exp }).setProtectedHeader({ alg: 'RS256' }).sign(rsa.privateKey);
 
-  const targets: [string, string, Record<string, string>?][] = [
+  const targets: [string, string, Record<string, string>?, string?][] = [
     ['upstream direct', `${origin.url}/anything`],
     ['portico DP', `${stack.dps[0].proxy}/mock/anything`],
     ...(nginx ? [['nginx proxy_pass', nginx.url] as [string, string]] : []),
@@ -230,18 +238,20 @@ async function main() {
     ['portico + json-transform, 1 KB JSON', `${stack.dps[0].proxy}/jt/json1k`],
     ['portico DP, 100 KB JSON', `${stack.dps[0].proxy}/mock/json100k`],
     ['portico + json-transform, 100 KB JSON', `${stack.dps[0].proxy}/jt/json100k`],
+    ['portico DP, POST 1 KB JSON', `${stack.dps[0].proxy}/mock/anything`, {}, validation.body],
+    ['portico + request-validator, POST 1 KB JSON', `${stack.dps[0].proxy}/rv/anything`, {}, validation.body],
     ['portico + prometheus (all flags)', `${stack.dps[0].proxy}/prom/anything`],
     ['portico + opentelemetry, sampling 0', `${stack.dps[0].proxy}/otel0/anything`],
     ['portico + opentelemetry, sampling 1.0', `${stack.dps[0].proxy}/otel1/anything`],
     ['portico + http-log (local collector, batches of 100)', `${stack.dps[0].proxy}/hlog/anything`],
   ];
-  for (const [name, url, headers] of targets) {
-    const r = await fetch(url, { headers });
+  for (const [name, url, headers, body] of targets) {
+    const r = await fetch(url, body === undefined ? { headers } : { method: 'POST', body, headers: { ...headers, 'content-type': 'application/json' } });
     if (r.status !== 200) throw new Error(`${name}: ${url} answered ${r.status}`);
   }
   // Warm every target up (JIT, pools) before measuring.
-  for (const [, url, headers] of targets) {
-    if (has('wrk')) execFileSync('wrk', ['-t1', '-c10', '-d1s', ...Object.entries(headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url], { stdio: 'ignore' });
+  for (const [, url, headers, body] of targets) {
+    if (has('wrk') && body === undefined) execFileSync('wrk', ['-t1', '-c10', '-d1s', ...Object.entries(headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url], { stdio: 'ignore' });
   }
   const results = new Map<string, Load[]>(targets.map(([n]) => [n, []]));
   const { Redis } = await import('ioredis');
@@ -252,9 +262,9 @@ async function main() {
   };
   let rlRequests = 0; let rlCalls = 0;
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, url, headers] of targets) {
+    for (const [name, url, headers, body] of targets) {
       const before = name.includes('rate-limiting') ? await evalCalls() : 0;
-      const r = await load(url, headers);
+      const r = await load(url, headers, body);
       results.get(name)!.push(r);
       if (name.includes('rate-limiting')) { rlCalls += (await evalCalls()) - before; rlRequests += r.rps * DURATION_S; }
     }
@@ -285,6 +295,8 @@ async function main() {
   say(`edge plugins × plain route: cors ${ratio('portico + cors (actual request)', 'portico DP')}, request-transformer (headers) ${ratio('portico + request-transformer (headers)', 'portico DP')}, `
     + `response-transformer (headers) ${ratio('portico + response-transformer (headers)', 'portico DP')}; json-transform × the plain route serving the same document: `
     + `1 KB ${ratio('portico + json-transform, 1 KB JSON', 'portico DP, 1 KB JSON')}, 100 KB ${ratio('portico + json-transform, 100 KB JSON', 'portico DP, 100 KB JSON')}`);
+  say(`request-validator × the plain route, both POST 1 KB JSON: ${ratio('portico + request-validator, POST 1 KB JSON', 'portico DP, POST 1 KB JSON')}`);
+  say(validatorCostLine(validatorCost()));
   say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
 
   await tlsBench({ stack, originPort: origin.port, load, seconds: DURATION_S, rounds: ROUNDS, say });

@@ -2,20 +2,9 @@
 // parsing and serializing a request body (JSON, form urlencoded, multipart), and decoding a
 // compressed response body. Pure functions over buffers, so they are unit-tested without sockets.
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import type { BodySkipReason, FormFields, RawPart, RequestBody } from '@portico/shared/plugins/handlers';
+import { isJsonType, mediaType, type BodySkipReason, type FormFields, type RawPart, type RequestBody } from '@portico/shared/plugins/handlers';
 
-/** The media type of a Content-Type value, lower-case, without parameters. */
-export function mediaType(contentType: string | string[] | undefined): string {
-  const v = Array.isArray(contentType) ? contentType[0] : contentType;
-  if (v === undefined) return '';
-  const semi = v.indexOf(';');
-  return (semi < 0 ? v : v.slice(0, semi)).trim().toLowerCase();
-}
-
-/** `application/json` and the structured `+json` types (RFC 6839), as Kong 3.4+. */
-export function isJsonType(media: string): boolean {
-  return media === 'application/json' || (media.startsWith('application/') && media.endsWith('+json'));
-}
+export { isJsonType, mediaType };
 
 const FORM = 'application/x-www-form-urlencoded';
 const MULTIPART = 'multipart/form-data';

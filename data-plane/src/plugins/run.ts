@@ -48,6 +48,8 @@ export interface BodyPlan {
   /** 'form' when some request plugin also takes urlencoded and multipart bodies. */
   requestKinds: 'json' | 'form';
   requestCap: number;
+  /** Some request plugin refuses bodies it cannot read (BodyNeeds.strict) rather than let them stream. */
+  requestStrict: boolean;
   response: PluginInstance[];
   responseCap: number;
 }
@@ -61,10 +63,11 @@ export function bodyPlan(slots: PluginSlot[], ctx: ProxyContext): BodyPlan | nul
     if (!phase) continue;
     const needs = phase.needs(inst!.config, inst!.state);
     if (needs.request === null && !needs.response) continue;
-    plan ??= { request: [], requestKinds: 'json', requestCap: Infinity, response: [], responseCap: Infinity };
+    plan ??= { request: [], requestKinds: 'json', requestCap: Infinity, requestStrict: false, response: [], responseCap: Infinity };
     if (needs.request !== null && phase.request) {
       plan.request.push(inst!);
       if (needs.request === 'form') plan.requestKinds = 'form';
+      if (needs.strict) plan.requestStrict = true;
       plan.requestCap = Math.min(plan.requestCap, needs.maxBytes);
     }
     if (needs.response && phase.response) {

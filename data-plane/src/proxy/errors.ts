@@ -19,6 +19,8 @@ export const MESSAGES = {
   badVersion: 'Bad request: unsupported HTTP version',
   preflightUpgrade: 'Bad request: OPTIONS cannot upgrade the connection',
   badJson: 'Bad request: the request body is not valid JSON',
+  notJsonBody: 'Unsupported Media Type: the request body must be JSON',
+  encodedBody: 'Unsupported Media Type: a compressed (Content-Encoding) request body cannot be validated',
 } as const;
 
 export interface ErrorBody { contentType: string; body: string }

@@ -289,7 +289,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const req = this.req;
     // A declared length over the limit is answered (or, for the body phase, streamed) before reading any of it.
     if (Number(req.headers['content-length']) > this.bufferCap) {
-      if (this.bufferForPhase) { this.skipRequestBody('too-large'); this.proceed(); } else this.bodyTooLarge();
+      if (this.bufferForPhase) this.bodyPhaseSkip('too-large'); else this.bodyTooLarge();
       return;
     }
     this.continueBody();
@@ -322,7 +322,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.bodySize += chunk.length;
     if (this.bodySize > this.bodyLimit) { this.bodyTooLarge(this.bodyLimit); return; }
     if (this.bodySize > this.bufferCap) {
-      if (this.bufferForPhase) this.bodyOverCap(chunk); else this.bodyTooLarge();
+      if (this.bufferForPhase && !this.bodyPlan!.requestStrict) this.bodyOverCap(chunk); else this.bodyTooLarge(this.bufferCap);
       return;
     }
     this.bodyParts!.push(chunk);
@@ -432,8 +432,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const media = mediaType(this.req.headers['content-type']);
     const parseable = isJsonType(media) || (plan.requestKinds === 'form' && (media === 'application/x-www-form-urlencoded' || media === 'multipart/form-data'));
     // A body that would be streamed untouched anyway is not read at all.
-    if (!parseable) { if (this.hasBody) this.skipRequestBody('not-json'); this.proceed(); return; }
-    if (this.req.headers['content-encoding'] !== undefined) { this.skipRequestBody('encoded'); this.proceed(); return; }
+    if (!parseable) { if (this.hasBody) this.bodyPhaseSkip('not-json'); else this.proceed(); return; }
+    if (this.req.headers['content-encoding'] !== undefined) { this.bodyPhaseSkip('encoded'); return; }
     this.bufferCap = plan.requestCap;
     this.bufferForPhase = true;
     // A size limit (request-size-limiting) on a body without a length holds while it is buffered too.
@@ -441,7 +441,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.bodyLimit = bodyLimit(this.match!.compiled.plugins, this.ctx!);
     }
     if (this.body !== null) {
-      if (this.body.length > plan.requestCap) { this.skipRequestBody('too-large'); this.proceed(); return; }
+      if (this.body.length > plan.requestCap) { this.bodyPhaseSkip('too-large'); return; }
       this.requestBodyPhase();
       return;
     }
@@ -457,7 +457,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   requestBodyPhase(): void {
     const parsed = parseRequestBody(this.body, this.req.headers['content-type'], this.bodyPlan!.requestKinds);
     if (parsed === 'invalid-json') { this.error = 'invalid JSON body'; this.answerError(400, MESSAGES.badJson); return; }
-    if (typeof parsed === 'string') { this.skipRequestBody(parsed); this.proceed(); return; }
+    if (typeof parsed === 'string') { this.bodyPhaseSkip(parsed); return; }
     const r = runRequestBody(this.bodyPlan!, this.ctx!, this.cfg!.plugins.env, parsed);
     if (typeof r === 'object') { this.answerExit(r); return; }
     if (r) {
@@ -466,6 +466,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       delete this.headers['transfer-encoding'];
     }
     this.proceed();
+  }
+
+  /**
+   * A request body the phase cannot read streams untouched (marked), unless a plugin must read it
+   * (BodyNeeds.strict, the request validator): then it is refused, and the upstream never sees it.
+   */
+  bodyPhaseSkip(reason: BodySkipReason): void {
+    if (!this.bodyPlan!.requestStrict) { this.skipRequestBody(reason); this.proceed(); return; }
+    this.error = `request body refused: ${reason}`;
+    if (reason === 'too-large') this.bodyTooLarge(this.bufferCap);
+    else this.answerError(415, reason === 'encoded' ? MESSAGES.encodedBody : MESSAGES.notJsonBody);
   }
 
   /** A body a plugin wanted streams untouched: say so to the client, and count it. */

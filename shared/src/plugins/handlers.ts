@@ -19,15 +19,18 @@ import { prometheusHandler } from './prometheus/handler.ts';
 import { openTelemetryHandler } from './opentelemetry/handler.ts';
 import { fileLogHandler } from './file-log/handler.ts';
 import { httpLogHandler } from './http-log/handler.ts';
+import { requestValidatorHandler } from './request-validator/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
     requestTransformerHandler, responseTransformerHandler,
     requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler,
-    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler].map((h) => [h.name, h as PluginHandler]),
+    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler,
+    requestValidatorHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
+export { isJsonType, mediaType } from './media.ts';
 export type { RedisConnectionConfig } from './types.ts';
 export { IDENTITY_HEADERS } from './auth.ts';
 export type { Consumer } from '../entities/consumer.ts';

@@ -189,6 +189,11 @@ export interface BodyNeeds {
   response: boolean;
   /** Most bytes buffered for this plugin (the DP takes the smallest of a request's plugins). */
   maxBytes: number;
+  /**
+   * Refuse a request body the phase cannot hand over instead of streaming it untouched: over the
+   * cap → 413, not JSON → 415, compressed → 415 (a validator must never let an unread body through).
+   */
+  strict?: boolean;
 }
 
 export interface BodyPhase<C, S> {
