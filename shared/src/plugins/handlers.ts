@@ -19,13 +19,14 @@ import { prometheusHandler } from './prometheus/handler.ts';
 import { openTelemetryHandler } from './opentelemetry/handler.ts';
 import { fileLogHandler } from './file-log/handler.ts';
 import { httpLogHandler } from './http-log/handler.ts';
+import { proxyCacheHandler } from './proxy-cache/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
     requestTransformerHandler, responseTransformerHandler,
     requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler,
-    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler].map((h) => [h.name, h as PluginHandler]),
+    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler, proxyCacheHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';
@@ -38,3 +39,5 @@ export type { PrometheusConfig } from './prometheus/schema.ts';
 export type { OpenTelemetryConfig } from './opentelemetry/schema.ts';
 export type { FileLogConfig } from './file-log/schema.ts';
 export type { HttpLogConfig } from './http-log/schema.ts';
+export type { ProxyCacheConfig } from './proxy-cache/schema.ts';
+export { MemoryCacheStore, TieredCacheStore, matchesPurge, splitName, REVALIDATE_HEADER, type CacheStore, type CachedResponse, type ProxyCachePort, type PurgeFilter } from './proxy-cache/store.ts';
