@@ -192,6 +192,9 @@ async function main() {
     await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
     await stack.write('POST', `/routes/${name}/plugins`, { name: plugin, config });
   }
+  // proxy-cache (issue 14): every request after the first is a hit from the node's LRU.
+  await stack.write('POST', '/services/bench/routes', { name: 'pc', paths: ['/pc'] });
+  await stack.write('POST', '/routes/pc/plugins', { name: 'proxy-cache', config: { strategy: 'memory', cache_ttl: 3600 } });
   // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
   await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
   // Observability (issue 13): each on a route of its own, compared with the plain route (× portico DP).
@@ -230,6 +233,7 @@ async function main() {
     ['portico + json-transform, 1 KB JSON', `${stack.dps[0].proxy}/jt/json1k`],
     ['portico DP, 100 KB JSON', `${stack.dps[0].proxy}/mock/json100k`],
     ['portico + json-transform, 100 KB JSON', `${stack.dps[0].proxy}/jt/json100k`],
+    ['portico + proxy-cache hit (memory), 1 KB JSON', `${stack.dps[0].proxy}/pc/json1k`],
     ['portico + prometheus (all flags)', `${stack.dps[0].proxy}/prom/anything`],
     ['portico + opentelemetry, sampling 0', `${stack.dps[0].proxy}/otel0/anything`],
     ['portico + opentelemetry, sampling 1.0', `${stack.dps[0].proxy}/otel1/anything`],
@@ -285,6 +289,7 @@ async function main() {
   say(`edge plugins × plain route: cors ${ratio('portico + cors (actual request)', 'portico DP')}, request-transformer (headers) ${ratio('portico + request-transformer (headers)', 'portico DP')}, `
     + `response-transformer (headers) ${ratio('portico + response-transformer (headers)', 'portico DP')}; json-transform × the plain route serving the same document: `
     + `1 KB ${ratio('portico + json-transform, 1 KB JSON', 'portico DP, 1 KB JSON')}, 100 KB ${ratio('portico + json-transform, 100 KB JSON', 'portico DP, 100 KB JSON')}`);
+  say(`proxy-cache hit × the plain proxied route, 1 KB JSON: ${ratio('portico + proxy-cache hit (memory), 1 KB JSON', 'portico DP, 1 KB JSON')} (aim ≥ 1.5)`);
   say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
 
   await tlsBench({ stack, originPort: origin.port, load, seconds: DURATION_S, rounds: ROUNDS, say });

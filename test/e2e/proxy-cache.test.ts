@@ -2,6 +2,9 @@
 // that counts what reaches it (issue 14, "Caching").
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import { CACHE_SUBJECT } from '@portico/shared';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { startRedis, waitFor, type RedisHandle } from '../harness/procs.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
@@ -222,6 +225,19 @@ describe('purges over the bus', () => {
     assert.equal(byPrefix.status, 200);
     assert.equal(cacheStatus(await get(0, '/purge-b/drop/1')), 'Miss');
     assert.equal(cacheStatus(await get(0, '/purge-b/keep')), 'Hit');
+  });
+
+  it('ignores a purge put on NATS without the control plane\'s signature', async () => {
+    await cachedRoute('purge-forged', { strategy: 'memory' });
+    await get(0, '/purge-forged/x');
+    const nc = await connect({ servers: s.nats.url });
+    try {
+      const forged = JSON.stringify({ id: randomUUID(), issued_at: Date.now(), op: 'purge' });
+      await assert.rejects(nc.request(CACHE_SUBJECT, forged, { timeout: 500 }), 'no DP answers it');
+    } finally {
+      await nc.close();
+    }
+    assert.equal(cacheStatus(await get(0, '/purge-forged/x')), 'Hit');
   });
 
   it('refuses bad purges with a clear error', async () => {
