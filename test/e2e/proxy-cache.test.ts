@@ -8,6 +8,7 @@ import { CACHE_SUBJECT } from '@portico/shared';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { startRedis, waitFor, type RedisHandle } from '../harness/procs.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
+import { admin, startGateway } from '../harness/gateway.ts';
 
 let s: Stack;
 let redis: RedisHandle;
@@ -59,6 +60,9 @@ describe('hits, misses, bypasses and refreshes', () => {
     assert.equal(cacheStatus(refresh), 'Refresh');
     assert.equal(s.upstream.hits, before + 3);
     assert.equal(cacheStatus(await get(0, path)), 'Hit');
+    const metrics = await (await fetch(`${s.dps[0].status}/metrics`)).text();
+    assert.match(metrics, /^portico_proxy_cache_hit_total [1-9]/m);
+    assert.match(metrics, /^portico_proxy_cache_miss_total [1-9]/m);
     // cache_control: a response that says no-store is never stored.
     const noStore = `/basic/y?${hdr('cache-control', 'no-store')}`;
     assert.equal(cacheStatus(await get(0, noStore)), 'Miss');
@@ -172,6 +176,22 @@ describe('staleness', () => {
     assert.equal((await get(0, '/sie/other')).status, 502, 'nothing stale to serve: the gateway\'s 502');
   });
 
+  it('serves the stale entry in place of an upstream 5xx (stale_if_error)', async () => {
+    await cachedRoute('sie5xx', { strategy: 'memory', cache_ttl: 1, stale_if_error: 60 });
+    const fresh = await get(0, '/sie5xx/x');
+    assert.equal(cacheStatus(fresh), 'Miss');
+    await new Promise((r) => setTimeout(r, 1_200));
+    s.upstream.mode.status = 503;
+    try {
+      const stale = await get(0, '/sie5xx/x');
+      assert.equal(stale.status, 200);
+      assert.equal(cacheStatus(stale), 'Stale');
+      assert.equal(stale.body, fresh.body);
+    } finally {
+      delete s.upstream.mode.status;
+    }
+  });
+
   it('serves a stale entry at once and refreshes it in the background (stale_while_revalidate)', async () => {
     await cachedRoute('swr', { strategy: 'memory', cache_ttl: 1, stale_while_revalidate: 60 });
     const first = await get(0, '/swr/x');
@@ -238,6 +258,28 @@ describe('purges over the bus', () => {
       await nc.close();
     }
     assert.equal(cacheStatus(await get(0, '/purge-forged/x')), 'Hit');
+  });
+
+  it('purges in the all-in-one too (in-process bus, no NATS)', async () => {
+    const g = await startGateway('all-in-one', { env: { DATABASE_URL: undefined, NATS_URL: undefined, REDIS_URL: undefined, PORTICO_ACCESS_LOG: 'off' } });
+    try {
+      await admin(g.admin, 'POST', '/services', { name: 'svc', url: s.upstream.url });
+      await admin(g.admin, 'POST', '/services/svc/routes', { name: 'aio', paths: ['/aio'] });
+      await admin(g.admin, 'POST', '/routes/aio/plugins', { name: 'proxy-cache', config: { strategy: 'memory' } });
+      const one = async () => { const r = await fetch(`${g.proxy}/aio/x`); await r.arrayBuffer(); return r.headers.get('x-cache-status'); };
+      await waitFor('route served', async () => (await fetch(`${g.proxy}/aio/x`)).status === 200);
+      assert.equal(await one(), 'Hit');
+      // The embedded DP reports by heartbeat; once listed it is expected to answer.
+      await waitFor('node listed', async () => (await admin(g.admin, 'GET', '/clustering/data-planes')).body.data.length === 1);
+      const r = await admin(g.admin, 'DELETE', '/proxy-cache');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.purged.length, 1);
+      assert.equal(r.body.purged[0].entries, 1);
+      assert.equal(await one(), 'Miss');
+    } finally {
+      await g.kill();
+      g.cleanup();
+    }
   });
 
   it('refuses bad purges with a clear error', async () => {

@@ -20,6 +20,10 @@ const POLL_MS = 20;
 /** A key being revalidated in the background is not revalidated again for this long. */
 const REVALIDATE_GUARD_MS = 10_000;
 const SLOT = 'proxy-cache';
+/** `portico_proxy_cache_<status>_total` on /metrics, one per answer. */
+const COUNTERS: Record<string, string> = {
+  Miss: 'proxy_cache_miss', Refresh: 'proxy_cache_refresh', Bypass: 'proxy_cache_bypass', Hit: 'proxy_cache_hit', Stale: 'proxy_cache_stale', Collapsed: 'proxy_cache_collapsed',
+};
 
 interface Flight { promise: Promise<CachedResponse | null>; resolve: (e: CachedResponse | null) => void }
 
@@ -322,9 +326,10 @@ export const proxyCacheHandler: PluginHandler<ProxyCacheConfig, State> = {
     return lookup(ctx, config, state, env, cacheKey(ctx, config, state), refresh, onlyIfCached);
   },
 
-  response(ctx, status, headers, config, state) {
+  response(ctx, status, headers, config, state, env) {
     const p = ctx.shared[SLOT] as Pending | undefined;
     if (p === undefined) return;
+    env.counters.increment(COUNTERS[p.status]);
     const show = debugHeaders(ctx, config);
     if (show.status) headers['x-cache-status'] = p.status;
     if (p.status === 'Bypass' || p.settled) return;
