@@ -267,7 +267,7 @@ describe('purges over the bus', () => {
       await admin(g.admin, 'POST', '/services/svc/routes', { name: 'aio', paths: ['/aio'] });
       await admin(g.admin, 'POST', '/routes/aio/plugins', { name: 'proxy-cache', config: { strategy: 'memory' } });
       const one = async () => { const r = await fetch(`${g.proxy}/aio/x`); await r.arrayBuffer(); return r.headers.get('x-cache-status'); };
-      await waitFor('route served', async () => (await fetch(`${g.proxy}/aio/x`)).status === 200);
+      await waitFor('plugin applied', async () => (await one()) === 'Miss');
       assert.equal(await one(), 'Hit');
       // The embedded DP reports by heartbeat; once listed it is expected to answer.
       await waitFor('node listed', async () => (await admin(g.admin, 'GET', '/clustering/data-planes')).body.data.length === 1);
@@ -317,5 +317,21 @@ describe('config', () => {
       config: { strategy: 'memory', response_code: [200], request_method: ['GET'], content_type: ['application/json'], cache_ttl: 30, cache_control: false, ignore_uri_case: true, vary_headers: ['X-Lang'], vary_query_params: ['page'], storage_ttl: 60, memory: { dictionary_name: 'kong_db_cache' } },
     });
     assert.equal(kong.status, 201, JSON.stringify(kong.body));
+  });
+});
+
+// Last: it stops a DP for good.
+describe('a node that does not answer', () => {
+  it('is listed under not_answered, and the purge still reaches the others', async () => {
+    await cachedRoute('gone', { strategy: 'memory' });
+    for (let i = 0; i < 3; i++) await get(i, '/gone/x');
+    const stopped = s.dps[2];
+    const stoppedId = ((await (await fetch(`${stopped.status}/status`)).json()) as { node: { id: string } }).node.id;
+    await stopped.kill();
+    const r = await s.A('DELETE', '/proxy-cache?route=gone');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.not_answered.map((n: { node_id: string }) => n.node_id), [stoppedId]);
+    assert.equal(r.body.purged.length, 2);
+    for (let i = 0; i < 2; i++) assert.equal(cacheStatus(await get(i, '/gone/x')), 'Miss');
   });
 });

@@ -67,17 +67,18 @@ export function connectNatsPublisher(options: NatsOptions, log: Logger): Snapsho
       const c = await connection();
       const replies: CacheReply[] = [];
       // Every DP answers on one inbox; gathered until all expected nodes did, or the time is up.
-      const inbox = c.subscribe(createInbox(), { timeout: timeoutMs });
+      // (A subscription's own `timeout` only covers the wait for the first message.)
+      const inbox = c.subscribe(createInbox());
+      const timer = setTimeout(() => inbox.unsubscribe(), timeoutMs);
       const done = (async () => {
-        try {
-          for await (const m of inbox) {
-            try { replies.push(m.json<CacheReply>()); } catch { log.warn('cache reply is not JSON; ignored'); }
-            if (replies.length >= expected) break;
-          }
-        } catch { /* the timeout: answer with who replied */ }
+        for await (const m of inbox) {
+          try { replies.push(m.json<CacheReply>()); } catch { log.warn('cache reply is not JSON; ignored'); }
+          if (replies.length >= expected) break;
+        }
       })();
       c.publish(CACHE_SUBJECT, bytes, { reply: inbox.getSubject() });
       await done;
+      clearTimeout(timer);
       inbox.unsubscribe();
       return replies;
     },

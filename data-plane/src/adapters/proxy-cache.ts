@@ -48,10 +48,27 @@ const UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call(
 export class RedisCacheStore implements CacheStore {
   private readonly token = randomBytes(8).toString('hex');
 
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: Redis, private readonly timeoutMs: number) {}
+
+  /**
+   * Whether the connection is up, waiting for it at most the config's timeout (a store built with
+   * a new snapshot is still connecting when its first requests arrive; no offline queue, so a
+   * command sent now would fail).
+   */
+  private ready(): boolean | Promise<boolean> {
+    const r = this.redis;
+    if (r.status === 'ready') return true;
+    if (r.status === 'end' || r.status === 'close') return false;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => { clearTimeout(timer); r.off('ready', onReady); resolve(ok); };
+      const onReady = () => done(true);
+      const timer = setTimeout(done, this.timeoutMs, false);
+      r.once('ready', onReady);
+    });
+  }
 
   async get(name: string): Promise<CachedResponse | null> {
-    if (this.redis.status !== 'ready') return null;
+    if (!(await this.ready())) return null;
     try {
       const buf = await this.redis.getBuffer(PREFIX + name);
       return buf === null ? null : decodeEntry(buf);
@@ -66,7 +83,7 @@ export class RedisCacheStore implements CacheStore {
 
   async lock(name: string, ms: number): Promise<boolean> {
     // No Redis: fetch (the node's own single flight still holds).
-    if (this.redis.status !== 'ready') return true;
+    if (!(await this.ready())) return true;
     try {
       return (await this.redis.set(LOCK_PREFIX + name, this.token, 'PX', ms, 'NX')) === 'OK';
     } catch {
@@ -142,7 +159,7 @@ export class ProxyCacheStores implements ProxyCachePort {
         ...redisOptions(c, this.nodeRedisUrl),
       });
       client.on('error', () => { /* a miss per call; reconnects on its own */ });
-      r = { client, store: new RedisCacheStore(client) };
+      r = { client, store: new RedisCacheStore(client, c.timeout) };
       this.redis.set(id, r);
     }
     return r.store;

@@ -241,17 +241,27 @@ function collapse(ctx: ProxyContext, config: ProxyCacheConfig, state: State, env
 /** Another node holds the lock: look for its entry until it appears, or the lock frees (then fetch). */
 async function pollCluster(ctx: ProxyContext, config: ProxyCacheConfig, state: State, env: PluginEnv, key: string, name: string, own: Flight, stale: CachedResponse | null): Promise<AccessResult> {
   const store = state.store!;
+  const fresh = async (): Promise<CachedResponse | null> => {
+    const e = await Promise.resolve(store.get(name)).catch(() => null);
+    return e !== null && e.vary === null && env.now() - e.storedAt < e.freshMs ? e : null;
+  };
+  const collapsed = (e: CachedResponse): Exit => {
+    if (state.flights.get(name) === own) state.flights.delete(name);
+    own.resolve(e);
+    return served(ctx, config, key, e, 'Collapsed', env.now());
+  };
   const until = env.now() + config.lock_ms;
   while (env.now() < until) {
     await new Promise((r) => setTimeout(r, POLL_MS));
-    let e: CachedResponse | null = null;
-    try { e = await store.get(name); } catch { break; }
-    if (e !== null && e.vary === null && env.now() - e.storedAt < e.freshMs) {
-      if (state.flights.get(name) === own) state.flights.delete(name);
-      own.resolve(e);
-      return served(ctx, config, key, e, 'Collapsed', env.now());
+    const e = await fresh();
+    if (e !== null) return collapsed(e);
+    if (await tryLock(store, name, config.lock_ms)) {
+      // The holder may have stored the entry and freed the lock between the look and the lock.
+      const late = await fresh();
+      if (late === null) return lead(ctx, config, state, key, name, 'Miss', own, true, stale);
+      store.unlock(name);
+      return collapsed(late);
     }
-    if (await tryLock(store, name, config.lock_ms)) return lead(ctx, config, state, key, name, 'Miss', own, true, stale);
   }
   return lead(ctx, config, state, key, name, 'Miss', own, false, stale);
 }
