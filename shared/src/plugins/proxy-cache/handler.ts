@@ -19,6 +19,7 @@ import { REVALIDATE_HEADER, type CacheStore, type CachedResponse } from './store
 const POLL_MS = 20;
 /** A key being revalidated in the background is not revalidated again for this long. */
 const REVALIDATE_GUARD_MS = 10_000;
+const MAX_REVALIDATING = 10_000;
 const SLOT = 'proxy-cache';
 /** `portico_proxy_cache_<status>_total` on /metrics, one per answer. */
 const COUNTERS: Record<string, string> = {
@@ -270,6 +271,8 @@ function revalidate(ctx: ProxyContext, state: State, env: PluginEnv, name: strin
   const port = env.proxyCache;
   const since = state.revalidating.get(name);
   if (port === undefined || (since !== undefined && now - since < REVALIDATE_GUARD_MS)) return;
+  // Failed revalidations leave their mark until the guard passes; keys come from clients, so bound it.
+  if (state.revalidating.size >= MAX_REVALIDATING) state.revalidating.clear();
   state.revalidating.set(name, now);
   const url = ctx.path + (ctx.hasQuery() ? `?${ctx.query().toString()}` : '');
   port.revalidate(ctx.method, url, { ...ctx.headers, [REVALIDATE_HEADER]: port.revalidateToken });
