@@ -5,7 +5,7 @@ import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { Hono } from 'hono';
 import {
-  closeServer, EnvError, isLoopbackHost, loadNodeId, natsConnectOptions, signEnvelope, type HealthOverride, nodeTracer, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
+  closeServer, EnvError, isLoopbackHost, loadNodeId, natsConnectOptions, signEnvelope, type CacheCommand, type HealthOverride, nodeTracer, parseSigningKey, PORTICO_VERSION, type Env, type Logger, type SigningKey, type SnapshotPublisher,
 } from '@portico/shared';
 import { openDatabase } from './db/index.ts';
 import { SnapshotLoop } from './snapshot/builder.ts';
@@ -106,8 +106,13 @@ export async function startControlPlane(env: Env, log: Logger, embedded: Embedde
     const message: HealthOverride = { id: randomUUID(), issued_at: Date.now(), ...o };
     return publisher.sendHealth(signEnvelope(Buffer.from(JSON.stringify(message)), signing));
   };
+  const sendCache: AdminDeps['sendCache'] = async (op, filter, expected, timeoutMs) => {
+    if (!publisher.sendCache) throw new Error('this bus carries no cache commands');
+    const message: CacheCommand = { id: randomUUID(), issued_at: Date.now(), op, ...filter };
+    return publisher.sendCache(signEnvelope(Buffer.from(JSON.stringify(message)), signing), expected, timeoutMs);
+  };
   const metrics = new ControlPlaneMetrics(snapshots, registry);
-  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, upstreamHealth, auth, sendHealth, metrics });
+  const admin = createAdminApp({ database, snapshots, registry, nodeId, role: bus ? 'traditional' : 'control_plane', log, upstreamHealth, auth, sendHealth, sendCache, metrics });
   const adminFetch = metrics.countAdmin(tracing ? tracing.traceAdmin(admin.fetch) : admin.fetch);
   const adminServer = await listen({ fetch: adminFetch }, env.PORTICO_ADMIN_LISTEN.host, env.PORTICO_ADMIN_LISTEN.port);
   log.info({ listen: env.PORTICO_ADMIN_LISTEN }, 'admin API listening');

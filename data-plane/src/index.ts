@@ -15,6 +15,8 @@ import { getJson } from './adapters/http.ts';
 import { HealthRegistry } from './proxy/balancer.ts';
 import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';
+import { ProxyCacheStores } from './adapters/proxy-cache.ts';
+import { cacheCommandHandler } from './sync/cache-commands.ts';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { connectNatsSubscriber, natsState } from './sync/nats.ts';
 import { createProxy, type RuntimeConfig } from './proxy/forward.ts';
@@ -68,6 +70,9 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   sweep.unref();
   const rateLimitStores = new RateLimitStores(env.REDIS_URL, log);
   const counters = { requests: 0, connections: 0, active: 0 };
+  // proxy-cache: stores outlive snapshots; stale entries are revalidated through this node's own proxy.
+  const proxyHost = env.PORTICO_PROXY_LISTEN.host;
+  const cacheStores = new ProxyCacheStores(env.REDIS_URL, `http://${['0.0.0.0', '::', ''].includes(proxyHost) ? '127.0.0.1' : proxyHost.includes(':') ? `[${proxyHost}]` : proxyHost}:${env.PORTICO_PROXY_LISTEN.port}`, log);
   // Outlives snapshots: series, log queues and span exporters survive config changes.
   let stateRef: ConfigState | null = null;
   const observability = new Observability({
@@ -78,6 +83,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const state = new ConfigState(env.PORTICO_DATA_DIR, log, {
     now: Date.now, log, getJson, localRateLimitStore, nodeId,
     rateLimitStore: (c) => rateLimitStores.get(c),
+    proxyCache: cacheStores,
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
     observability,
   }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
@@ -165,6 +171,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const health = upstreamHealth(state, nodeId);
   const overrides = new HealthOverrides(trusted, health.set, log);
   subscriber.onHealth((bytes) => { overrides.receive(bytes); });
+  subscriber.onCache?.(cacheCommandHandler(nodeId, trusted, cacheStores, log));
   const nodeTraces = await nodeTracer(env.PORTICO_OTEL_TRACES_ENDPOINT, 'portico-data-plane', nodeId);
   await subscriber.watch(tracedApply(state, nodeTraces));
   beat();
@@ -187,6 +194,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       clearInterval(sweep);
       state.health.stop();
       rateLimitStores.close();
+      cacheStores.close();
       await subscriber.close();
       await nodeTraces?.shutdown();
     },

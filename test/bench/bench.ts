@@ -200,6 +200,9 @@ async function main() {
   const validation = validatorFixture();
   await stack.write('POST', '/services/bench/routes', { name: 'rv', paths: ['/rv'] });
   await stack.write('POST', '/routes/rv/plugins', { name: 'request-validator', config: { body_schema: validation.schema } });
+  // proxy-cache (issue 14): every request after the first is a hit from the node's LRU.
+  await stack.write('POST', '/services/bench/routes', { name: 'pc', paths: ['/pc'] });
+  await stack.write('POST', '/routes/pc/plugins', { name: 'proxy-cache', config: { strategy: 'memory', cache_ttl: 3600 } });
   // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
   await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
   // Observability (issue 13): each on a route of its own, compared with the plain route (× portico DP).
@@ -240,6 +243,7 @@ async function main() {
     ['portico + json-transform, 100 KB JSON', `${stack.dps[0].proxy}/jt/json100k`],
     ['portico DP, POST 1 KB JSON', `${stack.dps[0].proxy}/mock/anything`, {}, validation.body],
     ['portico + request-validator, POST 1 KB JSON', `${stack.dps[0].proxy}/rv/anything`, {}, validation.body],
+    ['portico + proxy-cache hit (memory), 1 KB JSON', `${stack.dps[0].proxy}/pc/json1k`],
     ['portico + prometheus (all flags)', `${stack.dps[0].proxy}/prom/anything`],
     ['portico + opentelemetry, sampling 0', `${stack.dps[0].proxy}/otel0/anything`],
     ['portico + opentelemetry, sampling 1.0', `${stack.dps[0].proxy}/otel1/anything`],
@@ -297,6 +301,7 @@ async function main() {
     + `1 KB ${ratio('portico + json-transform, 1 KB JSON', 'portico DP, 1 KB JSON')}, 100 KB ${ratio('portico + json-transform, 100 KB JSON', 'portico DP, 100 KB JSON')}`);
   say(`request-validator × the plain route, both POST 1 KB JSON: ${ratio('portico + request-validator, POST 1 KB JSON', 'portico DP, POST 1 KB JSON')}`);
   say(validatorCostLine(validatorCost()));
+  say(`proxy-cache hit × the plain proxied route, 1 KB JSON: ${ratio('portico + proxy-cache hit (memory), 1 KB JSON', 'portico DP, 1 KB JSON')} (aim ≥ 1.5)`);
   say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
 
   await tlsBench({ stack, originPort: origin.port, load, seconds: DURATION_S, rounds: ROUNDS, say });

@@ -27,6 +27,7 @@ export interface Upstream {
 
 /**
  * Controls, as query parameters: `?delay_ms=N` waits before answering; `?status=N` answers N;
+ * `?set_header=name:value` adds a response header;
  * `/download/<bytes>` streams that many bytes; any body is counted (and echoed when small).
  */
 export async function startUpstream(port = 0, tls?: https.ServerOptions): Promise<Upstream> {
@@ -66,7 +67,13 @@ export async function startUpstream(port = 0, tls?: https.ServerOptions): Promis
         const echo: Echo = { method: req.method!, url: req.url!, headers: req.headers, bodyBytes: bytes, body: bytes <= 1 << 20 ? Buffer.concat(parts).toString() : '' };
         if (tls) echo.client_cn = String((req.socket as TLSSocket).getPeerCertificate().subject?.CN ?? '') || undefined;
         const status = mode.status ?? Number(url.searchParams.get('status') ?? 200);
-        res.writeHead(status, { 'content-type': 'application/json', 'x-upstream': 'echo', 'x-upstream-port': String(actualPort), connection: 'keep-alive, x-drop-me', 'x-drop-me': 'hop' });
+        const headers: Record<string, string | string[]> = { 'content-type': 'application/json', 'x-upstream': 'echo', 'x-upstream-port': String(actualPort), connection: 'keep-alive, x-drop-me', 'x-drop-me': 'hop' };
+        // `?set_header=name:value` (repeatable) adds a response header (Cache-Control, Vary, Set-Cookie, …).
+        for (const h of url.searchParams.getAll('set_header')) {
+          const colon = h.indexOf(':');
+          if (colon > 0) headers[h.slice(0, colon).toLowerCase()] = h.slice(colon + 1);
+        }
+        res.writeHead(status, headers);
         res.end(JSON.stringify(echo));
       };
       const delay = mode.delayMs ?? Number(url.searchParams.get('delay_ms') ?? 0);

@@ -21,6 +21,7 @@ import { entitySchemaJson, pluginSchemaJson } from './schemas.ts';
 import { plugins as pluginsTable } from '../db/schema.ts';
 import { clientAddress, type AdminAuth, type AdminIdentity } from './auth.ts';
 import { configRoutes } from './config-routes.ts';
+import { proxyCacheRoutes, type ProxyCacheRouteDeps } from './proxy-cache.ts';
 
 export interface AdminDeps {
   database: Database;
@@ -35,6 +36,8 @@ export interface AdminDeps {
   upstreamHealth?: (upstream: string) => unknown | null;
   /** Sends a health override to every DP over the bus, signed. */
   sendHealth(override: { upstream: string; target: string; healthy: boolean }): Promise<void>;
+  /** Sends a proxy-cache purge or lookup to every DP over the bus, signed (admin/proxy-cache.ts). */
+  sendCache?: ProxyCacheRouteDeps['sendCache'];
   log: Logger;
   auth: AdminAuth;
   /**
@@ -202,6 +205,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
   resource('/audit/verify', { GET: async (c) => c.json(await verifyAudit(db)) });
 
   configRoutes({ db, resource, ctx, written, currentHash: () => snapshots.latest?.hash });
+  if (deps.sendCache) proxyCacheRoutes({ db, registry: deps.registry, resource, sendCache: deps.sendCache });
 
   // Before `/schemas/plugins/:name`, which would otherwise catch it (decK's `gateway validate`).
   resource('/schemas/plugins/validate', {

@@ -2,10 +2,10 @@
 // max_payload) and listens for data-plane heartbeats on core NATS. The connection is made in the
 // background, so the admin API serves while NATS is down (review C11): a publish waits briefly for
 // the first connection, then fails, and the snapshot loop retries it.
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type CacheReply, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
 
 /** How long a publish waits for the first connection (a normal start connects in milliseconds). */
 const CONNECT_WAIT_MS = 1_000;
@@ -62,6 +62,25 @@ export function connectNatsPublisher(options: NatsOptions, log: Logger): Snapsho
       const c = await connection();
       c.publish(HEALTH_SUBJECT, bytes);
       await c.flush();
+    },
+    async sendCache(bytes, expected, timeoutMs) {
+      const c = await connection();
+      const replies: CacheReply[] = [];
+      // Every DP answers on one inbox; gathered until all expected nodes did, or the time is up.
+      // (A subscription's own `timeout` only covers the wait for the first message.)
+      const inbox = c.subscribe(createInbox());
+      const timer = setTimeout(() => inbox.unsubscribe(), timeoutMs);
+      const done = (async () => {
+        for await (const m of inbox) {
+          try { replies.push(m.json<CacheReply>()); } catch { log.warn('cache reply is not JSON; ignored'); }
+          if (replies.length >= expected) break;
+        }
+      })();
+      c.publish(CACHE_SUBJECT, bytes, { reply: inbox.getSubject() });
+      await done;
+      clearTimeout(timer);
+      inbox.unsubscribe();
+      return replies;
     },
     onHeartbeat(handler) {
       heartbeatHandlers.push(handler);

@@ -330,13 +330,7 @@ export class RateLimitStores {
       else {
         const target = c.host ? `${c.host}:${c.port}` : this.nodeRedisUrl!;
         const onStateChange = (open: boolean) => this.log[open ? 'warn' : 'info']({ redis: target.replace(/\/\/[^@]*@/, '//***@') }, open ? 'Redis breaker opened' : 'Redis breaker closed');
-        const options: RedisOptions = c.host
-          ? {
-            host: c.host, port: c.port, username: c.username ?? undefined, password: c.password ?? undefined, db: c.database,
-            tls: c.ssl ? { rejectUnauthorized: c.ssl_verify, servername: c.server_name ?? undefined } : undefined, commandTimeout: c.timeout,
-          }
-          : { ...redisOptionsFromUrl(this.nodeRedisUrl!), commandTimeout: c.timeout };
-        s = new RedisRateLimitStore(options, onStateChange);
+        s = new RedisRateLimitStore(redisOptions(c, this.nodeRedisUrl!), onStateChange);
       }
       this.stores.set(key, s);
     }
@@ -368,6 +362,16 @@ export class RateLimitStores {
   }
 
   close(): void { for (const s of this.stores.values()) if (s instanceof RedisRateLimitStore) s.close(); }
+}
+
+/** ioredis options for a plugin's Redis config: its own host, or the node's REDIS_URL when it names none. */
+export function redisOptions(c: RedisConnectionConfig, nodeRedisUrl: string | undefined): RedisOptions {
+  return c.host
+    ? {
+      host: c.host, port: c.port, username: c.username ?? undefined, password: c.password ?? undefined, db: c.database,
+      tls: c.ssl ? { rejectUnauthorized: c.ssl_verify, servername: c.server_name ?? undefined } : undefined, commandTimeout: c.timeout,
+    }
+    : { ...redisOptionsFromUrl(nodeRedisUrl!), commandTimeout: c.timeout };
 }
 
 function redisOptionsFromUrl(url: string): RedisOptions {

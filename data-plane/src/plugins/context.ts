@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import type { AuthenticatedCredential, ConnectionInfo, Consumer, ProxyContext, RequestSummary, Route, Service } from '@portico/shared/plugins/handlers';
+import type { AuthenticatedCredential, ConnectionInfo, Consumer, Exit, ProxyContext, RequestSummary, ResponseCapture, Route, Service } from '@portico/shared/plugins/handlers';
 
 const kConnection = Symbol('portico.connection');
 interface Counted { [kConnection]?: { id: number; requests: number } }
@@ -35,6 +35,8 @@ export class RequestContext implements ProxyContext {
   pathOverride: string | null = null;
   readonly startedAt = Date.now();
   summary: RequestSummary | null = null;
+  responseCapture: ResponseCapture | null = null;
+  upstreamFallback: (() => Exit | null) | null = null;
   private params: URLSearchParams | null = null;
   private paramsInitial = '';
   private bodyInitial = '';

@@ -21,7 +21,7 @@ import type { Dispatcher } from 'undici';
 import {
   addressFromHeader, escapePath, hostOf, normalizePath, peerAddress, redactQuery, SECRET_QUERY_NAMES, type Route, type Service, type Upstream,
 } from '@portico/shared';
-import { BODY_SKIPPED_HEADER, type AccessResult, type BodySkipReason, type Exit, type JsonBody } from '@portico/shared/plugins/handlers';
+import { BODY_SKIPPED_HEADER, type AccessResult, type BodySkipReason, type Exit, type JsonBody, type ResponseCapture } from '@portico/shared/plugins/handlers';
 import { UpstreamBalancer, type TargetState } from './balancer.ts';
 import { authorityOf, bracket, hostPort, splitUrl, type ServiceTarget } from './target.ts';
 import type { Match } from '../router/router.ts';
@@ -146,6 +146,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   continued = false;
   /** A response held for the body phase until complete: status, headers and the chunks so far. */
   held: { status: number; headers: Record<string, string | string[]>; parts: Buffer[]; size: number } | null = null;
+  /** A copy of the response body kept for a plugin (proxy-cache's capture) while it streams to the client. */
+  capture: { sink: ResponseCapture; parts: Buffer[]; size: number; status: number; headers: Record<string, string | string[]> } | null = null;
+  /** A plugin's answer in place of an upstream failure (stale_if_error), once asked for. */
+  fallbackExit: Exit | null = null;
   /** The body-read, write or retry-backoff timer; at most one runs at a time. */
   timer: NodeJS.Timeout | null = null;
 
@@ -582,6 +586,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   noPeer(u: Upstream): void {
     this.error = 'no peer';
+    if (this.fallsBack()) { this.answerExit(this.fallbackExit!); return; }
     const fb = u.fallback_response;
     if (fb) {
       this.answer(fb.status, {
@@ -659,6 +664,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.report({ kind: 'status', status: statusCode, latencyMs: now - this.upstreamStarted });
     traceAttemptEnd(this.ctx, statusCode);
     if (this.retriesStatus(statusCode, now)) { this.discarding = true; return true; }
+    // An upstream 5xx a plugin answers for instead (stale_if_error): read and drop it, then answer.
+    if (statusCode >= 500 && this.fallsBack()) { this.discarding = true; return true; }
     const res = this.res!;
     const out = downstreamHeaders(rawHeaders);
     this.upstreamLatency = Math.round(now - this.upstreamStarted);
@@ -676,6 +683,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (ctx !== null) {
         runResponse(this.match!.compiled.plugins, ctx, this.cfg!.plugins.env, statusCode, out);
         Object.assign(out, ctx.responseHeaders);
+        const sink = ctx.responseCapture;
+        if (sink !== null) {
+          ctx.responseCapture = null;
+          // A body a JSON plugin rewrites is not the one streamed: nothing to keep.
+          if (this.bodyPlan !== null && this.bodyPlan.response.length > 0) sink.abort();
+          else this.capture = { sink, parts: [], size: 0, status: statusCode, headers: out };
+        }
         if (this.bodyPlan !== null && this.bodyPlan.response.length > 0 && this.holdsResponse(statusCode, out)) {
           this.held = { status: statusCode, headers: out, parts: [], size: 0 };
           return true;
@@ -707,6 +721,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     if (this.finished) return false;
     if (this.discarding) return true;
+    const capture = this.capture;
+    if (capture !== null) {
+      capture.size += chunk.length;
+      if (capture.size > capture.sink.maxBytes) { this.capture = null; capture.sink.abort(); } else capture.parts.push(chunk);
+    }
     const held = this.held;
     if (held !== null) {
       held.parts.push(chunk);
@@ -724,12 +743,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.releasePeer();
     if (this.finished) return;
     if (this.discarding) {
+      if (this.fallbackExit !== null) { safely(this, this.answerExit, this.fallbackExit); return; }
       this.attempt++;
       this.timer = setTimeout(onRetryTimer, this.retryDelay, this);
       return;
     }
     if (this.held !== null) { safely(this, this.responseBodyPhase); return; }
     this.res!.end();
+    if (this.capture !== null) safely(this, this.captured);
   }
 
   // ── Body phase, response side ─────────────────────────────────────────────────────────────
@@ -799,6 +820,21 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     res.end(out);
   }
 
+  /** The whole body streamed: hand the copy to the plugin that asked for it. */
+  captured(): void {
+    const c = this.capture!;
+    this.capture = null;
+    c.sink.done(c.status, c.headers, c.parts.length === 1 ? c.parts[0] : Buffer.concat(c.parts, c.size));
+  }
+
+  /** Whether a plugin answers for a failed upstream (stale_if_error); its answer is kept in fallbackExit. */
+  fallsBack(): boolean {
+    const fb = this.ctx?.upstreamFallback?.() ?? null;
+    if (fb === null) return false;
+    this.fallbackExit = fb;
+    return true;
+  }
+
   onError(err: Error): void {
     this.abortUpstream = null;
     this.clearTimer();
@@ -826,6 +862,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     this.error = code || err.message;
     if (this.res !== null ? this.res.headersSent : this.responded) { this.destroyClient(); return; }
+    if (this.fallsBack()) { this.answerExit(this.fallbackExit!); return; }
     this.answerError(timeout ? 504 : 502, timeout ? MESSAGES.timeout : MESSAGES.badGateway, undefined, 'upstream');
   }
 
@@ -838,7 +875,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   // ── Answers the gateway gives itself ──────────────────────────────────────────────────────
 
   /** Writes a whole response; always returns false (so `prepare` can `return this.answer…`). */
-  answer(status: number, headers: OutgoingHttpHeaders, body: string | undefined): false {
+  answer(status: number, headers: OutgoingHttpHeaders, body: string | Buffer | undefined): false {
     const res = this.res;
     if (res !== null) {
       if (res.headersSent) { res.destroy(); return false; }

@@ -5,7 +5,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type CacheReply, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;
@@ -106,6 +106,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   }
 
   const healthHandlers: ((bytes: Uint8Array) => void)[] = [];
+  let cacheHandler: ((bytes: Uint8Array) => Promise<CacheReply | null>) | null = null;
   const recheck = setInterval(() => { void fetchIfNewer(); }, RECHECK_MS);
   recheck.unref();
   // Retries forever (natsConnectOptions): resolves when NATS is first reachable.
@@ -115,6 +116,12 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     natsState.connected = true;
     log.info('NATS connected');
     c.subscribe(HEALTH_SUBJECT, { callback: (err, msg) => { if (!err) for (const h of healthHandlers) h(msg.data); } });
+    c.subscribe(CACHE_SUBJECT, {
+      callback: (err, msg) => {
+        if (err || !cacheHandler) return;
+        void cacheHandler(msg.data).then((reply) => { if (reply !== null && msg.reply) msg.respond(JSON.stringify(reply)); }, () => { /* logged by the handler */ });
+      },
+    });
     void statusLoop(c);
     void start();
   }, (err) => { log.error({ err: (err as Error).message }, 'NATS connection failed; serving the last applied config'); });
@@ -125,6 +132,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       await start();
     },
     onHealth(h) { healthHandlers.push(h); },
+    onCache(h) { cacheHandler = h; },
     heartbeat(hb: Heartbeat) {
       if (!nc || nc.isClosed()) return;
       try { nc.publish(HEARTBEAT_SUBJECT, JSON.stringify(hb)); } catch { /* reported again next beat */ }

@@ -9,6 +9,11 @@ export const SNAPSHOT_OBJECT = 'snapshot';
 export const HEARTBEAT_SUBJECT = 'portico.dp.heartbeat';
 /** Core NATS subject the CP sends target health overrides on (signed, like snapshots). */
 export const HEALTH_SUBJECT = 'portico.cp.health';
+/**
+ * Core NATS subject the CP sends cache commands on (signed, like health overrides); every DP
+ * answers on the message's reply subject, so the admin API can say which nodes purged.
+ */
+export const CACHE_SUBJECT = 'portico.cp.cache';
 /** How often a DP reports when nothing changes. */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 
@@ -49,6 +54,34 @@ export const healthOverrideSchema = z.strictObject({
 });
 export type HealthOverride = z.infer<typeof healthOverrideSchema>;
 
+const purgeText = (max: number) => z.string().min(1).max(max);
+
+/**
+ * A proxy-cache command: `purge` removes what the filter selects (none: everything) from every
+ * store of the node; `get` looks one key up. `id` and `issued_at` let a DP refuse a replay.
+ */
+export const cacheCommandSchema = z.strictObject({
+  id: z.string().uuid(),
+  issued_at: z.int().nonnegative(),
+  op: z.enum(['purge', 'get']),
+  plugin: purgeText(64).optional(),
+  key: purgeText(256).optional(),
+  route: purgeText(64).optional(),
+  service: purgeText(64).optional(),
+  prefix: purgeText(2048).optional(),
+  tag: purgeText(256).optional(),
+});
+export type CacheCommand = z.infer<typeof cacheCommandSchema>;
+
+/** A DP's answer to a cache command. */
+export interface CacheReply {
+  node_id: string;
+  /** purge: entries removed; get: the entry, or null. */
+  purged?: number;
+  entry?: unknown;
+  errors?: string[];
+}
+
 /** What the CP needs from the bus. */
 export interface SnapshotPublisher {
   /** `traceparent`: the publish span, so each DP's apply joins the write's trace (config-trace.ts). */
@@ -56,6 +89,11 @@ export interface SnapshotPublisher {
   onHeartbeat(handler: (hb: unknown) => void): void;
   /** Sends a signed health override to every connected DP. */
   sendHealth(bytes: Uint8Array): Promise<void>;
+  /**
+   * Sends a signed cache command to every DP and gathers their answers until `expected` nodes
+   * answered or `timeoutMs` passed.
+   */
+  sendCache?(bytes: Uint8Array, expected: number, timeoutMs: number): Promise<CacheReply[]>;
   close(): Promise<void>;
 }
 
@@ -69,6 +107,8 @@ export interface SnapshotSubscriber {
   heartbeat(hb: Heartbeat): void;
   /** Signed health overrides from the CP, as received (the DP verifies them). */
   onHealth(handler: (bytes: Uint8Array) => void): void;
+  /** Signed cache commands from the CP, as received; the answer (null: none) goes back to the CP. */
+  onCache?(handler: (bytes: Uint8Array) => Promise<CacheReply | null>): void;
   close(): Promise<void>;
 }
 
@@ -80,6 +120,7 @@ export class MemoryBus {
   private watchers = new Set<SnapshotHandler>();
   private heartbeatHandlers = new Set<(hb: unknown) => void>();
   private healthHandlers = new Set<(bytes: Uint8Array) => void>();
+  private cacheHandlers = new Set<(bytes: Uint8Array) => Promise<CacheReply | null>>();
 
   readonly publisher: SnapshotPublisher = {
     publish: async (_version, _hash, bytes, traceparent) => {
@@ -88,6 +129,7 @@ export class MemoryBus {
     },
     onHeartbeat: (handler) => { this.heartbeatHandlers.add(handler); },
     sendHealth: async (bytes) => { for (const h of this.healthHandlers) h(bytes); },
+    sendCache: async (bytes) => (await Promise.all([...this.cacheHandlers].map((h) => h(bytes)))).filter((r): r is CacheReply => r !== null),
     close: async () => { this.heartbeatHandlers.clear(); },
   };
 
@@ -98,6 +140,7 @@ export class MemoryBus {
     },
     heartbeat: (hb) => { for (const h of this.heartbeatHandlers) h(hb); },
     onHealth: (handler) => { this.healthHandlers.add(handler); },
-    close: async () => { this.watchers.clear(); this.healthHandlers.clear(); },
+    onCache: (handler) => { this.cacheHandlers.add(handler); },
+    close: async () => { this.watchers.clear(); this.healthHandlers.clear(); this.cacheHandlers.clear(); },
   };
 }

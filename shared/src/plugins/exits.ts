@@ -1,7 +1,7 @@
 // Helpers for plugin answers (Exit values).
 import type { Exit } from './types.ts';
 
-export type RawBodyExit = Extract<Exit, { body: string }> & { headers: Record<string, string> };
+export type RawBodyExit = Extract<Exit, { body: string | Buffer }> & { headers: Record<string, string> };
 
 /** kong.response.exit with a string body (or none: ''). */
 export function rawBodyExit(status: number, body: string, headers: Record<string, string>): RawBodyExit {

@@ -20,6 +20,7 @@ import { openTelemetryHandler } from './opentelemetry/handler.ts';
 import { fileLogHandler } from './file-log/handler.ts';
 import { httpLogHandler } from './http-log/handler.ts';
 import { requestValidatorHandler } from './request-validator/handler.ts';
+import { proxyCacheHandler } from './proxy-cache/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
@@ -27,7 +28,7 @@ export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
     requestTransformerHandler, responseTransformerHandler,
     requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler,
     prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler,
-    requestValidatorHandler].map((h) => [h.name, h as PluginHandler]),
+    requestValidatorHandler, proxyCacheHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export { isJsonType, mediaType } from './media.ts';
@@ -41,3 +42,5 @@ export type { PrometheusConfig } from './prometheus/schema.ts';
 export type { OpenTelemetryConfig } from './opentelemetry/schema.ts';
 export type { FileLogConfig } from './file-log/schema.ts';
 export type { HttpLogConfig } from './http-log/schema.ts';
+export type { ProxyCacheConfig } from './proxy-cache/schema.ts';
+export { MemoryCacheStore, TieredCacheStore, matchesPurge, splitName, REVALIDATE_HEADER, type CacheStore, type CachedResponse, type ProxyCachePort, type PurgeFilter } from './proxy-cache/store.ts';

@@ -20,6 +20,7 @@ import { openTelemetry } from './opentelemetry/schema.ts';
 import { fileLog } from './file-log/schema.ts';
 import { httpLog } from './http-log/schema.ts';
 import { requestValidator } from './request-validator/schema.ts';
+import { proxyCache } from './proxy-cache/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
@@ -27,6 +28,6 @@ export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map
     requestTransformer, responseTransformer,
     requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform, mtlsAuth,
     prometheus, openTelemetry, fileLog, httpLog,
-    requestValidator].map((d) => [d.name, d]),
+    requestValidator, proxyCache].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

@@ -27,6 +27,7 @@ import type { Route } from '../entities/route.ts';
 import type { Service } from '../entities/service.ts';
 import type { BasicAuthCredential, JwtSecret, KeyAuthCredential } from '../entities/credentials.ts';
 import type { RateLimitStore } from './rate-limiting/store.ts';
+import type { ProxyCachePort } from './proxy-cache/store.ts';
 
 export interface ConnectionInfo { localAddress: string; localPort: number; id: number; requests: number }
 
@@ -96,6 +97,16 @@ export interface ProxyContext {
   readonly startedAt?: number;
   /** Set by the DP just before the log phase (observability). */
   summary?: RequestSummary | null;
+  /**
+   * Set in the response phase by a plugin that wants a copy of the response body as it streams to
+   * the client (proxy-cache): the body phase's capture, see ResponseCapture.
+   */
+  responseCapture?: ResponseCapture | null;
+  /**
+   * Set in the access phase (proxy-cache's stale_if_error): asked for an answer in place of the
+   * gateway's 502/503/504 or an upstream 5xx; null lets the failure through.
+   */
+  upstreamFallback?: (() => Exit | null) | null;
 }
 
 /**
@@ -107,7 +118,7 @@ export interface ProxyContext {
 export type Exit =
   | { status: number; message: string; headers?: Record<string, string> }
   | { status: number; json: unknown; headers?: Record<string, string> }
-  | { status: number; body: string; headers?: Record<string, string> };
+  | { status: number; body: string | Buffer; headers?: Record<string, string> };
 
 export type AccessResult = Exit | undefined | void;
 
@@ -157,6 +168,8 @@ export interface PluginEnv {
   nodeId?: string;
   /** Metrics, log queues and tracers for the observability plugins (the DP's data-plane/src/observability). */
   observability?: ObservabilityPorts;
+  /** Response cache stores and background revalidation (proxy-cache); unset in unit tests that need none. */
+  proxyCache?: ProxyCachePort;
 }
 
 /** Form fields (urlencoded, or a multipart body's text parts): a repeated name holds a list. */
@@ -194,6 +207,18 @@ export interface BodyNeeds {
    * cap → 413, not JSON → 415, compressed → 415 (a validator must never let an unread body through).
    */
   strict?: boolean;
+}
+
+/**
+ * The body phase's capture (proxy-cache): the response streams to the client untouched (no hold,
+ * no decoding) while the DP keeps a copy, up to `maxBytes`. `done` gets the whole body once the
+ * upstream's response completed; `abort` says there is none (over the cap, cut, or held and
+ * rewritten by a JSON body plugin). Exactly one of them is called.
+ */
+export interface ResponseCapture {
+  maxBytes: number;
+  done(status: number, headers: Record<string, string | string[]>, body: Buffer): void;
+  abort(): void;
 }
 
 export interface BodyPhase<C, S> {

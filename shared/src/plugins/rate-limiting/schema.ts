@@ -9,6 +9,19 @@ export const PERIOD_SECONDS: Record<Period, number> = { second: 1, minute: 60, h
 
 const limit = () => opt(z.number({ error: 'expected a number' }).positive('value should be greater than 0'));
 
+/** A Redis connection in a plugin's config (rate-limiting, proxy-cache): unset host means the node's REDIS_URL. */
+export const redisConnectionConfig = () => z.strictObject({
+  host: opt(str()).describe("Redis host; unset: the node's REDIS_URL"),
+  port: int(0, 65535).default(6379).describe('Redis port'),
+  timeout: int(1, 60_000).default(250).describe('ms before a Redis call counts as failed (short, so no request waits on Redis)'),
+  username: opt(referenceable(text())).describe('Redis ACL user, or a vault reference'),
+  password: opt(referenceable(text())).describe('Redis password, or a vault reference such as {vault://env/REDIS_PASSWORD}'),
+  database: int(0, 1024).default(0).describe('Redis database'),
+  ssl: bool().default(false).describe('TLS to Redis'),
+  ssl_verify: bool().default(false).describe('Verify the Redis certificate'),
+  server_name: opt(text()).describe('SNI for TLS'),
+}).default({ host: null, port: 6379, timeout: 250, username: null, password: null, database: 0, ssl: false, ssl_verify: false, server_name: null });
+
 export const rateLimitingConfig = z.strictObject({
   second: limit().describe('Requests per second'),
   minute: limit().describe('Requests per minute'),
@@ -31,17 +44,7 @@ export const rateLimitingConfig = z.strictObject({
   error_code: int(100, 599).default(429).describe('Status when the limit is exceeded'),
   error_message: text().default('API rate limit exceeded').describe('Message when the limit is exceeded'),
   sync_rate: z.number().default(-1).describe('Kong compatibility; Portico counts synchronously'),
-  redis: z.strictObject({
-    host: opt(str()).describe("Redis host; unset: the node's REDIS_URL"),
-    port: int(0, 65535).default(6379).describe('Redis port'),
-    timeout: int(1, 60_000).default(250).describe('ms before a Redis call counts as failed (short, so no request waits on Redis)'),
-    username: opt(referenceable(text())).describe('Redis ACL user, or a vault reference'),
-    password: opt(referenceable(text())).describe('Redis password, or a vault reference such as {vault://env/REDIS_PASSWORD}'),
-    database: int(0, 1024).default(0).describe('Redis database'),
-    ssl: bool().default(false).describe('TLS to Redis'),
-    ssl_verify: bool().default(false).describe('Verify the Redis certificate'),
-    server_name: opt(text()).describe('SNI for TLS'),
-  }).default({ host: null, port: 6379, timeout: 250, username: null, password: null, database: 0, ssl: false, ssl_verify: false, server_name: null }).describe('Redis connection (policy redis)'),
+  redis: redisConnectionConfig().describe('Redis connection (policy redis)'),
 }).superRefine((c, ctx) => {
   const set = PERIODS.filter((p) => c[p] != null);
   if (set.length === 0) ctx.addIssue({ code: 'custom', path: ['@entity'], message: "at least one of these fields must be non-empty: 'config.second', 'config.minute', 'config.hour', 'config.day', 'config.month', 'config.year'" });
