@@ -6,6 +6,7 @@
 // dependents survive and an unchanged file changes nothing.
 import { randomUUID } from 'node:crypto';
 import { canonicalJson, verifyPassword, isPasswordHash } from '@portico/shared';
+import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import { ENTITY_BY_NAME, type EntityDef } from '../services/entity.ts';
 import { checkEntity, entityToRow, rowToEntity, stamp, type Entity } from '../services/store.ts';
 import { ENTITY_ORDER, formatPath, throwIfProblems, type DeclarativeFile, type EntityType, type Item, type ParsedText, type Problem } from './file.ts';
@@ -160,6 +161,12 @@ export function resolveFile(file: DeclarativeFile, current: State, lineOf?: Pars
         continue;
       }
       const entity = { ...r.entity };
+      // Services a plugin's config names (aggregator legs): in the file, or managed elsewhere.
+      const dangling = type === 'plugins' ? PLUGIN_DEFINITIONS.get(entity.name as string)?.serviceRefs?.(entity.config).find((x) => !lookupRef('services', x.ref)) : undefined;
+      if (dangling) {
+        problems.push({ path: [...item.path, 'config', ...dangling.path], message: `references a service that is neither in the file nor managed elsewhere: ${JSON.stringify(dangling.ref)}` });
+        continue;
+      }
       const key = naturalKey(def, entity);
       const duplicate = (givenId && where.get(`id:${givenId}`)) || (key && where.get(`key:${key}`));
       if (duplicate) {

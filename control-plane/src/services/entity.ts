@@ -15,6 +15,7 @@ import {
 } from '@portico/shared';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import * as tables from '../db/schema.ts';
+import { checkPluginServiceRefs, refuseReferencedServiceDelete, refuseReferencedServiceRename } from './service-refs.ts';
 import { keyring } from './keyring.ts';
 
 export interface ForeignKey {
@@ -128,7 +129,8 @@ export const serviceDef: EntityDef = {
   schema: serviceSchema,
   endpointKey: 'name',
   foreignKeys: [],
-  checkReferences: checkServiceTlsReferences,
+  checkReferences: async (ex, e) => { await checkServiceTlsReferences(ex, e); await refuseReferencedServiceRename(ex, e); },
+  beforeDelete: refuseReferencedServiceDelete,
   extensionFields: ['circuit_breaker'],
   schemaView: { input: z.object({ url: z.string().optional().describe('Shorthand for protocol, host, port and path') }) },
   expandInput(input) {
@@ -189,7 +191,7 @@ export const pluginDef: EntityDef = {
   endpointKey: 'instance_name',
   foreignKeys: [{ field: 'service', entity: 'services' }, { field: 'route', entity: 'routes' }, { field: 'consumer', entity: 'consumers' }],
   mergeRecords: ['config'],
-  checkReferences: checkPluginTlsReferences,
+  checkReferences: async (ex, e) => { await checkPluginTlsReferences(ex, e); await checkPluginServiceRefs(ex, e); },
   schemaView: { oneOfNames: () => [...PLUGIN_DEFINITIONS.keys()] },
   expandInput: (input) => ({ ok: true, value: expandPluginShorthands(input) }),
   finalize(entity) {

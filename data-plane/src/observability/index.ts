@@ -7,7 +7,7 @@
 // kong_memory_*, kong_upstream_target_health, kong_data_plane_config_hash, kong_node_info) and
 // Portico's own (portico_*).
 import os from 'node:os';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PORTICO_VERSION } from '@portico/shared';
 import type { LogPhaseSink, ObservabilityPorts, ProxyContext, RequestSummary, TracePort } from '@portico/shared/plugins/handlers';
 import type { PrometheusConfig } from '@portico/shared/plugins/handlers';
@@ -16,7 +16,7 @@ import type { HttpLogConfig } from '@portico/shared/plugins/handlers';
 import type { OpenTelemetryConfig } from '@portico/shared/plugins/handlers';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 import { breakerTrips } from '../proxy/balancer.ts';
-import { KongMetrics } from './kong-metrics.ts';
+import { KONG_LATENCY_BUCKETS, KongMetrics } from './kong-metrics.ts';
 import { FileLogSink, HttpLogSink } from './sinks.ts';
 import { kongEntry } from './summary.ts';
 import { rateLimitRemaining } from './access-log.ts';
@@ -52,6 +52,8 @@ export class Observability implements ObservabilityPorts {
   /** Plugin instances with upstream_health_metrics on (Kong: on for all if any instance asks). */
   private readonly healthInstances = new Claimed<boolean>();
   private readonly drops: Counter<'sink' | 'reason'>;
+  private readonly legs: Counter<'route' | 'leg' | 'outcome'>;
+  private readonly legDurations: Histogram<'route' | 'leg'>;
   private finishedCount = 0;
   private retries = 0;
   private readonly rateLimit = { allowed: 0, limited: 0 };
@@ -62,6 +64,8 @@ export class Observability implements ObservabilityPorts {
     const self = this;
     const id = node.nodeId;
     const hostname = os.hostname();
+    this.legs = new Counter({ name: 'portico_aggregate_leg_total', help: 'Aggregator legs by route, leg and outcome (ok, timeout, circuit_open, upstream_5xx, …)', labelNames: ['route', 'leg', 'outcome'], registers: [r] });
+    this.legDurations = new Histogram({ name: 'portico_aggregate_leg_duration_ms', help: 'Time of aggregator legs, ms', labelNames: ['route', 'leg'], buckets: KONG_LATENCY_BUCKETS, registers: [r] });
     this.drops = new Counter({ name: 'portico_log_queue_dropped_total', help: 'Log entries dropped by a log plugin (queue full, retries exhausted)', labelNames: ['sink', 'reason'], registers: [r] });
     new Gauge({
       name: 'kong_nginx_connections_total', help: 'Number of connections by subsystem', labelNames: ['node_id', 'subsystem', 'state'], registers: [r],
@@ -187,6 +191,12 @@ export class Observability implements ObservabilityPorts {
 
   tracer(config: Record<string, unknown>): TracePort {
     return this.tracing.tracer(config as OpenTelemetryConfig);
+  }
+
+  /** One aggregator leg is over (shared/src/plugins/aggregator, through ServiceCalls). */
+  recordLeg(routeId: string, leg: string, outcome: string, ms: number): void {
+    this.legs.inc({ route: routeId, leg, outcome });
+    this.legDurations.observe({ route: routeId, leg }, ms);
   }
 
   // ── Hooks ───────────────────────────────────────────────────────────────────────────────

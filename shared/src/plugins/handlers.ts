@@ -19,13 +19,15 @@ import { prometheusHandler } from './prometheus/handler.ts';
 import { openTelemetryHandler } from './opentelemetry/handler.ts';
 import { fileLogHandler } from './file-log/handler.ts';
 import { httpLogHandler } from './http-log/handler.ts';
+import { aggregatorHandler } from './aggregator/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
     corsHandler, ipRestrictionHandler, requestSizeLimitingHandler, requestTerminationHandler, correlationIdHandler,
     requestTransformerHandler, responseTransformerHandler,
     requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler,
-    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler].map((h) => [h.name, h as PluginHandler]),
+    prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler,
+    aggregatorHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export type { RedisConnectionConfig } from './types.ts';

@@ -19,12 +19,14 @@ import { prometheus } from './prometheus/schema.ts';
 import { openTelemetry } from './opentelemetry/schema.ts';
 import { fileLog } from './file-log/schema.ts';
 import { httpLog } from './http-log/schema.ts';
+import { aggregator } from './aggregator/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
     cors, ipRestriction, requestSizeLimiting, requestTermination, correlationId,
     requestTransformer, responseTransformer,
     requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform, mtlsAuth,
-    prometheus, openTelemetry, fileLog, httpLog].map((d) => [d.name, d]),
+    prometheus, openTelemetry, fileLog, httpLog,
+    aggregator].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };
