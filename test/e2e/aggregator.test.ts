@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
 import { freePort, waitFor } from '../harness/procs.ts';
+import { startOtlpReceiver } from '../harness/otlp.ts';
 
 let s: Stack;
 const ups: Upstream[] = [];
@@ -228,10 +229,41 @@ describe('aggregator: dependent legs, fan-out and templates', () => {
   });
 });
 
+describe('aggregator: tracing', () => {
+  it('gives each leg a client span under the request\'s span, its id in the traceparent the leg\'s service receives', async () => {
+    const otlp = await startOtlpReceiver();
+    try {
+      const u = await up();
+      const svc = await service(u.url);
+      const r0 = await composition('/traced-home', { legs: [{ name: 'profile', service: svc, path: '/p' }, { name: 'orders', service: svc, path: '/o' }] },
+        [{ name: 'opentelemetry', config: { traces_endpoint: `${otlp.url}/v1/traces`, sampling_rate: 1, queue: { max_coalescing_delay: 0.05 } } }]);
+      assert.equal(r0.status, 201);
+      // sdk-node loads on first use: wait until spans arrive.
+      await waitFor('the exporter to run', async () => { await get('/traced-home'); return otlp.received.length > 0; }, 20_000, 200);
+      const traceId = '0af7651916cd43dd8448eb211c80319c';
+      assert.equal((await get('/traced-home', { traceparent: `00-${traceId}-b7ad6b7169203331-01` })).status, 200);
+      const spans = await waitFor('three spans', async () => { const x = otlp.received.filter((sp) => sp.traceId === traceId); return x.length >= 3 ? x : undefined; });
+      const server = spans.find((sp) => sp.kind === 2)!;
+      const legs = spans.filter((sp) => sp.kind === 3);
+      assert.deepEqual(legs.map((sp) => sp.name).sort(), ['kong.aggregate.orders', 'kong.aggregate.profile']);
+      assert.ok(legs.every((sp) => sp.parentSpanId === server.spanId));
+      const profileSpan = legs.find((sp) => sp.attributes['portico.leg'] === 'profile')!;
+      const seen = u.seen.filter((x) => x.url === '/p').at(-1)!;
+      assert.equal(seen.headers.traceparent, `00-${traceId}-${profileSpan.spanId}-01`);
+    } finally { await otlp.close(); }
+  });
+});
+
 describe('aggregator: configs refused at write time', () => {
   let svc: string;
   before(async () => { svc = await service(s.upstream.url); });
   const post = (config: Record<string, unknown>) => s.A('POST', '/plugins', { name: 'aggregator', config });
+
+  it('describes its config on GET /schemas/plugins/aggregator', async () => {
+    const r = await s.A('GET', '/schemas/plugins/aggregator');
+    assert.equal(r.status, 200);
+    assert.match(JSON.stringify(r.body), /depends_on/);
+  });
 
   it('refuses an unknown leg in depends_on and a cycle, with the path', async () => {
     const r = await post({ legs: [{ name: 'a', service: svc }, { name: 'b', service: svc, depends_on: ['nope'] }] });
