@@ -109,6 +109,16 @@ describe('aggregator: GET /home', () => {
     assert.match(text, /portico_aggregate_leg_total\{route="[^"]+",leg="profile",outcome="ok"\} [1-9]/);
     assert.match(text, /portico_aggregate_leg_total\{route="[^"]+",leg="recommendations",outcome="timeout"\} [1-9]/);
   });
+
+  it('drops a deleted route\'s leg series', async () => {
+    const r = await composition('/gone', { legs: [{ name: 'only', service: profile, query: { reply: '{}' } }] });
+    assert.equal((await get('/gone')).status, 200);
+    const metrics = async () => (await fetch(`${s.dps[0].status}/metrics`)).text();
+    assert.match(await metrics(), new RegExp(`portico_aggregate_leg_total\\{route="${r.body.route.id}",leg="only",outcome="ok"\\} 1`));
+    await s.A('DELETE', `/plugins/${r.body.id}`);
+    assert.equal((await s.write('DELETE', `/routes/${r.body.route.id}`)).status, 204);
+    assert.doesNotMatch(await metrics(), new RegExp(`route="${r.body.route.id}"`));
+  });
 });
 
 describe('aggregator: parallelism and deadlines', () => {

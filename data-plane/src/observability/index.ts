@@ -54,6 +54,8 @@ export class Observability implements ObservabilityPorts {
   private readonly drops: Counter<'sink' | 'reason'>;
   private readonly legs: Counter<'route' | 'leg' | 'outcome'>;
   private readonly legDurations: Histogram<'route' | 'leg'>;
+  /** Leg series per route id (leg → outcomes seen), so a deleted route's series go with it. */
+  private readonly legSeries = new Map<string, Map<string, Set<string>>>();
   private finishedCount = 0;
   private retries = 0;
   private readonly rateLimit = { allowed: 0, limited: 0 };
@@ -197,6 +199,22 @@ export class Observability implements ObservabilityPorts {
   recordLeg(routeId: string, leg: string, outcome: string, ms: number): void {
     this.legs.inc({ route: routeId, leg, outcome });
     this.legDurations.observe({ route: routeId, leg }, ms);
+    let byLeg = this.legSeries.get(routeId);
+    if (!byLeg) this.legSeries.set(routeId, (byLeg = new Map()));
+    let outcomes = byLeg.get(leg);
+    if (!outcomes) byLeg.set(leg, (outcomes = new Set()));
+    outcomes.add(outcome);
+  }
+
+  private pruneLegs(routeIds: ReadonlySet<string>): void {
+    for (const [route, byLeg] of this.legSeries) {
+      if (routeIds.has(route)) continue;
+      for (const [leg, outcomes] of byLeg) {
+        for (const outcome of outcomes) this.legs.remove({ route, leg, outcome });
+        this.legDurations.remove({ route, leg });
+      }
+      this.legSeries.delete(route);
+    }
   }
 
   // ── Hooks ───────────────────────────────────────────────────────────────────────────────
@@ -216,6 +234,7 @@ export class Observability implements ObservabilityPorts {
   /** After a new config is running: series of deleted routes go, and what its plugins no longer use. */
   applied(routeIds: ReadonlySet<string>): void {
     this.kong.prune(routeIds);
+    this.pruneLegs(routeIds);
     // Sinks and exporters of removed or changed plugins: send what they hold, then close.
     this.sinks.sweep((s) => { void s.close(); });
     this.healthInstances.sweep(() => {});

@@ -126,7 +126,11 @@ class Composition {
   private async start(l: CompiledLeg): Promise<void> {
     const t0 = this.env.now();
     let outcome: Outcome;
-    try { outcome = await this.runLeg(l); } catch (err) { outcome = this.fail(l, 'connect_error', (err as Error).message); }
+    try { outcome = await this.runLeg(l); } catch (err) {
+      // A bug, not the service's doing: logged with its stack; the leg fails as any other would.
+      this.env.log.error({ err, leg: l.leg.name, request_id: this.ctx.requestId }, 'aggregator leg failed');
+      outcome = this.fail(l, 'connect_error', 'internal error');
+    }
     this.settle(l, outcome, t0);
   }
 
