@@ -139,10 +139,15 @@ export class ServiceCalls implements ServicePort {
       resolve({ ok: false, failure, message: code || err.message });
     });
     req.signal.addEventListener('abort', a.onAbortSignal, { once: true });
-    this.ports.dispatcherFor(t).dispatch({
-      origin, path: req.target, method: req.method as Dispatcher.HttpMethod, headers, body: req.body,
-      headersTimeout: t.service.read_timeout, bodyTimeout: t.service.read_timeout,
-    }, a);
+    try {
+      this.ports.dispatcherFor(t).dispatch({
+        origin, path: req.target, method: req.method as Dispatcher.HttpMethod, headers, body: req.body,
+        headersTimeout: t.service.read_timeout, bodyTimeout: t.service.read_timeout,
+      }, a);
+    } catch (err) {
+      // undici refuses some arguments by throwing: the attempt still ends once, its slot given back.
+      a.onError(err as Error);
+    }
   }
 }
 
