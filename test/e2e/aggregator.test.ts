@@ -158,6 +158,13 @@ describe('aggregator: parallelism and deadlines', () => {
     await waitFor('the slow upstream saw the abort', async () => slow.aborted === 1, 5_000);
   });
 
+  it('a client that leaves takes its legs with it: the slow upstream sees its request aborted', async () => {
+    const slow = await up();
+    assert.equal((await composition('/left', { timeout_ms: 20_000, legs: [{ name: 'slow', service: await service(slow.url), query: { delay_ms: '10000' } }] })).status, 201);
+    await assert.rejects(fetch(`${s.dps[0].proxy}/left`, { signal: AbortSignal.timeout(300) }));
+    await waitFor('the upstream saw the abort', async () => slow.aborted === 1, 5_000);
+  });
+
   it('a required leg answering invalid JSON, or a connect error: 502', async () => {
     const u = await up();
     const r0 = await composition('/badjson', { legs: [{ name: 'x', service: await service(u.url), query: { reply: 'not json' } }] });

@@ -94,6 +94,11 @@ export interface ProxyContext {
   clientCertificate?(): X509Certificate[] | null;
   /** Milliseconds since the epoch when the request arrived (span start times). */
   readonly startedAt?: number;
+  /**
+   * Aborted once the request is over, answered or abandoned by its client (the exchange's
+   * finish), so work a plugin still does for it (the aggregator's legs) stops. Made on first use.
+   */
+  clientSignal?(): AbortSignal;
   /** Set by the DP just before the log phase (observability). */
   summary?: RequestSummary | null;
 }

@@ -27,7 +27,7 @@ const MESSAGES = {
   bad: 'An invalid response was received from the upstream server',
 };
 const deadline = (): Error => Object.assign(new Error('leg deadline passed'), { code: DEADLINE_CODE });
-const cancelled = (): Error => Object.assign(new Error('cancelled: a required leg failed'), { code: 'PORTICO_CANCELLED' });
+const cancelled = (why: string): Error => Object.assign(new Error(`cancelled: ${why}`), { code: 'PORTICO_CANCELLED' });
 
 interface CompiledLeg {
   index: number;
@@ -105,6 +105,9 @@ class Composition {
     this.outcomes = new Array(state.legs.length);
     this.waiting = state.legs.map((l) => l.deps.length);
     this.pending = state.legs.length;
+    // A client that leaves takes its legs with it: every call in flight is aborted.
+    const client = ctx.clientSignal?.();
+    if (client) client.addEventListener('abort', () => { this.abort.abort(cancelled('the request is over')); this.done(); }, { once: true });
   }
 
   run(): Promise<void> {
@@ -143,7 +146,7 @@ class Composition {
     if (!outcome.ok && l.leg.required) {
       // Fail fast: whatever else is in flight is abandoned now, not at the deadline.
       this.failed = outcome.error;
-      this.abort.abort(cancelled());
+      this.abort.abort(cancelled('a required leg failed'));
       this.done();
       return;
     }
@@ -234,7 +237,8 @@ class Composition {
     const out: Record<string, unknown> = {};
     const errors: LegError[] = [];
     for (const l of this.state.legs) {
-      const o = this.outcomes[l.index]!;
+      // Unsettled only when the client left first (nothing is sent then).
+      const o: Outcome = this.outcomes[l.index] ?? { ok: false, error: { leg: l.leg.name, reason: 'cancelled', message: 'the request is over' } };
       if (o.ok) out[l.key] = l.forEach === null ? shape(l, o.body) : (o.body as unknown[]).map((b) => shape(l, b));
       else errors.push(o.error);
     }
