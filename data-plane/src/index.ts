@@ -20,6 +20,8 @@ import { cacheCommandHandler } from './sync/cache-commands.ts';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { connectNatsSubscriber, natsState } from './sync/nats.ts';
 import { createProxy, type RuntimeConfig } from './proxy/forward.ts';
+import type { ServiceTarget } from './proxy/target.ts';
+import type { Dispatcher } from 'undici';
 import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './status/app.ts';
 import { HealthOverrides } from './sync/health-overrides.ts';
 import { defaultCertificate, startH2cListener, startTlsListener } from './tls/index.ts';
@@ -80,8 +82,11 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     redis: () => rateLimitStores.connections(), nats: bus ? null : natsState,
     get config() { return { version: stateRef?.version ?? 0, hash: stateRef?.hash ?? '', lastError: stateRef?.lastError ?? null, lastApply: stateRef?.lastApply ?? null }; },
   });
+  // Plugins' calls to services (aggregator legs) share the proxy's pooled agents, created below.
+  let proxyDispatcher: ((t: ServiceTarget) => Dispatcher) | null = null;
   const state = new ConfigState(env.PORTICO_DATA_DIR, log, {
     now: Date.now, log, getJson, localRateLimitStore, nodeId,
+    serviceCalls: { dispatcherFor: (t) => proxyDispatcher!(t), recordLeg: (route, leg, outcome, ms) => observability.recordLeg(route, leg, outcome, ms) },
     rateLimitStore: (c) => rateLimitStores.get(c),
     proxyCache: cacheStores,
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
@@ -106,6 +111,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     realIp: { trustedIps: env.PORTICO_TRUSTED_IPS, realIpHeader: env.PORTICO_REAL_IP_HEADER, recursive: env.PORTICO_REAL_IP_RECURSIVE },
   };
   const proxy = createProxy(proxyDeps);
+  proxyDispatcher = proxy.dispatcherFor;
 
   // A plain node:http server: the proxy handles Node's raw request/response itself, so a web
   // framework in front of it was only per-request overhead (review §1). Timeouts: 60 s for the

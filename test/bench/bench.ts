@@ -306,6 +306,11 @@ async function main() {
 
   await tlsBench({ stack, originPort: origin.port, load, seconds: DURATION_S, rounds: ROUNDS, say });
 
+  // Composition (issue 14): a 3-leg aggregator against its legs called one by one.
+  say('');
+  const { aggregateBench } = await import('./aggregate.ts');
+  await aggregateBench({ stack, originUrl: origin.url, say });
+
   // Admin write → all 3 DPs serving.
   const lat: number[] = [];
   for (let i = 0; i < 100; i++) {

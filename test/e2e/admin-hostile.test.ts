@@ -332,6 +332,8 @@ describe('schemas describe what POST accepts (item 5)', () => {
     assert.ok(names.length >= 6);
     // The schemas' example ids (mtls-auth's ca_certificates) must name a stored entity, as on Kong.
     assert.equal((await A('POST', '/ca_certificates', { id: EXAMPLE_UUID, cert: makeCa().cert })).status, 201);
+    // And a service named as the sample names one (the aggregator's legs).
+    assert.equal((await A('POST', '/services', { name: 'example', host: 'example.test' })).status, 201);
     for (const name of names) {
       const p = await A('GET', `/schemas/plugins/${name}`);
       const config = p.body.fields.find((x: any) => x.config).config;
@@ -341,6 +343,7 @@ describe('schemas describe what POST accepts (item 5)', () => {
       await A('DELETE', `/plugins/${r.body.id}`);
     }
     assert.equal((await A('DELETE', `/ca_certificates/${EXAMPLE_UUID}`)).status, 204);
+    assert.equal((await A('DELETE', '/services/example')).status, 204);
   });
 });
 

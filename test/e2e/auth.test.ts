@@ -206,7 +206,7 @@ describe('plugin admin API', () => {
 
   it('lists enabled plugins and serves their schemas', async () => {
     const enabled = await s.A('GET', '/plugins/enabled');
-    assert.deepEqual(enabled.body.enabled_plugins, ['acl', 'basic-auth', 'canary', 'correlation-id', 'cors', 'file-log', 'http-log', 'ip-restriction', 'json-transform', 'jwt', 'key-auth', 'mtls-auth', 'opentelemetry', 'prometheus', 'proxy-cache', 'rate-limiting', 'request-size-limiting', 'request-termination', 'request-transformer', 'request-transformer-advanced', 'request-validator', 'response-transformer', 'response-transformer-advanced']);
+    assert.deepEqual(enabled.body.enabled_plugins, ['acl', 'aggregator', 'basic-auth', 'canary', 'correlation-id', 'cors', 'file-log', 'http-log', 'ip-restriction', 'json-transform', 'jwt', 'key-auth', 'mtls-auth', 'opentelemetry', 'prometheus', 'proxy-cache', 'rate-limiting', 'request-size-limiting', 'request-termination', 'request-transformer', 'request-transformer-advanced', 'request-validator', 'response-transformer', 'response-transformer-advanced']);
     const schema = await s.A('GET', '/schemas/plugins/key-auth');
     const config = schema.body.fields.find((f: any) => f.config).config;
     const keyNames = config.fields.find((f: any) => f.key_names).key_names;

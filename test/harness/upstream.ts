@@ -22,16 +22,21 @@ export interface Upstream {
   seen: Seen[];
   /** Applies to every request until changed: answer this status, after this delay. */
   mode: { status?: number; delayMs?: number };
+  /** Requests being answered now, the most there were at once, and those whose client left before the answer. */
+  readonly active: number;
+  readonly maxActive: number;
+  readonly aborted: number;
   close(): Promise<void>;
 }
 
 /**
  * Controls, as query parameters: `?delay_ms=N` waits before answering; `?status=N` answers N;
  * `?set_header=name:value` adds a response header;
- * `/download/<bytes>` streams that many bytes; any body is counted (and echoed when small).
+ * `/download/<bytes>` streams that many bytes; any body is counted (and echoed when small);
+ * `?reply=<text>` answers that text (as application/json) instead of the echo.
  */
 export async function startUpstream(port = 0, tls?: https.ServerOptions): Promise<Upstream> {
-  const state = { hits: 0 };
+  const state = { hits: 0, active: 0, maxActive: 0, aborted: 0 };
   const seen: Seen[] = [];
   const record = (req: http.IncomingMessage, upgrade: boolean) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, upgrade });
@@ -40,6 +45,9 @@ export async function startUpstream(port = 0, tls?: https.ServerOptions): Promis
   const mode: { status?: number; delayMs?: number } = {};
   const server = (tls ? https.createServer(tls) : http.createServer()).on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     state.hits++;
+    state.active++;
+    state.maxActive = Math.max(state.maxActive, state.active);
+    res.once('close', () => { state.active--; if (!res.writableFinished) state.aborted++; });
     record(req, false);
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/stall') { req.pause(); return; } // never reads the body, never answers
@@ -74,7 +82,8 @@ export async function startUpstream(port = 0, tls?: https.ServerOptions): Promis
           if (colon > 0) headers[h.slice(0, colon).toLowerCase()] = h.slice(colon + 1);
         }
         res.writeHead(status, headers);
-        res.end(JSON.stringify(echo));
+        const reply = url.searchParams.get('reply');
+        res.end(reply ?? JSON.stringify(echo));
       };
       const delay = mode.delayMs ?? Number(url.searchParams.get('delay_ms') ?? 0);
       if (delay) setTimeout(answer, delay); else answer();
@@ -93,6 +102,9 @@ export async function startUpstream(port = 0, tls?: https.ServerOptions): Promis
     port: actual,
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${actual}`,
     get hits() { return state.hits; },
+    get active() { return state.active; },
+    get maxActive() { return state.maxActive; },
+    get aborted() { return state.aborted; },
     seen,
     mode,
     close: () => new Promise<void>((r) => { wss.close(); server.closeAllConnections(); server.close(() => r()); }),

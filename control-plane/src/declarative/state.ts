@@ -6,6 +6,7 @@
 // dependents survive and an unchanged file changes nothing.
 import { randomUUID } from 'node:crypto';
 import { canonicalJson, verifyPassword, isPasswordHash } from '@portico/shared';
+import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import { ENTITY_BY_NAME, type EntityDef } from '../services/entity.ts';
 import { checkEntity, entityToRow, fkColumns, rowToEntity, stamp, type Entity } from '../services/store.ts';
 import { ENTITY_ORDER, formatPath, throwIfProblems, type DeclarativeFile, type EntityType, type Item, type ParsedText, type Problem } from './file.ts';
@@ -178,6 +179,12 @@ export function resolveFile(file: DeclarativeFile, current: State, lineOf?: Pars
         problems.push({ path: [...item.path, ...ref.path], message: `references a ${ref.entity.slice(0, -1)} that is neither in the file nor managed elsewhere: ${ref.id}` });
       }
       if (dangling.length) continue;
+      // Services a plugin's config names (aggregator legs): in the file, or managed elsewhere.
+      const danglingService = type === 'plugins' ? PLUGIN_DEFINITIONS.get(entity.name as string)?.serviceRefs?.(entity.config).find((x) => !lookupRef('services', x.ref)) : undefined;
+      if (danglingService) {
+        problems.push({ path: [...item.path, 'config', ...danglingService.path], message: `references a service that is neither in the file nor managed elsewhere: ${JSON.stringify(danglingService.ref)}` });
+        continue;
+      }
       const key = naturalKey(def, entity);
       const duplicate = (givenId && where.get(`id:${givenId}`)) || (key && where.get(`key:${key}`));
       if (duplicate) {

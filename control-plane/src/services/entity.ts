@@ -15,6 +15,7 @@ import {
 } from '@portico/shared';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import * as tables from '../db/schema.ts';
+import { checkPluginServiceRefs, refuseReferencedServiceDelete, refuseReferencedServiceRename } from './service-refs.ts';
 import { keyring } from './keyring.ts';
 
 export interface ForeignKey {
@@ -89,6 +90,8 @@ export interface EntityDef {
   afterWrite?: (tx: Tx, entity: Record<string, unknown>, input: Record<string, unknown>) => Promise<void>;
   /** References the foreign keys do not describe (a service's `ca_certificates` ids): checked on every write and import. */
   idReferences?: (entity: Record<string, unknown>) => IdReference[];
+  /** Checks beyond ids that need the store (a plugin naming a service by id or name; a renamed service still named). */
+  checkReferences?: (ex: Executor, entity: Record<string, unknown>) => Promise<void>;
   /** Refuses a delete that something still references without a database key (a CA certificate). */
   beforeDelete?: (ex: Executor, entity: Record<string, unknown>) => Promise<void>;
   /** Fields computed on read (a certificate's `snis`), added to every entity the API answers with. */
@@ -129,6 +132,8 @@ export const serviceDef: EntityDef = {
   endpointKey: 'name',
   foreignKeys: [],
   idReferences: serviceTlsReferences,
+  checkReferences: refuseReferencedServiceRename,
+  beforeDelete: refuseReferencedServiceDelete,
   extensionFields: ['circuit_breaker'],
   schemaView: { input: z.object({ url: z.string().optional().describe('Shorthand for protocol, host, port and path') }) },
   expandInput(input) {
@@ -190,6 +195,7 @@ export const pluginDef: EntityDef = {
   foreignKeys: [{ field: 'service', entity: 'services' }, { field: 'route', entity: 'routes' }, { field: 'consumer', entity: 'consumers' }],
   mergeRecords: ['config'],
   idReferences: pluginTlsReferences,
+  checkReferences: checkPluginServiceRefs,
   schemaView: { oneOfNames: () => [...PLUGIN_DEFINITIONS.keys()] },
   expandInput: (input) => ({ ok: true, value: expandPluginShorthands(input) }),
   finalize(entity) {

@@ -271,6 +271,7 @@ async function checkForeignKeysExist(ex: Executor, def: EntityDef, entity: Entit
     if (!(await findRow(ex, parentDef, ref.id))) throw missingReference([fk.field], fk.entity, ref.id);
   }
   if (def.idReferences) await checkIdReferences(ex, def.idReferences(entity));
+  await def.checkReferences?.(ex, entity);
 }
 
 /**

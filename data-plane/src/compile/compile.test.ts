@@ -2,7 +2,7 @@
 // after compiling (or never swapped in) leaves health state, weights and probe timers alone.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { configHash, emptyConfig, serviceSchema, targetSchema, upstreamSchema, type Config, type Snapshot } from '@portico/shared';
+import { configHash, emptyConfig, pluginSchema, serviceSchema, targetSchema, upstreamSchema, type Config, type Snapshot } from '@portico/shared';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { HealthRegistry } from '../proxy/balancer.ts';
 import { compile, type PluginPorts } from './index.ts';
@@ -52,6 +52,24 @@ describe('compile', () => {
     const s = snapshot(1, 100, 0);
     s.config.jwt_secrets.push({ id: '00000000-0000-4000-8000-0000000000a3', created_at: 0, consumer: { id: '00000000-0000-4000-8000-0000000000a4' }, key: 'k', algorithm: 'HS256', secret: '{vault://env/portico-unset-for-test}', rsa_public_key: null, tags: null } as never);
     assert.throws(() => compile(s, ports, registry, {}), /jwt secret 00000000-0000-4000-8000-0000000000a3: secret: \{vault:\/\/env\/portico-unset-for-test\}: environment variable PORTICO_VAULT_PORTICO_UNSET_FOR_TEST is not set/);
+    registry.stop();
+  });
+
+  it('refuses a snapshot whose aggregator leg names a service it does not hold, and compiles one that does', () => {
+    const registry = new HealthRegistry(async () => ({ kind: 'tcp' }));
+    const withLeg = (service: string) => {
+      const s = snapshot(1, 100, 0);
+      s.config.plugins.push(pluginSchema.parse({
+        id: '00000000-0000-4000-8000-0000000000a5', created_at: 0, updated_at: 0, name: 'aggregator',
+        config: { timeout_ms: 1000, max_concurrency: 8, max_body_bytes: 1024, allow_multiple_writes: false, errors_key: '_errors', completeness_header: 'X-Aggregate-Completed',
+          legs: [{ name: 'a', service, method: 'GET', path: '/', query: {}, headers: {}, forward_query: [], forward_headers: [], body: 'none', required: true, timeout_ms: null, into: null, allow: [], deny: [], rename: {}, depends_on: [], for_each: null, max_fan_out: 20 }] },
+      }));
+      return s;
+    };
+    const calls = { dispatcherFor: () => { throw new Error('no call at compile time'); } };
+    assert.throws(() => compile(withLeg('gone'), { ...ports, serviceCalls: calls }, registry), /plugin 00000000-0000-4000-8000-0000000000a5: config\.legs\.0\.service: no service 'gone' in this config/);
+    const ok = compile(withLeg('00000000-0000-4000-8000-0000000000a0'), { ...ports, serviceCalls: calls }, registry);
+    assert.ok(ok.runtime.plugins.env.services?.has('00000000-0000-4000-8000-0000000000a0'));
     registry.stop();
   });
 });

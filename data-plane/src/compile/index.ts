@@ -12,12 +12,14 @@ import type { PluginEnv } from '@portico/shared/plugins/handlers';
 import { Router } from '../router/router.ts';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
 import type { HealthRegistry } from '../proxy/balancer.ts';
-import { compileTargets, serviceBreakerName } from '../proxy/target.ts';
+import { compileTargets, serviceBreakerName, type ServiceTarget } from '../proxy/target.ts';
+import { ServiceCalls, type ServiceCallPorts } from '../proxy/service-calls.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 import { buildSniIndex } from '../tls/sni-index.ts';
 import { indexTlsMaterial } from '../tls/upstream.ts';
 
-export type PluginPorts = Omit<PluginEnv, 'index'>;
+/** The node's ports for plugins; `serviceCalls` (the proxy's agents) becomes each snapshot's env.services. */
+export type PluginPorts = Omit<PluginEnv, 'index' | 'services'> & { serviceCalls?: ServiceCallPorts };
 
 export interface Compiled {
   runtime: RuntimeConfig;
@@ -63,20 +65,32 @@ function resolveSecrets(config: Snapshot['config'], environment: NodeJS.ProcessE
   };
 }
 
+/** Every service a plugin config names (PluginDefinition.serviceRefs) must be in the snapshot. */
+function checkServiceRefs(plugins: Snapshot['config']['plugins'], targets: ReadonlyMap<string, ServiceTarget>): void {
+  for (const p of plugins) {
+    for (const { path, ref } of PLUGIN_DEFINITIONS.get(p.name)?.serviceRefs?.(p.config) ?? []) {
+      if (!targets.has(ref)) throw new Error(`plugin ${p.id}: config.${path.join('.')}: no service '${ref}' in this config`);
+    }
+  }
+}
+
 export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env): Compiled {
   const serviceBreakers = serviceBreakerUpstreams(snapshot);
   const config = { ...snapshot.config, ...resolveSecrets(snapshot.config, environment) };
-  const env: PluginEnv = { ...ports, index: buildIndex(config) };
-  const plugins = new PluginChains(config.plugins, env);
   const planned = health.plan([...snapshot.config.upstreams, ...serviceBreakers.upstreams], [...snapshot.config.targets, ...serviceBreakers.targets]);
   const upstreams = planned.balancers;
+  const targets = compileTargets(snapshot.config.services, upstreams, indexTlsMaterial(snapshot.config.certificates, snapshot.config.ca_certificates));
+  checkServiceRefs(config.plugins, targets);
+  const { serviceCalls, ...rest } = ports;
+  const env: PluginEnv = { ...rest, index: buildIndex(config), ...(serviceCalls ? { services: new ServiceCalls(targets, serviceCalls) } : {}) };
+  const plugins = new PluginChains(config.plugins, env);
   const runtime: RuntimeConfig = {
     version: snapshot.version,
     hash: snapshot.hash,
     router: new Router(snapshot.config.routes, snapshot.config.services, (route) => plugins.chainFor(route)),
     plugins,
     upstreams,
-    targets: compileTargets(snapshot.config.services, upstreams, indexTlsMaterial(snapshot.config.certificates, snapshot.config.ca_certificates)),
+    targets,
     sni: buildSniIndex(snapshot.config.certificates, snapshot.config.snis),
     routeIds: new Set(snapshot.config.routes.map((r) => r.id)),
   };

@@ -7,7 +7,7 @@
 // kong_memory_*, kong_upstream_target_health, kong_data_plane_config_hash, kong_node_info) and
 // Portico's own (portico_*).
 import os from 'node:os';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PORTICO_VERSION } from '@portico/shared';
 import type { LogPhaseSink, ObservabilityPorts, ProxyContext, RequestSummary, TracePort } from '@portico/shared/plugins/handlers';
 import type { PrometheusConfig } from '@portico/shared/plugins/handlers';
@@ -16,7 +16,7 @@ import type { HttpLogConfig } from '@portico/shared/plugins/handlers';
 import type { OpenTelemetryConfig } from '@portico/shared/plugins/handlers';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 import { breakerTrips } from '../proxy/balancer.ts';
-import { KongMetrics } from './kong-metrics.ts';
+import { KONG_LATENCY_BUCKETS, KongMetrics } from './kong-metrics.ts';
 import { FileLogSink, HttpLogSink } from './sinks.ts';
 import { kongEntry } from './summary.ts';
 import { rateLimitRemaining } from './access-log.ts';
@@ -52,6 +52,10 @@ export class Observability implements ObservabilityPorts {
   /** Plugin instances with upstream_health_metrics on (Kong: on for all if any instance asks). */
   private readonly healthInstances = new Claimed<boolean>();
   private readonly drops: Counter<'sink' | 'reason'>;
+  private readonly legs: Counter<'route' | 'leg' | 'outcome'>;
+  private readonly legDurations: Histogram<'route' | 'leg'>;
+  /** Leg series per route id (leg → outcomes seen), so a deleted route's series go with it. */
+  private readonly legSeries = new Map<string, Map<string, Set<string>>>();
   private finishedCount = 0;
   private retries = 0;
   private readonly rateLimit = { allowed: 0, limited: 0 };
@@ -62,6 +66,8 @@ export class Observability implements ObservabilityPorts {
     const self = this;
     const id = node.nodeId;
     const hostname = os.hostname();
+    this.legs = new Counter({ name: 'portico_aggregate_leg_total', help: 'Aggregator legs by route, leg and outcome (ok, timeout, circuit_open, upstream_5xx, …)', labelNames: ['route', 'leg', 'outcome'], registers: [r] });
+    this.legDurations = new Histogram({ name: 'portico_aggregate_leg_duration_ms', help: 'Time of aggregator legs, ms', labelNames: ['route', 'leg'], buckets: KONG_LATENCY_BUCKETS, registers: [r] });
     this.drops = new Counter({ name: 'portico_log_queue_dropped_total', help: 'Log entries dropped by a log plugin (queue full, retries exhausted)', labelNames: ['sink', 'reason'], registers: [r] });
     new Gauge({
       name: 'kong_nginx_connections_total', help: 'Number of connections by subsystem', labelNames: ['node_id', 'subsystem', 'state'], registers: [r],
@@ -198,6 +204,28 @@ export class Observability implements ObservabilityPorts {
     return this.tracing.tracer(config as OpenTelemetryConfig);
   }
 
+  /** One aggregator leg is over (shared/src/plugins/aggregator, through ServiceCalls). */
+  recordLeg(routeId: string, leg: string, outcome: string, ms: number): void {
+    this.legs.inc({ route: routeId, leg, outcome });
+    this.legDurations.observe({ route: routeId, leg }, ms);
+    let byLeg = this.legSeries.get(routeId);
+    if (!byLeg) this.legSeries.set(routeId, (byLeg = new Map()));
+    let outcomes = byLeg.get(leg);
+    if (!outcomes) byLeg.set(leg, (outcomes = new Set()));
+    outcomes.add(outcome);
+  }
+
+  private pruneLegs(routeIds: ReadonlySet<string>): void {
+    for (const [route, byLeg] of this.legSeries) {
+      if (routeIds.has(route)) continue;
+      for (const [leg, outcomes] of byLeg) {
+        for (const outcome of outcomes) this.legs.remove({ route, leg, outcome });
+        this.legDurations.remove({ route, leg });
+      }
+      this.legSeries.delete(route);
+    }
+  }
+
   // ── Hooks ───────────────────────────────────────────────────────────────────────────────
 
   /** A request is over (the exchange's finish): node-wide counts. */
@@ -215,6 +243,7 @@ export class Observability implements ObservabilityPorts {
   /** After a new config is running: series of deleted routes go, and what its plugins no longer use. */
   applied(routeIds: ReadonlySet<string>): void {
     this.kong.prune(routeIds);
+    this.pruneLegs(routeIds);
     // Sinks and exporters of removed or changed plugins: send what they hold, then close.
     this.sinks.sweep((s) => { void s.close(); });
     this.healthInstances.sweep(() => {});

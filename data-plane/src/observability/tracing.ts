@@ -201,3 +201,26 @@ export function traceIdOf(ctx: ProxyContext | null, headers: IncomingHttpHeaders
   const t = ctx?.shared[TRACE] as RequestTrace | undefined;
   return t ? t.traceId : incomingTraceId(headers);
 }
+
+/**
+ * A CLIENT span for a call a plugin makes (an aggregator leg), a child of the request's span; its
+ * id goes into the traceparent sent with the call. Null when the request is not traced.
+ */
+export function traceCallStart(ctx: ProxyContext, label: string, method: string, origin: string, path: string, headers: Record<string, string | string[]>): Span | null {
+  const t = ctx.shared[TRACE] as RequestTrace | undefined;
+  if (!t?.span) return null;
+  const span = t.tracer.provider.tracer!.startSpan(`kong.aggregate.${label}`, {
+    kind: SpanKind.CLIENT,
+    attributes: { 'portico.leg': label, 'http.request.method': method, 'server.address': origin, 'url.path': path },
+  }, trace.setSpan(ROOT_CONTEXT, t.span));
+  inject(headers, t.inject, t.traceId, span.spanContext().spanId, true);
+  return span;
+}
+
+/** Ends a call's span with the service's status, or the error that ended it. */
+export function traceCallEnd(span: Span | null, status: number, error?: string): void {
+  if (span === null) return;
+  if (status > 0) span.setAttribute('http.response.status_code', status);
+  if (error !== undefined || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: error });
+  span.end();
+}

@@ -66,6 +66,17 @@ export class RequestContext implements ProxyContext {
     this.listenPort = this.socket?.localPort ?? 0;
   }
 
+  /** Made on first use (the aggregator's legs), aborted by `ended`. */
+  private gone: AbortController | null = null;
+  clientSignal(): AbortSignal {
+    return (this.gone ??= new AbortController()).signal;
+  }
+
+  /** The request is over (the exchange's finish): work a plugin still does for it stops. */
+  ended(): void {
+    this.gone?.abort(Object.assign(new Error('the request is over'), { code: 'CLIENT_GONE' }));
+  }
+
   connection(): ConnectionInfo {
     const s = this.socket;
     const c = s === null ? undefined : (s as Counted)[kConnection];

@@ -973,6 +973,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.abortUpstream !== null) { this.abortUpstream(clientGone()); this.abortUpstream = null; }
     if (this.upstreamSocket !== null) this.upstreamSocket.destroy();
     this.releasePeer();
+    this.ctx?.ended();
     const res = this.res;
     // nginx's 499: the client left before an answer was sent.
     const status = res !== null ? (res.headersSent ? res.statusCode : 499) : (this.status || 499);

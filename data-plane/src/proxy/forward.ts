@@ -104,6 +104,8 @@ export function createProxy(deps: ProxyDeps) {
   return {
     handleRequest: (req: IncomingMessage, res: ServerResponse): void => serve(core, req, res),
     handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer): void => serve(core, req, null, socket, head),
+    /** The pooled agents, for requests plugins send to services (service-calls.ts). */
+    dispatcherFor: core.dispatcherFor,
     close: () => core.agents.close(),
   };
 }

@@ -21,6 +21,7 @@ import { fileLogHandler } from './file-log/handler.ts';
 import { httpLogHandler } from './http-log/handler.ts';
 import { requestValidatorHandler } from './request-validator/handler.ts';
 import { proxyCacheHandler } from './proxy-cache/handler.ts';
+import { aggregatorHandler } from './aggregator/handler.ts';
 
 export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
   [keyAuthHandler, jwtHandler, basicAuthHandler, aclHandler, rateLimitingHandler, canaryHandler,
@@ -28,7 +29,7 @@ export const PLUGIN_HANDLERS: ReadonlyMap<string, PluginHandler> = new Map(
     requestTransformerHandler, responseTransformerHandler,
     requestTransformerAdvancedHandler, responseTransformerAdvancedHandler, jsonTransformHandler, mtlsAuthHandler,
     prometheusHandler, openTelemetryHandler, fileLogHandler, httpLogHandler,
-    requestValidatorHandler, proxyCacheHandler].map((h) => [h.name, h as PluginHandler]),
+    requestValidatorHandler, proxyCacheHandler, aggregatorHandler].map((h) => [h.name, h as PluginHandler]),
 );
 export * from './types.ts';
 export { isJsonType, mediaType } from './media.ts';

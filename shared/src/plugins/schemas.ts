@@ -21,6 +21,7 @@ import { fileLog } from './file-log/schema.ts';
 import { httpLog } from './http-log/schema.ts';
 import { requestValidator } from './request-validator/schema.ts';
 import { proxyCache } from './proxy-cache/schema.ts';
+import { aggregator } from './aggregator/schema.ts';
 
 export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map(
   [keyAuth, jwt, basicAuth, acl, rateLimiting, canary,
@@ -28,6 +29,6 @@ export const PLUGIN_DEFINITIONS: ReadonlyMap<string, PluginDefinition> = new Map
     requestTransformer, responseTransformer,
     requestTransformerAdvanced, responseTransformerAdvanced, jsonTransform, mtlsAuth,
     prometheus, openTelemetry, fileLog, httpLog,
-    requestValidator, proxyCache].map((d) => [d.name, d]),
+    requestValidator, proxyCache, aggregator].map((d) => [d.name, d]),
 );
 export type { PluginDefinition };

@@ -95,6 +95,11 @@ export interface ProxyContext {
   clientCertificate?(): X509Certificate[] | null;
   /** Milliseconds since the epoch when the request arrived (span start times). */
   readonly startedAt?: number;
+  /**
+   * Aborted once the request is over, answered or abandoned by its client (the exchange's
+   * finish), so work a plugin still does for it (the aggregator's legs) stops. Made on first use.
+   */
+  clientSignal?(): AbortSignal;
   /** Set by the DP just before the log phase (observability). */
   summary?: RequestSummary | null;
   /**
@@ -170,6 +175,52 @@ export interface PluginEnv {
   observability?: ObservabilityPorts;
   /** Response cache stores and background revalidation (proxy-cache); unset in unit tests that need none. */
   proxyCache?: ProxyCachePort;
+  /** Requests to this snapshot's services (the aggregator's legs); unset where the DP gives none (unit tests). */
+  services?: ServicePort;
+}
+
+/**
+ * Why a service call failed before an answer came back. A caller that aborts its own call (a
+ * deadline, a cancellation) knows why; the DP reports only a deadline to passive health checks.
+ */
+export type ServiceFailure = 'timeout' | 'cancelled' | 'circuit_open' | 'no_target' | 'connect_error' | 'too_large' | 'bad_header' | 'unknown_service';
+
+/** The abort reason a caller gives for a deadline (health checks count it as a timeout). */
+export const DEADLINE_CODE = 'PORTICO_DEADLINE';
+
+/** One request a plugin sends to a service of the running config. */
+export interface ServiceRequest {
+  /** Service id or name. */
+  service: string;
+  method: string;
+  /** Path and query, encoded, starting with `/`. */
+  target: string;
+  /** Headers as sent (Host is the target's; Content-Length is set from the body). */
+  headers: Record<string, string | string[]>;
+  body: Buffer | null;
+  /** Aborting closes the upstream request at once; a reason with code DEADLINE_CODE is a timeout. */
+  signal: AbortSignal;
+  /** Most response-body bytes read; a longer answer fails with 'too_large'. */
+  maxBodyBytes: number;
+  /** What the call is, for its span and metric (the aggregator: the leg's name). */
+  label: string;
+}
+
+export type ServiceResponse =
+  | { ok: true; status: number; headers: Record<string, string | string[]>; body: Buffer }
+  | { ok: false; failure: ServiceFailure; message: string };
+
+/**
+ * The DP's upstream machinery (balancer, health checks, circuit breaker, retries of connect
+ * failures, pooled connections, upstream TLS) offered to plugins, bound to one snapshot's services.
+ */
+export interface ServicePort {
+  /** Whether the running config has this service (id or name). */
+  has(service: string): boolean;
+  /** Sends one request (a span when the request is traced); never throws. */
+  call(ctx: ProxyContext, req: ServiceRequest): Promise<ServiceResponse>;
+  /** Counts a finished leg of a composition (per route, leg and outcome) on /metrics. */
+  record(ctx: ProxyContext, label: string, outcome: string, ms: number): void;
 }
 
 /** Form fields (urlencoded, or a multipart body's text parts): a repeated name holds a list. */
@@ -237,6 +288,11 @@ export interface PluginDefinition {
   configSchema: z.ZodObject;
   /** Auth plugins identify the consumer, so they cannot be scoped to one. */
   noConsumerScope?: boolean;
+  /**
+   * The services (id or name) a config names, with where: the CP refuses one that does not exist
+   * (and a service delete or rename that would leave one dangling), the DP refuses the snapshot.
+   */
+  serviceRefs?(config: any): Array<{ path: Array<string | number>; ref: string }>;
 }
 
 export interface PluginHandler<C = any, S = any> {

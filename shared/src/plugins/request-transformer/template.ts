@@ -15,7 +15,7 @@ import type { ProxyContext } from '../types.ts';
 
 type Source = 'headers' | 'query_params' | 'uri_captures' | 'shared' | 'consumer' | 'jwt' | 'request_id';
 /** One lookup: where, and the key (a header name already lower-cased, a capture number as a string). */
-interface Lookup { source: Source; key: string; index: number }
+export interface Lookup { source: Source; key: string; index: number }
 /** Literal text and lookups, alternating: parts[0] text, parts[1] lookup, parts[2] text, … */
 export type Template = ReadonlyArray<string | Lookup>;
 
@@ -26,7 +26,7 @@ const DOTTED = /^([a-z_]+)\.([A-Za-z_][A-Za-z0-9_-]*)$/;
 const BRACKETED = /^([a-z_]+)\[\s*(?:"([^"]*)"|'([^']*)'|(\d+))\s*\]$/;
 const CONSUMER_FIELDS = new Set(['id', 'username', 'custom_id']);
 
-function parseLookup(expr: string): Lookup | string {
+export function parseLookup(expr: string): Lookup | string {
   const e = expr.trim();
   if (e === 'request_id') return { source: 'request_id', key: '', index: -1 };
   const root = ROOT.exec(e)?.[0];
@@ -73,7 +73,15 @@ export function templateError(value: string): string | null {
 
 /** The compiled template, or an error message. A value without `$(` compiles to `[value]`. */
 export function compileTemplate(value: string): Template | string {
-  const parts: Array<string | Lookup> = [];
+  return splitTemplate(value, parseLookup);
+}
+
+/**
+ * Literal text and `$(…)` expressions, alternating, each expression parsed by `parse` (an error
+ * message refuses the whole value). Shared by templates that add their own variables (aggregator legs).
+ */
+export function splitTemplate<L extends object>(value: string, parse: (expr: string) => L | string): Array<string | L> | string {
+  const parts: Array<string | L> = [];
   let last = 0;
   for (let start = value.indexOf('$('); start >= 0; start = value.indexOf('$(', last)) {
     // The expression runs to the matching parenthesis (Penlight's `%b()`).
@@ -83,7 +91,7 @@ export function compileTemplate(value: string): Template | string {
       else if (value[end] === ')') depth--;
     }
     if (depth > 0) return `unterminated template expression in '${value}'`;
-    const lookup = parseLookup(value.slice(start + 2, end - 1));
+    const lookup = parse(value.slice(start + 2, end - 1));
     if (typeof lookup === 'string') return lookup;
     parts.push(value.slice(last, start), lookup);
     last = end;
@@ -94,7 +102,7 @@ export function compileTemplate(value: string): Template | string {
 
 export const isLiteral = (t: Template): boolean => t.length === 1;
 
-function lookup(l: Lookup, ctx: ProxyContext): string {
+export function lookup(l: Lookup, ctx: ProxyContext): string {
   switch (l.source) {
     case 'headers': {
       // Host is the client's (Kong's request headers), not the one computed for the upstream.
