@@ -22,6 +22,7 @@ import { createStatusApp, upstreamHealth, type UpstreamHealthApi } from './statu
 import { HealthOverrides } from './sync/health-overrides.ts';
 import { defaultCertificate, startH2cListener, startTlsListener } from './tls/index.ts';
 import { Observability } from './observability/index.ts';
+import { openAccessLog } from './observability/access-log.ts';
 
 export interface DataPlane {
   state: ConfigState;
@@ -93,7 +94,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   state.loadCache();
 
   let draining = false;
-  const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
+  const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? openAccessLog(log) : null;
   const proxyDeps = {
     current: state.current, accessLog, log, listenPort: env.PORTICO_PROXY_LISTEN.port, observability,
     underscoresInHeaders: env.PORTICO_UNDERSCORES_IN_HEADERS === 'on', clientBodyTimeoutMs: env.PORTICO_CLIENT_BODY_TIMEOUT_MS,
@@ -181,6 +182,8 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), ...tlsListeners.map((l) => l.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)),
         h2cListener?.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)]);
       await closeServer(statusServer, 1_000);
+      // Every request is over: its access-log line is the last thing it owes.
+      await accessLog?.close();
       await proxy.close();
       await Promise.all([...tlsProxies, ...(h2cProxy ? [h2cProxy] : [])].map((p) => p.close()));
       await observability.close();

@@ -2,7 +2,8 @@
 // on loopback. Prints tables; ratios and CPU per request are what to compare (the machine is noisy).
 //
 //   Side by side (peers.ts; BENCH_ONLY=peers stops after it): nginx (1 and 2 workers), HAProxy,
-//   Caddy, @fastify/http-proxy, a bare Node forwarder and Portico DPs, each with CPU µs/request.
+//   Caddy, @fastify/http-proxy, a bare Node forwarder and Portico DPs, each with CPU µs/request
+//   (BENCH_PEERS=<substring> measures only the peers whose name holds it).
 //   wrk (or autocannon when wrk is absent) -c50 against the upstream directly and Portico's routes.
 //   Admin write → all 3 DPs serving (p50/p99 over 100 writes); snapshot build/transfer/apply and DP
 //   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes. Edge plugins: cors,
@@ -161,7 +162,8 @@ async function main() {
   if (has('wrk')) {
     say('');
     say('Side by side, one run (CPU µs/req: the process tree\'s utime+stime over requests served):');
-    for (const line of await benchPeers(peers, { origin, stack, redisUrl: redis.url }, { seconds: DURATION_S, rounds: ROUNDS, connections: CONNECTIONS })) say(line);
+    const only = process.env.BENCH_PEERS;
+    for (const line of await benchPeers(only ? peers.filter((p) => p.name.includes(only)) : peers, { origin, stack, redisUrl: redis.url }, { seconds: DURATION_S, rounds: ROUNDS, connections: CONNECTIONS })) say(line);
   } else say('side-by-side table skipped: it needs wrk (its request count and latency percentiles)');
   if (process.env.BENCH_ONLY === 'peers') { origin.stop(); await stack.stop(); await redis.stop(); process.exit(0); }
 

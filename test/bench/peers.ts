@@ -205,7 +205,11 @@ export function porticoPeer(name: string, env: Record<string, string> = {}): Pee
     name,
     async start({ stack, redisUrl }) {
       const dp = await startGateway('data-plane', {
-        env: { NATS_URL: stack.nats.url, REDIS_URL: redisUrl, PORTICO_LOG_LEVEL: 'warn', PORTICO_ACCESS_LOG: process.env.BENCH_ACCESS_LOG ?? 'off', ...env },
+        env: {
+          NATS_URL: stack.nats.url, REDIS_URL: redisUrl, PORTICO_LOG_LEVEL: 'warn', PORTICO_ACCESS_LOG: process.env.BENCH_ACCESS_LOG ?? 'off',
+          // e.g. BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles these DPs (written when they stop).
+          NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS, ...env,
+        },
       });
       const want = await dpVersion(stack.dps[0]);
       await waitFor(`${name} at version ${want}`, async () => (await dpVersion(dp)) >= want, 20_000, 50);
