@@ -2,7 +2,7 @@
 // line pino writes for the node's logger, redaction kept for plugin fields, the level respected.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import fs, { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -35,6 +35,31 @@ describe('access log destination', () => {
     const lines = await written(createLogger('info', 'portico-dp'), (a) => { for (let i = 0; i < 2000; i++) a.write(input(i), summary); });
     assert.equal(lines.length, 2000);
     assert.deepEqual(lines.map((l) => JSON.parse(l).request_id), Array.from({ length: 2000 }, (_, i) => `req-${i}`));
+  });
+
+  it('writes whole lines, at most 4096 bytes (PIPE_BUF) per write, so processes sharing a pipe never interleave', async () => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'portico-access-')), 'access.log');
+    const fd = openSync(file, 'w');
+    const a = openAccessLog(createLogger('info', 'portico-dp'), fd);
+    const sizes: number[] = [];
+    const write = fs.write;
+    // Observe the destination's writes (sonic-boom calls fs.write); the bytes still go to the file.
+    (fs as { write: unknown }).write = (...args: Parameters<typeof fs.write>) => {
+      const data = args[1];
+      sizes.push(typeof data === 'string' ? Buffer.byteLength(data) : (data as Buffer).length);
+      assert.ok(String(data).endsWith('\n'), 'a write ends at the end of a line');
+      return (write as (...x: unknown[]) => void)(...args);
+    };
+    try {
+      for (let i = 0; i < 3000; i++) a.write(input(i), summary);
+      await a.close();
+    } finally {
+      (fs as { write: unknown }).write = write;
+      closeSync(fd);
+    }
+    assert.ok(sizes.length > 1);
+    assert.ok(sizes.every((n) => n <= 4096), `writes of ${Math.max(...sizes)} bytes`);
+    assert.equal(readFileSync(file, 'utf8').split('\n').filter(Boolean).length, 3000);
   });
 
   it('writes the line pino writes for the node logger’s child, field for field', async () => {

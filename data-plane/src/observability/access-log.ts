@@ -5,8 +5,14 @@ import { pino } from 'pino';
 import { loggerOptions, type Logger } from '@portico/shared';
 import type { ProxyContext, RequestSummary } from '@portico/shared/plugins/handlers';
 
-/** Bytes gathered before one write (sonic-boom's minLength), and the longest a line waits when traffic is light. */
-const BUFFER_BYTES = 4096;
+/**
+ * One write is at most PIPE_BUF bytes (Linux: 4096) and made of whole lines (sonic-boom's maxWrite
+ * chunks never split a line), so on a pipe every write is atomic: lines from several processes
+ * (cluster workers) sharing one stdout never interleave. Writing starts once BUFFER_BYTES are
+ * gathered; FLUSH_EVERY_MS bounds how long a line waits when traffic is light.
+ */
+const MAX_WRITE = 4096;
+const BUFFER_BYTES = 3072;
 const FLUSH_EVERY_MS = 1000;
 
 /** Where the proxy sends one line per finished request. */
@@ -29,7 +35,7 @@ export const accessLogTo = (logger: Logger): AccessLogWriter => ({ write: (x, s)
  * written, and a process that exits without it has the rest written synchronously on 'exit'.
  */
 export function openAccessLog(log: Logger, fd = 1): AccessLog {
-  const dest = pino.destination({ dest: fd, sync: false, minLength: BUFFER_BYTES });
+  const dest = pino.destination({ dest: fd, sync: false, minLength: BUFFER_BYTES, maxWrite: MAX_WRITE });
   // A closed stdout (EPIPE) must not end the node: the lines have nowhere to go.
   dest.on('error', () => {});
   const redacting = pino({ ...loggerOptions(log.level), base: log.bindings() }, dest).child({ access: true });
