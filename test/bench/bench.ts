@@ -1,8 +1,10 @@
-// `npm run bench`: Portico's speed, measured against the direct upstream, nginx and a Node peer in
-// one run, on loopback. Prints a table; ratios are what to compare (the machine is noisy).
+// `npm run bench`: Portico's speed, measured against the direct upstream and its peers in one run,
+// on loopback. Prints tables; ratios and CPU per request are what to compare (the machine is noisy).
 //
-//   wrk (or autocannon when wrk is absent) -c50 against: the upstream directly, one Portico DP,
-//   nginx proxy_pass with keep-alive (when nginx is installed), @fastify/http-proxy.
+//   Side by side (peers.ts; BENCH_ONLY=peers stops after it): nginx (1 and 2 workers), HAProxy,
+//   Caddy, @fastify/http-proxy, a bare Node forwarder and Portico DPs, each with CPU µs/request
+//   (BENCH_PEERS=<substring> measures only the peers whose name holds it).
+//   wrk (or autocannon when wrk is absent) -c50 against the upstream directly and Portico's routes.
 //   Admin write → all 3 DPs serving (p50/p99 over 100 writes); snapshot build/transfer/apply and DP
 //   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes. Edge plugins: cors,
 //   header-only request/response transforms (× the plain route), json-transform of a 1 KB and a
@@ -21,6 +23,7 @@ import { startStack, dpVersion } from '../harness/stack.ts';
 import { freePort, portOpen, startRedis, waitFor } from '../harness/procs.ts';
 import { tlsBench } from './tls.ts';
 import { validatorCost, validatorCostLine, validatorFixture } from './validator.ts';
+import { bareNodePeer, benchPeers, caddyPeer, fastifyPeer, haproxyPeer, nginxPeer, porticoPeer, type Peer } from './peers.ts';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -93,31 +96,6 @@ http { access_log off; keepalive_requests 100000;
   return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => servers.forEach((x) => x.close()) };
 }
 
-async function startNginxProxy(upstreamPort: number): Promise<{ url: string; stop: () => void } | null> {
-  if (!has('nginx')) return null;
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-nginx-proxy-'));
-  writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
-events { worker_connections 4096; }
-http { access_log off;
-  upstream origin { server 127.0.0.1:${upstreamPort}; keepalive 64; }
-  server { listen 127.0.0.1:${port}; location /mock/ { proxy_pass http://origin/; proxy_http_version 1.1; proxy_set_header Connection ""; } } }\n`);
-  const p = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
-  await waitFor('nginx proxy', () => portOpen(port));
-  return { url: `http://127.0.0.1:${port}/mock/anything`, stop: () => p.kill() };
-}
-
-async function startFastifyProxy(upstream: string): Promise<{ url: string; stop: () => void }> {
-  const port = await freePort();
-  const code = `
-    const fastify = require('fastify')({ logger: false });
-    fastify.register(require('@fastify/http-proxy'), { upstream: ${JSON.stringify(upstream)}, prefix: '/mock' });
-    fastify.listen({ port: ${port}, host: '127.0.0.1' });`;
-  const p: ChildProcess = spawn(process.execPath, ['-e', code], { stdio: 'ignore', cwd: process.cwd() });
-  await waitFor('fastify proxy', () => portOpen(port));
-  return { url: `http://127.0.0.1:${port}/mock/anything`, stop: () => p.kill() };
-}
-
 function routingCost(): { n10: number; n10k: number } {
   const svc = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 0, updated_at: 0, host: 'up.test' });
   const mk = (n: number) => new Router(Array.from({ length: n }, (_, i) => routeSchema.parse({
@@ -158,12 +136,13 @@ async function main() {
   say(`# Portico benchmark — ${new Date().toISOString()} — ${os.cpus().length} cores, node ${process.version}, ${has('wrk') ? 'wrk' : 'autocannon'} -c${CONNECTIONS}, ${DURATION_S}s × ${ROUNDS} rounds (medians)`);
 
   const origin = await startOrigin();
+  onFailure.push(() => origin.stop());
   const redis = await startRedis();
+  onFailure.push(() => redis.stop());
   const stack = await startStack({ dps: 3, dpEnv: { PORTICO_ACCESS_LOG: process.env.BENCH_ACCESS_LOG ?? 'off', PORTICO_LOG_LEVEL: 'warn', REDIS_URL: redis.url } });
+  onFailure.push(() => stack.stop());
   await stack.write('POST', '/services', { name: 'bench', url: origin.url });
   await stack.write('POST', '/services/bench/routes', { name: 'bench', paths: ['/mock'] });
-  const nginx = await startNginxProxy(origin.port);
-  const fastify = await startFastifyProxy(origin.url);
 
   // Auth routes: key-auth, jwt HS256, jwt RS256, each a route of its own on the same service.
   await stack.write('POST', '/consumers', { username: 'bench' });
@@ -175,6 +154,23 @@ async function main() {
     await stack.write('POST', '/services/bench/routes', { name, paths: [`/${name}`] });
     await stack.write('POST', `/routes/${name}/plugins`, { name: plugin });
   }
+  // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
+  await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
+
+  // Side by side (issue 16): one row list; a peer starts its own process(es) and says why when absent.
+  const peers: Peer[] = [
+    nginxPeer(1), nginxPeer(2), haproxyPeer, caddyPeer, fastifyPeer, bareNodePeer,
+    porticoPeer('portico, 1 worker', { PORTICO_WORKERS: '1' }),
+    porticoPeer('portico, 1 worker, access log on', { PORTICO_WORKERS: '1', PORTICO_ACCESS_LOG: 'on', PORTICO_LOG_LEVEL: 'info' }),
+  ];
+  if (has('wrk')) {
+    say('');
+    say('Side by side, one run (CPU µs/req: the process tree\'s utime+stime over requests served):');
+    const only = process.env.BENCH_PEERS;
+    for (const line of await benchPeers(only ? peers.filter((p) => p.name.includes(only)) : peers, { origin, stack, redisUrl: redis.url }, { seconds: DURATION_S, rounds: ROUNDS, connections: CONNECTIONS })) say(line);
+  } else say('side-by-side table skipped: it needs wrk (its request count and latency percentiles)');
+  if (process.env.BENCH_ONLY === 'peers') { origin.stop(); await stack.stop(); await redis.stop(); process.exit(0); }
+
   // Balancing: the same origin on three ports as three targets.
   await stack.write('POST', '/upstreams', { name: 'rr.bench' });
   for (const p of [origin.port, ...origin.extraPorts]) await stack.write('POST', '/upstreams/rr.bench/targets', { target: `127.0.0.1:${p}` });
@@ -203,8 +199,6 @@ async function main() {
   // proxy-cache (issue 14): every request after the first is a hit from the node's LRU.
   await stack.write('POST', '/services/bench/routes', { name: 'pc', paths: ['/pc'] });
   await stack.write('POST', '/routes/pc/plugins', { name: 'proxy-cache', config: { strategy: 'memory', cache_ttl: 3600 } });
-  // Limits far above what the run sends: every request pays for the Redis decision, none is refused.
-  await stack.write('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
   // Observability (issue 13): each on a route of its own, compared with the plain route (× portico DP).
   // Spans and log entries go to a local sink that drains and answers 200.
   const sink = await startDrainingSink();
@@ -226,8 +220,6 @@ async function main() {
   const targets: [string, string, Record<string, string>?, string?][] = [
     ['upstream direct', `${origin.url}/anything`],
     ['portico DP', `${stack.dps[0].proxy}/mock/anything`],
-    ...(nginx ? [['nginx proxy_pass', nginx.url] as [string, string]] : []),
-    ['@fastify/http-proxy', fastify.url],
     ['portico + key-auth', `${stack.dps[0].proxy}/ka/anything`, { apikey: 'bench-key' }],
     ['portico + jwt HS256', `${stack.dps[0].proxy}/hs/anything`, { authorization: `Bearer ${hsToken}` }],
     ['portico + jwt RS256', `${stack.dps[0].proxy}/rs/anything`, { authorization: `Bearer ${rsToken}` }],
@@ -278,15 +270,14 @@ async function main() {
     const xs = results.get(name)!;
     return { rps: median(xs.map((x) => x.rps)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)) };
   };
-  const base = nginx ? med('nginx proxy_pass').rps : med('upstream direct').rps;
   say('');
-  say(`| target | req/s | p50 ms | p99 ms | × ${nginx ? 'nginx' : 'upstream'} | × upstream | × portico DP |`);
-  say('|---|---:|---:|---:|---:|---:|---:|');
+  say('| target | req/s | p50 ms | p99 ms | × upstream | × portico DP |');
+  say('|---|---:|---:|---:|---:|---:|');
   const direct = med('upstream direct').rps;
   const plain = med('portico DP').rps;
   for (const [name] of targets) {
     const m = med(name);
-    say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / base).toFixed(2)} | ${(m.rps / direct).toFixed(2)} | ${(m.rps / plain).toFixed(2)} |`);
+    say(`| ${name} | ${m.rps.toFixed(0)} | ${m.p50.toFixed(2)} | ${m.p99.toFixed(2)} | ${(m.rps / direct).toFixed(2)} | ${(m.rps / plain).toFixed(2)} |`);
   }
 
   // Declarative config at 10,000 routes (issue 12): POST /config and `portico config sync`.
@@ -393,7 +384,7 @@ async function main() {
   const rc = routingCost();
   say(`routing cost per request (Router.match, in-process): ${rc.n10.toFixed(0)} ns at 10 routes, ${rc.n10k.toFixed(0)} ns at 10,000 routes (× ${(rc.n10k / rc.n10).toFixed(2)})`);
 
-  fastify.stop(); nginx?.stop(); origin.stop();
+  origin.stop();
   await stack.stop();
   await redis.stop();
   process.exit(0);
@@ -414,4 +405,11 @@ function wrk10k(proxy: string): Load {
   return has('wrk') ? wrk(`${proxy}/bulk/5000/items`) : { rps: NaN, p50: NaN, p99: NaN };
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+/** What a failed run stops before exiting (the processes it started), newest first. */
+const onFailure: (() => unknown)[] = [];
+
+main().catch(async (err) => {
+  console.error(err);
+  for (const stop of onFailure.reverse()) await Promise.resolve().then(stop).catch(() => {});
+  process.exit(1);
+});

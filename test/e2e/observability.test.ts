@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { startStack, type Stack } from '../harness/stack.ts';
+import { startGateway } from '../harness/gateway.ts';
 import { waitFor, tmpRoot } from '../harness/procs.ts';
 import { startLogCollector, startOtlpReceiver } from '../harness/otlp.ts';
 
@@ -216,6 +217,29 @@ describe('access log', () => {
     assert.equal(e.ratelimit_remaining, 99);
     assert.ok(e.bytes_in > 50 && e.bytes_out > 100);
     assert.ok(!line.includes('alice-secret-key'));
+  });
+
+  it('has a line for every request answered before SIGTERM, each whole (buffered lines are flushed on drain)', async () => {
+    await s.write('POST', '/services/obs/routes', { name: 'burst', paths: ['/burst'] });
+    const dp = await startGateway('data-plane', { env: { NATS_URL: s.nats.url, PORTICO_ACCESS_LOG: 'on' } });
+    try {
+      await waitFor('the DP has the route', async () => (await fetch(`${dp.proxy}/burst/0`)).status === 200);
+      const ids: string[] = [];
+      for (let round = 0; round < 30; round++) {
+        await Promise.all(Array.from({ length: 10 }, async (_, i) => {
+          const r = await fetch(`${dp.proxy}/burst/${round}-${i}`);
+          await r.arrayBuffer();
+          assert.equal(r.status, 200);
+          ids.push(r.headers.get('x-portico-request-id')!);
+        }));
+      }
+      assert.equal(await dp.stop(), 0);
+      const logged = new Set(dp.logs().split('\n').filter((l) => l.includes('"access":true')).map((l) => JSON.parse(l).request_id));
+      assert.deepEqual(ids.filter((id) => !logged.has(id)), [], 'requests without an access-log line');
+    } finally {
+      await dp.kill();
+      dp.cleanup();
+    }
   });
 });
 

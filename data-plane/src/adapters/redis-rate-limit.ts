@@ -122,11 +122,20 @@ function leaseSize(previous: Lease): number {
   return Math.max(1, Math.min(MAX_LEASE, Math.floor(left / LEASE_SHARE)));
 }
 
-/** Leases belong to a counter and the limits they were granted under: a changed limit starts afresh. */
+const leaseSuffixes = new WeakMap<Limit[], { algorithm: Algorithm; suffix: string }>();
+/**
+ * Leases belong to a counter and the limits they were granted under: a changed limit starts
+ * afresh. A plugin instance passes the same limits array on every request, so its suffix is built once.
+ */
 function leaseKey(key: string, limits: Limit[], algorithm: Algorithm): string {
-  let k = key + '|' + algorithm;
-  for (const l of limits) k += `|${l.limit}/${l.seconds}/${l.capacity ?? ''}`;
-  return k;
+  let s = leaseSuffixes.get(limits);
+  if (s === undefined || s.algorithm !== algorithm) {
+    let suffix = '|' + algorithm;
+    for (const l of limits) suffix += `|${l.limit}/${l.seconds}/${l.capacity ?? ''}`;
+    s = { algorithm, suffix };
+    leaseSuffixes.set(limits, s);
+  }
+  return key + s.suffix;
 }
 
 function spend(lease: Lease): void {

@@ -41,6 +41,23 @@ export const breakerTrips = { count: 0 };
 /** Weight of the newest sample in the latency average. */
 const EWMA_ALPHA = 0.2;
 
+
+interface StatusJudge { healthy: Uint8Array; unhealthy: Uint8Array }
+const statusTables = new Map<string, Uint8Array>();
+/**
+ * `table[status] === 1` for each listed status (HTTP statuses are below 1000). Equal lists share
+ * one table (most upstreams keep the defaults), so 10,000 upstreams do not hold 10,000 copies.
+ */
+function statusTable(list: readonly number[]): Uint8Array {
+  const key = list.join(',');
+  let t = statusTables.get(key);
+  if (!t) {
+    t = new Uint8Array(1000);
+    for (const s of list) if (s >= 0 && s < 1000) t[s] = 1;
+    statusTables.set(key, t);
+  }
+  return t;
+}
 /** FNV-1a, then murmur3's finalizer so that similar strings (ports, user ids) spread over the ring. */
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
@@ -59,11 +76,19 @@ function splitTarget(t: string): { host: string; port: number } {
 export class UpstreamBalancer {
   readonly targets: TargetState[];
   private ring: { point: number; index: number }[] = [];
+  /** The upstream's status lists as lookups, built once per snapshot (every response is judged by them). */
+  private readonly statuses: { passive: StatusJudge; active: StatusJudge; breakerFailure: Uint8Array };
 
   /** `weights[i]` is targets[i]'s weight in this config (it reaches the shared state on commit). */
   constructor(readonly upstream: Upstream, targets: TargetState[], weights: number[] = targets.map((t) => t.weight)) {
     this.targets = targets;
     if (upstream.algorithm === 'consistent-hashing') this.buildRing(weights);
+    const hc = upstream.healthchecks;
+    this.statuses = {
+      passive: { healthy: statusTable(hc.passive.healthy.http_statuses), unhealthy: statusTable(hc.passive.unhealthy.http_statuses) },
+      active: { healthy: statusTable(hc.active.healthy.http_statuses), unhealthy: statusTable(hc.active.unhealthy.http_statuses) },
+      breakerFailure: statusTable(upstream.circuit_breaker?.failure_codes ?? []),
+    };
   }
 
   /**
@@ -97,8 +122,8 @@ export class UpstreamBalancer {
   private belowThreshold(): boolean {
     const th = this.upstream.healthchecks.threshold;
     if (!th) return false;
-    const total = this.targets.reduce((a, t) => a + t.weight, 0);
-    const healthy = this.targets.filter((t) => t.healthy).reduce((a, t) => a + t.weight, 0);
+    let total = 0, healthy = 0;
+    for (const t of this.targets) { total += t.weight; if (t.healthy) healthy += t.weight; }
     return total === 0 || (healthy * 100) / total < th;
   }
 
@@ -173,8 +198,9 @@ export class UpstreamBalancer {
   report(t: TargetState, o: Outcome, probe = false): void {
     const hc = probe ? this.upstream.healthchecks.active : this.upstream.healthchecks.passive;
     if (o.kind === 'status' && o.latencyMs !== undefined) t.ewmaMs = t.ewmaMs ? t.ewmaMs + EWMA_ALPHA * (o.latencyMs - t.ewmaMs) : o.latencyMs;
-    const healthyStatus = o.kind === 'status' && hc.healthy.http_statuses.includes(o.status);
-    const unhealthyStatus = o.kind === 'status' && hc.unhealthy.http_statuses.includes(o.status);
+    const judge = probe ? this.statuses.active : this.statuses.passive;
+    const healthyStatus = o.kind === 'status' && judge.healthy[o.status] === 1;
+    const unhealthyStatus = o.kind === 'status' && judge.unhealthy[o.status] === 1;
     if (o.kind === 'tcp') this.fail(t, 'tcpFailures', hc.unhealthy.tcp_failures);
     else if (o.kind === 'timeout') this.fail(t, 'timeouts', hc.unhealthy.timeouts);
     else if (unhealthyStatus) this.fail(t, 'httpFailures', hc.unhealthy.http_failures);
@@ -186,7 +212,7 @@ export class UpstreamBalancer {
     if (probe) return;
     const cb = this.upstream.circuit_breaker;
     if (!cb) return;
-    const failed = o.kind !== 'status' || cb.failure_codes.includes(o.status);
+    const failed = o.kind !== 'status' || this.statuses.breakerFailure[o.status] === 1;
     if (failed) {
       t.consecutiveFailures++;
       if (t.breaker === 'half_open' || (t.breaker === 'closed' && t.consecutiveFailures >= cb.failures)) {

@@ -35,7 +35,7 @@ import { connectUpgrade } from './websocket.ts';
 import { safely } from './guard.ts';
 import { IDEMPOTENT, LINGERING_TIME_MS, MAX_BUFFERED_BODY, TIMEOUT_ERRORS, mayRetry, nextRequestId } from './policy.ts';
 import type { ProxyCore, RuntimeConfig } from './forward.ts';
-import { accessLine, summarize, traceAttemptEnd, traceAttemptStart } from '../observability/index.ts';
+import { summarize, traceAttemptEnd, traceAttemptStart } from '../observability/index.ts';
 
 const kExchange = Symbol('portico.exchange');
 interface Carrier { [kExchange]?: ProxyExchange }
@@ -985,10 +985,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (ctx !== null && this.match!.compiled.pluginFlags.hasLog) runLog(this.match!.compiled.plugins, ctx, this.cfg!.plugins.env, status);
     const accessLog = this.core.deps.accessLog;
     if (accessLog === null) return;
-    accessLog.info(accessLine({
+    accessLog.write({
       requestId: this.requestId, method: this.method, path: this.logPath(), clientIp: this.clientIp, route: this.route, service: this.service,
       ctx, error: this.error, aborted: res !== null ? !res.writableFinished : undefined,
-    }, summary));
+    }, summary);
   }
 
   /** The request target with credential-carrying query arguments redacted (invariant 8). */

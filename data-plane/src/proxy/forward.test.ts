@@ -14,6 +14,7 @@ import { HealthRegistry } from './balancer.ts';
 import { compileTargets } from './target.ts';
 import { createProxy, type RuntimeConfig } from './forward.ts';
 import { mayRetry } from './policy.ts';
+import { accessLogTo } from '../observability/access-log.ts';
 
 const SVC = '00000000-0000-4000-8000-0000000000f1';
 const UP = '00000000-0000-4000-8000-0000000000f2';
@@ -82,7 +83,7 @@ async function gateway(opts: {
   const log = memoryLogger();
   const access = memoryLogger();
   const dispatcher = typeof opts.script === 'function' ? fakeDispatcher(opts.script) : opts.script;
-  const proxy = createProxy({ current: () => cfg, accessLog: opts.accessLogOff ? null : access, log, listenPort: 8000, dispatcherFor: () => dispatcher as unknown as Dispatcher });
+  const proxy = createProxy({ current: () => cfg, accessLog: opts.accessLogOff ? null : accessLogTo(access), log, listenPort: 8000, dispatcherFor: () => dispatcher as unknown as Dispatcher });
   const server = http.createServer(proxy.handleRequest);
   server.on('upgrade', proxy.handleUpgrade);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

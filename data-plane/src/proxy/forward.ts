@@ -13,6 +13,7 @@ import type { PluginChains } from '../plugins/compile.ts';
 import { serve } from './exchange.ts';
 import { DEFAULT_CLIENT_BODY_TIMEOUT_MS } from './policy.ts';
 import type { Observability } from '../observability/index.ts';
+import type { AccessLogWriter } from '../observability/access-log.ts';
 
 export interface RuntimeConfig {
   version: number;
@@ -32,7 +33,7 @@ export interface RuntimeConfig {
 export interface ProxyDeps {
   current(): RuntimeConfig | null;
   /** One line per request; null when PORTICO_ACCESS_LOG=off. */
-  accessLog: Logger | null;
+  accessLog: AccessLogWriter | null;
   /** The node's logger: internal errors and refusals are logged whatever the access-log setting. */
   log: Logger;
   listenPort: number;

@@ -8,7 +8,12 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(level: string, name: string): Logger {
-  return pino({ level, name, redact: { paths: REDACT_PATHS, censor: 'REDACTED' }, base: { pid: process.pid } });
+  return pino({ ...loggerOptions(level), name, base: { pid: process.pid } });
+}
+
+/** What every Portico logger shares (a second destination, as the access log's, keeps the same lines). */
+export function loggerOptions(level: string): { level: string; redact: { paths: string[]; censor: string } } {
+  return { level, redact: { paths: REDACT_PATHS, censor: 'REDACTED' } };
 }
 export type { Logger };
 

@@ -14,6 +14,15 @@ function readBodyKey(ctx: ProxyContext, name: string): string[] {
   return typeof v === 'string' ? [v] : Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }
 
+/** Two different keys were sent. */
+const CONFLICT = Symbol('conflicting keys');
+type Found = string | null | typeof CONFLICT;
+/** The key so far after seeing `v`: the first non-empty value, or CONFLICT once another differs. */
+function see(found: Found, v: string): Found {
+  if (v === '' || found === CONFLICT) return found;
+  return found === null || v === found ? v : CONFLICT;
+}
+
 export const keyAuthHandler: PluginHandler<KeyAuthConfig, State> = {
   name: keyAuth.name,
   priority: keyAuth.priority,
@@ -25,25 +34,20 @@ export const keyAuthHandler: PluginHandler<KeyAuthConfig, State> = {
     if (!config.run_on_preflight && ctx.method === 'OPTIONS') return;
     if (alreadyAuthenticated(ctx, config.anonymous)) return;
     // One pass over every place a key may be, keeping the first value and noting any other
-    // (no arrays on the common path: one key in one header).
-    let key: string | null = null;
-    let conflict = false;
-    const see = (v: string) => {
-      if (v === '') return;
-      if (key === null) key = v; else if (v !== key) conflict = true;
-    };
+    // (no arrays and no closure on the common path: one key in one header).
+    let key: Found = null;
     for (let i = 0; i < state.names.length; i++) {
       if (config.key_in_header) {
         const h = ctx.headers[state.names[i]];
-        if (typeof h === 'string') see(h); else if (h) h.forEach(see);
+        if (typeof h === 'string') key = see(key, h); else if (h) for (const v of h) key = see(key, v);
       }
-      if (config.key_in_query && ctx.hasQuery()) for (const v of ctx.query().getAll(config.key_names[i])) see(v);
-      if (config.key_in_body) for (const v of readBodyKey(ctx, config.key_names[i])) see(v);
+      if (config.key_in_query && ctx.hasQuery()) for (const v of ctx.query().getAll(config.key_names[i])) key = see(key, v);
+      if (config.key_in_body) for (const v of readBodyKey(ctx, config.key_names[i])) key = see(key, v);
     }
     if (key === null) {
       return failOrAnonymous(ctx, config.anonymous, env, { status: 401, message: 'No API key found in request', headers: state.challenge });
     }
-    if (conflict) {
+    if (key === CONFLICT) {
       return failOrAnonymous(ctx, config.anonymous, env, { status: 401, message: 'Duplicate API key found', headers: state.challenge });
     }
     const cred = env.index.keyAuthByHash.get(hashApiKey(key));

@@ -54,6 +54,18 @@ function respond(ctx: ProxyContext, config: RateLimitingConfig, state: State, d:
   return { status: config.error_code, message: config.error_message, headers };
 }
 
+/** The counter store failed: the config's choice (503, this node's counters, or let it through). */
+function storeFailed(err: unknown, ctx: ProxyContext, config: RateLimitingConfig, state: State, env: PluginEnv, key: string): AccessResult | Promise<AccessResult> {
+  env.counters.increment('rate_limiting_store_failures');
+  env.log.warn({ err: (err as Error).message, plugin: 'rate-limiting', fault_tolerant: config.fault_tolerant }, 'rate-limit counter store failed');
+  if (!config.fault_tolerant) return { status: 503, message: 'Rate limiting is unavailable: the counter store did not answer' };
+  if (config.on_store_failure === 'local') {
+    const d = state.local.hit(key, state.limits, config.algorithm);
+    return d instanceof Promise ? d.then((x) => respond(ctx, config, state, x)) : respond(ctx, config, state, d);
+  }
+  return undefined;
+}
+
 export const rateLimitingHandler: PluginHandler<RateLimitingConfig, State> = {
   name: rateLimiting.name,
   priority: rateLimiting.priority,
@@ -74,23 +86,13 @@ export const rateLimitingHandler: PluginHandler<RateLimitingConfig, State> = {
   access: function rateLimitingAccess(ctx, config, state, env: PluginEnv): AccessResult | Promise<AccessResult> {
     // Counters are per plugin instance, so consumer tiers (consumer-scoped configs) count apart.
     const key = `${state.id}:${identifier(ctx, config)}`;
-    const onFailure = (err: unknown): AccessResult | Promise<AccessResult> => {
-      env.counters.increment('rate_limiting_store_failures');
-      env.log.warn({ err: (err as Error).message, plugin: 'rate-limiting', fault_tolerant: config.fault_tolerant }, 'rate-limit counter store failed');
-      if (!config.fault_tolerant) return { status: 503, message: 'Rate limiting is unavailable: the counter store did not answer' };
-      if (config.on_store_failure === 'local') {
-        const d = state.local.hit(key, state.limits, config.algorithm);
-        return d instanceof Promise ? d.then((x) => respond(ctx, config, state, x)) : respond(ctx, config, state, d);
-      }
-      return undefined;
-    };
     let d: Decision | Promise<Decision>;
     try {
       d = state.store.hit(key, state.limits, config.algorithm);
     } catch (err) {
-      return onFailure(err);
+      return storeFailed(err, ctx, config, state, env, key);
     }
-    if (d instanceof Promise) return d.then((x) => respond(ctx, config, state, x), onFailure);
+    if (d instanceof Promise) return d.then((x) => respond(ctx, config, state, x), (err) => storeFailed(err, ctx, config, state, env, key));
     return respond(ctx, config, state, d);
   },
 };
