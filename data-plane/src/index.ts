@@ -90,7 +90,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     observed = running;
     observability.applied(running.routeIds);
   });
-  state.loadCache();
+  await state.loadCache();
 
   let draining = false;
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? log.child({ access: true }) : null;
@@ -188,6 +188,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       state.health.stop();
       rateLimitStores.close();
       await subscriber.close();
+      await state.close();
       await nodeTraces?.shutdown();
     },
   };

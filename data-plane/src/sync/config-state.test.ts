@@ -36,9 +36,9 @@ const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001'
 const snapshot = (version: number, config: Config) => signed(encodeSnapshot({ version, hash: configHash(config), built_at: 1, config }));
 
 describe('ConfigState.apply', () => {
-  it('keeps the old version after every rejected snapshot (fuzz), and rolls back a failed compile', () => {
+  it('keeps the old version after every rejected snapshot (fuzz), and rolls back a failed compile', async () => {
     const state = newState();
-    assert.equal(state.apply(snapshot(5, { ...emptyConfig(), services: [service] })).status, 'applied');
+    assert.equal((await state.apply(snapshot(5, { ...emptyConfig(), services: [service] }))).status, 'applied');
     const before = { version: state.version, hash: state.hash, config: state.current() };
     assert.deepEqual(calls.splice(0), ['commit']);
     const unchanged = () => {
@@ -46,26 +46,26 @@ describe('ConfigState.apply', () => {
       assert.equal(state.hash, before.hash);
       assert.equal(state.current(), before.config);
     };
-    fc.assert(fc.property(fc.oneof(fc.uint8Array({ maxLength: 256 }).map((b) => b as Uint8Array), fc.uint8Array({ maxLength: 256 }).map(signed), fc.jsonValue().map((v) => signed(gzipSync(JSON.stringify({ version: 99, hash: 'a'.repeat(64), built_at: 0, config: v }))))), (bytes) => {
-      assert.equal(state.apply(bytes).status, 'rejected');
+    await fc.assert(fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 256 }).map((b) => b as Uint8Array), fc.uint8Array({ maxLength: 256 }).map(signed), fc.jsonValue().map((v) => signed(gzipSync(JSON.stringify({ version: 99, hash: 'a'.repeat(64), built_at: 0, config: v }))))), async (bytes) => {
+      assert.equal((await state.apply(bytes)).status, 'rejected');
       unchanged();
     }), { numRuns: RUNS });
     assert.deepEqual(calls, [], 'a snapshot rejected before compiling acquires nothing');
 
     // Valid on the wire, but this node cannot run it: the compile's acquisitions are rolled back.
     const plugin = pluginSchema.parse({ id: '00000000-0000-4000-8000-000000000002', created_at: 0, updated_at: 0, name: 'rate-limiting', config: { minute: 1 } });
-    const r = state.apply(snapshot(6, { ...emptyConfig(), services: [service], plugins: [{ ...plugin, name: 'no-such-plugin' }] }));
+    const r = await state.apply(snapshot(6, { ...emptyConfig(), services: [service], plugins: [{ ...plugin, name: 'no-such-plugin' }] }));
     assert.equal(r.status, 'rejected');
     unchanged();
     assert.deepEqual(calls, ['rollback']);
   });
 
-  it('truncates an over-long error to LAST_ERROR_MAX characters', () => {
+  it('truncates an over-long error to LAST_ERROR_MAX characters', async () => {
     const state = newState();
     // The admin API refuses such a route; the node must still report it, and briefly: the error
     // quotes the 3,000-character pattern.
     const route = { ...routeSchema.parse({ id: '00000000-0000-4000-8000-000000000003', created_at: 0, updated_at: 0, paths: ['/x'] }), paths: ['~/(a)\\1' + 'k'.repeat(3_000)] };
-    const r = state.apply(snapshot(1, { ...emptyConfig(), routes: [route] }));
+    const r = await state.apply(snapshot(1, { ...emptyConfig(), routes: [route] }));
     assert.equal(r.status, 'rejected');
     assert.equal(state.lastError!.length, LAST_ERROR_MAX);
     assert.match(state.lastError!, /^snapshot failed validation: config\.routes\.0\.paths\.0: invalid regex: '.*kkk+…$/);
