@@ -61,11 +61,12 @@ export class SnapshotDecoder {
    */
   async decode(payload: Uint8Array, newerThan: number): Promise<Decoded> {
     const held = this.held;
-    const copy = payload.slice();
+    // A copy in its own ArrayBuffer, moved to the thread (a Buffer may be a view into a shared pool).
+    const copy = new Uint8Array(payload);
     const req: DecodeRequest = { id: this.nextId++, payload: copy, held: held?.keys ?? null, newerThan };
     const reply = await this.send(req, copy.buffer as ArrayBuffer);
     if (reply.status === 'error') throw new SnapshotError(reply.error);
-    if (reply.status === 'ignored') return reply;
+    if (reply.status === 'ignored') return { status: 'ignored', version: reply.version };
     return { status: 'decoded', snapshot: await this.assemble(reply, held) };
   }
 
