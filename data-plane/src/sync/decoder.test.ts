@@ -58,8 +58,16 @@ describe('SnapshotDecoder', () => {
     assert.equal(r.status === 'decoded' && r.snapshot.config.routes.length, 3);
   });
 
+  it('decodes a small snapshot inline, without starting the thread', async () => {
+    const small = new SnapshotDecoder();
+    const bytes = encode(1, { ...emptyConfig(), services: [service], routes: routes.slice(0, 2) });
+    const r = await small.decode(bytes, 0);
+    assert.deepEqual(r.status === 'decoded' && r.snapshot, decodeSnapshot(bytes));
+    assert.equal(small.started, 0);
+  });
+
   it('starts a new thread after the last one stopped, and decodes from nothing held', async () => {
-    const idle = new SnapshotDecoder(1);
+    const idle = new SnapshotDecoder(1, 0);
     try {
       const bytes = encode(1, { ...emptyConfig(), services: [service], routes: routes.slice(0, 10) });
       await idle.decode(bytes, 0);

@@ -16,12 +16,17 @@ import { Worker } from 'node:worker_threads';
 import type { Snapshot } from '@portico/shared';
 import { SnapshotError } from '@portico/shared';
 import { Slicer } from '../compile/slice.ts';
-import { KEY_CHARS, type DecodeReply, type DecodeRequest } from './decode-protocol.ts';
+import { decodeRequest, KEY_CHARS, type DecodeReply, type DecodeRequest } from './decode-protocol.ts';
 
 export type Decoded = { status: 'decoded'; snapshot: Snapshot } | { status: 'ignored'; version: number };
 
 /** How long the decoder's thread stays up without work. */
 export const DECODER_IDLE_MS = 30_000;
+/**
+ * Compressed snapshots up to this size (a few hundred routes) are decoded inline, in a few ms: a
+ * small gateway (the all-in-one, a test) never starts the thread and its ~40 MB.
+ */
+export const INLINE_MAX_BYTES = 4 * 1024;
 
 /**
  * Bundles (dist/) start the worker from the .mjs built beside them. Source runs (unit tests under
@@ -49,7 +54,7 @@ export class SnapshotDecoder {
   /** Threads started so far (tests: the work left this thread). */
   started = 0;
 
-  constructor(private readonly idleMs = DECODER_IDLE_MS) {}
+  constructor(private readonly idleMs = DECODER_IDLE_MS, private readonly inlineMaxBytes = INLINE_MAX_BYTES) {}
 
   /** The worker's thread id, 0 when none runs. */
   get threadId(): number { return this.worker?.threadId ?? 0; }
@@ -64,7 +69,7 @@ export class SnapshotDecoder {
     // A copy in its own ArrayBuffer, moved to the thread (a Buffer may be a view into a shared pool).
     const copy = new Uint8Array(payload);
     const req: DecodeRequest = { id: this.nextId++, payload: copy, held: held?.keys ?? null, newerThan };
-    const reply = await this.send(req, copy.buffer as ArrayBuffer);
+    const reply = payload.byteLength <= this.inlineMaxBytes ? decodeRequest(req) : await this.send(req, copy.buffer as ArrayBuffer);
     if (reply.status === 'error') throw new SnapshotError(reply.error);
     if (reply.status === 'ignored') return { status: 'ignored', version: reply.version };
     return { status: 'decoded', snapshot: await this.assemble(reply, held) };
