@@ -80,7 +80,11 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     rateLimitStore: (c) => rateLimitStores.get(c),
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
     observability,
-  }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
+  }, new HealthRegistry(probeTarget), trusted, {
+    // What a compile acquires (Redis stores, log sinks, span exporters) is released if its snapshot is rejected.
+    commit: () => rateLimitStores.commit(),
+    rollback: () => { rateLimitStores.rollback(); observability.rolledBack(); },
+  });
   stateRef = state;
   // onApplied also runs after a rejected snapshot: only a new running config releases anything.
   let observed: RuntimeConfig | null = null;

@@ -216,6 +216,13 @@ export class Observability implements ObservabilityPorts {
     this.tracing.sweep();
   }
 
+  /** A compiled config was rejected: sinks and exporters made for it go; the running config's stay. */
+  rolledBack(): void {
+    this.sinks.rollback((s) => { void s.close(); });
+    this.healthInstances.rollback(() => {});
+    this.tracing.rollback();
+  }
+
   /** The whole exposition text. */
   async metrics(): Promise<string> {
     return this.kong.render() + await this.registry.metrics() + this.pluginEvents();
