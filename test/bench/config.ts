@@ -22,7 +22,7 @@ import { ROOT } from '../harness/gateway.ts';
 const SERVICES = 100;
 const ROUTES_PER_SERVICE = 100;
 
-function bigFile(upstream: string): Record<string, unknown> {
+export function bigFile(upstream: string): Record<string, unknown> {
   return {
     _format_version: '3.0',
     services: Array.from({ length: SERVICES }, (_, s) => ({
@@ -78,7 +78,7 @@ export async function benchDeclarative(): Promise<string[]> {
   return lines;
 }
 
-const RATE_PER_S = 500;
+const RATE_PER_S = 200;
 const LOAD_S = 10;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -103,7 +103,7 @@ async function fixedRate(url: string, seconds: number): Promise<number[]> {
 }
 
 /** At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second. */
-async function benchApplyUnderLoad(stack: Stack): Promise<string[]> {
+export async function benchApplyUnderLoad(stack: Stack): Promise<string[]> {
   const dp = stack.dps[0];
   const url = `${dp.proxy}/s50/r50`;
   if ((await fetch(url)).status !== 200) throw new Error(`${url} is not served`);
