@@ -92,7 +92,11 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     proxyCache: cacheStores,
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
     observability,
-  }, new HealthRegistry(probeTarget), trusted, rateLimitStores);
+  }, new HealthRegistry(probeTarget), trusted, {
+    // What a compile acquires (Redis stores, log sinks, span exporters) is released if its snapshot is rejected.
+    commit: () => rateLimitStores.commit(),
+    rollback: () => { rateLimitStores.rollback(); observability.rolledBack(); },
+  });
   stateRef = state;
   // onApplied also runs after a rejected snapshot: only a new running config releases anything.
   let observed: RuntimeConfig | null = null;
@@ -102,7 +106,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     observed = running;
     observability.applied(running.routeIds);
   });
-  state.loadCache();
+  await state.loadCache();
 
   let draining = false;
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? openAccessLog(log) : null;
@@ -209,6 +213,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
       rateLimitStores.close();
       cacheStores.close();
       await subscriber.close();
+      await state.close();
       await nodeTraces?.shutdown();
     },
   };

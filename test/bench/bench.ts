@@ -284,6 +284,8 @@ async function main() {
   say('');
   const { benchDeclarative } = await import('./config.ts');
   for (const line of await benchDeclarative()) say(line);
+  const { benchMemory } = await import('./memory.ts');
+  for (const line of await benchMemory()) say(line);
 
   say('');
   const ratio = (a: string, b: string) => (med(a).rps / med(b).rps).toFixed(2);

@@ -3,21 +3,26 @@
 //   - POST /config of a 10,000-route file (100 services × 100 routes): answer time, and time until
 //     all three DPs run the new version; how many versions it made;
 //   - `portico config sync` of the same file into an emptied gateway, as a user runs it (a new
-//     process: read, substitute, send, apply), then again with nothing to change.
+//     process: read, substitute, send, apply), then again with nothing to change;
+//   - then, at those 10,000 routes (issue 16, "no stall on apply"): p99 of proxied requests at a
+//     fixed rate, idle and while a config write lands every second; per write, the apply time and
+//     the longest the DP's event loop was held (its /status last_apply); the DP's RSS.
 //   node --import tsx test/bench/config.ts      (after `npm run build`), or as part of `npm run bench`
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { Pool } from 'undici';
 import { stringify } from 'yaml';
-import { startStack, dpVersion } from '../harness/stack.ts';
+import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
 import { tmpRoot, waitFor } from '../harness/procs.ts';
 import { ROOT } from '../harness/gateway.ts';
 
 const SERVICES = 100;
 const ROUTES_PER_SERVICE = 100;
 
-function bigFile(upstream: string): Record<string, unknown> {
+export function bigFile(upstream: string): Record<string, unknown> {
   return {
     _format_version: '3.0',
     services: Array.from({ length: SERVICES }, (_, s) => ({
@@ -66,10 +71,73 @@ export async function benchDeclarative(): Promise<string[]> {
     t0 = performance.now();
     const noop = cli(['sync', file]);
     lines.push(`portico config sync with nothing to change: ${(performance.now() - t0).toFixed(0)} ms (${noop.stdout.trim()})`);
+    lines.push(...await benchApplyUnderLoad(stack));
   } finally {
     await stack.stop();
   }
   return lines;
+}
+
+const RATE_PER_S = 200;
+const LOAD_S = 10;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+/** Requests at a fixed rate (not as fast as possible: queueing would hide a stall) for `seconds`; latencies in ms. */
+async function fixedRate(url: string, seconds: number): Promise<number[]> {
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections: 20 });
+  const latencies: number[] = [];
+  const inFlight: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; i < RATE_PER_S * seconds; i++) {
+    const due = start + (i * 1000) / RATE_PER_S;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    // Latency from when the request was due, so a stalled gateway's backlog counts (no coordinated omission).
+    inFlight.push(pool.request({ path: u.pathname, method: 'GET' }).then(async (r) => { await r.body.dump(); latencies.push(performance.now() - due); }));
+  }
+  await Promise.all(inFlight);
+  await pool.close();
+  return latencies;
+}
+
+/** At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second. */
+export async function benchApplyUnderLoad(stack: Stack): Promise<string[]> {
+  const dp = stack.dps[0];
+  const url = `${dp.proxy}/s50/r50`;
+  if ((await fetch(url)).status !== 200) throw new Error(`${url} is not served`);
+  await fixedRate(url, 2);
+  const idle = await fixedRate(url, LOAD_S);
+  let writing = true;
+  const applies: { ms: number; decode: number; compile: number; loopMax: number }[] = [];
+  const writer = (async () => {
+    for (let i = 0; writing; i++) {
+      const t0 = performance.now();
+      const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${i}`] });
+      const v = Number(r.headers.get('x-portico-config-version'));
+      await waitFor('apply', async () => (await dpVersion(dp)) >= v, 30_000, 5);
+      const ms = performance.now() - t0;
+      const a = ((await (await fetch(`${dp.status}/status`)).json()) as any).configuration.last_apply;
+      applies.push({ ms, decode: a.decode_ms, compile: a.compile_ms, loopMax: a.loop_delay_max_ms });
+      await new Promise((res) => setTimeout(res, Math.max(0, 1000 - (performance.now() - t0))));
+    }
+  })();
+  const busy = await fixedRate(url, LOAD_S);
+  const rssBusy = rssMb(dp.proc.pid!);
+  writing = false;
+  await writer;
+  const p99 = (xs: number[]) => pct(xs, 0.99);
+  const med = (f: (a: (typeof applies)[number]) => number) => pct(applies.map(f), 0.5);
+  const max = (f: (a: (typeof applies)[number]) => number) => Math.max(...applies.map(f));
+  // The decoder's thread stops after 30 s without work (sync/decoder.ts): the RSS a quiet node keeps.
+  await new Promise((r) => setTimeout(r, 32_000));
+  return [
+    `proxy p99 at 10,000 routes, ${RATE_PER_S} req/s for ${LOAD_S} s: idle ${p99(idle).toFixed(2)} ms, with a config write every second ${p99(busy).toFixed(2)} ms (× ${(p99(busy) / p99(idle)).toFixed(2)}); max ${Math.max(...idle).toFixed(1)} / ${Math.max(...busy).toFixed(1)} ms`,
+    `  ${applies.length} writes, write → DP applied: median ${med((a) => a.ms).toFixed(0)} ms, max ${max((a) => a.ms).toFixed(0)} ms; DP decode (worker thread) median ${med((a) => a.decode)} ms, compile (sliced) median ${med((a) => a.compile)} ms; `
+      + `event loop held at most ${med((a) => a.loopMax)} ms per apply (median of the per-apply max), ${max((a) => a.loopMax)} ms worst`,
+    `  DP RSS at 10,000 routes: ${rssBusy.toFixed(0)} MB while applying a write a second, ${rssMb(dp.proc.pid!).toFixed(0)} MB 30 s after the last (decoder thread stopped)`,
+  ];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -128,7 +128,7 @@ describe('prometheus', () => {
     assert.ok(value(m, 'portico_config_version', {}) > 0);
     assert.equal(value(m, 'kong_control_plane_connected', {}), 1, 'NATS is up');
     assert.equal(find(m, 'portico_redis_connections', {}).length, 3);
-    for (const name of ['portico_config_apply_duration_ms', 'portico_circuit_breaker_trips_total', 'portico_upstream_retries_total', 'portico_rate_limit_decisions_total', 'portico_http_requests_total', 'kong_data_plane_config_hash', 'kong_node_info']) {
+    for (const name of ['portico_config_apply_duration_ms', 'portico_config_apply_event_loop_delay_max_ms', 'portico_circuit_breaker_trips_total', 'portico_upstream_retries_total', 'portico_rate_limit_decisions_total', 'portico_http_requests_total', 'kong_data_plane_config_hash', 'kong_node_info']) {
       assert.ok(find(m, name, {}).length > 0, `${name} is exported`);
     }
   });

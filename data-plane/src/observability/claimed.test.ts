@@ -17,4 +17,20 @@ describe('claimed items across configs', () => {
     assert.deepEqual(released, ['b2', 'a1']);
     assert.equal(c.size, 0);
   });
+
+  it('a rolled-back compile releases what it made and keeps the running config\'s items', () => {
+    const c = new Claimed<string>();
+    const released: string[] = [];
+    c.get('a', () => 'a1');
+    c.sweep((v) => { released.push(v); });
+    // A compile that reuses `a` and makes `b`, then is rejected.
+    c.get('a', () => 'a2'); c.get('b', () => 'b1');
+    c.rollback((v) => { released.push(v); });
+    assert.deepEqual(released, ['b1']);
+    assert.equal(c.get('a', () => 'a3'), 'a1', 'the running config\'s item is kept');
+    // Its claims protect nothing: the next config, not using `a`, releases it.
+    c.rollback(() => {});
+    c.sweep((v) => { released.push(v); });
+    assert.deepEqual(released, ['b1', 'a1']);
+  });
 });

@@ -31,7 +31,7 @@ export { traceAttemptStart, traceAttemptEnd } from './tracing.ts';
 export interface NodeView {
   nodeId: string;
   current(): RuntimeConfig | null;
-  config: { version: number; hash: string; lastError: string | null; lastApply: { decode_ms: number; compile_ms: number } | null };
+  config: { version: number; hash: string; lastError: string | null; lastApply: { decode_ms: number; compile_ms: number; loop_delay_max_ms: number } | null };
   counters: { requests: number; connections: number; active: number };
   pluginCounters: Map<string, number>;
   /** Redis connections of rate-limiting stores. */
@@ -164,6 +164,10 @@ export class Observability implements ObservabilityPorts {
       name: 'portico_config_apply_duration_ms', help: 'Decode and compile time of the last applied snapshot', labelNames: ['step'], registers: [r],
       collect() { const a = node.config.lastApply; if (a) { this.set({ step: 'decode' }, a.decode_ms); this.set({ step: 'compile' }, a.compile_ms); } },
     });
+    new Gauge({
+      name: 'portico_config_apply_event_loop_delay_max_ms', help: 'Longest the event loop was held while the last snapshot applied (what a request could have waited)', registers: [r],
+      collect() { const a = node.config.lastApply; if (a) this.set(a.loop_delay_max_ms); },
+    });
     new Counter({ name: 'portico_http_requests_total', help: 'Requests received by the proxy listener', registers: [r], collect() { this.reset(); this.inc(node.counters.requests); } });
     new Gauge({ name: 'portico_process_resident_memory_bytes', help: 'Resident memory', registers: [r], collect() { this.set(process.memoryUsage().rss); } });
     new Counter({
@@ -248,6 +252,13 @@ export class Observability implements ObservabilityPorts {
     this.sinks.sweep((s) => { void s.close(); });
     this.healthInstances.sweep(() => {});
     this.tracing.sweep();
+  }
+
+  /** A compiled config was rejected: sinks and exporters made for it go; the running config's stay. */
+  rolledBack(): void {
+    this.sinks.rollback((s) => { void s.close(); });
+    this.healthInstances.rollback(() => {});
+    this.tracing.rollback();
   }
 
   /** The whole exposition text. */

@@ -82,6 +82,9 @@ export class Tracing {
   /** A new config runs: exporters its plugins no longer use send what they hold and stop. */
   sweep(): void { this.providers.sweep((p) => { void p.shutdown?.(); }); }
 
+  /** The config being compiled was rejected: exporters made for it stop. */
+  rollback(): void { this.providers.rollback((p) => { void p.shutdown?.(); }); }
+
   /** Exports what is buffered (shutdown). */
   async close(): Promise<void> {
     await Promise.all([...this.providers.values()].map((p) => p.shutdown?.()));

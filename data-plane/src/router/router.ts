@@ -13,6 +13,7 @@
 // header names with underscores would do in Kong.
 import { compileHeaderRegex, compileRoutePathRegex, type RegexMatch, type Route, type SafeRegex, type Service } from '@portico/shared';
 import type { PluginSlot } from '../plugins/compile.ts';
+import { drain } from '../compile/slice.ts';
 
 export interface MatchInput {
   method: string;
@@ -203,8 +204,105 @@ function priority(route: Route, path: string | null): number[] {
   return [fields, plainHosts, headerCount, isRegex, isRegex ? route.regex_priority : 0, path && !isRegex ? path.length : 0];
 }
 
+/** What a route compiles to on its own (no service, no plugins): the same for every snapshot it is in. */
+interface RouteParts {
+  methods: Set<string> | null;
+  hosts: HostRule | null;
+  snis: HostRule | null;
+  headers: HeaderRule[] | null;
+  query: QueryRule[] | null;
+  paths: { prio: number[]; prefix: string | null; regex: SafeRegex | null }[];
+}
+
+/**
+ * Parts compiled per route object. A DP keeps the objects of entities that did not change between
+ * snapshots (sync/decoder.ts), so a new snapshot compiles only the routes that changed; the cache
+ * lets go of a route when its object is dropped. Route objects are never mutated.
+ */
+const partsCache = new WeakMap<Route, RouteParts>();
+
+/** The route's compiled parts, from the cache or made now; throws, naming the route, on a regex RE2 refuses. */
+export function routeParts(route: Route): RouteParts {
+  let parts = partsCache.get(route);
+  if (parts) return parts;
+  parts = {
+    methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), snis: compileHosts(route.snis),
+    headers: compileHeaders(route), query: compileQuery(route),
+    paths: (nonEmpty(route.paths) ? route.paths! : [null]).map((p) => {
+      const isRegex = p !== null && p.startsWith('~');
+      return {
+        prio: priority(route, p),
+        prefix: p !== null && !isRegex ? p : null,
+        // Kong anchors a route regex at the start only (§3.2).
+        regex: isRegex ? compileRegex(route, 'paths', p.slice(1), compileRoutePathRegex) : null,
+      };
+    }),
+  };
+  partsCache.set(route, parts);
+  return parts;
+}
+
+type ChainFor = (route: Route) => PluginSlot[];
+
+/** Sub-routes ranked and indexed, and whether any route matches on the query: a Router's input. */
+export interface PreparedRoutes {
+  byPrefix: Map<string, SubRoute[]>;
+  scan: SubRoute[];
+  hasQueryRules: boolean;
+  size: number;
+}
+
+/**
+ * The per-route work of building a Router (plugin chain, parts, sub-routes), one step per route so
+ * a caller can give the event loop turns between them; the generator's value is the Router's input.
+ */
+export function* prepareRoutes(routes: Route[], services: Service[], chainFor: ChainFor): Generator<undefined, PreparedRoutes, undefined> {
+  const serviceById = new Map(services.map((s) => [s.id, s]));
+  const subs: { sub: Omit<SubRoute, 'rank'>; prio: number[]; route: Route }[] = [];
+  let hasQueryRules = false;
+  for (const route of routes) {
+    const service = route.service ? serviceById.get(route.service.id) ?? null : null;
+    // A disabled service takes its routes out of the router (Kong §2.1).
+    if (service && !service.enabled) continue;
+    if (!route.protocols.includes('http') && !route.protocols.includes('https')) continue;
+    const plugins = chainFor(route);
+    const compiled: CompiledRoute = {
+      route, service, plugins,
+      pluginFlags: {
+        hasLog: plugins.some((sl) => sl.handler.log !== undefined),
+        needsBody: plugins.some((sl) => sl.handler.needsBody?.(sl.base?.config) === true),
+        limitsBody: plugins.some((sl) => sl.handler.requestBodyLimit !== undefined),
+        bodyPhase: plugins.some((sl) => sl.handler.body !== undefined),
+      },
+    };
+    const { methods, hosts, snis, headers, query, paths } = routeParts(route);
+    if (query) hasQueryRules = true;
+    for (const { prio, prefix, regex } of paths) subs.push({ route, prio, sub: { compiled, methods, hosts, snis, headers, query, prefix, regex } });
+    yield;
+  }
+  subs.sort((a, b) => {
+    for (let i = 0; i < a.prio.length; i++) if (a.prio[i] !== b.prio[i]) return b.prio[i] - a.prio[i];
+    if (a.route.created_at !== b.route.created_at) return a.route.created_at - b.route.created_at;
+    return a.route.id < b.route.id ? -1 : a.route.id > b.route.id ? 1 : 0;
+  });
+  yield;
+  const byPrefix = new Map<string, SubRoute[]>();
+  const scan: SubRoute[] = [];
+  for (let rank = 0; rank < subs.length; rank++) {
+    const s: SubRoute = { ...subs[rank].sub, rank };
+    if (s.prefix !== null) {
+      const list = byPrefix.get(s.prefix);
+      if (list) list.push(s); else byPrefix.set(s.prefix, [s]);
+    } else {
+      scan.push(s);
+    }
+    if ((rank & 63) === 63) yield;
+  }
+  return { byPrefix, scan, hasQueryRules, size: subs.length };
+}
+
 export class Router {
-  private readonly byPrefix = new Map<string, SubRoute[]>();
+  private readonly byPrefix: Map<string, SubRoute[]>;
   /** Distinct prefix lengths, longest first. */
   private readonly prefixLengths: number[];
   /** For each index in prefixLengths: the best (lowest) rank among it and every shorter length. */
@@ -215,61 +313,13 @@ export class Router {
   private readonly hasQueryRules: boolean;
   readonly size: number;
 
-  /** Throws, naming the route, when a regex cannot compile: the snapshot is then rejected whole. */
-  constructor(routes: Route[], services: Service[], chainFor: (route: Route) => PluginSlot[] = () => []) {
-    const serviceById = new Map(services.map((s) => [s.id, s]));
-    const subs: { sub: Omit<SubRoute, 'rank'>; prio: number[]; route: Route }[] = [];
-    let hasQueryRules = false;
-    for (const route of routes) {
-      const service = route.service ? serviceById.get(route.service.id) ?? null : null;
-      // A disabled service takes its routes out of the router (Kong §2.1).
-      if (service && !service.enabled) continue;
-      if (!route.protocols.includes('http') && !route.protocols.includes('https')) continue;
-      const plugins = chainFor(route);
-      const compiled: CompiledRoute = {
-        route, service, plugins,
-        pluginFlags: {
-          hasLog: plugins.some((sl) => sl.handler.log !== undefined),
-          needsBody: plugins.some((sl) => sl.handler.needsBody?.(sl.base?.config) === true),
-          limitsBody: plugins.some((sl) => sl.handler.requestBodyLimit !== undefined),
-          bodyPhase: plugins.some((sl) => sl.handler.body !== undefined),
-        },
-      };
-      const base = {
-        compiled, methods: nonEmpty(route.methods) ? new Set(route.methods!) : null, hosts: compileHosts(route.hosts), snis: compileHosts(route.snis),
-        headers: compileHeaders(route), query: compileQuery(route),
-      };
-      if (base.query) hasQueryRules = true;
-      const paths = nonEmpty(route.paths) ? route.paths! : [null];
-      for (const p of paths) {
-        const isRegex = p !== null && p.startsWith('~');
-        subs.push({
-          route,
-          prio: priority(route, p),
-          sub: {
-            ...base,
-            prefix: p !== null && !isRegex ? p : null,
-            // Kong anchors a route regex at the start only (§3.2).
-            regex: isRegex ? compileRegex(route, 'paths', p.slice(1), compileRoutePathRegex) : null,
-          },
-        });
-      }
-    }
-    subs.sort((a, b) => {
-      for (let i = 0; i < a.prio.length; i++) if (a.prio[i] !== b.prio[i]) return b.prio[i] - a.prio[i];
-      if (a.route.created_at !== b.route.created_at) return a.route.created_at - b.route.created_at;
-      return a.route.id < b.route.id ? -1 : a.route.id > b.route.id ? 1 : 0;
-    });
-    const scan: SubRoute[] = [];
-    subs.forEach(({ sub }, rank) => {
-      const s: SubRoute = { ...sub, rank };
-      if (s.prefix !== null) {
-        const list = this.byPrefix.get(s.prefix);
-        if (list) list.push(s); else this.byPrefix.set(s.prefix, [s]);
-      } else {
-        scan.push(s);
-      }
-    });
+  /**
+   * Throws, naming the route, when a regex cannot compile: the snapshot is then rejected whole.
+   * `prepared`: the per-route work already done by `prepareRoutes` (compile/ runs it in slices).
+   */
+  constructor(routes: Route[], services: Service[], chainFor: ChainFor = () => [], prepared?: PreparedRoutes) {
+    const { byPrefix, scan, hasQueryRules, size } = prepared ?? drain(prepareRoutes(routes, services, chainFor));
+    this.byPrefix = byPrefix;
     this.scan = scan;
     this.hasQueryRules = hasQueryRules;
     this.prefixLengths = [...new Set([...this.byPrefix.keys()].map((k) => k.length))].sort((a, b) => b - a);
@@ -284,7 +334,7 @@ export class Router {
       acc = Math.min(acc, bestAtLength.get(this.prefixLengths[i])!);
       this.bestRankFrom[i] = acc;
     }
-    this.size = subs.length;
+    this.size = size;
   }
 
   match(input: MatchInput): Match | null {

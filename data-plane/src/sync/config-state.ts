@@ -2,12 +2,18 @@
 // verify signature → decode → validate → version check → compile → swap one reference → persist to disk
 // (the signed bytes, so the disk cache is checked the same way at a cold start). A snapshot
 // that fails anywhere is rejected and reported while the old config keeps serving.
+//
+// Without stalling the proxy (invariant 7): decode and validation run on a worker thread
+// (decoder.ts), compile in bounded slices of the event loop (compile/), and applies run one at a
+// time, in the order they arrive. Only the swap and what follows it change anything.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { decodeSnapshot, LAST_ERROR_MAX, openSnapshot, truncate, writeFileAtomic, type Logger, type Snapshot, type TrustedKey } from '@portico/shared';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { LAST_ERROR_MAX, openSnapshot, truncate, writeFileAtomic, type Logger, type TrustedKey } from '@portico/shared';
 import type { HealthRegistry } from '../proxy/balancer.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
-import { compile, type Compiled, type PluginPorts } from '../compile/index.ts';
+import { compileSliced, type Compiled, type PluginPorts } from '../compile/index.ts';
+import { SnapshotDecoder, type Decoded } from './decoder.ts';
 
 /** The last applied snapshot as received: the signed envelope around the gzip-compressed JSON. */
 export const CACHE_FILE = 'snapshot.signed';
@@ -30,13 +36,27 @@ export interface CompileResources {
 
 const NO_RESOURCES: CompileResources = { commit() {}, rollback() {} };
 
+export interface ApplyTimes {
+  decode_ms: number;
+  compile_ms: number;
+  routes: number;
+  /** The event loop's longest delay while this apply ran (perf_hooks, 1 ms resolution): what a request could have waited. */
+  loop_delay_max_ms: number;
+}
+
 export class ConfigState {
   private config: RuntimeConfig | null = null;
   lastError: string | null = null;
   appliedAt = 0;
-  /** How long the last successful apply took, by stage. */
-  lastApply: { decode_ms: number; compile_ms: number; routes: number } | null = null;
+  /**
+   * How long the last successful apply took, by stage (wall time: decode on the worker thread,
+   * compile in slices), and the longest the event loop was held while it ran.
+   */
+  lastApply: ApplyTimes | null = null;
   private listeners: (() => void)[] = [];
+  readonly decoder = new SnapshotDecoder();
+  /** The apply running now, if any: the next one starts after it. */
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry,
     private trusted: readonly TrustedKey[], private resources: CompileResources = NO_RESOURCES) {}
@@ -48,31 +68,49 @@ export class ConfigState {
   onApplied(fn: () => void): void { this.listeners.push(fn); }
 
   /** Load the disk cache written by a previous run, before anything else (invariant 5). */
-  loadCache(): boolean {
+  async loadCache(): Promise<boolean> {
     let bytes: Buffer;
     try { bytes = readFileSync(path.join(this.dataDir, CACHE_FILE)); } catch { return false; }
-    const r = this.apply(bytes, { persist: false });
+    const r = await this.apply(bytes, { persist: false });
     if (r.status === 'applied') this.log.info({ version: r.version }, 'serving cached config from disk');
     else if (r.status === 'rejected') this.log.warn({ error: r.error }, 'disk-cached config is unusable; waiting for the bus');
     return r.status === 'applied';
   }
 
-  apply(bytes: Uint8Array, opts: { persist?: boolean } = {}): ApplyResult {
-    let snapshot: Snapshot;
+  /** Applies a signed snapshot (the envelope as received); applies run one at a time, in call order. */
+  apply(bytes: Uint8Array, opts: { persist?: boolean } = {}): Promise<ApplyResult> {
+    const run = this.applying.then(() => this.applyNow(bytes, opts));
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  private async applyNow(bytes: Uint8Array, opts: { persist?: boolean }): Promise<ApplyResult> {
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    try {
+      return await this.decodeAndSwap(bytes, opts, loop);
+    } finally {
+      loop.disable();
+    }
+  }
+
+  private async decodeAndSwap(bytes: Uint8Array, opts: { persist?: boolean }, loop: ReturnType<typeof monitorEventLoopDelay>): Promise<ApplyResult> {
+    let decoded: Decoded;
     const t0 = performance.now();
     try {
       // The signature first: nothing from an unsigned or forged snapshot is decompressed or parsed.
-      snapshot = decodeSnapshot(openSnapshot(bytes, this.trusted));
+      decoded = await this.decoder.decode(openSnapshot(bytes, this.trusted), this.version);
     } catch (err) {
       return this.reject((err as Error).message);
     }
-    if (this.config && snapshot.version <= this.config.version) {
-      return { status: 'ignored', reason: `version ${snapshot.version} is not newer than ${this.config.version}` };
+    if (decoded.status === 'ignored') {
+      return { status: 'ignored', reason: `version ${decoded.version} is not newer than ${this.version}` };
     }
+    const snapshot = decoded.snapshot;
     const t1 = performance.now();
     let compiled: Compiled;
     try {
-      compiled = compile(snapshot, this.ports, this.health);
+      compiled = await compileSliced(snapshot, this.ports, this.health);
     } catch (err) {
       this.resources.rollback();
       return this.reject(`snapshot ${snapshot.version} failed to compile: ${(err as Error).message}`);
@@ -84,7 +122,10 @@ export class ConfigState {
     this.lastError = null;
     this.appliedAt = Date.now();
     const compileMs = performance.now() - t1;
-    this.lastApply = { decode_ms: Math.round(t1 - t0), compile_ms: Math.round(compileMs), routes: snapshot.config.routes.length };
+    this.lastApply = {
+      decode_ms: Math.round(t1 - t0), compile_ms: Math.round(compileMs), routes: snapshot.config.routes.length,
+      loop_delay_max_ms: Math.round(loop.max / 1e5) / 10,
+    };
     if (opts.persist !== false) {
       try {
         writeFileAtomic(path.join(this.dataDir, CACHE_FILE), bytes);
@@ -96,6 +137,9 @@ export class ConfigState {
     for (const fn of this.listeners) fn();
     return { status: 'applied', version: snapshot.version, compileMs };
   }
+
+  /** Stops the decoder's thread (node shutdown). */
+  close(): Promise<void> { return this.decoder.close(); }
 
   /** Reported in every heartbeat and log line, so bounded: a message can quote a whole hostile document. */
   private reject(error: string): ApplyResult {

@@ -69,7 +69,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       return;
     }
     const bytes = await os.getBlob(SNAPSHOT_OBJECT);
-    if (!bytes || !handler || handler(bytes, info.metadata?.traceparent)) return;
+    if (!bytes || !handler || await handler(bytes, info.metadata?.traceparent)) return;
     rejectedDigest = info.digest;
     log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
   }

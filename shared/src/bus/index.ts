@@ -112,7 +112,8 @@ export interface SnapshotSubscriber {
   close(): Promise<void>;
 }
 
-export type SnapshotHandler = (bytes: Uint8Array, traceparent?: string) => boolean;
+/** Answers (once the apply is done: it runs off the caller's turn) whether the snapshot was accepted. */
+export type SnapshotHandler = (bytes: Uint8Array, traceparent?: string) => boolean | Promise<boolean>;
 
 /** The in-process bus used when CP and DP share a process and no NATS_URL is set. */
 export class MemoryBus {
@@ -125,7 +126,7 @@ export class MemoryBus {
   readonly publisher: SnapshotPublisher = {
     publish: async (_version, _hash, bytes, traceparent) => {
       this.latest = bytes;
-      for (const w of this.watchers) queueMicrotask(() => w(bytes, traceparent));
+      for (const w of this.watchers) queueMicrotask(() => { void w(bytes, traceparent); });
     },
     onHeartbeat: (handler) => { this.heartbeatHandlers.add(handler); },
     sendHealth: async (bytes) => { for (const h of this.healthHandlers) h(bytes); },
@@ -136,7 +137,7 @@ export class MemoryBus {
   readonly subscriber: SnapshotSubscriber = {
     watch: async (handler) => {
       this.watchers.add(handler);
-      if (this.latest) handler(this.latest);
+      if (this.latest) await handler(this.latest);
     },
     heartbeat: (hb) => { for (const h of this.heartbeatHandlers) h(hb); },
     onHealth: (handler) => { this.healthHandlers.add(handler); },

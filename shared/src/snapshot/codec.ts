@@ -1,7 +1,7 @@
 // Wire form of a snapshot: JSON, gzip-compressed. 10,000 routes are several MB of JSON; gzip brings
 // that to a few hundred KB, and the NATS object store chunks whatever remains.
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { configHash } from './hash.ts';
+import { canonicalConfig, type CanonicalConfig } from './hash.ts';
 import { snapshotSchema, type Snapshot } from './schema.ts';
 
 /** Largest decompressed snapshot accepted: 10,000 routes are a few MB; a gzip bomb stops here. */
@@ -24,6 +24,11 @@ export class SnapshotError extends Error {
  * turns into a reported rejection.
  */
 export function decodeSnapshot(bytes: Uint8Array, maxBytes = MAX_SNAPSHOT_BYTES): Snapshot {
+  return decodeCanonical(bytes, maxBytes).snapshot;
+}
+
+/** decodeSnapshot, also giving each entity's canonical text (what the hash was computed over). */
+export function decodeCanonical(bytes: Uint8Array, maxBytes = MAX_SNAPSHOT_BYTES): { snapshot: Snapshot; texts: CanonicalConfig['texts'] } {
   let raw: unknown;
   try {
     raw = JSON.parse(gunzipSync(bytes, { maxOutputLength: maxBytes }).toString('utf8'));
@@ -31,7 +36,7 @@ export function decodeSnapshot(bytes: Uint8Array, maxBytes = MAX_SNAPSHOT_BYTES)
     throw new SnapshotError('snapshot is not gzip-compressed JSON', { cause });
   }
   try {
-    return validateSnapshot(raw);
+    return validateCanonical(raw);
   } catch (err) {
     if (err instanceof SnapshotError) throw err;
     throw new SnapshotError(`snapshot could not be validated: ${(err as Error).message}`, { cause: err });
@@ -39,12 +44,16 @@ export function decodeSnapshot(bytes: Uint8Array, maxBytes = MAX_SNAPSHOT_BYTES)
 }
 
 export function validateSnapshot(raw: unknown): Snapshot {
+  return validateCanonical(raw).snapshot;
+}
+
+function validateCanonical(raw: unknown): { snapshot: Snapshot; texts: CanonicalConfig['texts'] } {
   const parsed = snapshotSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new SnapshotError(`snapshot failed validation: ${first}`);
   }
-  const hash = configHash(parsed.data.config);
+  const { hash, texts } = canonicalConfig(parsed.data.config);
   if (hash !== parsed.data.hash) throw new SnapshotError(`snapshot hash mismatch: content hashes to ${hash}, header says ${parsed.data.hash}`);
-  return parsed.data;
+  return { snapshot: parsed.data, texts };
 }

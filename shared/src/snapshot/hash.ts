@@ -10,14 +10,34 @@ export function canonicalJson(value: unknown): string {
   return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(obj[k])).join(',') + '}';
 }
 
+/** A config's entities as canonical JSON, list by list in the config's order, and the config hash over them. */
+export interface CanonicalConfig {
+  hash: string;
+  texts: Record<string, string[]>;
+}
+
+const byId = (list: { id: string }[]) => (a: number, b: number) => (list[a].id < list[b].id ? -1 : list[a].id > list[b].id ? 1 : 0);
+
 /**
  * The config hash: sha256 over the canonical form, with every entity list sorted by id so the
- * order rows come out of the database does not change it.
+ * order rows come out of the database does not change it. The canonical text of each entity is
+ * kept: a DP's decoder keys entities by it, to reuse what did not change between versions.
  */
+export function canonicalConfig(config: Config): CanonicalConfig {
+  const digest = createHash('sha256').update('{');
+  const texts: Record<string, string[]> = {};
+  const cfg = config as unknown as Record<string, { id: string }[] | undefined>;
+  Object.keys(cfg).filter((k) => cfg[k] !== undefined).sort().forEach((k, i) => {
+    const list = cfg[k]!;
+    const own = (texts[k] = list.map(canonicalJson));
+    const order = list.map((_, j) => j).sort(byId(list));
+    digest.update(`${i ? ',' : ''}${JSON.stringify(k)}:[`);
+    order.forEach((j, n) => digest.update(n ? `,${own[j]}` : own[j]));
+    digest.update(']');
+  });
+  return { hash: digest.update('}').digest('hex'), texts };
+}
+
 export function configHash(config: Config): string {
-  const sorted: Record<string, unknown> = {};
-  for (const [k, list] of Object.entries(config)) {
-    sorted[k] = [...(list as { id: string }[])].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  }
-  return createHash('sha256').update(canonicalJson(sorted)).digest('hex');
+  return canonicalConfig(config).hash;
 }

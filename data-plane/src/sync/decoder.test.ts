@@ -1,0 +1,83 @@
+// The snapshot decoder: decoding runs on its worker thread while this thread's event loop keeps
+// turning; what comes back equals the snapshot decoded here, and entities unchanged since the last
+// snapshot come back as the same objects (so their compiled parts are reused).
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, routeSchema, serviceSchema, SnapshotError, type Config, type Route } from '@portico/shared';
+import { SnapshotDecoder } from './decoder.ts';
+
+const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
+const route = (i: number, updated = 1): Route => routeSchema.parse({
+  id: `10000000-0000-4000-8000-${String(i).padStart(12, '0')}`, created_at: 1, updated_at: updated, name: `r-${i}`,
+  paths: [`/r${i}`], headers: { 'x-b': ['1'], 'x-a': ['2'] }, service: { id: service.id },
+});
+const routes = Array.from({ length: 2_000 }, (_, i) => route(i));
+const encode = (version: number, config: Config) => encodeSnapshot({ version, hash: configHash(config), built_at: 7, config });
+
+const decoder = new SnapshotDecoder();
+after(() => decoder.close());
+
+describe('SnapshotDecoder', () => {
+  it('decodes on its own thread while this event loop keeps turning, to what decodeSnapshot gives', async () => {
+    const bytes = encode(1, { ...emptyConfig(), services: [service], routes });
+    let turns = 0;
+    let decoding = true;
+    const spin = () => { if (!decoding) return; turns++; setImmediate(spin); };
+    setImmediate(spin);
+    const r = await decoder.decode(bytes, 0);
+    decoding = false;
+    assert.ok(turns > 0, 'setImmediate callbacks ran while the snapshot was being decoded');
+    assert.notEqual(decoder.threadId, 0);
+    assert.equal(r.status, 'decoded');
+    assert.deepEqual(r.status === 'decoded' && r.snapshot, decodeSnapshot(bytes));
+  });
+
+  it('gives back unchanged entities as the objects it gave before, and changed ones anew', async () => {
+    const first = await decoder.decode(encode(2, { ...emptyConfig(), services: [service], routes }), 0);
+    const changed = routes.map((r, i) => (i === 5 ? route(5, 2) : r));
+    const bytes = encode(3, { ...emptyConfig(), services: [service], routes: changed });
+    const second = await decoder.decode(bytes, 2);
+    assert.ok(first.status === 'decoded' && second.status === 'decoded');
+    const [a, b] = [first.snapshot.config, second.snapshot.config];
+    assert.equal(b.routes[4], a.routes[4]);
+    assert.equal(b.services[0], a.services[0]);
+    assert.notEqual(b.routes[5], a.routes[5]);
+    assert.equal(b.routes[5].updated_at, 2);
+    assert.deepEqual(second.snapshot, decodeSnapshot(bytes));
+  });
+
+  it('answers ignored for a version that is not newer, and rejects what does not validate', async () => {
+    assert.deepEqual(await decoder.decode(encode(3, { ...emptyConfig(), services: [service] }), 3), { status: 'ignored', version: 3 });
+    await assert.rejects(decoder.decode(Buffer.from('not gzip'), 0), (e) => e instanceof SnapshotError && /not gzip-compressed JSON/.test(e.message));
+    await assert.rejects(decoder.decode(gzipSync('{"version":1}'), 0), /failed validation/);
+    const config = { ...emptyConfig(), services: [service] };
+    await assert.rejects(decoder.decode(encodeSnapshot({ version: 9, hash: configHash(emptyConfig()), built_at: 0, config }), 0), /hash mismatch/);
+    // Still decodes after rejections, from what it held before them.
+    const r = await decoder.decode(encode(10, { ...emptyConfig(), services: [service], routes: routes.slice(0, 3) }), 3);
+    assert.equal(r.status === 'decoded' && r.snapshot.config.routes.length, 3);
+  });
+
+  it('decodes a small snapshot inline, without starting the thread', async () => {
+    const small = new SnapshotDecoder();
+    const bytes = encode(1, { ...emptyConfig(), services: [service], routes: routes.slice(0, 2) });
+    const r = await small.decode(bytes, 0);
+    assert.deepEqual(r.status === 'decoded' && r.snapshot, decodeSnapshot(bytes));
+    assert.equal(small.started, 0);
+  });
+
+  it('starts a new thread after the last one stopped, and decodes from nothing held', async () => {
+    const idle = new SnapshotDecoder(1, 0);
+    try {
+      const bytes = encode(1, { ...emptyConfig(), services: [service], routes: routes.slice(0, 10) });
+      await idle.decode(bytes, 0);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(idle.threadId, 0, 'the idle thread stopped');
+      const r = await idle.decode(encode(2, { ...emptyConfig(), services: [service], routes: routes.slice(0, 11) }), 1);
+      assert.equal(idle.started, 2);
+      assert.equal(r.status === 'decoded' && r.snapshot.config.routes.length, 11);
+    } finally {
+      await idle.close();
+    }
+  });
+});
