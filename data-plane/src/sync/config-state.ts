@@ -37,6 +37,8 @@ export class ConfigState {
   /** How long the last successful apply took, by stage. */
   lastApply: { decode_ms: number; compile_ms: number; routes: number } | null = null;
   private listeners: (() => void)[] = [];
+  /** False in a worker of a multi-worker node: its primary keeps the node's disk cache (cluster/). */
+  persist = true;
 
   constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry,
     private trusted: readonly TrustedKey[], private resources: CompileResources = NO_RESOURCES) {}
@@ -85,7 +87,7 @@ export class ConfigState {
     this.appliedAt = Date.now();
     const compileMs = performance.now() - t1;
     this.lastApply = { decode_ms: Math.round(t1 - t0), compile_ms: Math.round(compileMs), routes: snapshot.config.routes.length };
-    if (opts.persist !== false) {
+    if (opts.persist !== false && this.persist) {
       try {
         writeFileAtomic(path.join(this.dataDir, CACHE_FILE), bytes);
       } catch (err) {
