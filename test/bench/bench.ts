@@ -6,7 +6,8 @@
 //   Admin write → all 3 DPs serving (p50/p99 over 100 writes); snapshot build/transfer/apply and DP
 //   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes. Edge plugins: cors,
 //   header-only request/response transforms (× the plain route), json-transform of a 1 KB and a
-//   100 KB JSON response (× the plain route serving the same document).
+//   100 KB JSON response (× the plain route serving the same document). A DP node with
+//   PORTICO_WORKERS=1 vs 2, with CPU µs per request (workers.ts).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -288,6 +289,10 @@ async function main() {
   say(`Redis calls per rate-limited request: ${(rlCalls / rlRequests).toFixed(2)} (EVALSHA calls / requests, from Redis INFO commandstats)`);
 
   await tlsBench({ stack, originPort: origin.port, load, seconds: DURATION_S, rounds: ROUNDS, say });
+
+  // One node on every core (issue 16): PORTICO_WORKERS=1 vs 2, plain and key-auth + Redis rate limiting.
+  const { benchWorkers } = await import('./workers.ts');
+  await benchWorkers({ stack, redisUrl: redis.url, load, rounds: ROUNDS, say, plain: '/mock/anything', limited: { path: '/karl/anything', headers: { apikey: 'bench-key' } } });
 
   // Admin write → all 3 DPs serving.
   const lat: number[] = [];

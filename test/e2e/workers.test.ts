@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import { startStack, type Stack } from '../harness/stack.ts';
 import { startGateway, type GatewayProcess } from '../harness/gateway.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
@@ -63,6 +64,15 @@ describe('a DP node with PORTICO_WORKERS=2', () => {
     assert.ok(results.every((r) => r.status === 200));
     const served = await servedSince(st);
     assert.ok(served.every((n) => n > 0), `every worker served requests: ${served}`);
+    // The TLS listener is shared the same way.
+    const tls = await Promise.all([0, 1].map(() => new Promise<number>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: dp.proxyTlsPort, path: '/r0', agent: false, rejectUnauthorized: false }, (res) => { res.resume(); resolve(res.statusCode!); }).on('error', reject);
+    })));
+    assert.deepEqual(tls, [200, 200]);
+    // /metrics: every worker's series, labelled by worker.
+    const metrics = await (await fetch(`${dp.status}/metrics`)).text();
+    const labelled = new Set([...metrics.matchAll(/^kong_nginx_requests_total\{worker="(\d+)"/gm)].map((m) => m[1]));
+    assert.equal(labelled.size, 2, metrics.slice(0, 2000));
   });
 
   it('applies a config write in every worker, and reports the node in sync only once all have', async () => {

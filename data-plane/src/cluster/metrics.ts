@@ -11,7 +11,6 @@ export function mergeMetrics(texts: { worker: number; text: string }[]): string 
   const families = new Map<string, Family>();
   for (const { worker, text } of texts) {
     let current: Family | null = null;
-    const seen = new Set<string>();
     for (const line of text.split('\n')) {
       if (!line) continue;
       const meta = /^# (?:HELP|TYPE) (\S+)/.exec(line);
@@ -20,7 +19,7 @@ export function mergeMetrics(texts: { worker: number; text: string }[]): string 
       if (meta || !current) {
         let f = families.get(name);
         if (!f) families.set(name, f = { meta: [], samples: [] });
-        if (meta && !seen.has(line)) { seen.add(line); if (!f.meta.includes(line)) f.meta.push(line); }
+        if (meta && !f.meta.includes(line)) f.meta.push(line);
         current = f;
         if (meta) continue;
       }

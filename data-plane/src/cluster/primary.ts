@@ -23,6 +23,7 @@ import { connectNatsSubscriber } from '../sync/nats.ts';
 import { HealthOverrides } from '../sync/health-overrides.ts';
 import { createStatusApp, upstreamHealth, type ConfigView, type WorkerStatus } from '../status/app.ts';
 import { primaryIp, startStatusServer, trustedKeys } from '../index.ts';
+import { defaultCertificate } from '../tls/index.ts';
 import { decideBatch } from './rate-limit.ts';
 import { mergeMetrics } from './metrics.ts';
 import type { ToPrimary, ToWorker, UpstreamTargets, WorkerCounters } from './protocol.ts';
@@ -51,6 +52,9 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR);
   const startedAt = Date.now();
   const cacheFile = path.join(env.PORTICO_DATA_DIR, CACHE_FILE);
+  // A generated default certificate is made here, once: workers making it at the same time
+  // could leave one's key beside another's certificate in the data dir.
+  if (env.PORTICO_PROXY_TLS_LISTEN || env.PORTICO_PROXY_MTLS_LISTEN) await defaultCertificate(env, log);
   cluster.setupPrimary({ serialization: 'advanced' });
 
   /** The config the node runs: the newest bytes a worker applied (or the disk cache at start). */
