@@ -123,7 +123,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
     current: () => (current && live().some((r) => r.hb!.status === 'ready') ? { upstreams: balancers ?? new Map() } : null),
   };
 
-  const onApplied = (r: WorkerRecord, m: Extract<ToPrimary, { t: 'applied' }>): void => {
+  const onApplied = (m: Extract<ToPrimary, { t: 'applied' }>): void => {
     const s = sent.get(m.seq);
     if (s && --s.waiting <= 0) sent.delete(m.seq);
     if (m.upstreams) plan(m.version, m.upstreams);
@@ -136,7 +136,6 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
       // The node's disk cache: written once, by the primary, for bytes a worker applied.
       if (persist) try { writeFileAtomic(cacheFile, s.bytes); } catch (err) { log.error({ err }, 'could not persist the applied config to disk'); }
     }
-    void r;
   };
 
   const onMessage = (r: WorkerRecord, m: ToPrimary): void => {
@@ -147,7 +146,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
         sendTo(r.worker, { t: 'init', seq: id, bytes: current?.bytes ?? null });
         break;
       }
-      case 'applied': onApplied(r, m); break;
+      case 'applied': onApplied(m); break;
       case 'hb': {
         const before = r.hb;
         r.hb = m.hb;
