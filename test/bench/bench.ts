@@ -292,7 +292,9 @@ async function main() {
 
   // One node on every core (issue 16): PORTICO_WORKERS=1 vs 2, plain and key-auth + Redis rate limiting.
   const { benchWorkers } = await import('./workers.ts');
-  await benchWorkers({ stack, redisUrl: redis.url, load, rounds: ROUNDS, say, plain: '/mock/anything', limited: { path: '/karl/anything', headers: { apikey: 'bench-key' } } });
+  await stack.write('POST', '/services/bench/routes', { name: 'rll', paths: ['/rll'] });
+  await stack.write('POST', '/routes/rll/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'local' } });
+  await benchWorkers({ stack, redisUrl: redis.url, load, rounds: ROUNDS, say, plain: '/mock/anything', limited: { path: '/karl/anything', headers: { apikey: 'bench-key' } }, local: '/rll/anything' });
 
   // Admin write → all 3 DPs serving.
   const lat: number[] = [];

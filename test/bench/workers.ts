@@ -22,9 +22,13 @@ interface Options {
   load: (url: string, headers?: Record<string, string>) => Promise<Load>;
   rounds: number;
   say: (s: string) => void;
-  /** Routes that exist on the stack: a plain one and one with key-auth + rate-limiting (policy redis), with its key. */
+  /**
+   * Routes that exist on the stack: a plain one, one with key-auth + rate-limiting (policy redis)
+   * and its key, and one with rate-limiting policy local (the node's counters, held by the primary).
+   */
   plain: string;
   limited: { path: string; headers: Record<string, string> };
+  local: string;
 }
 
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
@@ -55,7 +59,7 @@ export async function benchWorkers(o: Options): Promise<void> {
   try {
     const latest = (await o.stack.A('GET', '/status')).body.configuration.version as number;
     await Promise.all([...nodes.values()].map((dp) => waitFor('dp', async () => (await dpVersion(dp)) >= latest, 30_000, 20)));
-    const cases: [string, string, Record<string, string>?][] = [['plain route', o.plain], ['key-auth + rate-limiting (redis)', o.limited.path, o.limited.headers]];
+    const cases: [string, string, Record<string, string>?][] = [['plain route', o.plain], ['key-auth + rate-limiting (redis)', o.limited.path, o.limited.headers], ['rate-limiting (local)', o.local]];
     const results = new Map<string, { load: Load; usPerReq: number }[]>();
     for (const [, dp] of nodes) for (const [, path, headers] of cases) {
       const r = await fetch(dp.proxy + path, { headers });
@@ -110,10 +114,12 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   await stack.A('POST', '/services/bench/routes', { name: 'karl', paths: ['/karl'] });
   await stack.A('POST', '/routes/karl/plugins', { name: 'key-auth' });
   await stack.A('POST', '/routes/karl/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'redis', algorithm: 'sliding-window' } });
+  await stack.A('POST', '/services/bench/routes', { name: 'rll', paths: ['/rll'] });
+  await stack.A('POST', '/routes/rll/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'local' } });
   try {
     await benchWorkers({
       stack, redisUrl: redis.url, load: async (url, headers) => wrk(url, headers), rounds: Number(process.env.BENCH_ROUNDS ?? 3), say: console.log,
-      plain: '/mock/anything', limited: { path: '/karl/anything', headers: { apikey: 'bench-key' } },
+      plain: '/mock/anything', limited: { path: '/karl/anything', headers: { apikey: 'bench-key' } }, local: '/rll/anything',
     });
   } finally {
     await stack.stop();
