@@ -120,6 +120,8 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
     get appliedAt() { return appliedAt; },
     get lastError() { return live().find((r) => r.hb!.last_error)?.hb!.last_error ?? null; },
     lastApply: null,
+    // Ready (/status/ready) once a worker serves a config: a worker being restarted does not take
+    // the node out of its load balancer, as node:cluster sends connections only to listening workers.
     current: () => (current && live().some((r) => r.hb!.status === 'ready') ? { upstreams: balancers ?? new Map() } : null),
   };
 

@@ -32,7 +32,7 @@ export interface StatusDeps {
   counters: { requests: number; connections: number };
   pluginCounters: Map<string, number>;
   observability: Pick<Observability, 'metrics' | 'contentType'>;
-  /** A multi-worker node's workers; /status lists them and is ready only when every one is. */
+  /** A multi-worker node's workers, listed by /status. */
   workers?: () => Promise<WorkerStatus[]>;
 }
 
@@ -53,10 +53,9 @@ export function createStatusApp(d: StatusDeps): Hono {
       ...(workers ? { workers } : {}),
     });
   });
-  app.get('/status/ready', async (c) => {
+  app.get('/status/ready', (c) => {
     if (d.draining()) return c.json({ message: 'draining' }, 503);
     if (!d.state.current()) return c.json({ message: 'no configuration available (empty configuration present)' }, 503);
-    if (d.workers && !(await d.workers()).every((w) => w.status === 'ready')) return c.json({ message: 'not every worker has applied the configuration yet' }, 503);
     return c.json({ message: 'ready' });
   });
   // Kong's metric families and Portico's own (observability/index.ts); never on the proxy port.
