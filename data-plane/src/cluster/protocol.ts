@@ -1,9 +1,8 @@
 // Messages between a DP node's primary and its workers (node:cluster IPC with the 'advanced'
 // serialization, so snapshot bytes cross as bytes). Both ends are this program: the channel is
 // trusted, and a message of an unknown type is a bug, logged and dropped.
-import type { Heartbeat } from '@portico/shared';
+import type { Heartbeat, Upstream } from '@portico/shared';
 import type { Algorithm, Decision, Limit } from '@portico/shared/plugins/handlers';
-import type { Upstream } from '@portico/shared';
 import type { SharedHealth } from '../proxy/balancer.ts';
 
 /** A target's health or breaker change, learned by one process of the node. */

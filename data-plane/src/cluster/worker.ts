@@ -9,7 +9,8 @@ import { startDataPlane, type DataPlane } from '../index.ts';
 import { PrimaryRateLimitStore } from './rate-limit.ts';
 import type { ToPrimary, ToWorker, UpstreamTargets, WorkerCounters } from './protocol.ts';
 
-const send = (m: ToPrimary): void => { process.send!(m); };
+/** Dropped once the primary is gone: this process exits then (node:cluster ends a worker on disconnect). */
+const send = (m: ToPrimary): void => { if (process.connected) process.send!(m); };
 
 /** The upstreams the running config balances over, for the primary's probes and health view. */
 function upstreamsOf(state: ConfigState): UpstreamTargets[] {
