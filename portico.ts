@@ -22,6 +22,8 @@ async function startAllInOne(): Promise<void> {
     const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico');
     // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
     process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+    // The embedded DP shares this process with the CP and its in-process bus and database: one process.
+    if (process.env.PORTICO_WORKERS && env.PORTICO_WORKERS > 1) log.warn({ PORTICO_WORKERS: env.PORTICO_WORKERS }, 'PORTICO_WORKERS applies to `npm run data-plane`; the all-in-one runs one process');
     const bus = env.NATS_URL ? undefined : new MemoryBus();
     let dp: Awaited<ReturnType<typeof startDataPlane>> | null = null;
     // Snapshots are signed here too, with a key pair generated in the data dir on first start, so

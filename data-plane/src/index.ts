@@ -17,7 +17,7 @@ import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';
 import { ProxyCacheStores } from './adapters/proxy-cache.ts';
 import { cacheCommandHandler } from './sync/cache-commands.ts';
-import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
+import { MemoryRateLimitStore, type RateLimitStore } from '@portico/shared/plugins/handlers';
 import { connectNatsSubscriber, natsState } from './sync/nats.ts';
 import { createProxy, type RuntimeConfig } from './proxy/forward.ts';
 import type { ServiceTarget } from './proxy/target.ts';
@@ -28,13 +28,33 @@ import { defaultCertificate, startH2cListener, startTlsListener } from './tls/in
 import { Observability } from './observability/index.ts';
 import { openAccessLog } from './observability/access-log.ts';
 
+/**
+ * A worker process of a multi-worker node (cluster/): what is node-wide comes from the primary.
+ * The bus is the IPC channel to it (snapshots it verified, health overrides; heartbeats go back
+ * to it); it holds the disk cache, the status listener, active probes and the node's counters.
+ */
+export interface WorkerRole {
+  bus: SnapshotSubscriber;
+  /** The node's current config (signed bytes), applied before the proxy listens. */
+  initial: Uint8Array | null;
+  localRateLimitStore: RateLimitStore;
+  /** Without probes; shares what it learns with the other workers. */
+  health: HealthRegistry;
+  /** The config state, once made: the worker reports each apply's outcome from it. */
+  onState(state: ConfigState): void;
+}
+
 export interface DataPlane {
   state: ConfigState;
   health: UpstreamHealthApi;
+  /** Requests and connections on this process's listeners. */
+  counters: { requests: number; connections: number; active: number };
+  /** This process's /metrics text. */
+  metrics(): Promise<string>;
   stop(): Promise<void>;
 }
 
-function primaryIp(): string {
+export function primaryIp(): string {
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
@@ -51,7 +71,7 @@ function listening(server: Server): Promise<void> {
 }
 
 /** The keys snapshots must be signed with: PORTICO_SIGNING_PUBLIC_KEYS, else the all-in-one's own. */
-function trustedKeys(env: Env, own?: TrustedKey[]): TrustedKey[] {
+export function trustedKeys(env: Env, own?: TrustedKey[]): TrustedKey[] {
   if (env.PORTICO_SIGNING_PUBLIC_KEYS) {
     try { return parsePublicKeys(env.PORTICO_SIGNING_PUBLIC_KEYS); } catch (err) { throw new EnvError((err as Error).message); }
   }
@@ -59,7 +79,15 @@ function trustedKeys(env: Env, own?: TrustedKey[]): TrustedKey[] {
   throw new EnvError('PORTICO_SIGNING_PUBLIC_KEYS is required for a data plane: it applies only snapshots signed by the control plane\'s key (its public half, PEM text or file; several, comma-separated, while rotating)');
 }
 
-export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscriber, ownKeys?: TrustedKey[]): Promise<DataPlane> {
+/** The read-only status listener (status/app.ts) on PORTICO_STATUS_LISTEN. */
+export async function startStatusServer(env: Env, app: { fetch: (req: Request) => Response | Promise<Response> }): Promise<Server> {
+  const server = serve({ fetch: app.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
+  await listening(server);
+  return server;
+}
+
+export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscriber, ownKeys?: TrustedKey[], worker?: WorkerRole): Promise<DataPlane> {
+  bus ??= worker?.bus;
   const trusted = trustedKeys(env, ownKeys);
   // Read and checked before any socket opens: a bad credential file is an exit 2, not a retry loop.
   const natsOptions = bus ? null : natsConnectOptions(env, 'portico-data-plane');
@@ -68,8 +96,9 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   const startedAt = Date.now();
   // Ports plugins use; they outlive snapshots, so counters and Redis connections survive config changes.
   const pluginCounters = new Map<string, number>();
-  const localRateLimitStore = new MemoryRateLimitStore();
-  const sweep = setInterval(() => localRateLimitStore.sweep(), 60_000);
+  const memoryStore = worker ? null : new MemoryRateLimitStore();
+  const localRateLimitStore = worker?.localRateLimitStore ?? memoryStore!;
+  const sweep = setInterval(() => memoryStore?.sweep(), 60_000);
   sweep.unref();
   const rateLimitStores = new RateLimitStores(env.REDIS_URL, log);
   const counters = { requests: 0, connections: 0, active: 0 };
@@ -92,12 +121,13 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     proxyCache: cacheStores,
     counters: { increment: (name) => { pluginCounters.set(name, (pluginCounters.get(name) ?? 0) + 1); } },
     observability,
-  }, new HealthRegistry(probeTarget), trusted, {
+  }, worker?.health ?? new HealthRegistry(probeTarget), trusted, {
     // What a compile acquires (Redis stores, log sinks, span exporters) is released if its snapshot is rejected.
     commit: () => rateLimitStores.commit(),
     rollback: () => { rateLimitStores.rollback(); observability.rolledBack(); },
   });
   stateRef = state;
+  worker?.onState(state);
   // onApplied also runs after a rejected snapshot: only a new running config releases anything.
   let observed: RuntimeConfig | null = null;
   state.onApplied(() => {
@@ -106,7 +136,8 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     observed = running;
     observability.applied(running.routeIds);
   });
-  await state.loadCache();
+  if (!worker) await state.loadCache();
+  else if (worker.initial) await state.apply(worker.initial, { persist: false });
 
   let draining = false;
   const accessLog = env.PORTICO_ACCESS_LOG === 'on' ? openAccessLog(log) : null;
@@ -166,10 +197,9 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
     ? await startH2cListener({ listen: h2cListen, proxy: h2cProxy, onRequest: () => { counters.requests++; }, onConnection: trackConnection })
     : null;
 
-  const status = createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters, observability });
-  const statusServer = serve({ fetch: status.fetch, hostname: env.PORTICO_STATUS_LISTEN.host, port: env.PORTICO_STATUS_LISTEN.port }) as Server;
-  await listening(statusServer);
-  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, proxy_h2c: h2cListen, status: env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
+  // A worker's node answers on its primary's status listener (cluster/primary.ts).
+  const statusServer = worker ? null : await startStatusServer(env, createStatusApp({ nodeId, state, draining: () => draining, counters, pluginCounters, observability }));
+  log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, proxy_h2c: h2cListen, status: worker ? undefined : env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
   const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version);
@@ -196,13 +226,15 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   return {
     state,
     health,
+    counters,
+    metrics: () => observability.metrics(),
     async stop() {
       draining = true;
       beat();
       clearInterval(heartbeat);
       await Promise.all([closeServer(proxyServer, env.PORTICO_SHUTDOWN_TIMEOUT_MS), ...tlsListeners.map((l) => l.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)),
         h2cListener?.close(env.PORTICO_SHUTDOWN_TIMEOUT_MS)]);
-      await closeServer(statusServer, 1_000);
+      if (statusServer) await closeServer(statusServer, 1_000);
       // Every request is over: its access-log line is the last thing it owes.
       await accessLog?.close();
       await proxy.close();

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { EnvError, parseEnv, parseListen } from './env.ts';
 
 describe('environment', () => {
@@ -18,6 +19,14 @@ describe('environment', () => {
     assert.equal(parseEnv({ PORTICO_UNDERSCORES_IN_HEADERS: 'on' }).PORTICO_UNDERSCORES_IN_HEADERS, 'on');
     assert.throws(() => parseEnv({ PORTICO_UNDERSCORES_IN_HEADERS: 'yes' }), (e: Error) => e instanceof EnvError && /PORTICO_UNDERSCORES_IN_HEADERS/.test(e.message));
     assert.throws(() => parseEnv({ PORTICO_CLIENT_BODY_TIMEOUT_MS: '1.5s' }), /PORTICO_CLIENT_BODY_TIMEOUT_MS: expected a whole number of milliseconds/);
+  });
+  it('runs one DP worker per core unless PORTICO_WORKERS says how many; refuses anything but 1 to 1024', () => {
+    assert.equal(parseEnv({}).PORTICO_WORKERS, availableParallelism());
+    assert.equal(parseEnv({ PORTICO_WORKERS: '1' }).PORTICO_WORKERS, 1);
+    assert.equal(parseEnv({ PORTICO_WORKERS: '16' }).PORTICO_WORKERS, 16);
+    for (const bad of ['0', '-2', '1.5', 'auto', '1025', '0x2', '1e2', ' ']) {
+      assert.throws(() => parseEnv({ PORTICO_WORKERS: bad }), (e: Error) => e instanceof EnvError && /PORTICO_WORKERS: expected a whole number of worker processes from 1 to 1024/.test(e.message), bad);
+    }
   });
   it('parses IPv6 listen addresses', () => assert.deepEqual(parseListen('[::1]:8000'), { host: '::1', port: 8000 }));
   it('names the variable in every error', () => {

@@ -1,6 +1,7 @@
 // The runtime contract's environment variables (ARCHITECTURE.md), parsed once at start. A bad value
 // stops the process with a message naming the variable; nothing is opened before this succeeds.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { HTTP_TOKEN } from './entities/fields.ts';
 import { IpMatcher } from './net/matcher.ts';
@@ -53,6 +54,20 @@ const ms = (def: number) => z.string().default(String(def)).transform((v, ctx) =
   return n;
 });
 
+/** Most worker processes one DP node runs: far above any core count, low enough to catch a typo. */
+export const MAX_WORKERS = 1024;
+
+/** `PORTICO_WORKERS`: a whole number of processes; unset, one per core the OS gives this process. */
+const workers = z.string().optional().transform((v, ctx) => {
+  if (v === undefined) return availableParallelism();
+  const n = /^\s*\d{1,5}\s*$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 1 && n <= MAX_WORKERS)) {
+    ctx.addIssue({ code: 'custom', message: `expected a whole number of worker processes from 1 to ${MAX_WORKERS} (1: a single process), got '${v.length > 40 ? v.slice(0, 40) + '…' : v}'` });
+    return z.NEVER;
+  }
+  return n;
+});
+
 /** Kong's trusted_ips: comma-separated addresses and CIDRs (`0.0.0.0/0,::/0` trusts every peer). */
 const trustedIps = z.string().default('').transform((v, ctx) => {
   try {
@@ -85,6 +100,8 @@ export const envSchema = z.object({
   REDIS_URL: url(['redis', 'rediss']),
   PORTICO_ADMIN_LISTEN: listen('127.0.0.1:8001'),
   PORTICO_PROXY_LISTEN: listen('0.0.0.0:8000'),
+  /** Worker processes of a DP node (cluster/): one primary holds the node's identity, N workers proxy. */
+  PORTICO_WORKERS: workers,
   PORTICO_STATUS_LISTEN: listen('127.0.0.1:8100'),
   PORTICO_DATA_DIR: z.string().min(1).default('./.portico'),
   PORTICO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

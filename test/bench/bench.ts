@@ -9,7 +9,8 @@
 //   RSS at 10,000 routes; routing cost per request at 10 vs 10,000 routes. Edge plugins: cors,
 //   header-only request/response transforms (× the plain route), json-transform of a 1 KB and a
 //   100 KB JSON response (× the plain route serving the same document); request-validator on a
-//   POSTed 1 KB JSON body (× the plain route with the same body), and its in-process costs.
+//   POSTed 1 KB JSON body (× the plain route with the same body), and its in-process costs. A DP node with
+//   PORTICO_WORKERS=1 vs 2, with CPU µs per request (workers.ts).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -303,6 +304,11 @@ async function main() {
   say('');
   const { aggregateBench } = await import('./aggregate.ts');
   await aggregateBench({ stack, originUrl: origin.url, say });
+  // One node on every core (issue 16): PORTICO_WORKERS=1 vs 2, plain and key-auth + Redis rate limiting.
+  const { benchWorkers } = await import('./workers.ts');
+  await stack.write('POST', '/services/bench/routes', { name: 'rll', paths: ['/rll'] });
+  await stack.write('POST', '/routes/rll/plugins', { name: 'rate-limiting', config: { second: 1e9, policy: 'local' } });
+  await benchWorkers({ stack, redisUrl: redis.url, load, rounds: ROUNDS, say, plain: '/mock/anything', limited: { path: '/karl/anything', headers: { apikey: 'bench-key' } }, local: '/rll/anything' });
 
   // Admin write → all 3 DPs serving.
   const lat: number[] = [];

@@ -64,6 +64,9 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     PORTICO_DATA_DIR: dataDir,
     PORTICO_LOG_LEVEL: 'info',
     PORTICO_SHUTDOWN_TIMEOUT_MS: '5000',
+    // One process per DP unless a test asks for workers (test/e2e/workers.test.ts): the suite
+    // shares two cores with other work, and a DP's default is one worker per core.
+    PORTICO_WORKERS: '1',
   };
   if (role === 'control-plane') env.PORTICO_SIGNING_KEY = TEST_SIGNING.privateKey;
   if (role === 'data-plane') env.PORTICO_SIGNING_PUBLIC_KEYS = TEST_SIGNING.publicKey;

@@ -2,7 +2,7 @@
 // (reference/kong-compat.md §6.3) plus ours: config version, last apply error, and status.
 import { desc, lt } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import { heartbeatSchema } from '@portico/shared';
+import { heartbeatSchema, type Heartbeat } from '@portico/shared';
 import type { Db } from '../db/index.ts';
 import { dataPlanes } from '../db/schema.ts';
 
@@ -10,6 +10,12 @@ import { dataPlanes } from '../db/schema.ts';
 const PURGE_AFTER_S = 14 * 24 * 3600;
 
 export class DataPlaneRegistry {
+  /**
+   * Each multi-worker node's workers as its last heartbeat reported them. Held in memory, not in
+   * Postgres: every CP hears every heartbeat, and a node repeats it every few seconds.
+   */
+  private workers = new Map<string, NonNullable<Heartbeat['workers']>>();
+
   constructor(private db: Db, private log: Logger) {}
 
   async record(raw: unknown): Promise<void> {
@@ -19,6 +25,7 @@ export class DataPlaneRegistry {
       return;
     }
     const hb = parsed.data;
+    if (hb.workers) this.workers.set(hb.id, hb.workers); else this.workers.delete(hb.id);
     const now = Math.floor(Date.now() / 1000);
     const row = {
       id: hb.id, hostname: hb.hostname, ip: hb.ip, version: hb.version, config_version: hb.config_version,
@@ -56,6 +63,8 @@ export class DataPlaneRegistry {
       last_error: r.last_error,
       status: r.status,
       started_at: r.started_at,
+      // PORTICO_WORKERS > 1: each worker's applied config; the node's fields above are its least advanced one's.
+      ...(this.workers.has(r.id) ? { workers: this.workers.get(r.id) } : {}),
     }));
   }
 }

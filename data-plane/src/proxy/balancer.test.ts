@@ -137,3 +137,48 @@ describe('circuit breaker state machine', () => {
     assert.equal(b.pick(null, new Set()), first);
   });
 });
+
+describe('health shared between the processes of a node', () => {
+  /** Two workers' registries wired as a node's primary relays them; neither probes. */
+  function pair(extra: Record<string, unknown>) {
+    const u: Upstream = upstreamSchema.parse({ id: UP, created_at: 0, updated_at: 0, name: 'up.test', ...extra });
+    const ts = ['10.0.0.1:80', '10.0.0.2:80'].map((t, i) => targetSchema.parse({ id: `00000000-0000-4000-8000-00000000001${i}`, created_at: 0, updated_at: 0, upstream: { id: UP }, target: t }));
+    const told: string[] = [];
+    const regs: HealthRegistry[] = [];
+    for (let i = 0; i < 2; i++) {
+      regs.push(new HealthRegistry(null, (upstream, t) => {
+        told.push(`${i}:${t.target}:${t.healthy}:${t.breaker}`);
+        regs[1 - i].applyShared(upstream, t.target, { healthy: t.healthy, breaker: t.breaker, openedAt: t.openedAt });
+      }));
+    }
+    const bs = regs.map((r) => { const p = r.plan([u], ts); p.commit(); return p.balancers.get('up.test')!; });
+    return { bs, told };
+  }
+
+  it('tells the other worker when passive checks take a target out, and only on the change', () => {
+    const { bs, told } = pair({ healthchecks: { passive: { unhealthy: { http_failures: 2 } } } });
+    const [a, b] = bs;
+    a.report(a.targets[0], { kind: 'status', status: 500 });
+    assert.deepEqual(told, [], 'one failure of two changes nothing');
+    a.report(a.targets[0], { kind: 'status', status: 500 });
+    a.report(a.targets[0], { kind: 'status', status: 500 });
+    assert.deepEqual(told, ['0:10.0.0.1:80:false:closed']);
+    assert.equal(b.targets[0].healthy, false);
+    for (let i = 0; i < 4; i++) assert.equal(b.pick(null, new Set())?.target, '10.0.0.2:80');
+  });
+
+  it('shares an opened breaker with the time it opened, and its closing', () => {
+    const { bs, told } = pair(BREAKER);
+    const [a, b] = bs;
+    a.report(a.targets[0], fail); a.report(a.targets[0], fail);
+    assert.equal(b.targets[0].breaker, 'open');
+    assert.equal(b.targets[0].openedAt, a.targets[0].openedAt);
+    elapse(a.targets[0]); elapse(b.targets[0]);
+    const t = b.pick(null, new Set(['10.0.0.2:80']))!; // b's half-open probe
+    assert.equal(t.target, '10.0.0.1:80');
+    b.report(t, ok);
+    b.release(t, -1);
+    assert.equal(a.targets[0].breaker, 'closed');
+    assert.deepEqual(told, ['0:10.0.0.1:80:true:open', '1:10.0.0.1:80:true:closed']);
+  });
+});

@@ -73,6 +73,16 @@ function splitTarget(t: string): { host: string; port: number } {
   return { host: t.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(t.slice(i + 1)) };
 }
 
+/** What one process learned about a target, for the node's other workers (cluster/health-sync.ts). */
+export interface SharedHealth {
+  healthy: boolean;
+  breaker: TargetState['breaker'];
+  openedAt: number;
+}
+
+/** Told when a report changes a target's health or breaker state. */
+export type HealthChanged = (upstreamId: string, t: TargetState) => void;
+
 export class UpstreamBalancer {
   readonly targets: TargetState[];
   private ring: { point: number; index: number }[] = [];
@@ -80,7 +90,7 @@ export class UpstreamBalancer {
   private readonly statuses: { passive: StatusJudge; active: StatusJudge; breakerFailure: Uint8Array };
 
   /** `weights[i]` is targets[i]'s weight in this config (it reaches the shared state on commit). */
-  constructor(readonly upstream: Upstream, targets: TargetState[], weights: number[] = targets.map((t) => t.weight)) {
+  constructor(readonly upstream: Upstream, targets: TargetState[], weights: number[] = targets.map((t) => t.weight), private changed?: HealthChanged) {
     this.targets = targets;
     if (upstream.algorithm === 'consistent-hashing') this.buildRing(weights);
     const hc = upstream.healthchecks;
@@ -196,6 +206,12 @@ export class UpstreamBalancer {
 
   /** Feed one attempt's result to passive health checks and the breaker (slots: `release`). */
   report(t: TargetState, o: Outcome, probe = false): void {
+    const healthyBefore = t.healthy, breakerBefore = t.breaker;
+    this.learn(t, o, probe);
+    if (this.changed && (t.healthy !== healthyBefore || t.breaker !== breakerBefore)) this.changed(this.upstream.id, t);
+  }
+
+  private learn(t: TargetState, o: Outcome, probe: boolean): void {
     const hc = probe ? this.upstream.healthchecks.active : this.upstream.healthchecks.passive;
     if (o.kind === 'status' && o.latencyMs !== undefined) t.ewmaMs = t.ewmaMs ? t.ewmaMs + EWMA_ALPHA * (o.latencyMs - t.ewmaMs) : o.latencyMs;
     const judge = probe ? this.statuses.active : this.statuses.passive;
@@ -262,12 +278,36 @@ export class UpstreamBalancer {
   }
 }
 
-/** Holds per-target state across snapshots and runs active health checks. */
+/**
+ * Holds per-target state across snapshots and runs active health checks. In a worker of a
+ * multi-process node (cluster/) `probe` is null, as the primary probes for the whole node, and
+ * `changed` passes what this process learns to the others, which take it through `applyShared`.
+ */
 export class HealthRegistry {
   private states = new Map<string, TargetState>();
   private timers = new Map<string, { key: string; timers: NodeJS.Timeout[] }>();
 
-  constructor(private readonly probe: (t: TargetState, u: Upstream) => Promise<Outcome>) {}
+  constructor(private readonly probe: ((t: TargetState, u: Upstream) => Promise<Outcome>) | null, private readonly changed?: HealthChanged) {}
+
+  /**
+   * State another process of the node learned. Counters restart from it, as after a transition
+   * learned here; false when the target is not in the running config (yet).
+   */
+  applyShared(upstreamId: string, target: string, s: SharedHealth): boolean {
+    const t = this.states.get(`${upstreamId}|${target}`);
+    if (!t) return false;
+    if (t.healthy !== s.healthy) {
+      t.healthy = s.healthy;
+      t.successes = 0; t.tcpFailures = 0; t.timeouts = 0; t.httpFailures = 0;
+    }
+    if (t.breaker !== s.breaker) {
+      t.breaker = s.breaker;
+      t.openedAt = s.openedAt;
+      t.consecutiveFailures = 0;
+      if (s.breaker === 'half_open') { t.probesInFlight = 0; t.halfOpenEpoch++; }
+    }
+    return true;
+  }
 
   /**
    * The balancers for a snapshot, reusing the live state of targets that still exist. Pure until
@@ -303,7 +343,7 @@ export class HealthRegistry {
         states.push(st);
         planned.push(t.weight);
       }
-      balancers.set(u.name.toLowerCase(), new UpstreamBalancer(u, states, planned));
+      balancers.set(u.name.toLowerCase(), new UpstreamBalancer(u, states, planned, this.changed));
     }
     const commit = () => {
       for (const [st, weight] of weights) st.weight = weight;
@@ -318,6 +358,8 @@ export class HealthRegistry {
 
   /** (Re)start active checks when an upstream's check config or targets changed. */
   private schedule(b: UpstreamBalancer): void {
+    const probe = this.probe;
+    if (!probe) return;
     const u = b.upstream;
     const a = u.healthchecks.active;
     const key = JSON.stringify([a, b.targets.map((t) => t.target)]);
@@ -328,7 +370,7 @@ export class HealthRegistry {
     const run = (wantHealthy: boolean) => {
       const due = b.targets.filter((t) => t.weight > 0 && t.healthy === wantHealthy).slice(0, a.concurrency);
       // Probe results count like traffic, against the active thresholds (report(..., probe=true)).
-      for (const t of due) void this.probe(t, u).then((o) => b.report(t, o, true));
+      for (const t of due) void probe(t, u).then((o) => b.report(t, o, true));
     };
     if (a.healthy.interval > 0) timers.push(setInterval(() => run(true), a.healthy.interval * 1000));
     if (a.unhealthy.interval > 0) timers.push(setInterval(() => run(false), a.unhealthy.interval * 1000));

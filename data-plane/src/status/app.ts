@@ -6,28 +6,53 @@ import { Hono } from 'hono';
 import { PORTICO_VERSION } from '@portico/shared';
 import type { ConfigState } from '../sync/config-state.ts';
 import type { Observability } from '../observability/index.ts';
+import type { UpstreamBalancer } from '../proxy/balancer.ts';
+
+/** What the status listener reads of a node's config: its ConfigState, or a multi-worker node's view (cluster/primary.ts). */
+export type ConfigView = Pick<ConfigState, 'version' | 'hash' | 'appliedAt' | 'lastError' | 'lastApply'> & {
+  current(): { upstreams: Map<string, UpstreamBalancer> } | null;
+};
+
+/** One worker process of a node (PORTICO_WORKERS > 1), as its primary last heard from it. */
+export interface WorkerStatus {
+  id: number;
+  pid: number;
+  config_version: number;
+  config_hash: string;
+  last_error: string | null;
+  status: 'ready' | 'starting' | 'draining';
+  total_requests: number;
+  connections_accepted: number;
+}
 
 export interface StatusDeps {
   nodeId: string;
-  state: ConfigState;
+  state: ConfigView;
   draining: () => boolean;
   counters: { requests: number; connections: number };
   pluginCounters: Map<string, number>;
-  observability: Observability;
+  observability: Pick<Observability, 'metrics' | 'contentType'>;
+  /** A multi-worker node's workers, listed by /status. */
+  workers?: () => Promise<WorkerStatus[]>;
 }
 
 export function createStatusApp(d: StatusDeps): Hono {
   const app = new Hono({ strict: false });
-  app.get('/status', (c) => c.json({
-    server: { total_requests: d.counters.requests, connections_accepted: d.counters.connections },
-    configuration_hash: d.state.hash,
-    configuration: {
-      version: d.state.version, hash: d.state.hash, applied_at: d.state.appliedAt || null,
-      last_error: d.state.lastError, last_apply: d.state.lastApply,
-    },
-    node: { id: d.nodeId, hostname: os.hostname(), version: PORTICO_VERSION, role: 'data_plane' },
-    memory: { rss_bytes: process.memoryUsage().rss, heap_used_bytes: process.memoryUsage().heapUsed },
-  }));
+  app.get('/status', async (c) => {
+    const workers = d.workers ? await d.workers() : null;
+    const sum = (k: 'total_requests' | 'connections_accepted') => workers!.reduce((a, w) => a + w[k], 0);
+    return c.json({
+      server: workers ? { total_requests: sum('total_requests'), connections_accepted: sum('connections_accepted') } : { total_requests: d.counters.requests, connections_accepted: d.counters.connections },
+      configuration_hash: d.state.hash,
+      configuration: {
+        version: d.state.version, hash: d.state.hash, applied_at: d.state.appliedAt || null,
+        last_error: d.state.lastError, last_apply: d.state.lastApply,
+      },
+      node: { id: d.nodeId, hostname: os.hostname(), version: PORTICO_VERSION, role: 'data_plane' },
+      memory: { rss_bytes: process.memoryUsage().rss, heap_used_bytes: process.memoryUsage().heapUsed },
+      ...(workers ? { workers } : {}),
+    });
+  });
   app.get('/status/ready', (c) => {
     if (d.draining()) return c.json({ message: 'draining' }, 503);
     if (!d.state.current()) return c.json({ message: 'no configuration available (empty configuration present)' }, 503);
@@ -50,7 +75,7 @@ export interface UpstreamHealthApi {
 }
 
 /** Health of the running config's balancers, by upstream name or id. */
-export function upstreamHealth(state: ConfigState, nodeId: string): UpstreamHealthApi {
+export function upstreamHealth(state: Pick<ConfigView, 'current'>, nodeId: string): UpstreamHealthApi {
   const find = (key: string) => {
     const cfg = state.current();
     if (!cfg) return undefined;

@@ -57,6 +57,8 @@ export class ConfigState {
   readonly decoder = new SnapshotDecoder();
   /** The apply running now, if any: the next one starts after it. */
   private applying: Promise<unknown> = Promise.resolve();
+  /** False in a worker of a multi-worker node: its primary keeps the node's disk cache (cluster/). */
+  persist = true;
 
   constructor(private dataDir: string, private log: Logger, private ports: PluginPorts, readonly health: HealthRegistry,
     private trusted: readonly TrustedKey[], private resources: CompileResources = NO_RESOURCES) {}
@@ -126,7 +128,7 @@ export class ConfigState {
       decode_ms: Math.round(t1 - t0), compile_ms: Math.round(compileMs), routes: snapshot.config.routes.length,
       loop_delay_max_ms: Math.round(loop.max / 1e5) / 10,
     };
-    if (opts.persist !== false) {
+    if (opts.persist !== false && this.persist) {
       try {
         writeFileAtomic(path.join(this.dataDir, CACHE_FILE), bytes);
       } catch (err) {

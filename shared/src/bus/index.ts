@@ -38,6 +38,17 @@ export const heartbeatSchema = z.strictObject({
   last_error: clipped(LAST_ERROR_MAX).nullable(),
   status: z.enum(['ready', 'starting', 'draining']),
   started_at: z.int().nonnegative(),
+  /**
+   * A node with several worker processes (PORTICO_WORKERS): what each applied. The node's own
+   * config_version and config_hash are its least advanced worker's, so it is in sync only when all are.
+   */
+  workers: z.array(z.strictObject({
+    pid: z.int().positive(),
+    config_version: z.int().nonnegative(),
+    config_hash: z.string().max(64),
+    last_error: clipped(LAST_ERROR_MAX).nullable(),
+    status: z.enum(['ready', 'starting', 'draining']),
+  })).max(1024).optional(),
 });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 
