@@ -22,11 +22,11 @@ const nodeStatus = async (g = dp): Promise<NodeStatus> => (await fetch(`${g.stat
 const cpLatest = async () => (await s.A('GET', '/status')).body.configuration as { version: number; hash: string };
 
 /** One request on a connection of its own, so node:cluster hands each to the next worker. */
-function fresh(path: string, g = dp): Promise<{ status: number; body: string }> {
+function fresh(path: string, g = dp): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     http.get(`${g.proxy}${path}`, { agent: false }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, body }));
+      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
     }).on('error', reject);
   });
 }
@@ -154,6 +154,28 @@ describe('a DP node with PORTICO_WORKERS=2', () => {
     const before = await nodeStatus();
     assert.ok((await sequential(10, '/after-restart')).every((x) => x.status === 200));
     assert.ok((await servedSince(before)).every((n) => n > 0), 'both workers, the new one included, served the new route');
+  });
+
+  it('runs a proxy-cache purge in every worker, and the node answers once with the entries of both', async () => {
+    await s.write('POST', '/services/svc/routes', { name: 'cached', paths: ['/cached'] });
+    await s.write('POST', '/routes/cached/plugins', { name: 'proxy-cache', config: { strategy: 'memory', content_type: ['application/json'] } });
+    const st = await bothAt((await cpLatest()).version);
+    // Fresh connections alternate between the workers: each caches the entry in its own memory tier.
+    const hitBy = new Set<number>();
+    for (let i = 0; i < 12 && hitBy.size < 2; i++) {
+      const before = await nodeStatus();
+      const r = await fresh('/cached/x');
+      assert.equal(r.status, 200);
+      const served = await servedSince(before);
+      if (r.headers['x-cache-status'] === 'Hit') hitBy.add(served.findIndex((n) => n > 0));
+    }
+    assert.equal(hitBy.size, 2, 'both workers hold the entry');
+    const r = await s.A('DELETE', '/proxy-cache?route=cached');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.not_answered, []);
+    assert.equal(r.body.purged.length, 1, 'one answer for the node');
+    assert.equal(r.body.purged[0].entries, 2, JSON.stringify(r.body));
+    assert.equal(st.workers.length, 2);
   });
 
   it('drains every worker on SIGTERM: requests in flight finish', async () => {

@@ -87,12 +87,13 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
       proc.stderr!.on('data', (d) => { log = (log + d).slice(-200_000); });
       if (opts.waitReady === false) return;
       const probe = role === 'control-plane' ? `${g.admin}/status` : `${g.status}/status/ready`;
+      // Generous: an all-in-one creating its embedded database on a loaded 2-core machine takes tens of seconds.
       try {
         await waitFor(`${role} ready`, async () => {
           if (proc.exitCode !== null) throw new Error(`${role} exited with ${proc.exitCode}:\n${log}`);
           const r = await fetch(probe).catch(() => null);
           return r?.ok;
-        }, 30_000, 100);
+        }, 90_000, 100);
       } catch (err) {
         // A gateway that never became ready must not outlive the test that started it.
         if (proc.exitCode === null && !proc.signalCode) proc.kill('SIGKILL');
