@@ -4,9 +4,12 @@ import { request } from 'undici';
 
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
 
-/** GET `url`; the body, read only up to `maxBytes` (a longer one is an error, its connection closed). */
+/**
+ * GET `url`; the body, read only up to `maxBytes` (a longer one is an error, its connection closed),
+ * all within `timeoutMs` (a server trickling bytes does not hold the caller longer).
+ */
 export async function getBytes(url: string, timeoutMs: number, maxBytes: number, accept = '*/*'): Promise<Buffer> {
-  const res = await request(url, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: { accept } });
+  const res = await request(url, { method: 'GET', signal: AbortSignal.timeout(timeoutMs), headersTimeout: timeoutMs, bodyTimeout: timeoutMs, headers: { accept } });
   if (res.statusCode !== 200) {
     await res.body.dump();
     throw new Error(`GET ${url} answered ${res.statusCode}`);
