@@ -14,19 +14,16 @@ export async function getBytes(url: string, timeoutMs: number, maxBytes: number,
     await res.body.dump();
     throw new Error(`GET ${url} answered ${res.statusCode}`);
   }
-  const tooLarge = () => new Error(`GET ${url}: document larger than ${maxBytes} bytes`);
+  const tooLarge = new Error(`GET ${url}: document larger than ${maxBytes} bytes`);
   if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
-    res.body.destroy();
-    throw tooLarge();
+    res.body.on('error', () => {}).destroy(); // close the connection; the caller gets tooLarge
+    throw tooLarge;
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of res.body) {
     size += chunk.length;
-    if (size > maxBytes) {
-      res.body.destroy();
-      throw tooLarge();
-    }
+    if (size > maxBytes) throw tooLarge; // leaving the loop destroys the body
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size);
