@@ -11,7 +11,7 @@ import {
 } from '@portico/shared';
 import { tracedApply } from './sync/traced-apply.ts';
 import { ConfigState } from './sync/config-state.ts';
-import { getJson } from './adapters/http.ts';
+import { getBytes, getJson } from './adapters/http.ts';
 import { HealthRegistry } from './proxy/balancer.ts';
 import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';
@@ -115,7 +115,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   // Plugins' calls to services (aggregator legs) share the proxy's pooled agents, created below.
   let proxyDispatcher: ((t: ServiceTarget) => Dispatcher) | null = null;
   const state = new ConfigState(env.PORTICO_DATA_DIR, log, {
-    now: Date.now, log, getJson, localRateLimitStore, nodeId,
+    now: Date.now, log, getJson, getBytes, localRateLimitStore, nodeId,
     serviceCalls: { dispatcherFor: (t) => proxyDispatcher!(t), recordLeg: (route, leg, outcome, ms) => observability.recordLeg(route, leg, outcome, ms) },
     rateLimitStore: (c) => rateLimitStores.get(c),
     proxyCache: cacheStores,

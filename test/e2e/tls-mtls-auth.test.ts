@@ -79,10 +79,4 @@ describe('mtls-auth', () => {
     assert.equal(r.status, 401);
     assert.equal(r.body.message, 'No required TLS certificate was sent');
   });
-
-  it('refuses revocation_check_mode STRICT on write (revocation checks are not implemented)', async () => {
-    const r = await s.A('POST', '/plugins', { name: 'mtls-auth', config: { ca_certificates: ['00000000-0000-4000-8000-000000000001'], revocation_check_mode: 'STRICT' } });
-    assert.equal(r.status, 400);
-    assert.match(r.body.fields.config.revocation_check_mode, /not implemented/);
-  });
 });

@@ -1,5 +1,6 @@
 // Certificates for TLS tests, made with Debian's `openssl` (no network, no npm dependency): a CA,
-// leaf certificates it signs (server or client), self-signed and expired ones, RSA or ECDSA.
+// leaf certificates it signs (server or client), self-signed and expired ones, RSA or ECDSA, and
+// CRLs revoking some of them.
 import { execFileSync } from 'node:child_process';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -23,6 +24,8 @@ export interface LeafOptions {
   usage?: 'server' | 'client';
   /** Make it a CA (basicConstraints CA:TRUE). */
   isCa?: boolean;
+  /** CRL distribution point URLs (crlDistributionPoints). */
+  crlUrls?: string[];
 }
 
 function run(dir: string, args: string[]): void {
@@ -42,6 +45,7 @@ export function makeCert(opts: LeafOptions): Pem {
       opts.isCa ? 'basicConstraints=critical,CA:TRUE' : 'basicConstraints=CA:FALSE',
       opts.isCa ? 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature' : 'keyUsage=digitalSignature,keyEncipherment',
       ...(opts.isCa ? [] : [`extendedKeyUsage=${opts.usage === 'client' ? 'clientAuth' : 'serverAuth'}`, `subjectAltName=${sans}`]),
+      ...(opts.crlUrls?.length ? [`crlDistributionPoints=${opts.crlUrls.map((u) => `URI:${u}`).join(',')}`] : []),
       'subjectKeyIdentifier=hash',
     ].join('\n');
     writeFileSync(path.join(dir, 'ext.cnf'), ext + '\n');
@@ -65,6 +69,32 @@ export function makeCert(opts: LeafOptions): Pem {
       run(dir, ['x509', '-req', '-in', 'req.csr', '-signkey', 'key.pem', '-extfile', 'ext.cnf', '-out', 'cert.pem', '-days', String(days)]);
     }
     return { cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8'), key: readFileSync(path.join(dir, 'key.pem'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A CRL (PEM) signed by `ca`, valid for a day, revoking `revoked` (certificates it need not have
+ * signed: `openssl ca -revoke` records any certificate it is given).
+ */
+export function makeCrl(ca: Pem, revoked: Pem[] = []): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-crl-'));
+  try {
+    writeFileSync(path.join(dir, 'ca.pem'), ca.cert);
+    writeFileSync(path.join(dir, 'ca.key'), ca.key);
+    writeFileSync(path.join(dir, 'index.txt'), '');
+    writeFileSync(path.join(dir, 'crlnumber'), '01\n');
+    writeFileSync(path.join(dir, 'ca.cnf'), [
+      '[ca]', 'default_ca=d', '[d]', 'database=index.txt', 'crlnumber=crlnumber', 'default_md=sha256', 'default_crl_days=1',
+      'certificate=ca.pem', 'private_key=ca.key',
+    ].join('\n') + '\n');
+    revoked.forEach((c, i) => {
+      writeFileSync(path.join(dir, `r${i}.pem`), c.cert);
+      run(dir, ['ca', '-batch', '-config', 'ca.cnf', '-revoke', `r${i}.pem`]);
+    });
+    run(dir, ['ca', '-batch', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem']);
+    return readFileSync(path.join(dir, 'crl.pem'), 'utf8');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

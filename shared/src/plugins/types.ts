@@ -168,6 +168,11 @@ export interface PluginEnv {
   log: PluginLogger;
   /** GET a JSON document (JWKS, OIDC discovery). */
   getJson(url: string, timeoutMs: number): Promise<unknown>;
+  /**
+   * GET a binary document (mtls-auth's CRLs): rejects on a status other than 200, a timeout, or a
+   * body longer than `maxBytes`. Unset where the DP gives none (unit tests).
+   */
+  getBytes?(url: string, timeoutMs: number, maxBytes: number): Promise<Buffer>;
   index: CredentialIndex;
   /** This node's id (request-termination's echo); unset in unit tests. */
   nodeId?: string;

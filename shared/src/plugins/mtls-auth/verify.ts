@@ -12,22 +12,27 @@ const signedBy = (c: X509Certificate, issuer: X509Certificate): boolean => c.che
 const selfSigned = (c: X509Certificate): boolean => signedBy(c, c);
 
 /**
- * Whether `chain` (leaf first, intermediates as the client sent them) leads to one of `trusted`.
- * Every certificate on the way must be valid now and signed by the next; intermediates must be CAs.
- * A trusted certificate that is not self-signed anchors the chain only with `allowPartialChain`.
+ * The certificate that issued the leaf (`chain[0]`) when `chain` (leaf first, intermediates as the
+ * client sent them) leads to one of `trusted`, else null. Every certificate on the way must be valid
+ * now and signed by the next; intermediates must be CAs. A trusted certificate that is not
+ * self-signed anchors the chain only with `allowPartialChain`. The issuer is what a CRL for the
+ * leaf must be signed by (RFC 5280 §6.3.3).
  */
-export function chainVerifies(chain: readonly X509Certificate[], trusted: readonly X509Certificate[], nowMs: number, allowPartialChain: boolean): boolean {
-  let cert = chain[0];
-  if (!cert || !validAt(cert, nowMs)) return false;
+export function verifiedIssuer(chain: readonly X509Certificate[], trusted: readonly X509Certificate[], nowMs: number, allowPartialChain: boolean): X509Certificate | null {
+  const leaf = chain[0];
+  let cert = leaf;
+  let issuer: X509Certificate | null = null;
+  if (!cert || !validAt(cert, nowMs)) return null;
   for (let depth = 0; depth < MAX_CHAIN; depth++) {
     for (const anchor of trusted) {
-      if (validAt(anchor, nowMs) && (allowPartialChain || selfSigned(anchor)) && signedBy(cert, anchor)) return true;
+      if (validAt(anchor, nowMs) && (allowPartialChain || selfSigned(anchor)) && signedBy(cert, anchor)) return issuer ?? anchor;
     }
     const next = chain.find((c) => c !== cert && c.ca && signedBy(cert, c));
-    if (!next || !validAt(next, nowMs) || selfSigned(next)) return false;
+    if (!next || !validAt(next, nowMs) || selfSigned(next)) return null;
+    issuer ??= next;
     cert = next;
   }
-  return false;
+  return null;
 }
 
 /** The subject's CN, then the DNS and email names of subjectAltName: the names a consumer may be found by. */
