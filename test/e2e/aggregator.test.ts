@@ -213,6 +213,24 @@ describe('aggregator: dependent legs, fan-out and templates', () => {
     });
   });
 
+  it('never lets a client value split a leg\'s header (CR/LF: 502, the service never called), and percent-encodes non-ASCII in its path', async () => {
+    const u = await up();
+    const svc = await service(u.url);
+    const r0 = await composition('/hostile', { legs: [{ name: 'echo', service: svc, path: '/p/$(query_params.name)', headers: { 'x-name': '$(query_params.name)' } }] });
+    assert.equal(r0.status, 201, JSON.stringify(r0.body));
+    const before = u.hits;
+    for (const name of ['a%0d%0aX-Injected:%201', 'a%00b', 'a%0aX-Injected:%201']) {
+      const bad = await get(`/hostile?name=${name}`);
+      assert.equal(bad.status, 502, `${name}: ${JSON.stringify(bad.body)}`);
+      assert.equal(bad.body.legs[0].leg, 'echo');
+    }
+    assert.equal(u.hits, before, 'no request with a split header reached the service');
+    const ok = await get('/hostile?name=caf%C3%A9%2F..');
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body.echo.url, '/p/caf%C3%A9%2F..');
+    assert.equal(ok.body.echo.headers['x-injected'], undefined);
+  });
+
   it('fails a fan-out over more items than max_fan_out, and skips a leg whose value is missing', async () => {
     const u = await up();
     const svc = await service(u.url);

@@ -286,6 +286,22 @@ describe('purges over the bus', () => {
     assert.equal((await s.A('DELETE', '/proxy-cache?colour=red')).status, 400);
     assert.equal((await s.A('DELETE', '/proxy-cache?prefix=nope')).status, 400);
     assert.equal((await s.A('DELETE', '/proxy-cache?route=no-such-route')).status, 404);
+    // Control characters, a 10 KB value and a hostile key are refused before anything goes on the bus.
+    for (const q of ['prefix=/a%00b', 'prefix=/a%0d%0aX-Evil:%201', 'tag=a%0ab', `tag=${'x'.repeat(10_000)}`, 'tag=']) {
+      const r = await s.A('DELETE', `/proxy-cache?${q}`);
+      assert.equal(r.status, 400, `${q.slice(0, 40)}: ${JSON.stringify(r.body).slice(0, 200)}`);
+      assert.match(r.body.message, /must be a non-empty string without control characters/);
+    }
+    for (const key of ['a%0d%0ab', 'a%00b', 'x'.repeat(300), '*']) {
+      const r = await s.A('DELETE', `/proxy-cache/${key}`);
+      assert.equal(r.status, 400, key.slice(0, 40));
+      assert.match(r.body.message, /invalid cache key/);
+      assert.ok(!/[\r\n\0]/.test(r.body.message), 'the key is not echoed with its control characters');
+    }
+    // A non-ASCII prefix is a path like any other: it purges (nothing) and answers which nodes ran it.
+    const accented = await s.A('DELETE', '/proxy-cache?prefix=/caf%C3%A9');
+    assert.equal(accented.status, 200, JSON.stringify(accented.body));
+    assert.equal(accented.body.filter.prefix, '/café');
     const svc = await s.A('GET', '/services/svc');
     assert.equal((await s.A('DELETE', `/proxy-cache/${svc.body.id}/caches/abc`)).status, 404, 'not a proxy-cache plugin');
   });

@@ -31,7 +31,7 @@ export interface ProxyCacheRouteDeps {
 
 function cacheKeyParam(c: Context, name: string): string {
   const k = c.req.param(name)!;
-  if (k.length === 0 || k.length > MAX_KEY || /[\0-\x1f*?[\]\\]/.test(k)) throw AdminError.message(400, `invalid cache key '${k.slice(0, 80)}'`);
+  if (k.length === 0 || k.length > MAX_KEY || /[\0-\x1f*?[\]\\]/.test(k)) throw AdminError.message(400, `invalid cache key ${JSON.stringify(k.slice(0, 80))}`);
   return k;
 }
 
@@ -85,7 +85,7 @@ export function proxyCacheRoutes(deps: ProxyCacheRouteDeps): void {
     DELETE: async (c) => {
       const filter: CacheFilter = {};
       for (const name of Object.keys(c.req.queries())) {
-        if (!(FILTERS as readonly string[]).includes(name)) throw AdminError.message(400, `unknown purge filter '${name.slice(0, 80)}' (expected one of: ${FILTERS.join(', ')})`);
+        if (!(FILTERS as readonly string[]).includes(name)) throw AdminError.message(400, `unknown purge filter ${JSON.stringify(name.slice(0, 80))} (expected one of: ${FILTERS.join(', ')})`);
       }
       for (const f of FILTERS) {
         const v = c.req.query(f);
@@ -94,7 +94,7 @@ export function proxyCacheRoutes(deps: ProxyCacheRouteDeps): void {
         if (f === 'prefix' && !v.startsWith('/')) throw AdminError.message(400, 'prefix must start with /');
         if (f === 'route' || f === 'service') {
           filter[f] = (await requireEntity(db, ENTITY_BY_NAME.get(`${f}s`)!, v).catch((err) => {
-            throw err instanceof AdminError && err.status === 404 ? AdminError.message(404, `no ${f} '${v.slice(0, 80)}'`) : err;
+            throw err instanceof AdminError && err.status === 404 ? AdminError.message(404, `no ${f} ${JSON.stringify(v.slice(0, 80))}`) : err;
           })).id as string;
         } else filter[f] = v;
       }
