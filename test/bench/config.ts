@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import { Pool } from 'undici';
+import { Worker } from 'node:worker_threads';
 import { stringify } from 'yaml';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
 import { tmpRoot, waitFor } from '../harness/procs.ts';
@@ -83,23 +83,13 @@ const LOAD_S = 10;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
-/** Requests at a fixed rate (not as fast as possible: queueing would hide a stall) for `seconds`; latencies in ms. */
-async function fixedRate(url: string, seconds: number): Promise<number[]> {
-  const u = new URL(url);
-  const pool = new Pool(u.origin, { connections: 20 });
-  const latencies: number[] = [];
-  const inFlight: Promise<void>[] = [];
-  const start = performance.now();
-  for (let i = 0; i < RATE_PER_S * seconds; i++) {
-    const due = start + (i * 1000) / RATE_PER_S;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    // Latency from when the request was due, so a stalled gateway's backlog counts (no coordinated omission).
-    inFlight.push(pool.request({ path: u.pathname, method: 'GET' }).then(async (r) => { await r.body.dump(); latencies.push(performance.now() - due); }));
-  }
-  await Promise.all(inFlight);
-  await pool.close();
-  return latencies;
+/** Requests at a fixed rate (not as fast as possible: queueing would hide a stall) for `seconds`, from a thread of their own; latencies in ms. */
+function fixedRate(url: string, seconds: number): Promise<number[]> {
+  const worker = new Worker(new URL('./fixed-rate.mjs', import.meta.url), { workerData: { url, ratePerS: RATE_PER_S, seconds } });
+  return new Promise((resolve, reject) => {
+    worker.once('message', (latencies: number[]) => { resolve(latencies); void worker.terminate(); });
+    worker.once('error', reject);
+  });
 }
 
 /** At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second. */
@@ -116,7 +106,8 @@ export async function benchApplyUnderLoad(stack: Stack): Promise<string[]> {
       const t0 = performance.now();
       const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${i}`] });
       const v = Number(r.headers.get('x-portico-config-version'));
-      await waitFor('apply', async () => (await dpVersion(dp)) >= v, 30_000, 5);
+      // Polled every 25 ms: the poll is load on the DP, and on this process.
+      await waitFor('apply', async () => (await dpVersion(dp)) >= v, 30_000, 25);
       const ms = performance.now() - t0;
       const a = ((await (await fetch(`${dp.status}/status`)).json()) as any).configuration.last_apply;
       applies.push({ ms, decode: a.decode_ms, compile: a.compile_ms, loopMax: a.loop_delay_max_ms });

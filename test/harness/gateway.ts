@@ -47,6 +47,8 @@ export interface GatewayOptions {
   dataDir?: string;
   /** Wait for /status/ready (default true). */
   waitReady?: boolean;
+  /** Node flags before the entry (a bench's --cpu-prof, --trace-gc). */
+  nodeArgs?: string[];
 }
 
 export async function startGateway(role: Role, opts: GatewayOptions = {}): Promise<GatewayProcess> {
@@ -81,7 +83,7 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     proc: null as unknown as ChildProcess,
     logs: () => log,
     async start() {
-      const proc = spawn(process.execPath, [ENTRY[role]], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), ENTRY[role]], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
       g.proc = proc;
       proc.stdout!.on('data', (d) => { log = (log + d).slice(-200_000); });
       proc.stderr!.on('data', (d) => { log = (log + d).slice(-200_000); });

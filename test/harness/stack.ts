@@ -17,11 +17,11 @@ export async function dpVersion(dp: GatewayProcess): Promise<number> {
   return ((await r.json()) as { configuration: { version: number } }).configuration.version;
 }
 
-export async function startStack(opts: { dps?: number; natsConfig?: string; dpEnv?: Record<string, string>; cpEnv?: Record<string, string> } = {}): Promise<Stack> {
+export async function startStack(opts: { dps?: number; natsConfig?: string; dpEnv?: Record<string, string>; cpEnv?: Record<string, string>; dpNodeArgs?: string[] } = {}): Promise<Stack> {
   const [pg, nats, upstream] = await Promise.all([startPostgres(), startNats(opts.natsConfig), startUpstream()]);
   const cp = await startGateway('control-plane', { env: { DATABASE_URL: pg.url, NATS_URL: nats.url, ...opts.cpEnv } });
   const dps: GatewayProcess[] = [];
-  for (let i = 0; i < (opts.dps ?? 1); i++) dps.push(await startGateway('data-plane', { env: { NATS_URL: nats.url, ...opts.dpEnv } }));
+  for (let i = 0; i < (opts.dps ?? 1); i++) dps.push(await startGateway('data-plane', { env: { NATS_URL: nats.url, ...opts.dpEnv }, nodeArgs: opts.dpNodeArgs }));
   const A = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => admin(cp.admin, method, path, body, headers);
   const converge = async (version: number, which = dps) => {
     await Promise.all(which.map((dp) => waitFor(`DP at version ${version}`, async () => (await dpVersion(dp)) >= version, 10_000, 20)));

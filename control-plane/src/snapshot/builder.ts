@@ -4,7 +4,7 @@
 import { and, asc, eq, gt, lt, lte, max, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
-import { configHash, encodeSnapshot, signSnapshot, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
+import { canonicalConfig, encodeSnapshot, signSnapshot, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
 import type { Db } from '../db/index.ts';
 import { auditLog, configState, configVersions } from '../db/schema.ts';
 import { ENTITIES } from '../services/entity.ts';
@@ -34,13 +34,9 @@ export async function buildSnapshot(db: Db): Promise<BuiltSnapshot> {
       const rows = await tx.select().from(def.table);
       config[def.name] = rows.map((r) => rowToEntity(def, r as Record<string, unknown>));
     }
-    const snapshot: Snapshot = {
-      version: Math.max(1, version),
-      hash: configHash(config as Config),
-      built_at: Date.now(),
-      config: config as Config,
-    };
-    return { snapshot, bytes: encodeSnapshot(snapshot) };
+    const { hash, texts } = canonicalConfig(config as Config);
+    const snapshot: Snapshot = { version: Math.max(1, version), hash, built_at: Date.now(), config: config as Config };
+    return { snapshot, bytes: encodeSnapshot(snapshot, texts) };
   }, { isolationLevel: 'repeatable read', accessMode: 'read only' });
 }
 

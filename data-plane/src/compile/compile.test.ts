@@ -2,8 +2,9 @@
 // after compiling (or never swapped in) leaves health state, weights and probe timers alone.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { configHash, emptyConfig, pluginSchema, serviceSchema, targetSchema, upstreamSchema, type Config, type Snapshot } from '@portico/shared';
+import { configHash, emptyConfig, pluginSchema, routeSchema, serviceSchema, targetSchema, upstreamSchema, type Config, type Snapshot } from '@portico/shared';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
+import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import { HealthRegistry } from '../proxy/balancer.ts';
 import { compile, type PluginPorts } from './index.ts';
 
@@ -70,6 +71,49 @@ describe('compile', () => {
     assert.throws(() => compile(withLeg('gone'), { ...ports, serviceCalls: calls }, registry), /plugin 00000000-0000-4000-8000-0000000000a5: config\.legs\.0\.service: no service 'gone' in this config/);
     const ok = compile(withLeg('00000000-0000-4000-8000-0000000000a0'), { ...ports, serviceCalls: calls }, registry);
     assert.ok(ok.runtime.plugins.env.services?.has('00000000-0000-4000-8000-0000000000a0'));
+    registry.stop();
+  });
+
+  it('a snapshot that changes only routes reuses the running chains, balancers and targets, and routes as one compiled from scratch', () => {
+    const registry = new HealthRegistry(async () => ({ kind: 'tcp' }));
+    const base = snapshot(1, 100, 0);
+    const svc = base.config.services[0];
+    const route = (n: number, created = n) => routeSchema.parse({ id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, created_at: created, updated_at: 0, paths: [`/r${n}`], service: { id: svc.id } });
+    const plugin = pluginSchema.parse({ id: '00000000-0000-4000-8000-0000000000a6', created_at: 0, updated_at: 0, name: 'cors', config: PLUGIN_DEFINITIONS.get('cors')!.configSchema.parse({}) });
+    const routes = Array.from({ length: 200 }, (_, i) => route(i + 1));
+    const v1: Snapshot = { ...base, config: { ...base.config, routes, plugins: [plugin] } };
+    const first = compile(v1, ports, registry);
+    first.commit();
+
+    // One route changed (a new object with another path), one removed, one added; everything else the same objects.
+    const changed = { ...routes[10], paths: ['/moved'] };
+    const v2routes = [...routes.slice(0, 10), changed, ...routes.slice(12), route(500, 5)];
+    const v2: Snapshot = { ...v1, version: 2, config: { ...v1.config, routes: v2routes } };
+    const second = compile(v2, ports, registry, process.env, first.runtime);
+    assert.equal(second.runtime.plugins, first.runtime.plugins, 'plugin chains reused');
+    assert.equal(second.runtime.upstreams, first.runtime.upstreams, 'balancers reused');
+    assert.equal(second.runtime.targets, first.runtime.targets, 'targets reused');
+    const scratch = compile(v2, ports, registry).runtime.router;
+    const m = (router: typeof scratch, p: string) => router.match({ method: 'GET', path: p, host: 'x', port: 80, headers: {} });
+    for (const p of ['/r1', '/r11', '/moved', '/r12', '/r13', '/r500', '/r200', '/nope']) {
+      assert.equal(m(second.runtime.router, p)?.route.id ?? null, m(scratch, p)?.route.id ?? null, p);
+    }
+    assert.equal(m(second.runtime.router, '/moved')?.route, changed);
+    assert.equal(m(second.runtime.router, '/r12')?.route.id, routes[0].id, 'the removed route is gone: /r1 takes its path');
+    assert.equal(m(second.runtime.router, '/r1')?.compiled, m(first.runtime.router, '/r1')?.compiled, 'an unchanged route keeps its compiled form');
+    assert.equal(m(second.runtime.router, '/r1')?.compiled.plugins[0].name, 'cors');
+    assert.deepEqual([...second.runtime.routeIds!].sort(), v2routes.map((r) => r.id).sort());
+
+    // A plugin change (a new object) compiles everything anew: chains are made of plugins.
+    const v3: Snapshot = { ...v2, version: 3, config: { ...v2.config, plugins: [{ ...plugin, config: { ...plugin.config } }] } };
+    const third = compile(v3, ports, registry, process.env, second.runtime);
+    assert.notEqual(third.runtime.plugins, second.runtime.plugins);
+    assert.notEqual(m(third.runtime.router, '/r1')?.compiled, m(second.runtime.router, '/r1')?.compiled);
+    // So does a new consumer: chains read the credential index.
+    const v4: Snapshot = { ...v3, version: 4, config: { ...v3.config, consumers: [{ id: '00000000-0000-4000-8000-0000000000a7', created_at: 0, updated_at: 0, username: 'u', custom_id: null, tags: null } as never] } };
+    const fourth = compile(v4, ports, registry, process.env, third.runtime);
+    assert.notEqual(fourth.runtime.plugins, third.runtime.plugins);
+    assert.ok(fourth.runtime.plugins.env.index.consumersByUsername.has('u'));
     registry.stop();
   });
 });

@@ -1,6 +1,6 @@
 // The proxy: what its requests share (pooled upstream agents, settings) and Node's two entry
 // points, `request` and `upgrade`. Each request is one ProxyExchange (exchange.ts).
-import type { RealIpOptions } from '@portico/shared';
+import type { Config, RealIpOptions } from '@portico/shared';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
@@ -28,6 +28,8 @@ export interface RuntimeConfig {
   sni?: SniIndex;
   /** Ids of the config's routes (observability drops the series of the others). */
   routeIds?: ReadonlySet<string>;
+  /** The snapshot's entities this was compiled from: the next snapshot reuses what they share (compile/). */
+  source?: Config;
 }
 
 export interface ProxyDeps {

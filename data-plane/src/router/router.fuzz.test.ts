@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { routeSchema, serviceSchema, type Route, type Service } from '@portico/shared';
-import { Router, type MatchInput } from './router.ts';
+import { prepareRoutes, Router, updateRoutes, type MatchInput } from './router.ts';
+import { drain } from '../compile/slice.ts';
 
 const RUNS = Number(process.env.PORTICO_FUZZ_RUNS ?? 300);
 
@@ -187,5 +188,67 @@ describe('Router (property-based)', () => {
       const router = new Router(routes, services);
       for (const r of reqs) assert.deepEqual(actual(router, r), reference(routes, services, r));
     }), { numRuns: RUNS });
+  });
+
+  // compile/ updates the running router for a new snapshot (router/updateRoutes): routes whose
+  // object and service did not change keep their sub-routes and ranks, new ones are ranked between
+  // their neighbours. Through a chain of edits, every updated router must match as the model says.
+  it('a router updated snapshot after snapshot matches as the model does at every step', () => {
+    let nextId = 1000;
+    const edit = fc.record({
+      drop: fc.array(fc.nat(), { maxLength: 3 }),
+      modify: fc.array(fc.tuple(fc.nat(), routeFields(true, true)), { maxLength: 2 }),
+      add: fc.array(routeFields(true, true), { maxLength: 3 }),
+      // A new object for the enabled service (an unrelated field changed), or the other one toggled.
+      services: fc.constantFrom('same', 'new-object', 'toggle'),
+    });
+    const req = fc.record({
+      method: fc.constantFrom(...METHODS), path: fc.oneof(path, fc.array(fc.constantFrom('a', 'b', 'v1', 'api', '/', '42', 'x'), { maxLength: 8 }).map((s) => '/' + s.join(''))),
+      host: fc.constantFrom(...REQUEST_HOSTS), port: fc.constantFrom(8000, 9000), headers: fc.constant({}),
+      query: fc.option(fc.constantFrom('v=1', 'k=2', 'v=3&k=1'), { nil: undefined }),
+    });
+    const asRoute = (f: ReturnType<typeof routeFields> extends fc.Arbitrary<infer T> ? T : never, id: string): Route => ({
+      ...base, ...f, id, paths: f.paths ?? (f.methods || f.hosts || f.headers || f.query ? null : ['/']), service: f.service && { id: f.service.id },
+    });
+    fc.assert(fc.property(routeSet(true, true), fc.array(edit, { minLength: 1, maxLength: 5 }), fc.array(req, { minLength: 1, maxLength: 6 }), (initial, edits, reqs) => {
+      let routes = initial;
+      let svcs: Service[] = services;
+      let router = new Router(routes, svcs);
+      for (const e of edits) {
+        const dropped = new Set(e.drop.map((i) => routes[i % routes.length]));
+        routes = routes.filter((r) => !dropped.has(r));
+        for (const [i, f] of e.modify) if (routes.length) routes[i % routes.length] = asRoute(f, routes[i % routes.length].id);
+        for (const f of e.add) routes.push(asRoute(f, `00000000-0000-4000-8000-${String(nextId++).padStart(12, '0')}`));
+        if (e.services === 'new-object') svcs = [{ ...svcs[0], updated_at: svcs[0].updated_at + 1 }, svcs[1]];
+        if (e.services === 'toggle') svcs = [svcs[0], { ...svcs[1], enabled: !svcs[1].enabled }];
+        const prepared = updateRoutes(router.prepared, routes, svcs, () => [])?.prepared ?? drain(prepareRoutes(routes, svcs, () => []));
+        router = new Router(routes, svcs, () => [], prepared);
+        assert.equal(router.size, new Router(routes, svcs).size);
+        for (const r of reqs) assert.deepEqual(actual(router, r), reference(routes, svcs, r));
+      }
+    }), { numRuns: RUNS });
+  });
+
+  it('ranks run out of room between two neighbours after many inserts: updateRoutes says so and a full build takes over', () => {
+    // Every new route has the same priority (a prefix of the same length) and sorts after the ones
+    // before it but before the last (created between): each insert halves the gap, so doubles run
+    // out after ~50 of them.
+    const first: Route = { ...base, id: '00000000-0000-4000-8000-000000000001', created_at: 0, paths: ['/aaa'], service: { id: svc.id } };
+    const last: Route = { ...base, id: '00000000-0000-4000-8000-000000000002', created_at: 1_000_000, paths: ['/zzz'], service: { id: svc.id } };
+    let routes = [first, last];
+    let router = new Router(routes, services);
+    let fullBuilds = 0;
+    for (let i = 0; i < 80; i++) {
+      routes = [...routes, { ...base, id: `00000000-0000-4000-8000-${String(100 + i).padStart(12, '0')}`, created_at: 1 + i, paths: [`/a${String(i).padStart(2, '0')}`], service: { id: svc.id } }];
+      const updated = updateRoutes(router.prepared, routes, services, () => [])?.prepared;
+      if (!updated) fullBuilds++;
+      router = new Router(routes, services, () => [], updated ?? drain(prepareRoutes(routes, services, () => [])));
+      for (const p of ['/aaa', '/a00', `/a${String(i).padStart(2, '0')}/x`, '/zzz', '/c']) {
+        const req = { method: 'GET', path: p, host: 'a.test', port: 8000, headers: {} };
+        assert.deepEqual(actual(router, req), reference(routes, services, req), `after insert ${i}, ${p}`);
+      }
+    }
+    assert.ok(fullBuilds >= 1, 'precision ran out at least once');
+    assert.ok(fullBuilds < 10, `mostly incremental (${fullBuilds} full builds)`);
   });
 });

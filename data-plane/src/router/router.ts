@@ -62,7 +62,10 @@ interface HeaderRule { name: string; values: Set<string>; regexes: SafeRegex[] }
 interface QueryRule { name: string; any: boolean; values: Set<string> }
 
 interface SubRoute {
+  /** Position in priority order, lower first; only the order matters (updates rank new ones with fractions). */
   rank: number;
+  /** Kong's priority tuple (see `priority`). */
+  prio: number[];
   compiled: CompiledRoute;
   methods: Set<string> | null;
   hosts: HostRule | null;
@@ -244,12 +247,74 @@ export function routeParts(route: Route): RouteParts {
 
 type ChainFor = (route: Route) => PluginSlot[];
 
-/** Sub-routes ranked and indexed, and whether any route matches on the query: a Router's input. */
+/** One route in a router: its compiled form and its sub-routes (one per path, in path order). */
+interface RouteEntry {
+  compiled: CompiledRoute;
+  subs: SubRoute[];
+  /** Bookkeeping of `updateRoutes`: the token of the last update that kept this entry. */
+  seen: object | null;
+}
+
+/**
+ * Sub-routes ranked and indexed: a Router's input, and what the next snapshot's router is updated
+ * from (`updateRoutes`). Never mutated once built: the router serving now keeps using it while the
+ * next one is built.
+ */
 export interface PreparedRoutes {
   byPrefix: Map<string, SubRoute[]>;
   scan: SubRoute[];
-  hasQueryRules: boolean;
-  size: number;
+  /** Every sub-route, best first (ascending rank). */
+  sorted: SubRoute[];
+  /** The routes in the router (a route of a disabled service, or not http(s), has none). */
+  entries: Map<Route, RouteEntry>;
+  /** Sub-routes with query rules (only when some exist does a match parse the query). */
+  queryRules: number;
+  /** The snapshot's routes that are not in the router. */
+  unrouted: Route[];
+}
+
+/** Kong's order of sub-routes: priority tuple, higher first; then the older route; then the smaller id. */
+function compareSubs(a: SubRoute, b: SubRoute): number {
+  for (let i = 0; i < a.prio.length; i++) if (a.prio[i] !== b.prio[i]) return b.prio[i] - a.prio[i];
+  const ra = a.compiled.route, rb = b.compiled.route;
+  if (ra.created_at !== rb.created_at) return ra.created_at - rb.created_at;
+  return ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0;
+}
+
+/** A route's entry (its chain, flags and sub-routes, ranks unset), or null when it is not routed. */
+function compileEntry(route: Route, service: Service | null, chainFor: ChainFor): RouteEntry | null {
+  // A disabled service takes its routes out of the router (Kong §2.1).
+  if (service && !service.enabled) return null;
+  if (!route.protocols.includes('http') && !route.protocols.includes('https')) return null;
+  const plugins = chainFor(route);
+  const compiled: CompiledRoute = {
+    route, service, plugins,
+    pluginFlags: {
+      hasLog: plugins.some((sl) => sl.handler.log !== undefined),
+      needsBody: plugins.some((sl) => sl.handler.needsBody?.(sl.base?.config) === true),
+      limitsBody: plugins.some((sl) => sl.handler.requestBodyLimit !== undefined),
+      bodyPhase: plugins.some((sl) => sl.handler.body !== undefined),
+    },
+  };
+  const { methods, hosts, snis, headers, query, paths } = routeParts(route);
+  // Every field written out, in one order: sub-routes of one shape keep match() fast (a spread
+  // here, in a generator V8 runs unoptimised, cost ~1.2 µs per match at 10,000 routes, not ~0.25).
+  const subs = paths.map(({ prio, prefix, regex }): SubRoute => ({ rank: 0, prio, compiled, methods, hosts, snis, headers, query, prefix, regex }));
+  return { compiled, subs, seen: null };
+}
+
+const serviceOf = (route: Route, serviceById: Map<string, Service>): Service | null => (route.service ? serviceById.get(route.service.id) ?? null : null);
+
+/** Indexes ranked sub-routes: prefix lists and the scan list, each in rank order. */
+function index(sorted: SubRoute[]): { byPrefix: Map<string, SubRoute[]>; scan: SubRoute[] } {
+  const byPrefix = new Map<string, SubRoute[]>();
+  const scan: SubRoute[] = [];
+  for (const s of sorted) {
+    if (s.prefix === null) { scan.push(s); continue; }
+    const list = byPrefix.get(s.prefix);
+    if (list) list.push(s); else byPrefix.set(s.prefix, [s]);
+  }
+  return { byPrefix, scan };
 }
 
 /**
@@ -258,50 +323,131 @@ export interface PreparedRoutes {
  */
 export function* prepareRoutes(routes: Route[], services: Service[], chainFor: ChainFor): Generator<undefined, PreparedRoutes, undefined> {
   const serviceById = new Map(services.map((s) => [s.id, s]));
-  const subs: { sub: Omit<SubRoute, 'rank'>; prio: number[]; route: Route }[] = [];
-  let hasQueryRules = false;
+  const entries = new Map<Route, RouteEntry>();
+  const sorted: SubRoute[] = [];
+  const unrouted: Route[] = [];
+  let queryRules = 0;
   for (const route of routes) {
-    const service = route.service ? serviceById.get(route.service.id) ?? null : null;
-    // A disabled service takes its routes out of the router (Kong §2.1).
-    if (service && !service.enabled) continue;
-    if (!route.protocols.includes('http') && !route.protocols.includes('https')) continue;
-    const plugins = chainFor(route);
-    const compiled: CompiledRoute = {
-      route, service, plugins,
-      pluginFlags: {
-        hasLog: plugins.some((sl) => sl.handler.log !== undefined),
-        needsBody: plugins.some((sl) => sl.handler.needsBody?.(sl.base?.config) === true),
-        limitsBody: plugins.some((sl) => sl.handler.requestBodyLimit !== undefined),
-        bodyPhase: plugins.some((sl) => sl.handler.body !== undefined),
-      },
-    };
-    const { methods, hosts, snis, headers, query, paths } = routeParts(route);
-    if (query) hasQueryRules = true;
-    for (const { prio, prefix, regex } of paths) subs.push({ route, prio, sub: { compiled, methods, hosts, snis, headers, query, prefix, regex } });
+    const entry = compileEntry(route, serviceOf(route, serviceById), chainFor);
+    if (!entry) { unrouted.push(route); continue; }
+    entries.set(route, entry);
+    for (const s of entry.subs) sorted.push(s);
+    for (const s of entry.subs) if (s.query) queryRules++;
     yield;
   }
-  subs.sort((a, b) => {
-    for (let i = 0; i < a.prio.length; i++) if (a.prio[i] !== b.prio[i]) return b.prio[i] - a.prio[i];
-    if (a.route.created_at !== b.route.created_at) return a.route.created_at - b.route.created_at;
-    return a.route.id < b.route.id ? -1 : a.route.id > b.route.id ? 1 : 0;
-  });
+  sorted.sort(compareSubs);
   yield;
-  const byPrefix = new Map<string, SubRoute[]>();
-  const scan: SubRoute[] = [];
-  for (let rank = 0; rank < subs.length; rank++) {
-    // Every field written out, in one order: a spread here (in a generator V8 runs unoptimised) made
-    // sub-routes of another shape, and match() at 10,000 routes cost ~1.2 µs instead of ~0.25 µs.
-    const b = subs[rank].sub;
-    const s: SubRoute = { rank, compiled: b.compiled, methods: b.methods, hosts: b.hosts, snis: b.snis, headers: b.headers, query: b.query, prefix: b.prefix, regex: b.regex };
-    if (s.prefix !== null) {
-      const list = byPrefix.get(s.prefix);
-      if (list) list.push(s); else byPrefix.set(s.prefix, [s]);
-    } else {
-      scan.push(s);
-    }
-    if ((rank & 63) === 63) yield;
+  for (let rank = 0; rank < sorted.length; rank++) sorted[rank].rank = rank;
+  return { ...index(sorted), sorted, entries, queryRules, unrouted };
+}
+
+/** A rank strictly between `lo` and `hi` (either may be infinite), or null when doubles have none left there. */
+function rankBetween(lo: number, hi: number): number | null {
+  if (lo === -Infinity) return hi === Infinity ? 0 : hi - 1;
+  if (hi === Infinity) return lo + 1;
+  const mid = (lo + hi) / 2;
+  return mid > lo && mid < hi ? mid : null;
+}
+
+/** Index of the first sub-route in `sorted` that `s` sorts before (after every one it ties with). */
+function upperBound(sorted: SubRoute[], s: SubRoute): number {
+  let lo = 0, hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareSubs(s, sorted[mid]) < 0) hi = mid; else lo = mid + 1;
   }
-  return { byPrefix, scan, hasQueryRules, size: subs.length };
+  return lo;
+}
+
+/** Index of the sub-route of rank `rank` in `sorted` (ascending ranks). */
+function indexOfRank(sorted: SubRoute[], rank: number): number {
+  let lo = 0, hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const r = sorted[mid].rank;
+    if (r === rank) return mid;
+    if (r < rank) lo = mid + 1; else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** More changed routes than this and a full build is cheaper than an update. */
+export const UPDATE_MAX_CHANGES = 256;
+
+/** The router input of `updateRoutes`, and which routes of the snapshot came and went (routed or not). */
+export interface UpdatedRoutes { prepared: PreparedRoutes; added: Route[]; removed: Route[] }
+
+/**
+ * The next snapshot's router input from the running one's (`prev`), doing work only for routes that
+ * changed: a route whose object and service are the ones `prev` holds keeps its compiled route and
+ * sub-routes (the decoder keeps the objects of unchanged entities). New sub-routes get a rank
+ * between their neighbours' (a fraction), so no kept sub-route is renumbered or copied; only the
+ * prefix lists they touch are. The caller guarantees `chainFor` gives what `prev` was built with
+ * for the routes that did not change (compile/ reuses the plugin chains only when plugins and what
+ * they read are unchanged). Null when a full build is the better course: more than
+ * UPDATE_MAX_CHANGES routes changed, or doubles ran out of room between two ranks.
+ */
+export function updateRoutes(prev: PreparedRoutes, routes: Route[], services: Service[], chainFor: ChainFor): UpdatedRoutes | null {
+  const serviceById = new Map(services.map((s) => [s.id, s]));
+  const token = {};
+  const added: RouteEntry[] = [];
+  const unrouted: Route[] = [];
+  for (const route of routes) {
+    const service = serviceOf(route, serviceById);
+    const had = prev.entries.get(route);
+    if (had !== undefined && had.compiled.service === service) { had.seen = token; continue; }
+    const entry = compileEntry(route, service, chainFor);
+    if (!entry) { unrouted.push(route); continue; }
+    if (added.push(entry) > UPDATE_MAX_CHANGES) return null;
+  }
+  const removed: RouteEntry[] = [];
+  if (routes.length - added.length - unrouted.length !== prev.entries.size) {
+    for (const e of prev.entries.values()) if (e.seen !== token) removed.push(e);
+  }
+  if (removed.length > UPDATE_MAX_CHANGES) return null;
+  const changes = { added: [...added.map((e) => e.compiled.route), ...unrouted], removed: [...removed.map((e) => e.compiled.route), ...prev.unrouted] };
+  if (added.length === 0 && removed.length === 0) return { prepared: { ...prev, unrouted }, ...changes };
+
+  const entries = new Map(prev.entries);
+  const sorted = prev.sorted.slice();
+  const gone = new Set<SubRoute>();
+  for (const e of removed) {
+    entries.delete(e.compiled.route);
+    for (const s of e.subs) { gone.add(s); sorted.splice(indexOfRank(sorted, s.rank), 1); }
+  }
+  const fresh: SubRoute[] = [];
+  for (const e of added) { entries.set(e.compiled.route, e); for (const s of e.subs) fresh.push(s); }
+  fresh.sort(compareSubs);
+  for (const s of fresh) {
+    const at = upperBound(sorted, s);
+    const rank = rankBetween(at > 0 ? sorted[at - 1].rank : -Infinity, at < sorted.length ? sorted[at].rank : Infinity);
+    if (rank === null) return null;
+    s.rank = rank;
+    sorted.splice(at, 0, s);
+  }
+  // Prefix lists: only those that changed are made anew.
+  const byPrefix = new Map(prev.byPrefix);
+  const touched = new Map<string, SubRoute[]>();
+  let scanChanged = false;
+  let queryRules = prev.queryRules;
+  for (const s of gone) {
+    if (s.query) queryRules--;
+    if (s.prefix === null) scanChanged = true; else if (!touched.has(s.prefix)) touched.set(s.prefix, []);
+  }
+  for (const s of fresh) {
+    if (s.query) queryRules++;
+    if (s.prefix === null) { scanChanged = true; continue; }
+    const list = touched.get(s.prefix);
+    if (list) list.push(s); else touched.set(s.prefix, [s]);
+  }
+  for (const [prefix, coming] of touched) {
+    const list = (prev.byPrefix.get(prefix) ?? []).filter((s) => !gone.has(s));
+    for (const s of coming) list.push(s);
+    list.sort((a, b) => a.rank - b.rank);
+    if (list.length) byPrefix.set(prefix, list); else byPrefix.delete(prefix);
+  }
+  const scan = scanChanged ? sorted.filter((s) => s.prefix === null) : prev.scan;
+  return { prepared: { byPrefix, scan, sorted, entries, queryRules, unrouted }, ...changes };
 }
 
 export class Router {
@@ -318,26 +464,27 @@ export class Router {
 
   /**
    * Throws, naming the route, when a regex cannot compile: the snapshot is then rejected whole.
-   * `prepared`: the per-route work already done by `prepareRoutes` (compile/ runs it in slices).
+   * `prepared`: the per-route work already done by `prepareRoutes` or `updateRoutes` (compile/ runs
+   * them in slices); the next snapshot's router is updated from it.
    */
-  constructor(routes: Route[], services: Service[], chainFor: ChainFor = () => [], prepared?: PreparedRoutes) {
-    const { byPrefix, scan, hasQueryRules, size } = prepared ?? drain(prepareRoutes(routes, services, chainFor));
+  constructor(routes: Route[], services: Service[], chainFor: ChainFor = () => [], readonly prepared: PreparedRoutes = drain(prepareRoutes(routes, services, chainFor))) {
+    const { byPrefix, scan, queryRules, sorted } = prepared;
     this.byPrefix = byPrefix;
     this.scan = scan;
-    this.hasQueryRules = hasQueryRules;
-    this.prefixLengths = [...new Set([...this.byPrefix.keys()].map((k) => k.length))].sort((a, b) => b - a);
+    this.hasQueryRules = queryRules > 0;
     const bestAtLength = new Map<number, number>();
     for (const [prefix, list] of this.byPrefix) {
       const cur = bestAtLength.get(prefix.length);
       if (cur === undefined || list[0].rank < cur) bestAtLength.set(prefix.length, list[0].rank);
     }
+    this.prefixLengths = [...bestAtLength.keys()].sort((a, b) => b - a);
     this.bestRankFrom = new Array(this.prefixLengths.length);
     let acc = Infinity;
     for (let i = this.prefixLengths.length - 1; i >= 0; i--) {
       acc = Math.min(acc, bestAtLength.get(this.prefixLengths[i])!);
       this.bestRankFrom[i] = acc;
     }
-    this.size = size;
+    this.size = sorted.length;
   }
 
   match(input: MatchInput): Match | null {

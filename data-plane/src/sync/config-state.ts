@@ -112,7 +112,7 @@ export class ConfigState {
     const t1 = performance.now();
     let compiled: Compiled;
     try {
-      compiled = await compileSliced(snapshot, this.ports, this.health);
+      compiled = await compileSliced(snapshot, this.ports, this.health, process.env, this.config);
     } catch (err) {
       this.resources.rollback();
       return this.reject(`snapshot ${snapshot.version} failed to compile: ${(err as Error).message}`);

@@ -4,7 +4,7 @@
 // requester does not hold yet, in chunks it parses one slice at a time. No state is kept between
 // requests: what the requester holds comes with each request.
 import { createHash } from 'node:crypto';
-import { decodeCanonical, SnapshotError } from '@portico/shared';
+import { decodeAgainst, decodeCanonical, SnapshotError, type DeltaDecoded } from '@portico/shared';
 
 /** Characters of an entity key: a base64 sha256 prefix (132 bits) of the entity's canonical JSON. */
 export const KEY_CHARS = 22;
@@ -22,8 +22,16 @@ export interface DecodeRequest {
 }
 
 export interface DecodedList {
-  /** Every entity's key, concatenated (KEY_CHARS each), in the snapshot's order. */
-  keys: string;
+  /**
+   * Every entity's key, concatenated (KEY_CHARS each), in the snapshot's order; null when they are
+   * exactly the keys the requester holds for this list (nothing in it changed: `fresh` is empty).
+   */
+  keys: string | null;
+  /**
+   * For each entity, in order: its index in the requester's list of the last snapshot, or -1 for
+   * one it does not hold (the next of `fresh`). Null with `keys`, or when the requester holds none.
+   */
+  ref: Int32Array | null;
   /** JSON arrays of the entities not in the baseline, in the same order. */
   fresh: string[];
 }
@@ -35,14 +43,40 @@ export type DecodeReply =
 
 const keyOf = (text: string): string => createHash('sha256').update(text).digest('base64').slice(0, KEY_CHARS);
 
-function keySet(keys: string | undefined): Set<string> {
-  const set = new Set<string>();
-  if (typeof keys === 'string') for (let i = 0; i < keys.length; i += KEY_CHARS) set.add(keys.slice(i, i + KEY_CHARS));
-  return set;
+/** Each held key's index in its list. */
+function keyIndex(keys: string | undefined): Map<string, number> {
+  const index = new Map<string, number>();
+  if (typeof keys === 'string') for (let i = 0; i < keys.length; i += KEY_CHARS) index.set(keys.slice(i, i + KEY_CHARS), i / KEY_CHARS);
+  return index;
 }
 
 /** Decodes, validates and diffs a snapshot against what the requester holds (the worker thread runs this; small snapshots run it inline). */
 export function decodeRequest(req: DecodeRequest): DecodeReply {
+  const held: Record<string, Map<string, number>> = {};
+  for (const [name, keys] of Object.entries(req.held ?? {})) held[name] = keyIndex(keys);
+  let delta: DeltaDecoded | null;
+  try {
+    // Entities the requester holds are not validated again (decodeAgainst); a snapshot not written
+    // canonically (an older CP) is decoded in full.
+    delta = decodeAgainst(req.payload, held, keyOf);
+  } catch (err) {
+    return { id: req.id, status: 'error', error: err instanceof SnapshotError ? err.message : `snapshot could not be decoded: ${(err as Error).message}` };
+  }
+  if (!delta) return decodeInFull(req, held);
+  if (delta.version <= req.newerThan) return { id: req.id, status: 'ignored', version: delta.version };
+  const lists: Record<string, DecodedList> = {};
+  for (const [name, list] of Object.entries(delta.lists)) {
+    const keyText = list.keys.join('');
+    const fresh: string[] = [];
+    for (let i = 0; i < list.fresh.length; i += DECODE_CHUNK) fresh.push(JSON.stringify(list.fresh.slice(i, i + DECODE_CHUNK)));
+    const same = keyText === req.held?.[name];
+    lists[name] = { keys: same ? null : keyText, ref: same ? null : list.held, fresh };
+  }
+  return { id: req.id, status: 'decoded', version: delta.version, hash: delta.hash, built_at: delta.built_at, lists };
+}
+
+/** Every entity validated and canonicalized here (decodeCanonical), then diffed against what the requester holds. */
+function decodeInFull(req: DecodeRequest, heldIndex: Record<string, Map<string, number>>): DecodeReply {
   let decoded: ReturnType<typeof decodeCanonical>;
   try {
     decoded = decodeCanonical(req.payload);
@@ -53,19 +87,24 @@ export function decodeRequest(req: DecodeRequest): DecodeReply {
   if (snapshot.version <= req.newerThan) return { id: req.id, status: 'ignored', version: snapshot.version };
   const lists: Record<string, DecodedList> = {};
   for (const [name, list] of Object.entries(texts)) {
-    const held = keySet(req.held?.[name]);
+    const held = heldIndex[name] ?? new Map<string, number>();
+    const ref = held.size ? new Int32Array(list.length) : null;
     let keyText = '';
     const fresh: string[] = [];
     let chunk: string[] = [];
-    for (const text of list) {
+    for (let i = 0; i < list.length; i++) {
+      const text = list[i];
       const key = keyOf(text);
       keyText += key;
-      if (held.has(key)) continue;
+      const at = held.get(key);
+      if (ref) ref[i] = at ?? -1;
+      if (at !== undefined) continue;
       chunk.push(text);
       if (chunk.length === DECODE_CHUNK) { fresh.push(`[${chunk.join(',')}]`); chunk = []; }
     }
     if (chunk.length) fresh.push(`[${chunk.join(',')}]`);
-    lists[name] = { keys: keyText, fresh };
+    const same = keyText === req.held?.[name];
+    lists[name] = { keys: same ? null : keyText, ref: same ? null : ref, fresh };
   }
   return { id: req.id, status: 'decoded', version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, lists };
 }

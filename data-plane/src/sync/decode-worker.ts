@@ -2,4 +2,9 @@
 import { parentPort } from 'node:worker_threads';
 import { decodeRequest, type DecodeRequest } from './decode-protocol.ts';
 
-parentPort!.on('message', (req: DecodeRequest) => { parentPort!.postMessage(decodeRequest(req)); });
+parentPort!.on('message', (req: DecodeRequest) => {
+  const reply = decodeRequest(req);
+  // The index arrays are moved, not copied.
+  const transfer = reply.status === 'decoded' ? Object.values(reply.lists).flatMap((l) => (l.ref ? [l.ref.buffer as ArrayBuffer] : [])) : [];
+  parentPort!.postMessage(reply, transfer);
+});

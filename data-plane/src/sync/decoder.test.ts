@@ -44,7 +44,19 @@ describe('SnapshotDecoder', () => {
     assert.equal(b.services[0], a.services[0]);
     assert.notEqual(b.routes[5], a.routes[5]);
     assert.equal(b.routes[5].updated_at, 2);
+    assert.equal(b.services, a.services, 'an unchanged list is the very array it gave before (compile/ reuses by identity)');
     assert.deepEqual(second.snapshot, decodeSnapshot(bytes));
+
+    // Reordered, one removed, one added: every kept entity is still its old object, at its new place.
+    const moved = [route(9_999), ...changed.slice(1).reverse()];
+    const bytes3 = encode(4, { ...emptyConfig(), services: [service], routes: moved });
+    const third = await decoder.decode(bytes3, 3);
+    assert.ok(third.status === 'decoded');
+    const c = third.snapshot.config;
+    assert.deepEqual(third.snapshot, decodeSnapshot(bytes3));
+    assert.equal(c.routes[1], b.routes[b.routes.length - 1]);
+    assert.equal(c.routes[c.routes.length - 1], b.routes[1]);
+    assert.equal(c.services, a.services);
   });
 
   it('answers ignored for a version that is not newer, and rejects what does not validate', async () => {

@@ -42,8 +42,8 @@ function newWorker(): Worker {
 
 type Pending = { resolve: (r: DecodeReply) => void; reject: (e: Error) => void };
 
-/** The entities of the last snapshot decoded: their keys as sent (by list), and the objects by key. */
-interface Held { keys: Record<string, string>; lists: Map<string, Map<string, object>> }
+/** The entities of the last snapshot decoded: their keys as sent, and each list as assembled (by list name). */
+interface Held { keys: Record<string, string>; arrays: Map<string, object[]> }
 
 export class SnapshotDecoder {
   private worker: Worker | null = null;
@@ -75,24 +75,34 @@ export class SnapshotDecoder {
     return { status: 'decoded', snapshot: await this.assemble(reply, held) };
   }
 
-  /** The snapshot from a reply: held entities by key, fresh ones parsed a chunk per slice. */
+  /** The snapshot from a reply: held entities by index, fresh ones parsed a chunk per slice. */
   private async assemble(reply: Extract<DecodeReply, { status: 'decoded' }>, held: Held | null): Promise<Snapshot> {
     const slicer = new Slicer();
-    const lists = new Map<string, Map<string, object>>();
+    const arrays = new Map<string, object[]>();
     const keys: Record<string, string> = {};
     const config: Record<string, object[]> = {};
     for (const [name, list] of Object.entries(reply.lists)) {
-      const before = held?.lists.get(name);
-      const byKey = new Map<string, object>();
+      const before = held?.arrays.get(name);
+      if (list.keys === null) {
+        // Unchanged: the very array of the last snapshot, so compile/ sees at a glance what it can reuse.
+        if (!held || !before || held.keys[name] === undefined) throw new SnapshotError(`snapshot decoder: ${name} refers to a list this thread does not hold`);
+        arrays.set(name, before);
+        keys[name] = held.keys[name];
+        config[name] = before;
+        continue;
+      }
+      const count = list.keys.length / KEY_CHARS;
       const out: object[] = [];
       let chunk: object[] = [];
       let next = 0;
       let f = 0;
-      let n = 0;
-      for (let i = 0; i < list.keys.length; i += KEY_CHARS) {
-        const key = list.keys.slice(i, i + KEY_CHARS);
-        let entity = before?.get(key);
-        if (entity === undefined) {
+      for (let i = 0; i < count; i++) {
+        const at = list.ref ? list.ref[i] : -1;
+        let entity: object | undefined;
+        if (at >= 0) {
+          entity = before?.[at];
+          if (entity === undefined) throw new SnapshotError(`snapshot decoder: ${name} refers to an entity this thread does not hold`);
+        } else {
           if (next === chunk.length) {
             if (f === list.fresh.length) throw new SnapshotError(`snapshot decoder: ${name} is missing entities`);
             if (slicer.due()) await slicer.turn();
@@ -101,15 +111,14 @@ export class SnapshotDecoder {
           }
           entity = chunk[next++];
         }
-        byKey.set(key, entity);
         out.push(entity);
-        if ((++n & 255) === 0 && slicer.due()) await slicer.turn();
+        if ((i & 1023) === 1023 && slicer.due()) await slicer.turn();
       }
-      lists.set(name, byKey);
+      arrays.set(name, out);
       keys[name] = list.keys;
       config[name] = out;
     }
-    this.held = { keys, lists };
+    this.held = { keys, arrays };
     return { version: reply.version, hash: reply.hash, built_at: reply.built_at, config: config as unknown as Snapshot['config'] };
   }
 

@@ -3,9 +3,13 @@
 // The connection is made in the background: a node cold-started from its disk cache while NATS is
 // down serves, drains on SIGTERM, and starts heartbeats and fetches once NATS is reachable.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Objm, type ObjectStore } from '@nats-io/obj';
+import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
 import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type CacheReply, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
+
+// The object store checks each object's SHA-256 on put and get; its default is a pure-JS hash
+// (~4 ms of the event loop per 10,000-route snapshot). Node's is native.
+setSha256Backend('native');
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;

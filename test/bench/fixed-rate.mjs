@@ -1,0 +1,21 @@
+// Requests at a fixed rate on a thread of its own (test/bench/config.ts): latency is measured from
+// when each request was due (no coordinated omission), and nothing else the bench does (admin
+// writes, status polls) delays the timer that sends them or the callbacks that time them.
+import { parentPort, workerData } from 'node:worker_threads';
+import { Pool } from 'undici';
+
+const { url, ratePerS, seconds } = workerData;
+const u = new URL(url);
+const pool = new Pool(u.origin, { connections: 20 });
+const latencies = [];
+const inFlight = [];
+const start = performance.now();
+for (let i = 0; i < ratePerS * seconds; i++) {
+  const due = start + (i * 1000) / ratePerS;
+  const wait = due - performance.now();
+  if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+  inFlight.push(pool.request({ path: u.pathname, method: 'GET' }).then(async (r) => { await r.body.dump(); latencies.push(performance.now() - due); }));
+}
+await Promise.all(inFlight);
+await pool.close();
+parentPort.postMessage(latencies);
