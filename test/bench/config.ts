@@ -8,15 +8,15 @@
 //     fixed rate, idle and while a config write lands every second; per write, the apply time and
 //     the longest the DP's event loop was held (its /status last_apply); the DP's RSS.
 //   node --import tsx test/bench/config.ts      (after `npm run build`), or as part of `npm run bench`
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { stringify } from 'yaml';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
-import { tmpRoot, waitFor } from '../harness/procs.ts';
+import { freePort, portOpen, tmpRoot, waitFor } from '../harness/procs.ts';
 import { ROOT } from '../harness/gateway.ts';
 
 const SERVICES = 100;
@@ -33,12 +33,26 @@ export function bigFile(upstream: string): Record<string, unknown> {
   };
 }
 
-export async function benchDeclarative(): Promise<string[]> {
+/**
+ * An origin in a process of its own: the harness's upstream runs in this process, whose event
+ * loop also sends the admin writes and polls, and would add their delays to the proxy's latency.
+ */
+export async function startChildOrigin(): Promise<{ url: string; stop: () => void }> {
+  const port = await freePort();
+  const code = `require('node:http').createServer((q, s) => { s.setHeader('content-type', 'application/json'); s.end('{"hello":"world"}'); }).listen(${port}, '127.0.0.1')`;
+  const p = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
+  await waitFor('origin', () => portOpen(port));
+  return { url: `http://127.0.0.1:${port}`, stop: () => p.kill() };
+}
+
+/** `originUrl`: where the 10,000 routes go (default: an origin process started here). */
+export async function benchDeclarative(originUrl?: string): Promise<string[]> {
   const lines: string[] = [];
   const stack = await startStack({ dps: 3 });
+  const origin = originUrl ? null : await startChildOrigin();
   try {
     const dir = tmpRoot();
-    const doc = bigFile(stack.upstream.url);
+    const doc = bigFile(originUrl ?? origin!.url);
     const file = path.join(dir, 'kong.yml');
     writeFileSync(file, stringify(doc));
     const versionsBefore = (await stack.A('GET', '/config/versions')).body.data.length as number;
@@ -73,6 +87,7 @@ export async function benchDeclarative(): Promise<string[]> {
     lines.push(`portico config sync with nothing to change: ${(performance.now() - t0).toFixed(0)} ms (${noop.stdout.trim()})`);
     lines.push(...await benchApplyUnderLoad(stack));
   } finally {
+    origin?.stop();
     await stack.stop();
   }
   return lines;
@@ -90,6 +105,22 @@ function fixedRate(url: string, seconds: number): Promise<number[]> {
     worker.once('message', (latencies: number[]) => { resolve(latencies); void worker.terminate(); });
     worker.once('error', reject);
   });
+}
+
+const HZ = 100;
+/** CPU time (ms) used so far by the processes of this bench, by role (from /proc: utime + stime). */
+function cpuByRole(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmd: string, stat: string;
+    try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
+    const role = Number(pid) === process.pid ? 'bench (load, writes, polls)' : cmd.includes('control-plane/dist') ? 'CP' : cmd.includes('data-plane/dist') ? 'DP'
+      : cmd.includes('portico-test') && cmd.includes('postgres') ? 'Postgres' : cmd.includes('nats-server') && cmd.includes('portico-test') ? 'NATS' : cmd.includes('createServer') ? 'origin' : null;
+    if (!role) continue;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(role, (out.get(role) ?? 0) + ((Number(f[11]) + Number(f[12])) * 1000) / HZ);
+  }
+  return out;
 }
 
 /** At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second. */
@@ -114,7 +145,9 @@ export async function benchApplyUnderLoad(stack: Stack): Promise<string[]> {
       await new Promise((res) => setTimeout(res, Math.max(0, 1000 - (performance.now() - t0))));
     }
   })();
+  const cpu0 = cpuByRole();
   const busy = await fixedRate(url, LOAD_S);
+  const cpu1 = cpuByRole();
   const rssBusy = rssMb(dp.proc.pid!);
   writing = false;
   await writer;
@@ -127,6 +160,7 @@ export async function benchApplyUnderLoad(stack: Stack): Promise<string[]> {
     `proxy p99 at 10,000 routes, ${RATE_PER_S} req/s for ${LOAD_S} s: idle ${p99(idle).toFixed(2)} ms, with a config write every second ${p99(busy).toFixed(2)} ms (× ${(p99(busy) / p99(idle)).toFixed(2)}); max ${Math.max(...idle).toFixed(1)} / ${Math.max(...busy).toFixed(1)} ms`,
     `  ${applies.length} writes, write → DP applied: median ${med((a) => a.ms).toFixed(0)} ms, max ${max((a) => a.ms).toFixed(0)} ms; DP decode (worker thread) median ${med((a) => a.decode)} ms, compile (sliced) median ${med((a) => a.compile)} ms; `
       + `event loop held at most ${med((a) => a.loopMax)} ms per apply (median of the per-apply max), ${max((a) => a.loopMax)} ms worst`,
+    `  CPU while writing, ms per write: ${[...cpu1].map(([role, ms]) => `${role} ${((ms - (cpu0.get(role) ?? 0)) / Math.max(1, applies.length)).toFixed(0)}`).join(', ')} (the proxied load included; ${applies.length} writes in ${LOAD_S} s)`,
     `  DP RSS at 10,000 routes: ${rssBusy.toFixed(0)} MB while applying a write a second, ${rssMb(dp.proc.pid!).toFixed(0)} MB 30 s after the last (decoder thread stopped)`,
   ];
 }

@@ -17,9 +17,9 @@ export async function dpVersion(dp: GatewayProcess): Promise<number> {
   return ((await r.json()) as { configuration: { version: number } }).configuration.version;
 }
 
-export async function startStack(opts: { dps?: number; natsConfig?: string; dpEnv?: Record<string, string>; cpEnv?: Record<string, string>; dpNodeArgs?: string[] } = {}): Promise<Stack> {
+export async function startStack(opts: { dps?: number; natsConfig?: string; dpEnv?: Record<string, string>; cpEnv?: Record<string, string>; dpNodeArgs?: string[]; cpNodeArgs?: string[] } = {}): Promise<Stack> {
   const [pg, nats, upstream] = await Promise.all([startPostgres(), startNats(opts.natsConfig), startUpstream()]);
-  const cp = await startGateway('control-plane', { env: { DATABASE_URL: pg.url, NATS_URL: nats.url, ...opts.cpEnv } });
+  const cp = await startGateway('control-plane', { env: { DATABASE_URL: pg.url, NATS_URL: nats.url, ...opts.cpEnv }, nodeArgs: opts.cpNodeArgs });
   const dps: GatewayProcess[] = [];
   for (let i = 0; i < (opts.dps ?? 1); i++) dps.push(await startGateway('data-plane', { env: { NATS_URL: nats.url, ...opts.dpEnv }, nodeArgs: opts.dpNodeArgs }));
   const A = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => admin(cp.admin, method, path, body, headers);

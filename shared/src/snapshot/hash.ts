@@ -1,13 +1,31 @@
 import { createHash } from 'node:crypto';
 import type { Config } from './schema.ts';
 
-/** JSON with object keys sorted at every level, so equal content serializes to equal bytes. */
+/** Quoted object keys: a config's few hundred distinct names, quoted once each (bounded, so hostile keys cannot grow it). */
+const quotedKeys = new Map<string, string>();
+const quote = (k: string): string => {
+  let q = quotedKeys.get(k);
+  if (q === undefined) { q = JSON.stringify(k); if (quotedKeys.size < 10_000) quotedKeys.set(k, q); }
+  return q;
+};
+
+/**
+ * JSON with object keys sorted at every level, so equal content serializes to equal bytes. Keys are
+ * sorted only when they are not already, and quoted once: the CP canonicalizes every entity of
+ * every snapshot.
+ */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(obj[k])).join(',') + '}';
+  const keys = Object.keys(obj);
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1] > keys[i]) { keys.sort(); break; }
+  const parts: string[] = [];
+  for (const k of keys) {
+    const v = obj[k];
+    if (v !== undefined) parts.push(quote(k) + ':' + canonicalJson(v));
+  }
+  return '{' + parts.join(',') + '}';
 }
 
 /** A config's entities as canonical JSON, list by list in the config's order, and the config hash over them. */
