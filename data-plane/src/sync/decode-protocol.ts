@@ -8,6 +8,8 @@ import { decodeAgainst, decodeCanonical, SnapshotError, type DeltaDecoded } from
 
 /** Characters of an entity key: a base64 sha256 prefix (132 bits) of the entity's canonical JSON. */
 export const KEY_CHARS = 22;
+/** The decoder thread's nice value (decode-worker.ts): 10, well below the proxy's 0. */
+export const DECODER_NICE = 10;
 /** Entities per JSON chunk sent back: ~500 routes are ~0.25 MB, parsed in about a millisecond. */
 export const DECODE_CHUNK = 500;
 

@@ -5,7 +5,9 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, routeSchema, serviceSchema, SnapshotError, type Config, type Route } from '@portico/shared';
+import { readdirSync, readFileSync } from 'node:fs';
 import { SnapshotDecoder } from './decoder.ts';
+import { DECODER_NICE } from './decode-protocol.ts';
 
 const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
 const route = (i: number, updated = 1): Route => routeSchema.parse({
@@ -57,6 +59,15 @@ describe('SnapshotDecoder', () => {
     assert.equal(c.routes[1], b.routes[b.routes.length - 1]);
     assert.equal(c.routes[c.routes.length - 1], b.routes[1]);
     assert.equal(c.services, a.services);
+  });
+
+  it('runs its thread below the proxy\'s priority (Linux: a nice value per thread), the process\'s own thread untouched', async () => {
+    await decoder.decode(encode(20, { ...emptyConfig(), services: [service], routes }), 0);
+    const nice = (task: string) => { const st = readFileSync(`/proc/self/task/${task}/stat`, 'utf8'); return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]); };
+    const tasks = readdirSync('/proc/self/task');
+    assert.ok(decoder.threadId !== 0, 'the thread is up');
+    assert.ok(tasks.some((t) => nice(t) === DECODER_NICE), 'a thread runs at the decoder\'s nice value');
+    assert.equal(nice(String(process.pid)), 0, 'the main thread keeps its priority');
   });
 
   it('answers ignored for a version that is not newer, and rejects what does not validate', async () => {

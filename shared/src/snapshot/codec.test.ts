@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { canonicalJson, configHash } from './hash.ts';
 import { decodeAgainst, decodeSnapshot, encodeSnapshot, SnapshotError } from './codec.ts';
@@ -51,5 +52,17 @@ describe('snapshot codec', () => {
     // The JSON an older CP wrote (keys in schema order): not canonical text, so null (decoded in full instead).
     assert.equal(decodeAgainst(gzipSync(JSON.stringify(snap)), held, keyOf), null);
     assert.deepEqual(decodeSnapshot(gzipSync(JSON.stringify(snap))), snap);
+  });
+
+  it('canonicalJson is JSON with keys sorted at every level and undefined members left out (property)', () => {
+    // The plain definition, as a model: the fast one skips sorting keys already in order.
+    const model = (value: unknown): string => {
+      if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+      if (Array.isArray(value)) return '[' + value.map(model).join(',') + ']';
+      const obj = value as Record<string, unknown>;
+      return '{' + Object.keys(obj).filter((k) => obj[k] !== undefined).sort().map((k) => JSON.stringify(k) + ':' + model(obj[k])).join(',') + '}';
+    };
+    fc.assert(fc.property(fc.anything({ withUndefined: true, withNullPrototype: true, withObjectString: true } as never), (v) => canonicalJson(v) === model(v)),
+      { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 1000) });
   });
 });
