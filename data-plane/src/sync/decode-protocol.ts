@@ -3,7 +3,7 @@
 // entity's key (a digest of its canonical text) and the canonical JSON of only the entities the
 // requester does not hold yet, in chunks it parses one slice at a time. No state is kept between
 // requests: what the requester holds comes with each request.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decodeAgainst, decodeCanonical, SnapshotError, type DeltaDecoded } from '@portico/shared';
 
 /** Characters of an entity key: a base64 sha256 prefix (132 bits) of the entity's canonical JSON. */
@@ -43,7 +43,7 @@ export type DecodeReply =
   | { id: number; status: 'ignored'; version: number }
   | { id: number; status: 'error'; error: string };
 
-const keyOf = (text: string): string => createHash('sha256').update(text).digest('base64').slice(0, KEY_CHARS);
+const keyOf = (text: string | Uint8Array): string => hash('sha256', text, 'base64').slice(0, KEY_CHARS);
 
 /** Each held key's index in its list. */
 function keyIndex(keys: string | undefined): Map<string, number> {

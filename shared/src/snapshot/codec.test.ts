@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { canonicalJson, configHash } from './hash.ts';
 import { decodeAgainst, decodeSnapshot, encodeSnapshot, SnapshotError } from './codec.ts';
 import { serviceSchema } from '../entities/service.ts';
-import { emptyConfig } from './schema.ts';
+import { emptyConfig, type Config } from './schema.ts';
+import { consumerSchema } from '../entities/consumer.ts';
+import { gunzipSync } from 'node:zlib';
 
 const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
 const other = { ...service, id: '00000000-0000-4000-8000-000000000002' };
@@ -31,7 +33,7 @@ describe('snapshot codec', () => {
   });
 
   it('decodeAgainst: held entities by index, only new ones validated; null for a snapshot not written canonically', () => {
-    const keyOf = (t: string) => createHash('sha256').update(t).digest('base64');
+    const keyOf = (t: string | Uint8Array) => createHash('sha256').update(t).digest('base64');
     const third = { ...service, id: '00000000-0000-4000-8000-000000000003', host: 'third.test' };
     const config = { ...emptyConfig(), services: [other, service, third] };
     const snap = { version: 4, hash: configHash(config), built_at: 1, config };
@@ -64,5 +66,46 @@ describe('snapshot codec', () => {
     };
     fc.assert(fc.property(fc.anything({ withUndefined: true, withNullPrototype: true, withObjectString: true } as never), (v) => canonicalJson(v) === model(v)),
       { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 1000) });
+  });
+
+  // Names full of what a scanner could trip on: braces, brackets, quotes, backslashes, `"id":"`.
+  const awkward = fc.stringMatching(/^[a-z{}[\]"\\:,\u00e9\u{1F600}]{1,24}$/u);
+  const consumers = fc.uniqueArray(fc.record({ n: fc.integer({ min: 1, max: 0xffffff }), username: awkward, custom_id: fc.option(awkward, { nil: undefined }) }), { selector: (c) => c.n, maxLength: 12 })
+    .map((cs) => cs.map((c) => consumerSchema.parse({ id: `00000000-0000-4000-8000-${c.n.toString(16).padStart(12, '0')}`, created_at: 1, updated_at: 1, username: `${c.username}"id":"x${c.n}`, custom_id: c.custom_id })))
+    // In id order (as the CP writes lists: the config's bytes are hashed in place) or not (put in order first).
+    .chain((cs) => fc.constantFrom(cs, [...cs].sort((a, b) => (a.id < b.id ? -1 : 1))));
+  const keyOf = (t: string | Uint8Array) => createHash('sha256').update(t).digest('base64');
+
+  it('decodeAgainst slices each entity out of the text as written: equal to a full decode whatever the strings hold (property)', () => {
+    fc.assert(fc.property(consumers, fc.array(fc.boolean(), { maxLength: 12 }), (list, holds) => {
+      const config: Config = { ...emptyConfig(), consumers: list, services: [service] };
+      const bytes = encodeSnapshot({ version: 2, hash: configHash(config), built_at: 5, config });
+      const heldList = list.filter((_, i) => holds[i]);
+      const held = { consumers: new Map(heldList.map((c, i) => [keyOf(canonicalJson(c)), i])) };
+      const got = decodeAgainst(bytes, held, keyOf)!;
+      assert.ok(got, 'a canonical snapshot decodes against');
+      assert.deepEqual(got.lists.consumers.keys, list.map((c) => keyOf(canonicalJson(c))));
+      assert.deepEqual(got.lists.consumers.fresh, list.filter((_, i) => !holds[i]));
+      if (heldList.length) assert.deepEqual([...got.lists.consumers.held!], list.map((c) => heldList.indexOf(c)));
+      assert.deepEqual(got.lists.services.fresh, [service]);
+    }), { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 300) });
+  });
+
+  it('decodeAgainst on tampered text: a SnapshotError, null (decoded in full instead), or exactly what a full decode gives (property)', () => {
+    const chars = fc.constantFrom('{', '}', '[', ']', '"', '\\', ',', ':', 'a', '1', ' ', 'é');
+    fc.assert(fc.property(consumers, fc.nat(), fc.constantFrom('replace', 'insert', 'delete'), chars, (list, where, how, ch) => {
+      const config: Config = { ...emptyConfig(), consumers: list };
+      const text = gunzipSync(encodeSnapshot({ version: 2, hash: configHash(config), built_at: 5, config })).toString();
+      const at = where % text.length;
+      const tampered = how === 'insert' ? text.slice(0, at) + ch + text.slice(at) : text.slice(0, at) + (how === 'replace' ? ch : '') + text.slice(at + 1);
+      const bytes = gzipSync(tampered);
+      let got: ReturnType<typeof decodeAgainst>;
+      try { got = decodeAgainst(bytes, {}, keyOf); } catch (err) { assert.ok(err instanceof SnapshotError, String(err)); return; }
+      if (got === null) return;
+      const full = decodeSnapshot(bytes); // it accepted: a full decode must accept too, and agree
+      assert.deepEqual(got.lists.consumers.fresh, full.config.consumers);
+      assert.equal(got.hash, full.hash);
+      assert.equal(got.version, full.version);
+    }), { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 1000) });
   });
 });

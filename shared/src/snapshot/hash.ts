@@ -42,18 +42,25 @@ const byId = (list: { id: string }[]) => (a: number, b: number) => (list[a].id <
  * kept: a DP's decoder keys entities by it, to reuse what did not change between versions.
  */
 export function canonicalConfig(config: Config): CanonicalConfig {
-  const digest = createHash('sha256').update('{');
   const texts: Record<string, string[]> = {};
+  const cfg = config as unknown as Record<string, unknown[] | undefined>;
+  for (const k of Object.keys(cfg)) if (cfg[k] !== undefined) texts[k] = cfg[k]!.map(canonicalJson);
+  return { hash: hashOfTexts(config, texts), texts };
+}
+
+/** The config hash from each entity's canonical text (texts[list][i] is canonicalJson(config[list][i])). */
+export function hashOfTexts(config: Config, texts: CanonicalConfig['texts']): string {
+  const digest = createHash('sha256').update('{');
   const cfg = config as unknown as Record<string, { id: string }[] | undefined>;
   Object.keys(cfg).filter((k) => cfg[k] !== undefined).sort().forEach((k, i) => {
     const list = cfg[k]!;
-    const own = (texts[k] = list.map(canonicalJson));
+    const own = texts[k];
     const order = list.map((_, j) => j).sort(byId(list));
     digest.update(`${i ? ',' : ''}${JSON.stringify(k)}:[`);
     order.forEach((j, n) => digest.update(n ? `,${own[j]}` : own[j]));
     digest.update(']');
   });
-  return { hash: digest.update('}').digest('hex'), texts };
+  return digest.update('}').digest('hex');
 }
 
 export function configHash(config: Config): string {
