@@ -4,7 +4,7 @@
 import { and, asc, eq, getTableColumns, gt, lt, lte, max, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
-import { canonicalJson, encodeSnapshot, hashOfTexts, signSnapshot, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
+import { canonicalJson, sealSnapshot, signSnapshot, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
 import type { Db } from '../db/index.ts';
 import { auditLog, configState, configVersions } from '../db/schema.ts';
 import { ENTITIES } from '../services/entity.ts';
@@ -79,12 +79,10 @@ export class SnapshotBuilder {
         }
         next.set(def.name, rows);
       }
-      const hash = hashOfTexts(config as unknown as Config, texts);
-      const snapshot: Snapshot = { version: Math.max(1, version), hash, built_at: Date.now(), config: config as Config };
-      const bytes = encodeSnapshot(snapshot, texts);
+      const built = sealSnapshot({ version: Math.max(1, version), built_at: Date.now() }, config as unknown as Config, texts);
       this.cache = next;
       this.server = server;
-      return { snapshot, bytes };
+      return built;
     }, { isolationLevel: 'repeatable read', accessMode: 'read only' });
   }
 }

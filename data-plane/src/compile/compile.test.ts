@@ -78,6 +78,7 @@ describe('compile', () => {
     const registry = new HealthRegistry(async () => ({ kind: 'tcp' }));
     const base = snapshot(1, 100, 0);
     const svc = base.config.services[0];
+    const m0 = (router: ReturnType<typeof compile>['runtime']['router'], p: string) => router.match({ method: 'GET', path: p, host: 'x', port: 80, headers: {} });
     const route = (n: number, created = n) => routeSchema.parse({ id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, created_at: created, updated_at: 0, paths: [`/r${n}`], service: { id: svc.id } });
     const plugin = pluginSchema.parse({ id: '00000000-0000-4000-8000-0000000000a6', created_at: 0, updated_at: 0, name: 'cors', config: PLUGIN_DEFINITIONS.get('cors')!.configSchema.parse({}) });
     const routes = Array.from({ length: 200 }, (_, i) => route(i + 1));
@@ -90,6 +91,9 @@ describe('compile', () => {
     const v2routes = [...routes.slice(0, 10), changed, ...routes.slice(12), route(500, 5)];
     const v2: Snapshot = { ...v1, version: 2, config: { ...v1.config, routes: v2routes } };
     const second = compile(v2, ports, registry, process.env, first.runtime);
+    assert.equal(second.runtime.router.pending, true, 'the router waits for commit (it shares maps with the running one)');
+    assert.equal(m0(first.runtime.router, '/r11')?.route, routes[10], 'the running router is untouched until then');
+    second.commit();
     assert.equal(second.runtime.plugins, first.runtime.plugins, 'plugin chains reused');
     assert.equal(second.runtime.upstreams, first.runtime.upstreams, 'balancers reused');
     assert.equal(second.runtime.targets, first.runtime.targets, 'targets reused');

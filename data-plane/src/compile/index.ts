@@ -147,15 +147,14 @@ function* recompileRoutes(snapshot: Snapshot, prev: RuntimeConfig, before: Confi
   const chainFor = (route: Route) => prev.plugins.chainFor(route);
   let router = prev.router;
   let routeIds = prev.routeIds;
+  let idEdits: { removed: Route[]; added: Route[] } | null = null;
   if (!sameList(routes, before.routes)) {
-    const updated = updateRoutes(prev.router.prepared, routes, services, chainFor);
+    const updated = yield* updateRoutes(prev.router.prepared, routes, services, chainFor);
     yield;
     if (updated && prev.routeIds) {
+      // Shares its maps, and the id set, with the running router: both are edited at commit.
       router = new Router(routes, services, chainFor, updated.prepared);
-      const ids = new Set(prev.routeIds);
-      for (const r of updated.removed) ids.delete(r.id);
-      for (const r of updated.added) ids.add(r.id);
-      routeIds = ids;
+      idEdits = updated;
     } else {
       router = new Router(routes, services, chainFor, yield* prepareRoutes(routes, services, chainFor));
       routeIds = new Set(routes.map((r) => r.id));
@@ -170,6 +169,17 @@ function* recompileRoutes(snapshot: Snapshot, prev: RuntimeConfig, before: Confi
     routeIds,
     source: snapshot.config,
   };
-  // Balancers, targets and plugin state are the running ones: nothing to commit.
-  return { runtime, commit() {} };
+  // Balancers, targets and plugin state are the running ones: only the router's edits to make.
+  return {
+    runtime,
+    commit() {
+      router.commit();
+      if (idEdits && routeIds) {
+        const ids = routeIds as Set<string>;
+        for (const r of idEdits.removed) ids.delete(r.id);
+        for (const r of idEdits.added) ids.add(r.id);
+        idEdits = null;
+      }
+    },
+  };
 }

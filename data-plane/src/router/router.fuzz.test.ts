@@ -201,6 +201,8 @@ describe('Router (property-based)', () => {
       add: fc.array(routeFields(true, true), { maxLength: 3 }),
       // A new object for the enabled service (an unrelated field changed), or the other one toggled.
       services: fc.constantFrom('same', 'new-object', 'toggle'),
+      // The snapshot is rejected after its router was built: never committed, the running one serves on.
+      rejected: fc.boolean(),
     });
     const req = fc.record({
       method: fc.constantFrom(...METHODS), path: fc.oneof(path, fc.array(fc.constantFrom('a', 'b', 'v1', 'api', '/', '42', 'x'), { maxLength: 8 }).map((s) => '/' + s.join(''))),
@@ -215,14 +217,21 @@ describe('Router (property-based)', () => {
       let svcs: Service[] = services;
       let router = new Router(routes, svcs);
       for (const e of edits) {
+        const [was, wasSvcs] = [routes, svcs];
         const dropped = new Set(e.drop.map((i) => routes[i % routes.length]));
         routes = routes.filter((r) => !dropped.has(r));
         for (const [i, f] of e.modify) if (routes.length) routes[i % routes.length] = asRoute(f, routes[i % routes.length].id);
         for (const f of e.add) routes.push(asRoute(f, `00000000-0000-4000-8000-${String(nextId++).padStart(12, '0')}`));
         if (e.services === 'new-object') svcs = [{ ...svcs[0], updated_at: svcs[0].updated_at + 1 }, svcs[1]];
         if (e.services === 'toggle') svcs = [svcs[0], { ...svcs[1], enabled: !svcs[1].enabled }];
-        const prepared = updateRoutes(router.prepared, routes, svcs, () => [])?.prepared ?? drain(prepareRoutes(routes, svcs, () => []));
+        const prepared = drain(updateRoutes(router.prepared, routes, svcs, () => []))?.prepared ?? drain(prepareRoutes(routes, svcs, () => []));
+        if (e.rejected) {
+          for (const r of reqs) assert.deepEqual(actual(router, r), reference(was, wasSvcs, r), 'the running router, unchanged by one built and dropped');
+          [routes, svcs] = [was, wasSvcs];
+          continue;
+        }
         router = new Router(routes, svcs, () => [], prepared);
+        router.commit();
         assert.equal(router.size, new Router(routes, svcs).size);
         for (const r of reqs) assert.deepEqual(actual(router, r), reference(routes, svcs, r));
       }
@@ -240,9 +249,10 @@ describe('Router (property-based)', () => {
     let fullBuilds = 0;
     for (let i = 0; i < 80; i++) {
       routes = [...routes, { ...base, id: `00000000-0000-4000-8000-${String(100 + i).padStart(12, '0')}`, created_at: 1 + i, paths: [`/a${String(i).padStart(2, '0')}`], service: { id: svc.id } }];
-      const updated = updateRoutes(router.prepared, routes, services, () => [])?.prepared;
+      const updated = drain(updateRoutes(router.prepared, routes, services, () => []))?.prepared;
       if (!updated) fullBuilds++;
       router = new Router(routes, services, () => [], updated ?? drain(prepareRoutes(routes, services, () => [])));
+      router.commit();
       for (const p of ['/aaa', '/a00', `/a${String(i).padStart(2, '0')}/x`, '/zzz', '/c']) {
         const req = { method: 'GET', path: p, host: 'a.test', port: 8000, headers: {} };
         assert.deepEqual(actual(router, req), reference(routes, services, req), `after insert ${i}, ${p}`);

@@ -4,7 +4,8 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { canonicalJson, configHash } from './hash.ts';
-import { decodeAgainst, decodeSnapshot, encodeSnapshot, SnapshotError } from './codec.ts';
+import { decodeAgainst, decodeSnapshot, encodeSnapshot, sealSnapshot, SnapshotError } from './codec.ts';
+import { canonicalConfig } from './hash.ts';
 import { serviceSchema } from '../entities/service.ts';
 import { emptyConfig, type Config } from './schema.ts';
 import { consumerSchema } from '../entities/consumer.ts';
@@ -107,5 +108,15 @@ describe('snapshot codec', () => {
       assert.equal(got.hash, full.hash);
       assert.equal(got.version, full.version);
     }), { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 1000) });
+  });
+
+  it('sealSnapshot: the hash of the config whether its lists are in id order (hashed as written) or not, and bytes that decode to it (property)', () => {
+    fc.assert(fc.property(consumers, (list) => {
+      const config: Config = { ...emptyConfig(), consumers: list, services: [service, other] };
+      const { snapshot, bytes } = sealSnapshot({ version: 7, built_at: 9 }, config, canonicalConfig(config).texts);
+      assert.equal(snapshot.hash, configHash(config));
+      assert.deepEqual(decodeSnapshot(bytes), snapshot);
+      assert.ok(decodeAgainst(bytes, {}, keyOf));
+    }), { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 300) });
   });
 });

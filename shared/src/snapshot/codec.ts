@@ -3,21 +3,47 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
-import { canonicalConfig, type CanonicalConfig } from './hash.ts';
-import { configSchema, snapshotSchema, type Snapshot } from './schema.ts';
+import { canonicalConfig, hashOfTexts, type CanonicalConfig } from './hash.ts';
+import { configSchema, snapshotSchema, type Config, type Snapshot } from './schema.ts';
 
 /** Largest decompressed snapshot accepted: 10,000 routes are a few MB; a gzip bomb stops here. */
 export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 
 /**
  * Every entity is written as its canonical text (keys sorted at every level, hash.ts), so a DP can
- * take `JSON.stringify` of what it parsed as that text instead of canonicalizing it again
+ * take each entity's text as it lies in the document instead of canonicalizing it again
  * (decodeAgainst). `texts`: the config's canonical texts when the caller already has them.
  */
 export function encodeSnapshot(snapshot: Snapshot, texts: CanonicalConfig['texts'] = canonicalConfig(snapshot.config).texts): Uint8Array {
-  const lists = Object.keys(snapshot.config).sort().map((k) => `${JSON.stringify(k)}:[${texts[k].join(',')}]`);
-  const json = `{"built_at":${JSON.stringify(snapshot.built_at)},"config":{${lists.join(',')}},"hash":${JSON.stringify(snapshot.hash)},"version":${JSON.stringify(snapshot.version)}}`;
-  return gzipSync(json, { level: 6 });
+  return writeSnapshot(snapshot, configText(snapshot.config, texts));
+}
+
+/**
+ * A snapshot of `config` with its hash and bytes, from the entities' canonical texts. When every
+ * list is in id order (the CP reads them so) the config's text is exactly what the hash is computed
+ * over: one string serves both.
+ */
+export function sealSnapshot(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): { snapshot: Snapshot; bytes: Uint8Array } {
+  const text = configText(config, texts);
+  const lists = Object.values(config) as { id: string }[][];
+  const byId = lists.every((list) => list.every((e, i) => i === 0 || list[i - 1].id < e.id));
+  const hash = byId ? createHash('sha256').update(`{${text}}`).digest('hex') : hashOfTexts(config, texts);
+  const snapshot: Snapshot = { version: head.version, hash, built_at: head.built_at, config };
+  return { snapshot, bytes: writeSnapshot(snapshot, text) };
+}
+
+/** The config object's members, lists by name, each entity as its canonical text (`{` and `}` left out). */
+function configText(config: Config, texts: CanonicalConfig['texts']): string {
+  return Object.keys(config).sort().map((k) => `${JSON.stringify(k)}:[${texts[k].join(',')}]`).join(',');
+}
+
+/**
+ * The document, gzip-compressed. Level 3: at 10,000 routes (4.9 MB of JSON) 11 ms against 22 at
+ * the default 6, for 8% more bytes (424 KB) and about a millisecond more to decompress.
+ */
+function writeSnapshot(snapshot: Snapshot, configText: string): Uint8Array {
+  const json = `{"built_at":${JSON.stringify(snapshot.built_at)},"config":{${configText}},"hash":${JSON.stringify(snapshot.hash)},"version":${JSON.stringify(snapshot.version)}}`;
+  return gzipSync(json, { level: 3 });
 }
 
 export class SnapshotError extends Error {
