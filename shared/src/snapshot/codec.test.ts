@@ -93,7 +93,7 @@ describe('snapshot codec', () => {
   });
 
   it('decodeAgainst on tampered text: a SnapshotError, null (decoded in full instead), or exactly what a full decode gives (property)', () => {
-    const chars = fc.constantFrom('{', '}', '[', ']', '"', '\\', ',', ':', 'a', '1', ' ', 'é');
+    const chars = fc.constantFrom('{', '}', '[', ']', '"', '\\', ',', ':', 'a', '1', ' ', 'é', '\r', '\n', '\u0000', '\u{1F600}');
     fc.assert(fc.property(consumers, fc.nat(), fc.constantFrom('replace', 'insert', 'delete'), chars, (list, where, how, ch) => {
       const config: Config = { ...emptyConfig(), consumers: list };
       const text = gunzipSync(encodeSnapshot({ version: 2, hash: configHash(config), built_at: 5, config })).toString();
@@ -118,5 +118,22 @@ describe('snapshot codec', () => {
       assert.deepEqual(decodeSnapshot(bytes), snapshot);
       assert.ok(decodeAgainst(bytes, {}, keyOf));
     }), { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 300) });
+  });
+
+  it('decodeAgainst on hostile entities: a 10 MB string and 100,000-deep nesting give a SnapshotError or null, never another error', () => {
+    const wrap = (entity: string) => gzipSync(`{"built_at":1,"config":{${Object.keys(emptyConfig()).sort().map((k) => `"${k}":[${k === 'consumers' ? entity : ''}]`).join(',')}},"hash":"${'a'.repeat(64)}","version":2}`);
+    const id = '00000000-0000-4000-8000-000000000009';
+    for (const entity of [
+      `{"created_at":1,"id":"${id}","username":"${'x'.repeat(10 * 1024 * 1024)}"}`,
+      `{"created_at":1,"id":"${id}","tags":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+      `{"created_at":1,"id":"${id}","tags":${'['.repeat(100_000)}}`,
+    ]) {
+      try {
+        assert.equal(decodeAgainst(wrap(entity), {}, keyOf), null);
+      } catch (err) {
+        assert.ok(err instanceof SnapshotError, String(err));
+      }
+      assert.throws(() => decodeSnapshot(wrap(entity)), SnapshotError);
+    }
   });
 });

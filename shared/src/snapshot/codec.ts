@@ -255,18 +255,17 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
 /**
  * The config hash (hash.ts) over the entity texts as written. Lists written in id order (as the CP
  * writes them) are already the hash's order: the config's bytes, as they lie in the document, are
- * hashed in place. Otherwise each list is put in id order first.
+ * hashed in place. Otherwise the hash is computed as everywhere else (hashOfTexts).
  */
 function configDigest(json: Buffer, layout: Layout, byId: boolean): string {
-  const digest = createHash('sha256').update('{');
-  if (byId) return digest.update(json.subarray(layout.config[0], layout.config[1])).update('}').digest('hex');
-  layout.lists.forEach(({ name, spans, ids }, n) => {
-    const order = ids.map((_, j) => j).sort((a, b) => (ids[a] < ids[b] ? -1 : ids[a] > ids[b] ? 1 : 0));
-    digest.update(`${n ? ',' : ''}${JSON.stringify(name)}:[`);
-    order.forEach((j, m) => { if (m) digest.update(','); digest.update(json.subarray(spans[2 * j], spans[2 * j + 1])); });
-    digest.update(']');
-  });
-  return digest.update('}').digest('hex');
+  if (byId) return createHash('sha256').update('{').update(json.subarray(layout.config[0], layout.config[1])).update('}').digest('hex');
+  const ids: Record<string, { id: string }[]> = {};
+  const texts: CanonicalConfig['texts'] = {};
+  for (const list of layout.lists) {
+    ids[list.name] = list.ids.map((id) => ({ id }));
+    texts[list.name] = list.ids.map((_, j) => json.toString('utf8', list.spans[2 * j], list.spans[2 * j + 1]));
+  }
+  return hashOfTexts(ids as unknown as Config, texts);
 }
 
 export function validateSnapshot(raw: unknown): Snapshot {
