@@ -9,7 +9,7 @@ import {
 } from '@portico/shared';
 import { PLUGIN_DEFINITIONS } from '@portico/shared/plugins/schemas';
 import type { PluginEnv } from '@portico/shared/plugins/handlers';
-import { prepareRoutes, updateRoutes, Router } from '../router/router.ts';
+import { prepareRoutes, updateRoutes, Router, type RoutesChange } from '../router/router.ts';
 import { drain, drainSliced } from './slice.ts';
 import { buildIndex, PluginChains } from '../plugins/compile.ts';
 import type { HealthRegistry } from '../proxy/balancer.ts';
@@ -75,8 +75,15 @@ function checkServiceRefs(plugins: Snapshot['config']['plugins'], targets: Reado
   }
 }
 
+/**
+ * How lists changed since the snapshot decoded before this one (sync/decoder.ts ListChange): per
+ * list, the list then (`base`), the entity objects added and those removed. compile/ uses a
+ * change only when its base is what the running config was compiled from.
+ */
+export type ListChanges = Partial<Record<string, { base: readonly object[]; added: readonly object[]; removed: readonly object[] }>>;
+
 export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env, prev: RuntimeConfig | null = null): Compiled {
-  return drain(compileSteps(snapshot, ports, health, environment, prev));
+  return drain(compileSteps(snapshot, ports, health, environment, prev, {}));
 }
 
 /**
@@ -84,8 +91,8 @@ export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRe
  * a few milliseconds at 10,000 routes, and routes unchanged since the last snapshot (the same
  * objects, sync/decoder.ts) reuse their compiled parts.
  */
-export function compileSliced(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env, prev: RuntimeConfig | null = null): Promise<Compiled> {
-  return drainSliced(compileSteps(snapshot, ports, health, environment, prev));
+export function compileSliced(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env, prev: RuntimeConfig | null = null, changes: ListChanges = {}): Promise<Compiled> {
+  return drainSliced(compileSteps(snapshot, ports, health, environment, prev, changes));
 }
 
 /**
@@ -108,10 +115,10 @@ function sameList(a: readonly object[], b: readonly object[]): boolean {
   return true;
 }
 
-function* compileSteps(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv, prev: RuntimeConfig | null): Generator<undefined, Compiled, undefined> {
+function* compileSteps(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv, prev: RuntimeConfig | null, changes: ListChanges): Generator<undefined, Compiled, undefined> {
   const before = prev?.source;
   if (prev && before && REUSE_LISTS.every((name) => sameList(snapshot.config[name], before[name]))) {
-    return yield* recompileRoutes(snapshot, prev, before);
+    return yield* recompileRoutes(snapshot, prev, before, changes);
   }
   const serviceBreakers = serviceBreakerUpstreams(snapshot);
   const config = { ...snapshot.config, ...resolveSecrets(snapshot.config, environment) };
@@ -142,14 +149,16 @@ function* compileSteps(snapshot: Snapshot, ports: PluginPorts, health: HealthReg
 }
 
 /** `prev` with new routes and SNIs: everything else it holds is what this snapshot would compile to. */
-function* recompileRoutes(snapshot: Snapshot, prev: RuntimeConfig, before: Config): Generator<undefined, Compiled, undefined> {
+function* recompileRoutes(snapshot: Snapshot, prev: RuntimeConfig, before: Config, changes: ListChanges): Generator<undefined, Compiled, undefined> {
   const { routes, services, certificates, snis } = snapshot.config;
   const chainFor = (route: Route) => prev.plugins.chainFor(route);
   let router = prev.router;
   let routeIds = prev.routeIds;
   let idEdits: { removed: Route[]; added: Route[] } | null = null;
   if (!sameList(routes, before.routes)) {
-    const updated = yield* updateRoutes(prev.router.prepared, routes, services, chainFor);
+    // The decoder's account of what came and went, when it is against the routes running now.
+    const change = changes.routes?.base === before.routes ? changes.routes as RoutesChange : undefined;
+    const updated = yield* updateRoutes(prev.router.prepared, routes, services, chainFor, change);
     yield;
     if (updated && prev.routeIds) {
       // Shares its maps, and the id set, with the running router: both are edited at commit.

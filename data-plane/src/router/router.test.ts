@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { routeSchema, serviceSchema, type Route } from '@portico/shared';
-import { Router, type MatchInput } from './router.ts';
+import { Router, updateRoutes, type MatchInput } from './router.ts';
+import { drain } from '../compile/slice.ts';
 import { upstreamPath } from './upstream-path.ts';
 
 let n = 0;
@@ -175,6 +176,34 @@ describe('Router', () => {
   it('leaves routes of disabled services out', () => {
     const off = { ...svc, enabled: false };
     assert.equal(new Router([route({ paths: ['/x'] })], [off]).match(input('/x')), null);
+  });
+
+  it('updated with a shorter prefix that outranks a longer one, stops probing no earlier than the new route (the per-length bound is lowered at commit)', () => {
+    const short = route({ name: 'short', paths: ['/a'] });
+    const long = route({ name: 'long', paths: ['/abcd'] });
+    const running = new Router([short, long], [svc]);
+    assert.equal(running.match(input('/abcd'))?.route.name, 'long');
+    // More fields outrank a longer path (§3.3): this '/a' route beats '/abcd' for a GET.
+    const methods = route({ name: 'short-get', paths: ['/a'], methods: ['GET'] });
+    for (const change of [undefined, { added: [methods], removed: [] }]) {
+      const routes = [short, long, methods];
+      const updated = drain(updateRoutes(new Router([short, long], [svc]).prepared, routes, [svc], () => [], change));
+      assert.ok(updated, 'an update, not a full build');
+      const next = new Router(routes, [svc], () => [], updated.prepared);
+      assert.equal(next.pending, true);
+      next.commit();
+      assert.equal(next.match(input('/abcd'))?.route.name, 'short-get', `change ${change ? 'told' : 'found'}`);
+      assert.equal(next.match(input('/abcd', { method: 'POST' }))?.route.name, 'long');
+      assert.deepEqual(updated.added.map((r) => r.name), ['short-get']);
+    }
+  });
+
+  it('updated with the change told, gives up to a full build when the change is not against what it was made from', () => {
+    const a = route({ name: 'a', paths: ['/a'] });
+    const b = route({ name: 'b', paths: ['/b'] });
+    const prepared = new Router([a], [svc]).prepared;
+    assert.equal(drain(updateRoutes(prepared, [b], [svc], () => [], { added: [b], removed: [route({ paths: ['/x'] })] })), null, 'removes a route it never had');
+    assert.equal(drain(updateRoutes(prepared, [a, b], [svc], () => [], { added: [a, b], removed: [] })), null, 'adds a route it has');
   });
 
   it('routes among 10,000 routes to the right one', () => {

@@ -265,6 +265,12 @@ interface RouteEntry {
  */
 export interface PreparedRoutes {
   byPrefix: Map<string, SubRoute[]>;
+  /**
+   * For each prefix length in `byPrefix`, a rank no worse than the best of its lists' first
+   * sub-routes (exact after a full build; commits of updates lower it, never raise it, so it stays
+   * a bound without a scan of every prefix): `match` stops probing shorter prefixes below it.
+   */
+  bestAtLength: Map<number, number>;
   scan: SubRoute[];
   /** Every sub-route, best first (ascending rank). */
   sorted: SubRoute[];
@@ -350,7 +356,13 @@ export function* prepareRoutes(routes: Route[], services: Service[], chainFor: C
   sorted.sort(compareSubs);
   yield;
   for (let rank = 0; rank < sorted.length; rank++) sorted[rank].rank = rank;
-  return { ...index(sorted), sorted, entries, queryRules, unrouted };
+  const { byPrefix, scan } = index(sorted);
+  const bestAtLength = new Map<number, number>();
+  for (const [prefix, list] of byPrefix) {
+    const cur = bestAtLength.get(prefix.length);
+    if (cur === undefined || list[0].rank < cur) bestAtLength.set(prefix.length, list[0].rank);
+  }
+  return { byPrefix, bestAtLength, scan, sorted, entries, queryRules, unrouted };
 }
 
 /** A rank strictly between `lo` and `hi` (either may be infinite), or null when doubles have none left there. */
@@ -391,6 +403,17 @@ const STEP_ROUTES = 1024;
 /** The router input of `updateRoutes`, and which routes of the snapshot came and went (routed or not). */
 export interface UpdatedRoutes { prepared: PreparedRoutes; added: Route[]; removed: Route[] }
 
+/** Which route objects a snapshot's list has that the last one did not, and which it lost (sync/decoder.ts ListChange). */
+export interface RoutesChange { added: readonly Route[]; removed: readonly Route[] }
+
+/** Services by id, made once per services list: route-only snapshots keep the very list (sync/decoder.ts). */
+const servicesById = new WeakMap<readonly Service[], Map<string, Service>>();
+function serviceIndex(services: readonly Service[]): Map<string, Service> {
+  let index = servicesById.get(services);
+  if (!index) servicesById.set(services, index = new Map(services.map((s) => [s.id, s])));
+  return index;
+}
+
 /**
  * The next snapshot's router input from the running one's (`prev`), doing work only for routes that
  * changed: a route whose object and service are the ones `prev` holds keeps its compiled route and
@@ -400,29 +423,52 @@ export interface UpdatedRoutes { prepared: PreparedRoutes; added: Route[]; remov
  * for the routes that did not change (compile/ reuses the plugin chains only when plugins and what
  * they read are unchanged). Null when a full build is the better course: more than
  * UPDATE_MAX_CHANGES routes changed, or doubles ran out of room between two ranks.
+ *
+ * `change`, when the caller knows it (the decoder does), says which route objects came and went
+ * since the routes `prev` was made from, with the same services: then no route but those is looked
+ * at. Without it, every route is compared with `prev`'s.
  */
-export function* updateRoutes(prev: PreparedRoutes, routes: Route[], services: Service[], chainFor: ChainFor): Generator<undefined, UpdatedRoutes | null, undefined> {
+export function* updateRoutes(prev: PreparedRoutes, routes: Route[], services: Service[], chainFor: ChainFor, change?: RoutesChange): Generator<undefined, UpdatedRoutes | null, undefined> {
   if (prev.pending) throw new Error('updateRoutes: the router to update from is not committed');
-  const serviceById = new Map(services.map((s) => [s.id, s]));
-  const token = {};
+  const serviceById = serviceIndex(services);
   const added: RouteEntry[] = [];
   const unrouted: Route[] = [];
-  for (let i = 0; i < routes.length; i++) {
-    if ((i & (STEP_ROUTES - 1)) === STEP_ROUTES - 1) yield;
-    const route = routes[i];
-    const service = serviceOf(route, serviceById);
-    const had = prev.entries.get(route);
-    if (had !== undefined && had.compiled.service === service) { had.seen = token; continue; }
-    const entry = compileEntry(route, service, chainFor);
-    if (!entry) { unrouted.push(route); continue; }
-    if (added.push(entry) > UPDATE_MAX_CHANGES) return null;
-  }
   const removed: RouteEntry[] = [];
-  if (routes.length - added.length - unrouted.length !== prev.entries.size) {
-    for (const e of prev.entries.values()) if (e.seen !== token) removed.push(e);
+  let changes: { added: Route[]; removed: Route[] };
+  if (change) {
+    if (change.added.length > UPDATE_MAX_CHANGES || change.removed.length > UPDATE_MAX_CHANGES) return null;
+    const gone = new Set<Route>();
+    for (const route of change.removed) {
+      const had = prev.entries.get(route);
+      if (had) removed.push(had); else gone.add(route);
+    }
+    // Routes `prev` did not route: those removed go, the rest stay unrouted.
+    if (gone.size) { for (const r of prev.unrouted) if (!gone.delete(r)) unrouted.push(r); } else unrouted.push(...prev.unrouted);
+    if (gone.size) return null; // not what `prev` was made from: build in full
+    for (const route of change.added) {
+      if (prev.entries.has(route)) return null;
+      const entry = compileEntry(route, serviceOf(route, serviceById), chainFor);
+      if (entry) added.push(entry); else unrouted.push(route);
+    }
+    changes = { added: [...change.added], removed: [...change.removed] };
+  } else {
+    const token = {};
+    for (let i = 0; i < routes.length; i++) {
+      if ((i & (STEP_ROUTES - 1)) === STEP_ROUTES - 1) yield;
+      const route = routes[i];
+      const service = serviceOf(route, serviceById);
+      const had = prev.entries.get(route);
+      if (had !== undefined && had.compiled.service === service) { had.seen = token; continue; }
+      const entry = compileEntry(route, service, chainFor);
+      if (!entry) { unrouted.push(route); continue; }
+      if (added.push(entry) > UPDATE_MAX_CHANGES) return null;
+    }
+    if (routes.length - added.length - unrouted.length !== prev.entries.size) {
+      for (const e of prev.entries.values()) if (e.seen !== token) removed.push(e);
+    }
+    changes = { added: [...added.map((e) => e.compiled.route), ...unrouted], removed: [...removed.map((e) => e.compiled.route), ...prev.unrouted] };
   }
   if (removed.length > UPDATE_MAX_CHANGES) return null;
-  const changes = { added: [...added.map((e) => e.compiled.route), ...unrouted], removed: [...removed.map((e) => e.compiled.route), ...prev.unrouted] };
   if (added.length === 0 && removed.length === 0) return { prepared: { ...prev, unrouted }, ...changes };
 
   yield;
@@ -464,7 +510,10 @@ export function* updateRoutes(prev: PreparedRoutes, routes: Route[], services: S
     prefixes.set(prefix, list.length ? list : null);
   }
   const scan = scanChanged ? sorted.filter((s) => s.prefix === null) : prev.scan;
-  return { prepared: { byPrefix: prev.byPrefix, scan, sorted, entries: prev.entries, queryRules, unrouted, pending: { removed, added, prefixes } }, ...changes };
+  return {
+    prepared: { byPrefix: prev.byPrefix, bestAtLength: prev.bestAtLength, scan, sorted, entries: prev.entries, queryRules, unrouted, pending: { removed, added, prefixes } },
+    ...changes,
+  };
 }
 
 export class Router {
@@ -498,24 +547,25 @@ export class Router {
   commit(): void {
     const edits = this.prepared.pending;
     if (!edits) return;
-    const { entries, byPrefix } = this.prepared;
+    const { entries, byPrefix, bestAtLength } = this.prepared;
     for (const e of edits.removed) entries.delete(e.compiled.route);
     for (const e of edits.added) entries.set(e.compiled.route, e);
-    for (const [prefix, list] of edits.prefixes) { if (list) byPrefix.set(prefix, list); else byPrefix.delete(prefix); }
+    for (const [prefix, list] of edits.prefixes) {
+      if (!list) { byPrefix.delete(prefix); continue; }
+      byPrefix.set(prefix, list);
+      const best = bestAtLength.get(prefix.length);
+      if (best === undefined || list[0].rank < best) bestAtLength.set(prefix.length, list[0].rank);
+    }
     this.prepared.pending = null;
     this.index();
   }
 
   private index(): void {
-    const { byPrefix, scan, queryRules, sorted } = this.prepared;
+    const { byPrefix, bestAtLength, scan, queryRules, sorted } = this.prepared;
     this.byPrefix = byPrefix;
     this.scan = scan;
     this.hasQueryRules = queryRules > 0;
-    const bestAtLength = new Map<number, number>();
-    for (const [prefix, list] of this.byPrefix) {
-      const cur = bestAtLength.get(prefix.length);
-      if (cur === undefined || list[0].rank < cur) bestAtLength.set(prefix.length, list[0].rank);
-    }
+    // Per length, not per prefix: a commit's work does not grow with the number of routes.
     this.prefixLengths = [...bestAtLength.keys()].sort((a, b) => b - a);
     this.bestRankFrom = new Array(this.prefixLengths.length);
     let acc = Infinity;

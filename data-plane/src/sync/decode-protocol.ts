@@ -36,6 +36,12 @@ export interface DecodedList {
   ref: Int32Array | null;
   /** JSON arrays of the entities not in the baseline, in the same order. */
   fresh: string[];
+  /**
+   * Indexes, ascending, of the requester's entities of this list that this snapshot no longer has
+   * (changed or removed); with `ref` and `fresh`, the list's change in proportion to its size, which
+   * compile/ works from instead of comparing 10,000 routes. Null when `ref` is.
+   */
+  dropped: Int32Array | null;
 }
 
 export type DecodeReply =
@@ -50,6 +56,17 @@ function keyIndex(keys: string | undefined): Map<string, number> {
   const index = new Map<string, number>();
   if (typeof keys === 'string') for (let i = 0; i < keys.length; i += KEY_CHARS) index.set(keys.slice(i, i + KEY_CHARS), i / KEY_CHARS);
   return index;
+}
+
+/** The held entities (`count` of them) that `ref` does not refer to, by index. */
+function droppedOf(ref: Int32Array | null, heldKeys: string | undefined): Int32Array | null {
+  if (!ref || typeof heldKeys !== 'string') return null;
+  const used = new Uint8Array(heldKeys.length / KEY_CHARS);
+  let kept = 0;
+  for (let i = 0; i < ref.length; i++) if (ref[i] >= 0 && used[ref[i]] === 0) { used[ref[i]] = 1; kept++; }
+  const dropped = new Int32Array(used.length - kept);
+  for (let i = 0, n = 0; i < used.length; i++) if (used[i] === 0) dropped[n++] = i;
+  return dropped;
 }
 
 /** Decodes, validates and diffs a snapshot against what the requester holds (the worker thread runs this; small snapshots run it inline). */
@@ -72,7 +89,8 @@ export function decodeRequest(req: DecodeRequest): DecodeReply {
     const fresh: string[] = [];
     for (let i = 0; i < list.fresh.length; i += DECODE_CHUNK) fresh.push(JSON.stringify(list.fresh.slice(i, i + DECODE_CHUNK)));
     const same = keyText === req.held?.[name];
-    lists[name] = { keys: same ? null : keyText, ref: same ? null : list.held, fresh };
+    const ref = same ? null : list.held;
+    lists[name] = { keys: same ? null : keyText, ref, fresh, dropped: droppedOf(ref, req.held?.[name]) };
   }
   return { id: req.id, status: 'decoded', version: delta.version, hash: delta.hash, built_at: delta.built_at, lists };
 }
@@ -106,7 +124,7 @@ function decodeInFull(req: DecodeRequest, heldIndex: Record<string, Map<string, 
     }
     if (chunk.length) fresh.push(`[${chunk.join(',')}]`);
     const same = keyText === req.held?.[name];
-    lists[name] = { keys: same ? null : keyText, ref: same ? null : ref, fresh };
+    lists[name] = { keys: same ? null : keyText, ref: same ? null : ref, fresh, dropped: same ? null : droppedOf(ref, req.held?.[name]) };
   }
   return { id: req.id, status: 'decoded', version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, lists };
 }

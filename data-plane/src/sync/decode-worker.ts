@@ -11,6 +11,6 @@ try { setPriority(DECODER_NICE); } catch { /* not permitted here: run at the pro
 parentPort!.on('message', (req: DecodeRequest) => {
   const reply = decodeRequest(req);
   // The index arrays are moved, not copied.
-  const transfer = reply.status === 'decoded' ? Object.values(reply.lists).flatMap((l) => (l.ref ? [l.ref.buffer as ArrayBuffer] : [])) : [];
+  const transfer = reply.status === 'decoded' ? Object.values(reply.lists).flatMap((l) => [l.ref, l.dropped].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []))) : [];
   parentPort!.postMessage(reply, transfer);
 });

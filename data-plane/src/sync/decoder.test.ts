@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, routeSchema, serviceSchema, SnapshotError, type Config, type Route } from '@portico/shared';
 import { readdirSync, readFileSync } from 'node:fs';
-import { SnapshotDecoder } from './decoder.ts';
+import fc from 'fast-check';
+import { DECODER_IDLE_MS, SnapshotDecoder } from './decoder.ts';
 import { DECODER_NICE } from './decode-protocol.ts';
 
 const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
@@ -48,6 +49,13 @@ describe('SnapshotDecoder', () => {
     assert.equal(b.routes[5].updated_at, 2);
     assert.equal(b.services, a.services, 'an unchanged list is the very array it gave before (compile/ reuses by identity)');
     assert.deepEqual(second.snapshot, decodeSnapshot(bytes));
+    // What changed, told against the list it gave before: compile/ looks at these, not at 2,000 routes.
+    assert.deepEqual(Object.keys(second.changes), ['routes']);
+    assert.equal(second.changes.routes.base, a.routes);
+    assert.equal(second.changes.routes.added.length, 1);
+    assert.equal(second.changes.routes.added[0], b.routes[5]);
+    assert.deepEqual(second.changes.routes.removed, [a.routes[5]]);
+    assert.equal(second.changes.routes.removed[0], a.routes[5]);
 
     // Reordered, one removed, one added: every kept entity is still its old object, at its new place.
     const moved = [route(9_999), ...changed.slice(1).reverse()];
@@ -59,6 +67,10 @@ describe('SnapshotDecoder', () => {
     assert.equal(c.routes[1], b.routes[b.routes.length - 1]);
     assert.equal(c.routes[c.routes.length - 1], b.routes[1]);
     assert.equal(c.services, a.services);
+    assert.equal(third.changes.routes.base, b.routes);
+    assert.deepEqual(third.changes.routes.added, [c.routes[0]]);
+    assert.equal(third.changes.routes.removed.length, 1);
+    assert.equal(third.changes.routes.removed[0], b.routes[0], 'the one left out');
   });
 
   it('runs its thread below the proxy\'s priority (Linux: a nice value per thread), the process\'s own thread untouched', async () => {
@@ -102,5 +114,36 @@ describe('SnapshotDecoder', () => {
     } finally {
       await idle.close();
     }
+  });
+
+  it('tells, through any chain of edits, which entities came and went against the list it gave before', async () => {
+    const inline = new SnapshotDecoder(DECODER_IDLE_MS, Infinity);
+    const edit = fc.record({ drop: fc.array(fc.nat(), { maxLength: 4 }), modify: fc.array(fc.nat({ max: 25 }), { maxLength: 3 }), add: fc.nat({ max: 4 }) });
+    let version = 100;
+    await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 6 }), async (edits) => {
+      let list = routes.slice(0, 20);
+      let nextId = 5_000;
+      let last = await inline.decode(encode(++version, { ...emptyConfig(), services: [service], routes: list }), 0);
+      for (const e of edits) {
+        const dropped = new Set(e.drop.map((i) => list[i % list.length]?.id));
+        list = list.filter((r) => !dropped.has(r.id)).map((r, i) => (e.modify.includes(i) ? { ...r, updated_at: r.updated_at + 1 } : r));
+        for (let k = 0; k < e.add; k++) list = [...list, route(nextId++)].sort((x, y) => (x.id < y.id ? -1 : 1));
+        const bytes = encode(++version, { ...emptyConfig(), services: [service], routes: list });
+        const next = await inline.decode(bytes, 0);
+        assert.ok(last.status === 'decoded' && next.status === 'decoded');
+        assert.deepEqual(next.snapshot, decodeSnapshot(bytes));
+        const [was, now] = [last.snapshot.config.routes, next.snapshot.config.routes];
+        const change = next.changes.routes;
+        if (was === now) assert.equal(change, undefined, 'an unchanged list is not a change');
+        else {
+          assert.equal(change?.base, was);
+          assert.deepEqual(new Set(change.added), new Set(now.filter((r) => !was.includes(r))));
+          assert.deepEqual(new Set(change.removed), new Set(was.filter((r) => !now.includes(r))));
+          for (const r of now) if (!change.added.includes(r)) assert.ok(was.includes(r), 'every other entity is one it gave before');
+        }
+        last = next;
+      }
+    }), { numRuns: 60 });
+    await inline.close();
   });
 });

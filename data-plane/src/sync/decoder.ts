@@ -18,7 +18,15 @@ import { SnapshotError } from '@portico/shared';
 import { Slicer } from '../compile/slice.ts';
 import { decodeRequest, KEY_CHARS, type DecodeReply, type DecodeRequest } from './decode-protocol.ts';
 
-export type Decoded = { status: 'decoded'; snapshot: Snapshot } | { status: 'ignored'; version: number };
+/**
+ * How one list changed since the snapshot decoded before (`base`, the list as then assembled):
+ * the entities it did not have (`added`, in the list's order) and those it no longer has
+ * (`removed`); an entity changed in place is one of each. Kept entities are the same objects.
+ */
+export interface ListChange { base: readonly object[]; added: object[]; removed: object[] }
+
+/** `changes`: by list name, for each list that changed and was held (unchanged lists are `base` itself). */
+export type Decoded = { status: 'decoded'; snapshot: Snapshot; changes: Record<string, ListChange> } | { status: 'ignored'; version: number };
 
 /** How long the decoder's thread stays up without work. */
 export const DECODER_IDLE_MS = 30_000;
@@ -72,15 +80,16 @@ export class SnapshotDecoder {
     const reply = payload.byteLength <= this.inlineMaxBytes ? decodeRequest(req) : await this.send(req, copy.buffer as ArrayBuffer);
     if (reply.status === 'error') throw new SnapshotError(reply.error);
     if (reply.status === 'ignored') return { status: 'ignored', version: reply.version };
-    return { status: 'decoded', snapshot: await this.assemble(reply, held) };
+    return { status: 'decoded', ...await this.assemble(reply, held) };
   }
 
   /** The snapshot from a reply: held entities by index, fresh ones parsed a chunk per slice. */
-  private async assemble(reply: Extract<DecodeReply, { status: 'decoded' }>, held: Held | null): Promise<Snapshot> {
+  private async assemble(reply: Extract<DecodeReply, { status: 'decoded' }>, held: Held | null): Promise<{ snapshot: Snapshot; changes: Record<string, ListChange> }> {
     const slicer = new Slicer();
     const arrays = new Map<string, object[]>();
     const keys: Record<string, string> = {};
     const config: Record<string, object[]> = {};
+    const changes: Record<string, ListChange> = {};
     for (const [name, list] of Object.entries(reply.lists)) {
       const before = held?.arrays.get(name);
       if (list.keys === null) {
@@ -92,34 +101,58 @@ export class SnapshotDecoder {
         continue;
       }
       const count = list.keys.length / KEY_CHARS;
-      const out: object[] = [];
+      const ref = list.ref;
+      if (ref && (!before || ref.length !== count)) throw new SnapshotError(`snapshot decoder: ${name} refers to entities this thread does not hold`);
+      const added: object[] = [];
       let chunk: object[] = [];
       let next = 0;
       let f = 0;
-      for (let i = 0; i < count; i++) {
-        const at = list.ref ? list.ref[i] : -1;
-        let entity: object | undefined;
-        if (at >= 0) {
-          entity = before?.[at];
-          if (entity === undefined) throw new SnapshotError(`snapshot decoder: ${name} refers to an entity this thread does not hold`);
-        } else {
-          if (next === chunk.length) {
-            if (f === list.fresh.length) throw new SnapshotError(`snapshot decoder: ${name} is missing entities`);
-            if (slicer.due()) await slicer.turn();
-            chunk = JSON.parse(list.fresh[f++]) as object[];
-            next = 0;
-          }
-          entity = chunk[next++];
+      const fresh = async (): Promise<object> => {
+        if (next === chunk.length) {
+          if (f === list.fresh.length) throw new SnapshotError(`snapshot decoder: ${name} is missing entities`);
+          if (slicer.due()) await slicer.turn();
+          chunk = JSON.parse(list.fresh[f++]) as object[];
+          next = 0;
         }
-        out.push(entity);
-        if ((i & 1023) === 1023 && slicer.due()) await slicer.turn();
+        const entity = chunk[next++];
+        added.push(entity);
+        return entity;
+      };
+      const heldAt = (at: number): object => {
+        const entity = before?.[at];
+        if (entity === undefined) throw new SnapshotError(`snapshot decoder: ${name} refers to an entity this thread does not hold`);
+        return entity;
+      };
+      let out: object[];
+      if (ref && count === before!.length) {
+        // The common write (an entity changed in place): the last list, copied, with its changed places set.
+        out = before!.slice();
+        for (let i = 0; i < count; i++) {
+          const at = ref[i];
+          if (at !== i) out[i] = at >= 0 ? heldAt(at) : await fresh();
+          if ((i & 4095) === 4095 && slicer.due()) await slicer.turn();
+        }
+      } else {
+        out = [];
+        for (let i = 0; i < count; i++) {
+          const at = ref ? ref[i] : -1;
+          out.push(at >= 0 ? heldAt(at) : await fresh());
+          if ((i & 1023) === 1023 && slicer.due()) await slicer.turn();
+        }
       }
+      if (next !== chunk.length || f !== list.fresh.length) throw new SnapshotError(`snapshot decoder: ${name} has entities left over`);
       arrays.set(name, out);
       keys[name] = list.keys;
       config[name] = out;
+      if (before) {
+        const removed: object[] = [];
+        if (list.dropped) for (const at of list.dropped) removed.push(heldAt(at));
+        else if (ref || before.length) throw new SnapshotError(`snapshot decoder: ${name} does not say which entities it dropped`);
+        changes[name] = { base: before, added, removed };
+      }
     }
     this.held = { keys, arrays };
-    return { version: reply.version, hash: reply.hash, built_at: reply.built_at, config: config as unknown as Snapshot['config'] };
+    return { snapshot: { version: reply.version, hash: reply.hash, built_at: reply.built_at, config: config as unknown as Snapshot['config'] }, changes };
   }
 
   private send(req: DecodeRequest, transfer: ArrayBuffer): Promise<DecodeReply> {
