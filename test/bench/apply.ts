@@ -20,7 +20,7 @@ try {
   const r = await stack.A('POST', '/config', bigFile(origin.url));
   if (r.status !== 201) throw new Error(`POST /config answered ${r.status}`);
   await waitFor('dp', async () => (await dpVersion(dp)) >= r.body.version, 60_000, 50);
-  for (const l of await benchApplyUnderLoad(stack)) console.log(l);
+  for (const l of await benchApplyUnderLoad(stack, origin.pid)) console.log(l);
 } finally {
   origin.stop();
   await stack.cp.stop();

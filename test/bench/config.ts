@@ -9,7 +9,7 @@
 //     the longest the DP's event loop was held (its /status last_apply); the DP's RSS.
 //   node --import tsx test/bench/config.ts      (after `npm run build`), or as part of `npm run bench`
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -37,12 +37,12 @@ export function bigFile(upstream: string): Record<string, unknown> {
  * An origin in a process of its own: the harness's upstream runs in this process, whose event
  * loop also sends the admin writes and polls, and would add their delays to the proxy's latency.
  */
-export async function startChildOrigin(): Promise<{ url: string; stop: () => void }> {
+export async function startChildOrigin(): Promise<{ url: string; pid: number; stop: () => void }> {
   const port = await freePort();
   const code = `require('node:http').createServer((q, s) => { s.setHeader('content-type', 'application/json'); s.end('{"hello":"world"}'); }).listen(${port}, '127.0.0.1')`;
   const p = spawn(process.execPath, ['-e', code], { stdio: 'ignore' });
   await waitFor('origin', () => portOpen(port));
-  return { url: `http://127.0.0.1:${port}`, stop: () => p.kill() };
+  return { url: `http://127.0.0.1:${port}`, pid: p.pid!, stop: () => p.kill() };
 }
 
 /** `originUrl`: where the 10,000 routes go (default: an origin process started here). */
@@ -85,7 +85,9 @@ export async function benchDeclarative(originUrl?: string): Promise<string[]> {
     t0 = performance.now();
     const noop = cli(['sync', file]);
     lines.push(`portico config sync with nothing to change: ${(performance.now() - t0).toFixed(0)} ms (${noop.stdout.trim()})`);
-    lines.push(...await benchApplyUnderLoad(stack));
+    // One node under load: the other two DPs stand for other machines, which would not share its cores.
+    await Promise.all(stack.dps.slice(1).map((dp) => dp.stop()));
+    lines.push(...await benchApplyUnderLoad(stack, origin?.pid));
   } finally {
     origin?.stop();
     await stack.stop();
@@ -94,75 +96,162 @@ export async function benchDeclarative(originUrl?: string): Promise<string[]> {
 }
 
 const RATE_PER_S = 200;
-const LOAD_S = 10;
+/** Apply under load: windows of this many seconds, idle and writing in turn, … */
+const WINDOW_S = 3;
+/** … this many of each. */
+const WINDOWS = 5;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
-/** Requests at a fixed rate (not as fast as possible: queueing would hide a stall) for `seconds`, from a thread of their own; latencies in ms. */
-function fixedRate(url: string, seconds: number): Promise<number[]> {
+/**
+ * Requests at a fixed rate (not as fast as possible: queueing would hide a stall) for `seconds`,
+ * from a thread of their own: `started` (performance.now() of this thread when request 0 was due)
+ * once they start, and `latencies` in ms by request, request i due i / RATE_PER_S s after it.
+ */
+function fixedRate(url: string, seconds: number): { started: Promise<number>; latencies: Promise<number[]> } {
   const worker = new Worker(new URL('./fixed-rate.mjs', import.meta.url), { workerData: { url, ratePerS: RATE_PER_S, seconds } });
-  return new Promise((resolve, reject) => {
-    worker.once('message', (latencies: number[]) => { resolve(latencies); void worker.terminate(); });
+  const started = new Promise<number>((resolve, reject) => {
+    worker.once('message', (m: { started: number }) => resolve(m.started - performance.timeOrigin));
     worker.once('error', reject);
   });
+  const latencies = started.then(() => new Promise<number[]>((resolve, reject) => {
+    worker.once('message', (l: number[]) => { resolve(l); void worker.terminate(); });
+    worker.once('error', reject);
+  }));
+  return { started, latencies };
 }
 
 const HZ = 100;
-/** CPU time (ms) used so far by the processes of this bench, by role (from /proc: utime + stime). */
-function cpuByRole(): Map<string, number> {
+/** Each process's parent, from /proc. */
+function parents(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try { const st = readFileSync(`/proc/${d}/stat`, 'utf8'); out.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1])); } catch { /* gone */ }
+  }
+  return out;
+}
+/** `root` and every process under it (Postgres: the postmaster, its backends and workers). */
+function processTree(root: number, parentOf = parents()): number[] {
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parentOf) if (ppid === tree[i]) tree.push(pid);
+  return tree;
+}
+/** Processes by role: trees rooted at these pids, or (`own`) the pids alone (the bench: its children are the other roles). */
+type Roles = Map<string, { roots: number[]; own?: boolean }>;
+
+/** CPU time (ms) used so far by each role's processes (utime + stime from /proc), by role. */
+function cpuByRole(roles: Roles): Map<string, number> {
   const out = new Map<string, number>();
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let cmd: string, stat: string;
-    try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { continue; }
-    const role = Number(pid) === process.pid ? 'bench (load, writes, polls)' : cmd.includes('control-plane/dist') ? 'CP' : cmd.includes('data-plane/dist') ? 'DP'
-      : cmd.includes('portico-test') && cmd.includes('postgres') ? 'Postgres' : cmd.includes('nats-server') && cmd.includes('portico-test') ? 'NATS' : cmd.includes('createServer') ? 'origin' : null;
-    if (!role) continue;
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(role, (out.get(role) ?? 0) + ((Number(f[11]) + Number(f[12])) * 1000) / HZ);
+  const parentOf = parents();
+  for (const [role, { roots, own }] of roles) {
+    let ms = 0;
+    for (const pid of own ? roots : roots.flatMap((r) => processTree(r, parentOf))) {
+      try {
+        const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        ms += ((Number(f[11]) + Number(f[12])) * 1000) / HZ;
+      } catch { /* gone */ }
+    }
+    out.set(role, ms);
   }
   return out;
 }
 
-/** At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second. */
-export async function benchApplyUnderLoad(stack: Stack): Promise<string[]> {
+/**
+ * Puts processes (and those under them) on SCHED_IDLE: they run only when a core has nothing else
+ * to do. In production the CP, Postgres and NATS run on machines of their own; on the bench's two
+ * shared cores this is how a DP gets its cores to itself. False when `chrt` is missing or refused.
+ */
+function schedIdle(roots: number[]): boolean {
+  const parentOf = parents();
+  for (const pid of roots.flatMap((r) => processTree(r, parentOf))) {
+    const r = spawnSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(pid)], { encoding: 'utf8' });
+    if (r.error || (r.status !== 0 && existsSync(`/proc/${pid}`))) return false;
+  }
+  return true;
+}
+
+interface LoadRun { idle: number[]; busy: number[]; applies: { ms: number; decode: number; compile: number; loopMax: number }[]; cpu: Map<string, number>; rssBusy: number }
+
+/**
+ * Proxied requests at a fixed rate for 2 × WINDOWS windows of WINDOW_S seconds, idle and writing in
+ * turn (a config write at the start of each second of a writing window): the two kinds of window
+ * share whatever else the machine does, so their p99s compare the writes and nothing else.
+ */
+async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise<LoadRun> {
   const dp = stack.dps[0];
-  const url = `${dp.proxy}/s50/r50`;
-  if ((await fetch(url)).status !== 200) throw new Error(`${url} is not served`);
-  await fixedRate(url, 2);
-  const idle = await fixedRate(url, LOAD_S);
-  let writing = true;
-  const applies: { ms: number; decode: number; compile: number; loopMax: number }[] = [];
-  const writer = (async () => {
-    for (let i = 0; writing; i++) {
+  await fixedRate(url, 2).latencies;
+  const load = fixedRate(url, 2 * WINDOWS * WINDOW_S);
+  const started = await load.started;
+  const applies: LoadRun['applies'] = [];
+  const cpu0 = cpuByRole(roles);
+  let rssBusy = 0;
+  for (let w = 0; w < WINDOWS; w++) {
+    for (let s = 0; s < WINDOW_S; s++) {
+      // Writing windows are the odd ones: seconds WINDOW_S × (2w + 1) + s of the load.
+      const at = started + 1000 * (WINDOW_S * (2 * w + 1) + s);
+      await new Promise((res) => setTimeout(res, Math.max(0, at - performance.now())));
       const t0 = performance.now();
-      const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${i}`] });
+      const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${Date.now()}`] });
       const v = Number(r.headers.get('x-portico-config-version'));
       // Polled every 25 ms: the poll is load on the DP, and on this process.
       await waitFor('apply', async () => (await dpVersion(dp)) >= v, 30_000, 25);
       const ms = performance.now() - t0;
       const a = ((await (await fetch(`${dp.status}/status`)).json()) as any).configuration.last_apply;
       applies.push({ ms, decode: a.decode_ms, compile: a.compile_ms, loopMax: a.loop_delay_max_ms });
-      await new Promise((res) => setTimeout(res, Math.max(0, 1000 - (performance.now() - t0))));
+      rssBusy = Math.max(rssBusy, rssMb(dp.proc.pid!));
     }
-  })();
-  const cpu0 = cpuByRole();
-  const busy = await fixedRate(url, LOAD_S);
-  const cpu1 = cpuByRole();
-  const rssBusy = rssMb(dp.proc.pid!);
-  writing = false;
-  await writer;
+  }
+  const latencies = await load.latencies;
+  const cpu1 = cpuByRole(roles);
+  const writing = (i: number) => Math.floor(i / RATE_PER_S / WINDOW_S) % 2 === 1;
+  const idle = latencies.filter((_, i) => !writing(i));
+  const busy = latencies.filter((_, i) => writing(i));
+  const cpu = new Map([...cpu1].map(([role, ms]) => [role, (ms - (cpu0.get(role) ?? 0)) / Math.max(1, applies.length)]));
+  return { idle, busy, applies, cpu, rssBusy };
+}
+
+function describeRun(title: string, r: LoadRun): string[] {
   const p99 = (xs: number[]) => pct(xs, 0.99);
-  const med = (f: (a: (typeof applies)[number]) => number) => pct(applies.map(f), 0.5);
-  const max = (f: (a: (typeof applies)[number]) => number) => Math.max(...applies.map(f));
+  const med = (f: (a: LoadRun['applies'][number]) => number) => pct(r.applies.map(f), 0.5);
+  const max = (f: (a: LoadRun['applies'][number]) => number) => Math.max(...r.applies.map(f));
+  return [
+    `proxy p99 at 10,000 routes, ${RATE_PER_S} req/s, ${title}; ${WINDOWS} idle and ${WINDOWS} writing windows of ${WINDOW_S} s in turn: idle ${p99(r.idle).toFixed(2)} ms, with a config write every second ${p99(r.busy).toFixed(2)} ms (× ${(p99(r.busy) / p99(r.idle)).toFixed(2)}); max ${Math.max(...r.idle).toFixed(1)} / ${Math.max(...r.busy).toFixed(1)} ms`,
+    `  ${r.applies.length} writes, write → DP applied: median ${med((a) => a.ms).toFixed(0)} ms, max ${max((a) => a.ms).toFixed(0)} ms; DP decode (worker thread) median ${med((a) => a.decode)} ms, compile (sliced) median ${med((a) => a.compile)} ms; `
+      + `event loop held at most ${med((a) => a.loopMax)} ms per apply (median of the per-apply max), ${max((a) => a.loopMax)} ms worst`,
+    `  CPU over the run, ms per write: ${[...r.cpu].map(([role, ms]) => `${role} ${ms.toFixed(0)}`).join(', ')} (the proxied load included; ${r.applies.length} writes in ${2 * WINDOWS * WINDOW_S} s)`,
+  ];
+}
+
+/**
+ * At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second, twice.
+ * First with every process sharing the two cores at one priority; then with the CP, Postgres and
+ * NATS on SCHED_IDLE, standing in for the machines of their own they have in production (the DP,
+ * the origin and the load keep the cores). `originPid`: the origin's process, for its CPU.
+ */
+export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Promise<string[]> {
+  const dp = stack.dps[0];
+  const url = `${dp.proxy}/s50/r50`;
+  if ((await fetch(url)).status !== 200) throw new Error(`${url} is not served`);
+  const roles: Roles = new Map<string, { roots: number[]; own?: boolean }>([
+    ['bench (load, writes, polls)', { roots: [process.pid], own: true }], ['CP', { roots: [stack.cp.proc.pid!] }], ['Postgres', { roots: [stack.pg.service.proc!.pid!] }],
+    ['NATS', { roots: [stack.nats.service.proc!.pid!] }], ['DP', { roots: [dp.proc.pid!] }], ...(originPid ? [['origin', { roots: [originPid] }] as [string, { roots: number[]; own?: boolean }]] : []),
+  ]);
+  const shared = await idleThenWriting(stack, url, roles);
+  const lines = describeRun('every process sharing the 2 cores', shared);
+  let rssBusy = shared.rssBusy;
+  if (schedIdle([stack.cp.proc.pid!, stack.pg.service.proc!.pid!, stack.nats.service.proc!.pid!])) {
+    const run = await idleThenWriting(stack, url, roles);
+    rssBusy = Math.max(rssBusy, run.rssBusy);
+    lines.push(...describeRun('CP, Postgres and NATS on SCHED_IDLE (as on machines of their own)', run));
+  } else {
+    lines.push('  (CP, Postgres and NATS on SCHED_IDLE: skipped, chrt is missing or refused)');
+  }
   // The decoder's thread stops after 30 s without work (sync/decoder.ts): the RSS a quiet node keeps.
   await new Promise((r) => setTimeout(r, 32_000));
-  return [
-    `proxy p99 at 10,000 routes, ${RATE_PER_S} req/s for ${LOAD_S} s: idle ${p99(idle).toFixed(2)} ms, with a config write every second ${p99(busy).toFixed(2)} ms (× ${(p99(busy) / p99(idle)).toFixed(2)}); max ${Math.max(...idle).toFixed(1)} / ${Math.max(...busy).toFixed(1)} ms`,
-    `  ${applies.length} writes, write → DP applied: median ${med((a) => a.ms).toFixed(0)} ms, max ${max((a) => a.ms).toFixed(0)} ms; DP decode (worker thread) median ${med((a) => a.decode)} ms, compile (sliced) median ${med((a) => a.compile)} ms; `
-      + `event loop held at most ${med((a) => a.loopMax)} ms per apply (median of the per-apply max), ${max((a) => a.loopMax)} ms worst`,
-    `  CPU while writing, ms per write: ${[...cpu1].map(([role, ms]) => `${role} ${((ms - (cpu0.get(role) ?? 0)) / Math.max(1, applies.length)).toFixed(0)}`).join(', ')} (the proxied load included; ${applies.length} writes in ${LOAD_S} s)`,
-    `  DP RSS at 10,000 routes: ${rssBusy.toFixed(0)} MB while applying a write a second, ${rssMb(dp.proc.pid!).toFixed(0)} MB 30 s after the last (decoder thread stopped)`,
-  ];
+  lines.push(`  DP RSS at 10,000 routes: ${rssBusy.toFixed(0)} MB while applying a write a second, ${rssMb(dp.proc.pid!).toFixed(0)} MB 30 s after the last (decoder thread stopped)`);
+  return lines;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
