@@ -114,6 +114,13 @@ export function encodeHeaderValue(value: string): string {
   return `UTF-8''${wellFormed.replace(NOT_ATTR_CHAR, pctByte)}`;
 }
 
+/**
+ * Header names already seen to be HTTP tokens: the gateway sets the same few on every request
+ * (X-Forwarded-*, X-Consumer-*), so each is tested once. Bounded, as names may come from config.
+ */
+const TOKEN_NAMES = new Set<string>();
+const TOKEN_NAMES_MAX = 1024;
+
 /** Why `sealUpstreamHeaders` refused a request: the header's name, never its value. */
 export interface HeaderRefusal { name: string; reason: 'name' | 'control' }
 
@@ -129,7 +136,10 @@ export function sealUpstreamHeaders(headers: Record<string, string | string[]>, 
   for (const name of Object.keys(headers)) {
     const v = headers[name];
     if (v === client[name]) continue;
-    if (!HTTP_TOKEN.test(name)) return { name, reason: 'name' };
+    if (!TOKEN_NAMES.has(name)) {
+      if (!HTTP_TOKEN.test(name)) return { name, reason: 'name' };
+      if (TOKEN_NAMES.size < TOKEN_NAMES_MAX) TOKEN_NAMES.add(name);
+    }
     if (typeof v === 'string') {
       if (!NOT_PLAIN.test(v)) continue;
       if (CONTROL.test(v)) return { name, reason: 'control' };

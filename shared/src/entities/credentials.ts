@@ -2,11 +2,12 @@
 // are stored (ARCHITECTURE.md invariant 8): API keys with SHA-256 (they are long and random, and
 // the DP looks them up by hash), basic-auth passwords with scrypt (salted and slow). The
 // plaintext key is returned once, in the create response.
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey, hash } from 'node:crypto';
 import { z } from 'zod';
 import { foreign, int, multiline, oneOf, opt, referenceable, str, tags, text, timestamp, uuid } from './fields.ts';
 
-export const hashApiKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+/** One-shot (no Hash object): the DP hashes every key-auth request's key. */
+export const hashApiKey = (key: string): string => hash('sha256', key, 'hex');
 
 /** Fields every credential has. */
 const credentialBase = {
