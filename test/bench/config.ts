@@ -140,7 +140,7 @@ function processTree(root: number, parentOf = parents()): number[] {
 /** Processes by role: trees rooted at these pids, or (`own`) the pids alone (the bench: its children are the other roles). */
 type Roles = Map<string, { roots: number[]; own?: boolean }>;
 
-/** CPU time (ms) used so far by each role's processes (utime + stime from /proc), by role. */
+/** CPU time (ms) used so far by each role's processes (utime + stime, with cutime + cstime for children they reaped, from /proc), by role. */
 function cpuByRole(roles: Roles): Map<string, number> {
   const out = new Map<string, number>();
   const parentOf = parents();
@@ -150,7 +150,8 @@ function cpuByRole(roles: Roles): Map<string, number> {
       try {
         const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
         const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-        ms += ((Number(f[11]) + Number(f[12])) * 1000) / HZ;
+        // Its own time, and that of children it reaped (a Postgres backend that ended mid-run).
+        ms += ((Number(f[11]) + Number(f[12]) + (own ? 0 : Number(f[13]) + Number(f[14]))) * 1000) / HZ;
       } catch { /* gone */ }
     }
     out.set(role, ms);

@@ -36,6 +36,35 @@ describe('redis store beyond the contract', () => {
     assert.equal(results.filter((r) => r.allowed).length, 100);
   });
 
+  it('asks for the next lease before the one serving runs dry, so a steady stream is decided here, and stays exact', async () => {
+    const s = make();
+    const key = `refill-${Date.now()}`;
+    const limits = [{ seconds: 60, limit: 100_000 }];
+    let waited = 0;
+    let allowed = 0;
+    for (let i = 0; i < 2_000; i++) {
+      const d = s.hit(key, limits, 'fixed-window');
+      if (d instanceof Promise) waited++;
+      if ((await d).allowed) allowed++;
+      // A request every so often lets a refill's answer land, as traffic would.
+      if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(allowed, 2_000);
+    // Leases of up to 100 units: without asking ahead, every 100th request would wait on Redis.
+    assert.ok(waited <= 3, `${waited} of 2,000 requests waited on Redis`);
+    // Exact across nodes all the same: a second client sees every unit the first took.
+    const other = make();
+    const tight = `refill-tight-${Date.now()}`;
+    const few = [{ seconds: 60, limit: 500 }];
+    let granted = 0;
+    for (let i = 0; i < 700; i++) {
+      const c = i % 2 ? s : other;
+      if ((await c.hit(tight, few, 'fixed-window')).allowed) granted++;
+      if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(granted <= 500, `${granted} granted of a limit of 500`);
+  });
+
   it('fails fast while Redis is down and recovers by itself when it is back', async () => {
     const s = make();
     const key = `outage-${Date.now()}`;

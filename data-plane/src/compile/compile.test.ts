@@ -90,6 +90,22 @@ describe('compile', () => {
     const changed = { ...routes[10], paths: ['/moved'] };
     const v2routes = [...routes.slice(0, 10), changed, ...routes.slice(12), route(500, 5)];
     const v2: Snapshot = { ...v1, version: 2, config: { ...v1.config, routes: v2routes } };
+    // Told what came and went (the decoder does), the update looks up only those routes; told against
+    // another list than the one running, it compares every route instead (the same router either way: router.fuzz.test.ts).
+    const entries = first.runtime.router.prepared.entries;
+    let lookups = 0;
+    const get = entries.get.bind(entries);
+    entries.get = (r) => { lookups++; return get(r); };
+    const told = { routes: { base: routes, added: [changed, v2routes[v2routes.length - 1]], removed: [routes[10], routes[11]] } };
+    const misdirected = { routes: { ...told.routes, base: [...routes] } };
+    for (const [changes, most] of [[told, 4], [misdirected, Infinity], [{}, Infinity]] as const) {
+      lookups = 0;
+      const again = compile(v2, ports, registry, process.env, first.runtime, changes);
+      assert.ok(lookups <= most && (most !== Infinity || lookups >= routes.length - 2), `${lookups} lookups`);
+      assert.equal(again.runtime.router.pending, true);
+    }
+    delete (entries as Partial<typeof entries>).get;
+
     const second = compile(v2, ports, registry, process.env, first.runtime);
     assert.equal(second.runtime.router.pending, true, 'the router waits for commit (it shares maps with the running one)');
     assert.equal(m0(first.runtime.router, '/r11')?.route, routes[10], 'the running router is untouched until then');

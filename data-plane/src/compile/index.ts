@@ -82,8 +82,8 @@ function checkServiceRefs(plugins: Snapshot['config']['plugins'], targets: Reado
  */
 export type ListChanges = Partial<Record<string, { base: readonly object[]; added: readonly object[]; removed: readonly object[] }>>;
 
-export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env, prev: RuntimeConfig | null = null): Compiled {
-  return drain(compileSteps(snapshot, ports, health, environment, prev, {}));
+export function compile(snapshot: Snapshot, ports: PluginPorts, health: HealthRegistry, environment: NodeJS.ProcessEnv = process.env, prev: RuntimeConfig | null = null, changes: ListChanges = {}): Compiled {
+  return drain(compileSteps(snapshot, ports, health, environment, prev, changes));
 }
 
 /**
