@@ -46,8 +46,9 @@ describe('redis store beyond the contract', () => {
       const d = s.hit(key, limits, 'fixed-window');
       if (d instanceof Promise) waited++;
       if ((await d).allowed) allowed++;
-      // A request every so often lets a refill's answer land, as traffic would.
-      if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+      // Traffic that leaves Redis time to answer: every 10 requests, until the refill asked for lands
+      // (not a fixed time, which a loaded machine could overrun).
+      if (i % 10 === 9) await waitFor('refill', async () => s.refilling === 0, 5_000, 1);
     }
     assert.equal(allowed, 2_000);
     // Leases of up to 100 units: without asking ahead, every 100th request would wait on Redis.
@@ -60,7 +61,7 @@ describe('redis store beyond the contract', () => {
     for (let i = 0; i < 700; i++) {
       const c = i % 2 ? s : other;
       if ((await c.hit(tight, few, 'fixed-window')).allowed) granted++;
-      if (i % 10 === 9) await new Promise((r) => setImmediate(r));
+      if (i % 10 === 9) await waitFor('refill', async () => s.refilling === 0 && other.refilling === 0, 5_000, 1);
     }
     assert.ok(granted <= 500, `${granted} granted of a limit of 500`);
   });

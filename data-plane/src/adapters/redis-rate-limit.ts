@@ -200,6 +200,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   /** Whether the connection is up (ioredis `ready`). */
   get connected(): boolean { return this.redis.status === 'ready'; }
 
+  /** Refills asked of Redis and not answered yet (tests wait on them rather than on time). */
+  refilling = 0;
+
   /** Leases held now (for the bounded-state test). */
   get leaseCount(): number { return this.leases.size; }
 
@@ -241,6 +244,7 @@ export class RedisRateLimitStore implements RateLimitStore {
    * request asks as usual.
    */
   private refill(key: string, limits: Limit[], algorithm: Algorithm, lease: Lease): void {
+    this.refilling++;
     lease.refill = this.call(key, limits, algorithm, leaseSize(lease)).then((r) => {
       if (r.granted === 0) return;
       const now = Date.now();
@@ -256,7 +260,7 @@ export class RedisRateLimitStore implements RateLimitStore {
         lease.reset[i] = r.resetMs[i];
         lease.resetS[i] = Math.max(1, Math.ceil(r.resetMs[i] / 1000));
       }
-    }, () => { /* counted by call(); the lease runs out and the next request asks again */ }).finally(() => { lease.refill = null; });
+    }, () => { /* counted by call(); the lease runs out and the next request asks again */ }).finally(() => { lease.refill = null; this.refilling--; });
   }
 
   /**
