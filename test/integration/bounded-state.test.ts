@@ -46,7 +46,7 @@ describe('client-keyed state stays bounded under 1,000,000 distinct keys', () =>
   it('Redis leases (one per counter key)', async (t) => {
     // Redis's answer is stood in for (one unit granted per call): this measures the lease map, not Redis.
     class Granting extends RedisRateLimitStore {
-      protected override async call() { return { granted: 1, remaining: [9], resetMs: [60_000] }; }
+      protected override async call() { return { granted: 1, remaining: [9], resetMs: [60_000], redisNowMs: Date.now() }; }
     }
     const store = new Granting({ host: '127.0.0.1', port: 1 });
     await retained(t, 'RedisRateLimitStore.leases', 24, async () => {

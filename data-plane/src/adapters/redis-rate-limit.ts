@@ -9,7 +9,7 @@ import type { Algorithm, Decision, Limit, RateLimitStore, RedisConnectionConfig 
 /**
  * KEYS: one hash per limit. ARGV: algorithm (f|s|t), wanted units, then seconds, limit, capacity per
  * limit. Grants as many of the wanted units (0..want) as every limit allows, atomically, on Redis's
- * clock. Returns {granted, remaining1, reset_ms1, …}.
+ * clock. Returns {granted, remaining1, reset_ms1, …, redis_now_ms}.
  */
 const SCRIPT = `
 local t = redis.call('TIME')
@@ -73,6 +73,7 @@ else
   end
 end
 table.insert(out, 1, grant)
+out[#out + 1] = math.floor(now * 1000)
 return out
 `;
 
@@ -106,6 +107,8 @@ interface Lease {
   size: number;
   /** The next block, asked for while this lease still serves (see `refill`). */
   refill: Promise<void> | null;
+  /** When its shortest window ends, on Redis's clock (ms): tells a refill of the same window from a later one. */
+  windowEnd: number;
 }
 
 /** Most units one lease takes: at most a tenth of what is left, so ten nodes can share the rest. */
@@ -120,7 +123,7 @@ const LEASE_SHARE = 10;
 export const MAX_LEASES = 20_000;
 /** Leases smaller than this are not refilled ahead: a lease of a few units is a limit nearly spent. */
 const REFILL_MIN = 8;
-/** A refill whose window ends within this of the lease's is in the same window (reset times are rounded). */
+/** A refill whose window ends (Redis's clock) within this of the lease's is in the same window (reset times are rounded up to the ms). */
 const SAME_WINDOW_MS = 500;
 /** Waits for other requests' leases before asking for a single unit directly. */
 const MAX_ROUNDS = 20;
@@ -228,7 +231,8 @@ export class RedisRateLimitStore implements RateLimitStore {
       // The caller reads the decision before anything else runs: share the lease's arrays.
       if (lease.units > 0) {
         const d = takeShared(lease);
-        if (lease.units === lease.size >> 2 && lease.size >= REFILL_MIN && !lease.refill) this.refill(key, limits, algorithm, lease);
+        // Only a lease the LRU still holds (the memo may serve one it dropped): acquire finds its units.
+        if (lease.units === lease.size >> 2 && lease.size >= REFILL_MIN && !lease.refill && this.leases.peek(lk) === lease) this.refill(key, limits, algorithm, lease);
         return d;
       }
       if (lease.refused) return lease.refusal;
@@ -250,10 +254,13 @@ export class RedisRateLimitStore implements RateLimitStore {
       const now = Date.now();
       const soonest = Math.min(...r.resetMs);
       const expiresAt = now + (algorithm === 'token-bucket' ? Math.min(soonest, 1_000) : soonest);
-      const laterWindow = algorithm !== 'token-bucket' && (now >= lease.expiresAt || expiresAt > lease.expiresAt + SAME_WINDOW_MS);
+      // Both ends on Redis's clock: how late either reply was handled here does not matter.
+      const windowEnd = r.redisNowMs + soonest;
+      const laterWindow = algorithm !== 'token-bucket' && windowEnd > lease.windowEnd + SAME_WINDOW_MS;
       lease.units = laterWindow || now >= lease.expiresAt ? r.granted : lease.units + r.granted;
       lease.size = r.granted;
       lease.expiresAt = expiresAt;
+      lease.windowEnd = windowEnd;
       // In place: `shared` hands these arrays out.
       for (let i = 0; i < r.remaining.length; i++) {
         lease.remaining[i] = r.remaining[i] + lease.units;
@@ -275,6 +282,8 @@ export class RedisRateLimitStore implements RateLimitStore {
         // Its next block is on the way: wait for it rather than ask for another.
         await lease.refill;
         if (Date.now() < lease.expiresAt && lease.units > 0) return take(lease);
+        // Taken by those ahead: look again, so waiters share one next lease instead of each asking.
+        if (round < MAX_ROUNDS) continue;
       }
       if (lease?.inflight) {
         await lease.inflight;
@@ -289,11 +298,12 @@ export class RedisRateLimitStore implements RateLimitStore {
       }
       const want = lease && round < MAX_ROUNDS ? leaseSize(lease) : 1;
       const none: Decision = { allowed: false, remaining: [], reset: [] };
-      const next: Lease = { units: 0, expiresAt: 0, refused: false, remaining: [], reset: [], resetS: [], refusal: none, shared: none, inflight: null, size: 0, refill: null };
+      const next: Lease = { units: 0, expiresAt: 0, refused: false, remaining: [], reset: [], resetS: [], refusal: none, shared: none, inflight: null, size: 0, refill: null, windowEnd: 0 };
       next.inflight = this.call(key, limits, algorithm, want).then((r) => {
         const now = Date.now();
         next.units = r.granted;
         next.size = r.granted;
+        next.windowEnd = r.redisNowMs + Math.min(...r.resetMs);
         next.remaining = r.remaining.map((x) => x + r.granted);
         next.reset = r.resetMs;
         next.resetS = r.resetMs.map((ms) => Math.max(1, Math.ceil(ms / 1000)));
@@ -314,7 +324,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     }
   }
 
-  protected async call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<{ granted: number; remaining: number[]; resetMs: number[] }> {
+  protected async call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<{ granted: number; remaining: number[]; resetMs: number[]; redisNowMs: number }> {
     if (Date.now() < this.openUntil) throw new StoreUnavailableError('Redis breaker open');
     // One hash tag: every key of a request lands in one Redis Cluster slot.
     const keys = limits.map((l) => `portico:rl:{${key}}:${l.seconds}`);
@@ -344,7 +354,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     const remaining: number[] = [];
     const resetMs: number[] = [];
     for (let i = 0; i < limits.length; i++) { remaining.push(reply[1 + 2 * i]); resetMs.push(reply[2 + 2 * i]); }
-    return { granted: reply[0], remaining, resetMs };
+    return { granted: reply[0], remaining, resetMs, redisNowMs: reply[1 + 2 * limits.length] };
   }
 
   private ready(): Promise<void> {
