@@ -225,6 +225,13 @@ describe('sizes (probe 4.4–4.6, item 16)', () => {
     assert.deepEqual([(await A('POST', '/routes', deepJson, json)).status], [400]);
   });
 
+  it('answers a plugin name that is not a string (an object, an array of objects, a prototype key) with a 400, not a 500', async () => {
+    for (const name of [{}, [{}], 'constructor', '__proto__', 'toString']) {
+      const r = await A('POST', '/plugins', { name });
+      assert.equal(r.status, 400, `${JSON.stringify(name)}: ${JSON.stringify(r.body)}`);
+    }
+  });
+
   it("gives route sources and destinations Kong's schema: {ip, port}", async () => {
     const ok = await A('POST', '/schemas/routes/validate', { protocols: ['tcp'], sources: [{ ip: '10.0.0.0/8' }, { port: 80 }], destinations: [{ ip: '::1', port: 443 }] });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));

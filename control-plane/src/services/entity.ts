@@ -172,7 +172,8 @@ const PLUGIN_SHORTHANDS: Record<string, Record<string, string[]>> = {
 };
 
 function expandPluginShorthands(input: Record<string, unknown>): Record<string, unknown> {
-  const table = PLUGIN_SHORTHANDS[input.name as string];
+  // A name that is not a string (an object a client sent) is the schema's to refuse, not a key here.
+  const table = typeof input.name === 'string' && Object.hasOwn(PLUGIN_SHORTHANDS, input.name) ? PLUGIN_SHORTHANDS[input.name] : undefined;
   const config = input.config;
   if (!table || !config || typeof config !== 'object' || Array.isArray(config)) return input;
   const out: Record<string, unknown> = { ...(config as Record<string, unknown>) };
