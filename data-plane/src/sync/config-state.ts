@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { LAST_ERROR_MAX, openSnapshot, truncate, writeFileAtomicAsync, type Logger, type TrustedKey } from '@portico/shared';
+import { LAST_ERROR_MAX, openSnapshot, truncate, writeFileAtomic, type Logger, type TrustedKey } from '@portico/shared';
 import type { HealthRegistry } from '../proxy/balancer.ts';
 import type { RuntimeConfig } from '../proxy/forward.ts';
 import { compileSliced, type Compiled, type PluginPorts } from '../compile/index.ts';
@@ -130,9 +130,9 @@ export class ConfigState {
     };
     if (opts.persist !== false && this.persist) {
       try {
-        // A megabyte at 10,000 routes: written off the event loop. Applies run one at a time, so
-        // writes land in order.
-        await writeFileAtomicAsync(path.join(this.dataDir, CACHE_FILE), bytes);
+        // In the same turn as the swap (~0.3 ms for the 350 KB of 10,000 routes): no request, and
+        // no /status reader, sees a version the disk cache does not hold yet.
+        writeFileAtomic(path.join(this.dataDir, CACHE_FILE), bytes);
       } catch (err) {
         this.log.error({ err }, 'could not persist the applied config to disk');
       }

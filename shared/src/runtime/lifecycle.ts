@@ -1,6 +1,5 @@
 // Process plumbing every role shares: the logger, a persisted node id, and graceful shutdown.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -28,13 +27,6 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   writeFileSync(tmp, data, { mode });
   renameSync(tmp, file);
-}
-
-/** writeFileAtomic off the event loop (libuv's threads): for a serving process writing a megabyte. */
-export async function writeFileAtomicAsync(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  await writeFile(tmp, data, { mode });
-  await rename(tmp, file);
 }
 
 /** Stop accepting, let in-flight requests finish within `timeoutMs`, then force-close. */
