@@ -340,7 +340,7 @@ function index(sorted: SubRoute[]): { byPrefix: Map<string, SubRoute[]>; scan: S
  * a caller can give the event loop turns between them; the generator's value is the Router's input.
  */
 export function* prepareRoutes(routes: Route[], services: Service[], chainFor: ChainFor): Generator<undefined, PreparedRoutes, undefined> {
-  const serviceById = new Map(services.map((s) => [s.id, s]));
+  const serviceById = serviceIndex(services);
   const entries = new Map<Route, RouteEntry>();
   const sorted: SubRoute[] = [];
   const unrouted: Route[] = [];
