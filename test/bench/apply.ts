@@ -8,7 +8,9 @@ import { startStack, dpVersion } from '../harness/stack.ts';
 import { waitFor } from '../harness/procs.ts';
 import { benchApplyUnderLoad, bigFile, startChildOrigin } from './config.ts';
 
-const stack = await startStack({ dps: 1, dpNodeArgs: process.env.APPLY_DP_NODE_ARGS?.split(' ').filter(Boolean), cpNodeArgs: process.env.APPLY_CP_NODE_ARGS?.split(' ').filter(Boolean) });
+// APPLY_DP_ENV="NAME=value,…": variables for the DP.
+const dpEnv = Object.fromEntries((process.env.APPLY_DP_ENV ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const stack = await startStack({ dps: 1, dpEnv, dpNodeArgs: process.env.APPLY_DP_NODE_ARGS?.split(' ').filter(Boolean), cpNodeArgs: process.env.APPLY_CP_NODE_ARGS?.split(' ').filter(Boolean) });
 const dp = stack.dps[0];
 const origin = await startChildOrigin();
 if (process.env.APPLY_DP_LOG) {

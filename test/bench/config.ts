@@ -99,7 +99,7 @@ const RATE_PER_S = 200;
 /** Apply under load: windows of this many seconds, idle and writing in turn, … */
 const WINDOW_S = 3;
 /** … this many of each. */
-const WINDOWS = 5;
+const WINDOWS = Number(process.env.APPLY_WINDOWS ?? 5);
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
@@ -173,7 +173,37 @@ function schedIdle(roots: number[]): boolean {
   return true;
 }
 
-interface LoadRun { idle: number[]; busy: number[]; applies: { ms: number; decode: number; compile: number; loopMax: number }[]; cpu: Map<string, number>; rssBusy: number }
+/** One thread's scheduler counters (/proc/…/task/…/schedstat): ns on a core, ns runnable but waiting for one. */
+interface ThreadStat { tid: number; name: string; runNs: number; waitNs: number }
+function threadStats(pid: number): ThreadStat[] {
+  const out: ThreadStat[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [runNs, waitNs] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      out.push({ tid: Number(tid), name: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), runNs, waitNs });
+    } catch { /* ended */ }
+  }
+  return out;
+}
+/** Per second of idle and of writing windows: the DP main thread's CPU and wait for a core, and the CPU of its other threads (ms). */
+interface ThreadsByWindow { idle: { main: number; mainWait: number; others: number }; busy: { main: number; mainWait: number; others: number } }
+function threadsByWindow(edges: ThreadStat[][], pid: number): ThreadsByWindow {
+  const sum = () => ({ main: 0, mainWait: 0, others: 0 });
+  const out = { idle: sum(), busy: sum() };
+  for (let k = 0; k + 1 < edges.length; k++) {
+    const into = k % 2 === 0 ? out.idle : out.busy;
+    const before = new Map(edges[k].map((t) => [t.tid, t]));
+    for (const t of edges[k + 1]) {
+      const b = before.get(t.tid) ?? { runNs: 0, waitNs: 0 };
+      if (t.tid === pid) { into.main += t.runNs - b.runNs; into.mainWait += t.waitNs - b.waitNs; } else into.others += t.runNs - b.runNs;
+    }
+  }
+  const perS = (x: number) => x / 1e6 / (WINDOWS * WINDOW_S);
+  for (const w of [out.idle, out.busy]) { w.main = perS(w.main); w.mainWait = perS(w.mainWait); w.others = perS(w.others); }
+  return out;
+}
+
+interface LoadRun { idle: number[]; busy: number[]; applies: { ms: number; decode: number; compile: number; loopMax: number }[]; cpu: Map<string, number>; rssBusy: number; threads: ThreadsByWindow }
 
 /**
  * Proxied requests at a fixed rate for 2 × WINDOWS windows of WINDOW_S seconds, idle and writing in
@@ -188,11 +218,17 @@ async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise
   const applies: LoadRun['applies'] = [];
   const cpu0 = cpuByRole(roles);
   let rssBusy = 0;
-  for (let w = 0; w < WINDOWS; w++) {
+  const sleepUntil = (at: number) => new Promise((res) => setTimeout(res, Math.max(0, at - performance.now())));
+  // The DP's threads at each window's edges: the CPU each used, and how long its main thread
+  // waited for a core, in idle and in writing windows.
+  const edges: ThreadStat[][] = [];
+  for (let k = 0; k <= 2 * WINDOWS; k++) {
+    await sleepUntil(started + 1000 * WINDOW_S * k);
+    edges.push(threadStats(dp.proc.pid!));
+    if (k % 2 === 0 || k === 2 * WINDOWS) continue;
     for (let s = 0; s < WINDOW_S; s++) {
-      // Writing windows are the odd ones: seconds WINDOW_S × (2w + 1) + s of the load.
-      const at = started + 1000 * (WINDOW_S * (2 * w + 1) + s);
-      await new Promise((res) => setTimeout(res, Math.max(0, at - performance.now())));
+      // Writing windows are the odd ones: seconds WINDOW_S × k + s of the load.
+      await sleepUntil(started + 1000 * (WINDOW_S * k + s));
       const t0 = performance.now();
       const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${Date.now()}`] });
       const v = Number(r.headers.get('x-portico-config-version'));
@@ -210,7 +246,7 @@ async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise
   const idle = latencies.filter((_, i) => !writing(i));
   const busy = latencies.filter((_, i) => writing(i));
   const cpu = new Map([...cpu1].map(([role, ms]) => [role, (ms - (cpu0.get(role) ?? 0)) / Math.max(1, applies.length)]));
-  return { idle, busy, applies, cpu, rssBusy };
+  return { idle, busy, applies, cpu, rssBusy, threads: threadsByWindow(edges, dp.proc.pid!) };
 }
 
 function describeRun(title: string, r: LoadRun): string[] {
@@ -221,6 +257,8 @@ function describeRun(title: string, r: LoadRun): string[] {
     `proxy p99 at 10,000 routes, ${RATE_PER_S} req/s, ${title}; ${WINDOWS} idle and ${WINDOWS} writing windows of ${WINDOW_S} s in turn: idle ${p99(r.idle).toFixed(2)} ms, with a config write every second ${p99(r.busy).toFixed(2)} ms (× ${(p99(r.busy) / p99(r.idle)).toFixed(2)}); max ${Math.max(...r.idle).toFixed(1)} / ${Math.max(...r.busy).toFixed(1)} ms`,
     `  ${r.applies.length} writes, write → DP applied: median ${med((a) => a.ms).toFixed(0)} ms, max ${max((a) => a.ms).toFixed(0)} ms; DP decode (worker thread) median ${med((a) => a.decode)} ms, compile (sliced) median ${med((a) => a.compile)} ms; `
       + `event loop held at most ${med((a) => a.loopMax)} ms per apply (median of the per-apply max), ${max((a) => a.loopMax)} ms worst`,
+    `  DP threads, ms per second idle / writing: main thread on a core ${r.threads.idle.main.toFixed(0)} / ${r.threads.busy.main.toFixed(0)}, `
+      + `waiting for one ${r.threads.idle.mainWait.toFixed(1)} / ${r.threads.busy.mainWait.toFixed(1)}; other threads on a core ${r.threads.idle.others.toFixed(0)} / ${r.threads.busy.others.toFixed(0)}`,
     `  CPU over the run, ms per write: ${[...r.cpu].map(([role, ms]) => `${role} ${ms.toFixed(0)}`).join(', ')} (the proxied load included; ${r.applies.length} writes in ${2 * WINDOWS * WINDOW_S} s)`,
   ];
 }
@@ -239,9 +277,15 @@ export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Pro
     ['bench (load, writes, polls)', { roots: [process.pid], own: true }], ['CP', { roots: [stack.cp.proc.pid!] }], ['Postgres', { roots: [stack.pg.service.proc!.pid!] }],
     ['NATS', { roots: [stack.nats.service.proc!.pid!] }], ['DP', { roots: [dp.proc.pid!] }], ...(originPid ? [['origin', { roots: [originPid] }] as [string, { roots: number[]; own?: boolean }]] : []),
   ]);
-  const shared = await idleThenWriting(stack, url, roles);
-  const lines = describeRun('every process sharing the 2 cores', shared);
-  let rssBusy = shared.rssBusy;
+  // APPLY_QUICK=1 (a quicker look while working on this): the SCHED_IDLE pass only, no wait for the quiet RSS.
+  const quick = process.env.APPLY_QUICK === '1';
+  const lines: string[] = [];
+  let rssBusy = 0;
+  if (!quick) {
+    const shared = await idleThenWriting(stack, url, roles);
+    lines.push(...describeRun('every process sharing the 2 cores', shared));
+    rssBusy = shared.rssBusy;
+  }
   if (schedIdle([stack.cp.proc.pid!, stack.pg.service.proc!.pid!, stack.nats.service.proc!.pid!])) {
     const run = await idleThenWriting(stack, url, roles);
     rssBusy = Math.max(rssBusy, run.rssBusy);
@@ -249,6 +293,7 @@ export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Pro
   } else {
     lines.push('  (CP, Postgres and NATS on SCHED_IDLE: skipped, chrt is missing or refused)');
   }
+  if (quick) return lines;
   // The decoder's thread stops after 30 s without work (sync/decoder.ts): the RSS a quiet node keeps.
   await new Promise((r) => setTimeout(r, 32_000));
   lines.push(`  DP RSS at 10,000 routes: ${rssBusy.toFixed(0)} MB while applying a write a second, ${rssMb(dp.proc.pid!).toFixed(0)} MB 30 s after the last (decoder thread stopped)`);

@@ -4,7 +4,7 @@
 import { and, asc, eq, getTableColumns, gt, lt, lte, max, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
-import { canonicalJson, sealSnapshot, signSnapshot, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
+import { canonicalJson, signSnapshot, SnapshotWriter, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
 import type { Db } from '../db/index.ts';
 import { auditLog, configState, configVersions } from '../db/schema.ts';
 import { ENTITIES } from '../services/entity.ts';
@@ -44,6 +44,8 @@ interface CachedRow { xmin: string; entity: unknown; text: string }
 export class SnapshotBuilder {
   private cache = new Map<string, Map<string, CachedRow>>();
   private server: string | null = null;
+  /** Keeps the last snapshot's compressed blocks: a block whose rows did not change is not compressed again. */
+  private writer = new SnapshotWriter();
 
   async build(db: Db): Promise<BuiltSnapshot> {
     return db.transaction(async (tx) => {
@@ -80,7 +82,7 @@ export class SnapshotBuilder {
         }
         next.set(def.name, rows);
       }
-      const built = sealSnapshot({ version: Math.max(1, version), built_at: Date.now() }, config as unknown as Config, texts);
+      const built = this.writer.seal({ version: Math.max(1, version), built_at: Date.now() }, config as unknown as Config, texts);
       this.cache = next;
       this.server = server;
       return built;

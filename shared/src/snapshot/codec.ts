@@ -1,9 +1,10 @@
 // Wire form of a snapshot: JSON, gzip-compressed. 10,000 routes are several MB of JSON; gzip brings
 // that to a few hundred KB, and the NATS object store chunks whatever remains.
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { canonicalConfig, hashOfTexts, type CanonicalConfig } from './hash.ts';
+import { gzipMember, MEMBER_ENTITIES, MEMBER_OTHER, walkMembers } from './members.ts';
 import { configSchema, snapshotSchema, type Config, type Snapshot } from './schema.ts';
 
 /** Largest decompressed snapshot accepted: 10,000 routes are a few MB; a gzip bomb stops here. */
@@ -12,24 +13,26 @@ export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 /**
  * Every entity is written as its canonical text (keys sorted at every level, hash.ts), so a DP can
  * take each entity's text as it lies in the document instead of canonicalizing it again
- * (decodeAgainst). `texts`: the config's canonical texts when the caller already has them.
+ * (decodeAgainst). `texts`: the config's canonical texts when the caller already has them. The
+ * header's hash is `snapshot.hash` as given (tests write wrong ones on purpose).
  */
 export function encodeSnapshot(snapshot: Snapshot, texts: CanonicalConfig['texts'] = canonicalConfig(snapshot.config).texts): Uint8Array {
+  if (inIdOrder(snapshot.config)) return new SnapshotWriter().write(snapshot, texts, snapshot.hash).bytes;
   return writeSnapshot(snapshot, configText(snapshot.config, texts));
 }
 
 /**
  * A snapshot of `config` with its hash and bytes, from the entities' canonical texts. When every
  * list is in id order (the CP reads them so) the config's text is exactly what the hash is computed
- * over: one string serves both.
+ * over, and the bytes are written in blocks (SnapshotWriter).
  */
 export function sealSnapshot(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): { snapshot: Snapshot; bytes: Uint8Array } {
-  const text = configText(config, texts);
+  return new SnapshotWriter().seal(head, config, texts);
+}
+
+function inIdOrder(config: Config): boolean {
   const lists = Object.values(config) as { id: string }[][];
-  const byId = lists.every((list) => list.every((e, i) => i === 0 || list[i - 1].id < e.id));
-  const hash = byId ? createHash('sha256').update(`{${text}}`).digest('hex') : hashOfTexts(config, texts);
-  const snapshot: Snapshot = { version: head.version, hash, built_at: head.built_at, config };
-  return { snapshot, bytes: writeSnapshot(snapshot, text) };
+  return lists.every((list) => list.every((e, i) => i === 0 || list[i - 1].id < e.id));
 }
 
 /** The config object's members, lists by name, each entity as its canonical text (`{` and `}` left out). */
@@ -38,12 +41,98 @@ function configText(config: Config, texts: CanonicalConfig['texts']): string {
 }
 
 /**
- * The document, gzip-compressed. Level 3: at 10,000 routes (4.9 MB of JSON) 11 ms against 22 at
- * the default 6, for 8% more bytes (424 KB) and about a millisecond more to decompress.
+ * The document as one gzip member (lists not in id order: a snapshot not from a CP). Level 3: at
+ * 10,000 routes (4.9 MB of JSON) 11 ms against 22 at the default 6, for 8% more bytes (424 KB)
+ * and about a millisecond more to decompress.
  */
 function writeSnapshot(snapshot: Snapshot, configText: string): Uint8Array {
   const json = `{"built_at":${JSON.stringify(snapshot.built_at)},"config":{${configText}},"hash":${JSON.stringify(snapshot.hash)},"version":${JSON.stringify(snapshot.version)}}`;
   return gzipSync(json, { level: 3 });
+}
+
+/** Entities in a block at most; a block of random ids ends on its own after ~128 (`endsBlock`). */
+const BLOCK_MAX = 512;
+
+/**
+ * Whether a block ends after the entity with this id, `count` entities in. By content, not by
+ * position: an id ending in "00" or "01" (1 in 128 of random uuids) ends one, so a route added or
+ * removed changes only its own block, not the blocks after it.
+ */
+function endsBlock(id: string, count: number): boolean {
+  if (count >= BLOCK_MAX) return true;
+  const last = id.charCodeAt(id.length - 1);
+  return id.charCodeAt(id.length - 2) === 48 && (last === 48 || last === 49);
+}
+
+/** A run of one list's entities as last written: their texts, their JSON (with the comma before them when not the list's first) and its member. */
+interface Block { texts: string[]; leading: boolean; plain: Buffer; member: Buffer }
+
+/**
+ * Writes snapshots whose lists are in id order as gzip members (members.ts): the head, list
+ * openings and the tail in small members, the entities in blocks of ~128, each a member kept until
+ * the next write. A block whose entities' texts are the very ones of the last write is not
+ * compressed again: at 10,000 routes a one-route write compresses ~64 KB instead of 4.9 MB (and the
+ * hash is taken over the blocks' bytes, without joining a 4.9 MB string). The CP keeps one writer
+ * (SnapshotBuilder); its memory is one snapshot's JSON and compressed bytes.
+ */
+export class SnapshotWriter {
+  private blocks = new Map<string, Block>();
+
+  /** The snapshot of `config` (lists in id order, else as sealSnapshot has always written them), its hash computed here. */
+  seal(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): { snapshot: Snapshot; bytes: Uint8Array } {
+    if (inIdOrder(config)) return this.write({ ...head, config }, texts);
+    const text = configText(config, texts);
+    const snapshot: Snapshot = { version: head.version, hash: hashOfTexts(config, texts), built_at: head.built_at, config };
+    return { snapshot, bytes: writeSnapshot(snapshot, text) };
+  }
+
+  /** `claimedHash`: written into the head instead of the one computed (encodeSnapshot). */
+  write(head: { version: number; built_at: number; config: Config }, texts: CanonicalConfig['texts'], claimedHash?: string): { snapshot: Snapshot; bytes: Uint8Array } {
+    const digest = createHash('sha256').update('{');
+    const members: Buffer[] = [];
+    const next = new Map<string, Block>();
+    let pending = `{"built_at":${JSON.stringify(head.built_at)},"config":{`;
+    const flush = () => { if (pending) members.push(gzipMember(Buffer.from(pending), MEMBER_OTHER)); pending = ''; };
+    const config = head.config as unknown as Record<string, { id: string }[]>;
+    Object.keys(config).sort().forEach((name, n) => {
+      const list = config[name];
+      const own = texts[name];
+      const open = `${n ? ',' : ''}${JSON.stringify(name)}:[`;
+      pending += open;
+      digest.update(open);
+      for (let from = 0, i = 0; i < list.length; i++) {
+        if (i + 1 < list.length && !endsBlock(list[i].id, i + 1 - from)) continue;
+        flush();
+        const key = `${name}\n${list[from].id}`;
+        const leading = from > 0;
+        const blockTexts = own.slice(from, i + 1);
+        const cached = this.blocks.get(key);
+        let block = cached && cached.leading === leading && sameStrings(cached.texts, blockTexts) ? cached : undefined;
+        if (!block) {
+          const plain = Buffer.from(`${leading ? ',' : ''}${blockTexts.join(',')}`);
+          block = { texts: blockTexts, leading, plain, member: gzipMember(plain, MEMBER_ENTITIES) };
+        }
+        next.set(key, block);
+        members.push(block.member);
+        digest.update(block.plain);
+        from = i + 1;
+      }
+      pending += ']';
+      digest.update(']');
+    });
+    const hash = digest.update('}').digest('hex');
+    const snapshot: Snapshot = { version: head.version, hash, built_at: head.built_at, config: head.config };
+    pending += `},"hash":${JSON.stringify(claimedHash ?? hash)},"version":${JSON.stringify(head.version)}}`;
+    flush();
+    this.blocks = next;
+    return { snapshot, bytes: Buffer.concat(members) };
+  }
+}
+
+function sameStrings(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export class SnapshotError extends Error {
@@ -95,7 +184,8 @@ const LIST_NAMES = Object.keys(configSchema.shape).sort();
  */
 interface Layout {
   version: number; hash: string; built_at: number;
-  lists: { name: string; spans: number[]; ids: string[] }[];
+  /** `keys`: each entity's key when a known block gave it (else undefined: computed by the caller). */
+  lists: { name: string; spans: number[]; ids: string[]; keys: (string | undefined)[] }[];
   /** Where the config's lists start and end in the bytes (its `{` and `}` left out). */
   config: [start: number, end: number];
 }
@@ -112,7 +202,7 @@ const ID_KEY = Buffer.from('"id":"');
  * layout, bytes that are not JSON): the caller decodes in full, which names what is wrong. A span
  * accepted here is not yet known to be JSON; the hash check and JSON.parse of each new one settle that.
  */
-function scanLayout(b: Buffer): Layout | null {
+function scanLayout(b: Buffer, known: ReadonlyMap<number, KnownBlock> | null = null): Layout | null {
   let at = 0;
   const expect = (lit: string): boolean => {
     for (let i = 0; i < lit.length; i++) if (b[at + i] !== lit.charCodeAt(i)) return false;
@@ -138,18 +228,34 @@ function scanLayout(b: Buffer): Layout | null {
       at = close + 3;
       const spans: number[] = [];
       const ids: string[] = [];
+      const keys: (string | undefined)[] = [];
       if (b[at] !== CLOSE_BRACKET) {
         for (;;) {
-          const end = endOfObject(b, at, ids);
-          if (end < 0 || ids.length !== spans.length / 2 + 1) return null;
-          spans.push(at, end);
-          at = end;
+          // A block decoded before starts here (with the comma before it unless it opens the list): its entities as then scanned.
+          const block = known?.get(at);
+          if (block && block.leading === (spans.length > 0)) {
+            const from = at + (block.leading ? 1 : 0);
+            for (let j = 0; j < block.ids.length; j++) {
+              spans.push(at + block.spans[2 * j], at + block.spans[2 * j + 1]);
+              ids.push(block.ids[j]);
+              keys.push(block.keys[j]);
+            }
+            if (b[from] !== OPEN_BRACE) return null;
+            at += block.plain.length;
+          } else {
+            if (spans.length > 0 && b[at++] !== COMMA) return null;
+            const end = endOfObject(b, at, ids);
+            if (end < 0 || ids.length !== spans.length / 2 + 1) return null;
+            spans.push(at, end);
+            keys.push(undefined);
+            at = end;
+          }
           if (b[at] === CLOSE_BRACKET) break;
-          if (b[at++] !== COMMA) return null;
+          if (b[at] !== COMMA) return null;
         }
       }
       at++; // ']'
-      lists.push({ name, spans, ids });
+      lists.push({ name, spans, ids, keys });
       if (b[at] === CLOSE_BRACE) break;
       if (b[at++] !== COMMA) return null;
     }
@@ -206,15 +312,19 @@ function endOfObject(b: Buffer, start: number, ids: string[]): number {
  * over those texts is not the snapshot's: a snapshot from an older CP): the caller then decodes in
  * full (decodeCanonical). Throws SnapshotError as decodeCanonical does.
  */
-export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMap<string, number>>, keyOf: (text: Uint8Array) => string, maxBytes = MAX_SNAPSHOT_BYTES): DeltaDecoded | null {
+export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMap<string, number>>, keyOf: (text: Uint8Array) => string, maxBytes = MAX_SNAPSHOT_BYTES, cache?: BlockCache): DeltaDecoded | null {
   let json: Buffer;
-  try {
-    json = gunzipSync(bytes, { maxOutputLength: maxBytes });
-  } catch (cause) {
-    throw new SnapshotError('snapshot is not gzip-compressed JSON', { cause });
+  const unpacked = cache ? unpackMembers(bytes, cache, maxBytes) : null;
+  if (unpacked) json = unpacked.json;
+  else {
+    try {
+      json = gunzipSync(bytes, { maxOutputLength: maxBytes });
+    } catch (cause) {
+      throw new SnapshotError('snapshot is not gzip-compressed JSON', { cause });
+    }
   }
   try {
-    const layout = scanLayout(json);
+    const layout = scanLayout(json, unpacked?.known);
     if (!layout) return null;
     const head = headSchema.safeParse({ version: layout.version, hash: layout.hash, built_at: layout.built_at });
     if (!head.success) return null; // decodeCanonical names what is wrong
@@ -223,7 +333,7 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
     const lists: DeltaDecoded['lists'] = {};
     const shape = configSchema.shape as Record<string, z.ZodArray<z.ZodType>>;
     let byId = true;
-    for (const { name, spans, ids } of layout.lists) {
+    for (const { name, spans, ids, keys: knownKeys } of layout.lists) {
       const index = held[name];
       const count = ids.length;
       const keys = new Array<string>(count);
@@ -231,7 +341,7 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
       const fresh: unknown[] = [];
       for (let i = 0; i < count; i++) {
         const bytesOf = json.subarray(spans[2 * i], spans[2 * i + 1]);
-        const key = (keys[i] = keyOf(bytesOf));
+        const key = (keys[i] = knownKeys[i] ?? keyOf(bytesOf));
         const at = index?.get(key);
         if (refs) refs[i] = at ?? -1;
         if (at !== undefined) continue;
@@ -245,11 +355,100 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
       lists[name] = { keys, held: refs, fresh };
     }
     if (configDigest(json, layout, byId) !== head.data.hash) return null;
+    if (cache && unpacked) cache.blocks = learnBlocks(json, layout, lists, unpacked);
     return { version: head.data.version, hash: head.data.hash, built_at: head.data.built_at, lists };
   } catch (err) {
     if (err instanceof SnapshotError) throw err;
     throw new SnapshotError(`snapshot could not be validated: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** What a decoder learned from an entity block (members.ts): its digest, its JSON, and each entity's span in it, id and key. */
+export interface KnownBlock { digest: string; plain: Buffer; leading: boolean; spans: Int32Array; ids: string[]; keys: string[] }
+
+/**
+ * The entity blocks of the last snapshot decoded, by the SHA-256 of their compressed bytes: a
+ * member whose bytes are those of a known block is neither decompressed nor scanned nor hashed
+ * entity by entity again. A DP's decoder thread keeps one; `blocks` is replaced by each decode that
+ * succeeds, so it holds one snapshot's blocks at most.
+ */
+export interface BlockCache { blocks: Map<string, KnownBlock> }
+
+interface Unpacked {
+  json: Buffer;
+  /** Known blocks by where they start in `json`. */
+  known: Map<number, KnownBlock>;
+  /** Entity blocks decompressed here: where they lie in `json`, and their digest. */
+  fresh: { start: number; end: number; digest: string }[];
+}
+
+/**
+ * The document from a snapshot written as members (members.ts): known blocks as they were, the
+ * other members decompressed one by one. Null when the bytes are not such members, or one does not
+ * decompress: the caller decompresses them whole, which names what is wrong.
+ */
+function unpackMembers(bytes: Uint8Array, cache: BlockCache, maxBytes: number): Unpacked | null {
+  const members = walkMembers(bytes);
+  if (!members) return null;
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts: Buffer[] = [];
+  const known = new Map<number, KnownBlock>();
+  const fresh: Unpacked['fresh'] = [];
+  let size = 0;
+  try {
+    for (const m of members) {
+      const packed = view.subarray(m.start, m.end);
+      const digest = m.kind === MEMBER_ENTITIES ? hash('sha256', packed, 'base64') : null;
+      const hit = digest === null ? undefined : cache.blocks.get(digest);
+      if (size >= maxBytes) return null;
+      const plain = hit ? hit.plain : gunzipSync(packed, { maxOutputLength: maxBytes - size });
+      if (hit) known.set(size, hit);
+      else if (digest !== null) fresh.push({ start: size, end: size + plain.length, digest });
+      parts.push(plain);
+      size += plain.length;
+    }
+  } catch {
+    return null;
+  }
+  if (size > maxBytes) return null;
+  return { json: Buffer.concat(parts, size), known, fresh };
+}
+
+/**
+ * The blocks of a snapshot just decoded: the known ones it used, and each fresh member that holds
+ * whole entities of one list (its bytes are checked to be exactly those: a comma when it does not
+ * open the list, then entities separated by commas), copied out of the document.
+ */
+function learnBlocks(json: Buffer, layout: Layout, lists: DeltaDecoded['lists'], unpacked: Unpacked): Map<string, KnownBlock> {
+  const out = new Map<string, KnownBlock>();
+  for (const block of unpacked.known.values()) out.set(block.digest, block);
+  if (!unpacked.fresh.length) return out;
+  // Every entity in document order: lists in order, each list's spans ascending.
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const ids: string[] = [];
+  const keys: string[] = [];
+  const first: boolean[] = [];
+  for (const list of layout.lists) {
+    const k = lists[list.name].keys;
+    for (let i = 0; i < list.ids.length; i++) {
+      starts.push(list.spans[2 * i]); ends.push(list.spans[2 * i + 1]); ids.push(list.ids[i]); keys.push(k[i]); first.push(i === 0);
+    }
+  }
+  let j = 0;
+  for (const f of unpacked.fresh) {
+    while (j < starts.length && starts[j] < f.start) j++;
+    const leading = json[f.start] === COMMA;
+    if (j === starts.length || starts[j] !== f.start + (leading ? 1 : 0) || first[j] === leading) continue;
+    const from = j;
+    while (j + 1 < starts.length && ends[j] < f.end && starts[j + 1] === ends[j] + 1 && !first[j + 1]) j++;
+    if (ends[j] !== f.end) continue;
+    const spans = new Int32Array(2 * (j - from + 1));
+    for (let e = from; e <= j; e++) { spans[2 * (e - from)] = starts[e] - f.start; spans[2 * (e - from) + 1] = ends[e] - f.start; }
+    out.set(f.digest, { digest: f.digest, plain: Buffer.from(json.subarray(f.start, f.end)), leading, spans, ids: ids.slice(from, j + 1), keys: keys.slice(from, j + 1) });
+    j++;
+  }
+  return out;
 }
 
 /**
