@@ -277,11 +277,11 @@ export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Pro
     ['bench (load, writes, polls)', { roots: [process.pid], own: true }], ['CP', { roots: [stack.cp.proc.pid!] }], ['Postgres', { roots: [stack.pg.service.proc!.pid!] }],
     ['NATS', { roots: [stack.nats.service.proc!.pid!] }], ['DP', { roots: [dp.proc.pid!] }], ...(originPid ? [['origin', { roots: [originPid] }] as [string, { roots: number[]; own?: boolean }]] : []),
   ]);
-  // APPLY_QUICK=1 (a quicker look while working on this): the SCHED_IDLE pass only, no wait for the quiet RSS.
+  // APPLY_QUICK=1 (a quicker look while working on this): no wait for the quiet RSS; APPLY_SHARED=0: no pass at one priority.
   const quick = process.env.APPLY_QUICK === '1';
   const lines: string[] = [];
   let rssBusy = 0;
-  if (!quick) {
+  if (process.env.APPLY_SHARED !== '0') {
     const shared = await idleThenWriting(stack, url, roles);
     lines.push(...describeRun('every process sharing the 2 cores', shared));
     rssBusy = shared.rssBusy;

@@ -51,40 +51,50 @@ export class SnapshotBuilder {
     return db.transaction(async (tx) => {
       const [{ version }] = await tx.select({ version: configState.version }).from(configState);
       const [{ server }] = rowsOf<{ server: string }>(await tx.execute(sql`SELECT pg_postmaster_start_time()::text AS server`));
-      const cache = server === this.server ? this.cache : new Map<string, Map<string, CachedRow>>();
-      const next = new Map<string, Map<string, CachedRow>>();
+      // The cache is kept up to date in place (its entries are facts about row versions, true
+      // whether or not this build completes), so a build does not make and promote 10,000-entry maps.
+      if (server !== this.server) this.cache = new Map<string, Map<string, CachedRow>>();
+      this.server = server;
       const config: Record<string, unknown[]> = {};
       const texts: Record<string, string[]> = {};
       for (const def of ENTITIES) {
-        const versions = rowsOf<{ id: string; xmin: string }>(await tx.execute(sql`SELECT id::text AS id, xmin::text AS xmin FROM ${def.table} ORDER BY id`));
-        const known = cache.get(def.name);
-        const stale = known ? versions.filter((v) => known.get(v.id)?.xmin !== v.xmin).map((v) => v.id) : null;
-        const read = new Map<string, CachedRow>();
+        // Every row's id and version as one string ("id:xmin,…" in id order): one value for the
+        // driver to parse rather than 10,000 rows of two.
+        const [{ list }] = rowsOf<{ list: string | null }>(await tx.execute(sql`SELECT string_agg(id::text || ':' || xmin::text, ',' ORDER BY id) AS list FROM ${def.table}`));
+        const ids: string[] = [];
+        const xmins: string[] = [];
+        if (list) for (const pair of list.split(',')) { const c = pair.indexOf(':'); ids.push(pair.slice(0, c)); xmins.push(pair.slice(c + 1)); }
+        const known = this.cache.get(def.name);
+        const rows = known ?? new Map<string, CachedRow>();
+        const stale = known ? ids.filter((id, i) => known.get(id)?.xmin !== xmins[i]) : null;
         if (stale === null || stale.length > 0) {
           const columns = { ...getTableColumns(def.table), xmin: sql<string>`xmin::text` };
           // Many stale rows (a first build, a bulk load): one scan beats a long id list.
-          const rows = stale === null || stale.length > versions.length / 2
+          const read = stale === null || stale.length > ids.length / 2
             ? await tx.select(columns).from(def.table)
             : await tx.select(columns).from(def.table).where(sql`${def.table.id} = ANY(${sql.param(stale)}::uuid[])`);
-          for (const row of rows as Record<string, unknown>[]) {
+          for (const row of read as Record<string, unknown>[]) {
             const entity = rowToEntity(def, row);
-            read.set(row.id as string, { xmin: row.xmin as string, entity, text: canonicalJson(entity) });
+            rows.set(row.id as string, { xmin: row.xmin as string, entity, text: canonicalJson(entity) });
           }
         }
-        const rows = new Map<string, CachedRow>();
-        const entities: unknown[] = (config[def.name] = []);
-        const own: string[] = (texts[def.name] = []);
-        for (const v of versions) {
-          const row = read.get(v.id) ?? known!.get(v.id)!;
-          rows.set(v.id, row);
-          entities.push(row.entity);
-          own.push(row.text);
+        if (rows.size !== ids.length) {
+          const live = new Set(ids);
+          for (const id of rows.keys()) if (!live.has(id)) rows.delete(id);
         }
-        next.set(def.name, rows);
+        this.cache.set(def.name, rows);
+        const entities: unknown[] = (config[def.name] = new Array(ids.length));
+        const own: string[] = (texts[def.name] = new Array(ids.length));
+        for (let i = 0; i < ids.length; i++) {
+          const row = rows.get(ids[i]);
+          // A row listed but not read: it changed between the two statements' snapshots, which one
+          // repeatable-read transaction rules out; refuse rather than publish a partial config.
+          if (!row || row.xmin !== xmins[i]) throw new Error(`snapshot build: ${def.name} ${ids[i]} changed during the build`);
+          entities[i] = row.entity;
+          own[i] = row.text;
+        }
       }
       const built = this.writer.seal({ version: Math.max(1, version), built_at: Date.now() }, config as unknown as Config, texts);
-      this.cache = next;
-      this.server = server;
       return built;
     }, { isolationLevel: 'repeatable read', accessMode: 'read only' });
   }
