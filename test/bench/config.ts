@@ -198,6 +198,19 @@ function threadsByWindow(edges: ThreadStat[][], pid: number): ThreadsByWindow {
       if (t.tid === pid) { into.main += t.runNs - b.runNs; into.mainWait += t.waitNs - b.waitNs; } else into.others += t.runNs - b.runNs;
     }
   }
+  if (process.env.APPLY_THREADS === '1') {
+    const byName = new Map<string, [number, number]>();
+    for (let k = 0; k + 1 < edges.length; k++) {
+      const before = new Map(edges[k].map((t) => [t.tid, t]));
+      for (const t of edges[k + 1]) {
+        const key = t.tid === pid ? 'main' : `${t.name}:${t.tid}`;
+        const v = byName.get(key) ?? [0, 0];
+        v[k % 2] += (t.runNs - (before.get(t.tid)?.runNs ?? 0)) / 1e6 / (WINDOWS * WINDOW_S);
+        byName.set(key, v);
+      }
+    }
+    console.log([...byName].map(([n, [i, b]]) => `${n} ${i.toFixed(1)}/${b.toFixed(1)}`).join('; '));
+  }
   const perS = (x: number) => x / 1e6 / (WINDOWS * WINDOW_S);
   for (const w of [out.idle, out.busy]) { w.main = perS(w.main); w.mainWait = perS(w.mainWait); w.others = perS(w.others); }
   return out;

@@ -340,13 +340,13 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
       const refs = index?.size ? new Int32Array(count) : null;
       const fresh: unknown[] = [];
       for (let i = 0; i < count; i++) {
-        const bytesOf = json.subarray(spans[2 * i], spans[2 * i + 1]);
-        const key = (keys[i] = knownKeys[i] ?? keyOf(bytesOf));
+        // No view of the entity's bytes unless they are needed: a held entity of a known block needs none.
+        const key = (keys[i] = knownKeys[i] ?? keyOf(json.subarray(spans[2 * i], spans[2 * i + 1])));
         const at = index?.get(key);
         if (refs) refs[i] = at ?? -1;
         if (at !== undefined) continue;
         let raw: unknown;
-        try { raw = JSON.parse(bytesOf.toString('utf8')); } catch { return null; }
+        try { raw = JSON.parse(json.toString('utf8', spans[2 * i], spans[2 * i + 1])); } catch { return null; }
         const parsed = shape[name].element.safeParse(raw);
         if (!parsed.success) throw new SnapshotError(`snapshot failed validation: ${parsed.error.issues.slice(0, 3).map((x) => `${['config', name, i, ...x.path].join('.')}: ${x.message}`).join('; ')}`);
         fresh.push(parsed.data);
