@@ -216,7 +216,7 @@ function threadsByWindow(edges: ThreadStat[][], pid: number): ThreadsByWindow {
   return out;
 }
 
-interface LoadRun { idle: number[]; busy: number[]; applies: { ms: number; decode: number; compile: number; loopMax: number }[]; cpu: Map<string, number>; rssBusy: number; threads: ThreadsByWindow }
+interface LoadRun { idle: number[]; busy: number[]; early: number[]; late: number[]; applies: { ms: number; decode: number; compile: number; loopMax: number }[]; cpu: Map<string, number>; rssBusy: number; threads: ThreadsByWindow }
 
 /**
  * Proxied requests at a fixed rate for 2 × WINDOWS windows of WINDOW_S seconds, idle and writing in
@@ -258,8 +258,12 @@ async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise
   const writing = (i: number) => Math.floor(i / RATE_PER_S / WINDOW_S) % 2 === 1;
   const idle = latencies.filter((_, i) => !writing(i));
   const busy = latencies.filter((_, i) => writing(i));
+  // Writing-window requests by when they were due: in the first 300 ms after a write (while it
+  // applies) or later in its second.
+  const early = latencies.filter((_, i) => writing(i) && i % RATE_PER_S < 0.3 * RATE_PER_S);
+  const late = latencies.filter((_, i) => writing(i) && i % RATE_PER_S >= 0.3 * RATE_PER_S);
   const cpu = new Map([...cpu1].map(([role, ms]) => [role, (ms - (cpu0.get(role) ?? 0)) / Math.max(1, applies.length)]));
-  return { idle, busy, applies, cpu, rssBusy, threads: threadsByWindow(edges, dp.proc.pid!) };
+  return { idle, busy, early, late, applies, cpu, rssBusy, threads: threadsByWindow(edges, dp.proc.pid!) };
 }
 
 function describeRun(title: string, r: LoadRun): string[] {
@@ -270,6 +274,7 @@ function describeRun(title: string, r: LoadRun): string[] {
     `proxy p99 at 10,000 routes, ${RATE_PER_S} req/s, ${title}; ${WINDOWS} idle and ${WINDOWS} writing windows of ${WINDOW_S} s in turn: idle ${p99(r.idle).toFixed(2)} ms, with a config write every second ${p99(r.busy).toFixed(2)} ms (× ${(p99(r.busy) / p99(r.idle)).toFixed(2)}); max ${Math.max(...r.idle).toFixed(1)} / ${Math.max(...r.busy).toFixed(1)} ms`,
     `  ${r.applies.length} writes, write → DP applied: median ${med((a) => a.ms).toFixed(0)} ms, max ${max((a) => a.ms).toFixed(0)} ms; DP decode (worker thread) median ${med((a) => a.decode)} ms, compile (sliced) median ${med((a) => a.compile)} ms; `
       + `event loop held at most ${med((a) => a.loopMax)} ms per apply (median of the per-apply max), ${max((a) => a.loopMax)} ms worst`,
+    `  writing windows: p99 ${p99(r.early).toFixed(2)} ms for requests due in the 300 ms after a write, ${p99(r.late).toFixed(2)} ms for the rest of its second`,
     `  DP threads, ms per second idle / writing: main thread on a core ${r.threads.idle.main.toFixed(0)} / ${r.threads.busy.main.toFixed(0)}, `
       + `waiting for one ${r.threads.idle.mainWait.toFixed(1)} / ${r.threads.busy.mainWait.toFixed(1)}; other threads on a core ${r.threads.idle.others.toFixed(0)} / ${r.threads.busy.others.toFixed(0)}`,
     `  CPU over the run, ms per write: ${[...r.cpu].map(([role, ms]) => `${role} ${ms.toFixed(0)}`).join(', ')} (the proxied load included; ${r.applies.length} writes in ${2 * WINDOWS * WINDOW_S} s)`,

@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { startStack, type Stack } from '../harness/stack.ts';
+import { startStack, waitCached, type Stack } from '../harness/stack.ts';
 import { TEST_SIGNING } from '../harness/gateway.ts';
 import { openSnapshot, parsePublicKeys } from '@portico/shared';
 import { wsRoundTrip, type Echo } from '../harness/upstream.ts';
@@ -81,6 +81,7 @@ describe('key-auth', () => {
     assert.equal(list.body.data[0].key, undefined);
     assert.match(list.body.data[0].key_hash, /^[0-9a-f]{64}$/);
     assert.equal((await s.A('GET', '/key-auths/top-secret-key')).status, 200, 'lookup by key works through its hash');
+    await waitCached(s.dps[0]);
     const cached = gunzipSync(openSnapshot(readFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed')), parsePublicKeys(TEST_SIGNING.publicKey))).toString();
     assert.ok(cached.includes(list.body.data[0].key_hash));
     assert.ok(!cached.includes('top-secret-key'), 'the DP never holds the plaintext key');

@@ -9,7 +9,7 @@ import { configHash, emptyConfig, encodeSnapshot, parseSigningKey, routeSchema, 
 import { connect } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import pg from 'pg';
-import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
+import { startStack, dpVersion, waitCached, type Stack } from '../harness/stack.ts';
 import { startGateway, statusOf, TEST_SIGNING, type GatewayProcess } from '../harness/gateway.ts';
 import { freePort, startNats, tmpRoot, waitFor } from '../harness/procs.ts';
 
@@ -166,6 +166,7 @@ describe('failures', () => {
   it('cold-starts a DP from its disk cache while the CP and NATS are both down', async () => {
     const dp = s.dps[1];
     const version = await dpVersion(dp);
+    await waitCached(dp, version);
     await s.cp.kill();
     await s.nats.service.kill();
     await dp.kill();
@@ -185,6 +186,7 @@ describe('failures', () => {
 describe('starting while NATS is down', () => {
   it('cold-starts a DP from a disk cache, drains and exits 0 on SIGTERM, and reports once NATS is back', async () => {
     const version = await dpVersion(s.dps[0]);
+    await waitCached(s.dps[0], version);
     const dataDir = tmpRoot();
     copyFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed'), path.join(dataDir, 'snapshot.signed'));
     await s.nats.service.kill();

@@ -14,6 +14,7 @@ import { configHash, emptyConfig, parseSigningKey, serviceSchema, signSnapshot }
 import { admin, startGateway, statusOf, TEST_SIGNING, type GatewayProcess } from '../harness/gateway.ts';
 import { freePort, startNats, startPostgres, tmpRoot, waitFor, type NatsHandle, type PgHandle } from '../harness/procs.ts';
 import { startUpstream, type Upstream } from '../harness/upstream.ts';
+import { waitCached } from '../harness/stack.ts';
 
 const USER = 'portico';
 const PASS = 's3cret/with:odd@chars';
@@ -123,7 +124,8 @@ describe('signed snapshots', () => {
     const dataDir = tmpRoot();
     const warm = await startGateway('data-plane', { env: { NATS_URL: authedUrl }, dataDir });
     const v = (await statusOf(dpPassword)).version;
-    await waitFor('the new DP cached the config', async () => (await statusOf(warm)).version >= v);
+    await waitFor('the new DP applied the config', async () => (await statusOf(warm)).version >= v);
+    await waitCached(warm, v);
     await warm.kill();
     const cacheFile = path.join(dataDir, 'snapshot.signed');
     const signed = readFileSync(cacheFile);

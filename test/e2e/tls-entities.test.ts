@@ -7,7 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { admin, startGateway, type GatewayProcess } from '../harness/gateway.ts';
 import { startNats, startPostgres, waitFor, type NatsHandle, type PgHandle } from '../harness/procs.ts';
-import { dpVersion } from '../harness/stack.ts';
+import { dpVersion, waitCached } from '../harness/stack.ts';
 import { makeCa, makeCert, type Pem } from '../harness/certs.ts';
 
 const ROOT_TOKEN = 'bootstrap-token-tls-0123456789';
@@ -157,6 +157,7 @@ describe('private keys', () => {
   it('reach the data plane in the signed snapshot, cached owner-only, and appear in no log', async () => {
     const v = Number((await A('PATCH', `/certificates/${(await A('GET', '/snis/shop.test')).body.certificate.id}`, { tags: ['cached'] })).headers.get('x-portico-config-version'));
     await waitFor('DP applied', async () => (await dpVersion(dp)) >= v, 10_000, 20);
+    await waitCached(dp, v);
     const cache = path.join(dp.dataDir, 'snapshot.signed');
     assert.equal(statSync(cache).mode & 0o777, 0o600);
     assert.ok(readFileSync(cache).length > 0);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { openSnapshot, parsePublicKeys } from '@portico/shared';
-import { startStack, type Stack } from '../harness/stack.ts';
+import { startStack, waitCached, type Stack } from '../harness/stack.ts';
 import { statusOf, TEST_SIGNING } from '../harness/gateway.ts';
 import { waitFor } from '../harness/procs.ts';
 
@@ -41,6 +41,7 @@ describe('vault references', () => {
     const rows = await db.query('SELECT secret FROM jwt_secrets');
     await db.end();
     assert.deepEqual(rows.rows.map((r) => r.secret), ['{vault://env/test-jwt-secret}']);
+    await waitCached(s.dps[0]);
     const cached = gunzipSync(openSnapshot(readFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed')), parsePublicKeys(TEST_SIGNING.publicKey))).toString();
     assert.ok(!cached.includes(SECRET), 'the disk cache holds the reference, not the secret');
   });

@@ -17,6 +17,19 @@ export async function dpVersion(dp: GatewayProcess): Promise<number> {
   return ((await r.json()) as { configuration: { version: number } }).configuration.version;
 }
 
+/**
+ * Waits until the DP's disk cache holds `version` (default: the version it runs): the file is
+ * written off the event loop after each apply, so a test that reads it, or kills the node to cold
+ * start from it, waits for /status to say it is there.
+ */
+export async function waitCached(dp: GatewayProcess, version?: number): Promise<void> {
+  const want = version ?? await dpVersion(dp);
+  await waitFor(`${dp.role} disk cache at version ${want}`, async () => {
+    const r = await fetch(`${dp.status}/status`);
+    return ((await r.json()) as { configuration: { cache_version: number } }).configuration.cache_version >= want;
+  }, 10_000, 10);
+}
+
 export async function startStack(opts: { dps?: number; natsConfig?: string; dpEnv?: Record<string, string>; cpEnv?: Record<string, string>; dpNodeArgs?: string[]; cpNodeArgs?: string[] } = {}): Promise<Stack> {
   const [pg, nats, upstream] = await Promise.all([startPostgres(), startNats(opts.natsConfig), startUpstream()]);
   const cp = await startGateway('control-plane', { env: { DATABASE_URL: pg.url, NATS_URL: nats.url, ...opts.cpEnv }, nodeArgs: opts.cpNodeArgs });

@@ -13,13 +13,14 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import {
   type CacheReply,
-  closeServer, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, openSnapshot, PORTICO_VERSION, writeFileAtomic,
+  closeServer, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, openSnapshot, PORTICO_VERSION,
   type Env, type Heartbeat, type Logger, type Target,
 } from '@portico/shared';
 import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
 import { HealthRegistry, type UpstreamBalancer } from '../proxy/balancer.ts';
 import { probeTarget } from '../proxy/probe.ts';
 import { CACHE_FILE } from '../sync/config-state.ts';
+import { SnapshotFile } from '../sync/disk-cache.ts';
 import { connectNatsSubscriber } from '../sync/nats.ts';
 import { HealthOverrides } from '../sync/health-overrides.ts';
 import { createStatusApp, upstreamHealth, type ConfigView, type WorkerStatus } from '../status/app.ts';
@@ -53,6 +54,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
   const nodeId = loadNodeId(env.PORTICO_DATA_DIR);
   const startedAt = Date.now();
   const cacheFile = path.join(env.PORTICO_DATA_DIR, CACHE_FILE);
+  const disk = new SnapshotFile(cacheFile, log);
   // A generated default certificate is made here, once: workers making it at the same time
   // could leave one's key beside another's certificate in the data dir.
   if (env.PORTICO_PROXY_TLS_LISTEN || env.PORTICO_PROXY_MTLS_LISTEN) await defaultCertificate(env, log);
@@ -121,6 +123,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
     get appliedAt() { return appliedAt; },
     get lastError() { return live().find((r) => r.hb!.last_error)?.hb!.last_error ?? null; },
     lastApply: null,
+    get cacheVersion() { return disk.version; },
     // Ready (/status/ready) once a worker serves a config: a worker being restarted does not take
     // the node out of its load balancer, as node:cluster sends connections only to listening workers.
     current: () => (current && live().some((r) => r.hb!.status === 'ready') ? { upstreams: balancers ?? new Map() } : null),
@@ -136,8 +139,9 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
       const persist = current?.bytes !== s.bytes;
       current = { bytes: s.bytes, version: m.version };
       appliedAt = Date.now();
-      // The node's disk cache: written once, by the primary, for bytes a worker applied.
-      if (persist) try { writeFileAtomic(cacheFile, s.bytes); } catch (err) { log.error({ err }, 'could not persist the applied config to disk'); }
+      // The node's disk cache: written once, by the primary, for bytes a worker applied (off its event loop, as a single node's).
+      if (persist) disk.write(s.bytes, m.version);
+      else if (disk.version === 0) disk.version = m.version; // the cache read at start, now known by its version
     }
   };
 
@@ -264,6 +268,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
       clearInterval(sweep);
       health.stop();
       await subscriber.close();
+      await disk.flush();
     },
   };
 }

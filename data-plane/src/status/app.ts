@@ -9,7 +9,7 @@ import type { Observability } from '../observability/index.ts';
 import type { UpstreamBalancer } from '../proxy/balancer.ts';
 
 /** What the status listener reads of a node's config: its ConfigState, or a multi-worker node's view (cluster/primary.ts). */
-export type ConfigView = Pick<ConfigState, 'version' | 'hash' | 'appliedAt' | 'lastError' | 'lastApply'> & {
+export type ConfigView = Pick<ConfigState, 'version' | 'hash' | 'appliedAt' | 'lastError' | 'lastApply' | 'cacheVersion'> & {
   current(): { upstreams: Map<string, UpstreamBalancer> } | null;
 };
 
@@ -46,7 +46,7 @@ export function createStatusApp(d: StatusDeps): Hono {
       configuration_hash: d.state.hash,
       configuration: {
         version: d.state.version, hash: d.state.hash, applied_at: d.state.appliedAt || null,
-        last_error: d.state.lastError, last_apply: d.state.lastApply,
+        last_error: d.state.lastError, last_apply: d.state.lastApply, cache_version: d.state.cacheVersion,
       },
       node: { id: d.nodeId, hostname: os.hostname(), version: PORTICO_VERSION, role: 'data_plane' },
       memory: { rss_bytes: process.memoryUsage().rss, heap_used_bytes: process.memoryUsage().heapUsed },
