@@ -216,7 +216,7 @@ function threadsByWindow(edges: ThreadStat[][], pid: number): ThreadsByWindow {
   return out;
 }
 
-interface LoadRun { idle: number[]; busy: number[]; early: number[]; late: number[]; applies: { ms: number; decode: number; compile: number; loopMax: number }[]; cpu: Map<string, number>; rssBusy: number; threads: ThreadsByWindow }
+interface LoadRun { idle: number[]; busy: number[]; early: number[]; late: number[]; slowByPhase: number[]; applies: { ms: number; decode: number; compile: number; loopMax: number }[]; cpu: Map<string, number>; rssBusy: number; threads: ThreadsByWindow }
 
 /**
  * Proxied requests at a fixed rate for 2 × WINDOWS windows of WINDOW_S seconds, idle and writing in
@@ -242,14 +242,16 @@ async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise
     for (let s = 0; s < WINDOW_S; s++) {
       // Writing windows are the odd ones: seconds WINDOW_S × k + s of the load.
       await sleepUntil(started + 1000 * (WINDOW_S * k + s));
-      const t0 = performance.now();
-      const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${Date.now()}`] });
+      const sentAt = Date.now();
+      const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${sentAt}`] });
       const v = Number(r.headers.get('x-portico-config-version'));
-      // Polled every 25 ms: the poll is load on the DP, and on this process.
-      await waitFor('apply', async () => (await dpVersion(dp)) >= v, 30_000, 25);
-      const ms = performance.now() - t0;
-      const a = ((await (await fetch(`${dp.status}/status`)).json()) as any).configuration.last_apply;
-      applies.push({ ms, decode: a.decode_ms, compile: a.compile_ms, loopMax: a.loop_delay_max_ms });
+      // The apply time is the DP's own swap time (applied_at, same clock) less when the write was
+      // sent, so /status is read only every 200 ms: a tight poll is load on the DP (and this
+      // process) in exactly the moments measured.
+      await waitFor('apply', async () => (await dpVersion(dp)) >= v, 30_000, 200);
+      const c = ((await (await fetch(`${dp.status}/status`)).json()) as any).configuration;
+      const a = c.last_apply;
+      applies.push({ ms: c.applied_at - sentAt, decode: a.decode_ms, compile: a.compile_ms, loopMax: a.loop_delay_max_ms });
       rssBusy = Math.max(rssBusy, rssMb(dp.proc.pid!));
     }
   }
@@ -262,8 +264,12 @@ async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise
   // applies) or later in its second.
   const early = latencies.filter((_, i) => writing(i) && i % RATE_PER_S < 0.3 * RATE_PER_S);
   const late = latencies.filter((_, i) => writing(i) && i % RATE_PER_S >= 0.3 * RATE_PER_S);
+  // Writing-window requests slower than the idle p99, by when they were due after the write (50 ms buckets over the second).
+  const idleP99 = pct(idle, 0.99);
+  const slowByPhase = new Array<number>(20).fill(0);
+  latencies.forEach((ms, i) => { if (writing(i) && ms > idleP99) slowByPhase[Math.floor(((i % RATE_PER_S) / RATE_PER_S) * 20)]++; });
   const cpu = new Map([...cpu1].map(([role, ms]) => [role, (ms - (cpu0.get(role) ?? 0)) / Math.max(1, applies.length)]));
-  return { idle, busy, early, late, applies, cpu, rssBusy, threads: threadsByWindow(edges, dp.proc.pid!) };
+  return { idle, busy, early, late, slowByPhase, applies, cpu, rssBusy, threads: threadsByWindow(edges, dp.proc.pid!) };
 }
 
 function describeRun(title: string, r: LoadRun): string[] {
@@ -274,7 +280,8 @@ function describeRun(title: string, r: LoadRun): string[] {
     `proxy p99 at 10,000 routes, ${RATE_PER_S} req/s, ${title}; ${WINDOWS} idle and ${WINDOWS} writing windows of ${WINDOW_S} s in turn: idle ${p99(r.idle).toFixed(2)} ms, with a config write every second ${p99(r.busy).toFixed(2)} ms (× ${(p99(r.busy) / p99(r.idle)).toFixed(2)}); max ${Math.max(...r.idle).toFixed(1)} / ${Math.max(...r.busy).toFixed(1)} ms`,
     `  ${r.applies.length} writes, write → DP applied: median ${med((a) => a.ms).toFixed(0)} ms, max ${max((a) => a.ms).toFixed(0)} ms; DP decode (worker thread) median ${med((a) => a.decode)} ms, compile (sliced) median ${med((a) => a.compile)} ms; `
       + `event loop held at most ${med((a) => a.loopMax)} ms per apply (median of the per-apply max), ${max((a) => a.loopMax)} ms worst`,
-    `  writing windows: p99 ${p99(r.early).toFixed(2)} ms for requests due in the 300 ms after a write, ${p99(r.late).toFixed(2)} ms for the rest of its second`,
+    `  writing windows: p99 ${p99(r.early).toFixed(2)} ms for requests due in the 300 ms after a write, ${p99(r.late).toFixed(2)} ms for the rest of its second; `
+      + `requests slower than the idle p99 by when due after the write, per 50 ms: ${r.slowByPhase.join(' ')}`,
     `  DP threads, ms per second idle / writing: main thread on a core ${r.threads.idle.main.toFixed(0)} / ${r.threads.busy.main.toFixed(0)}, `
       + `waiting for one ${r.threads.idle.mainWait.toFixed(1)} / ${r.threads.busy.mainWait.toFixed(1)}; other threads on a core ${r.threads.idle.others.toFixed(0)} / ${r.threads.busy.others.toFixed(0)}`,
     `  CPU over the run, ms per write: ${[...r.cpu].map(([role, ms]) => `${role} ${ms.toFixed(0)}`).join(', ')} (the proxied load included; ${r.applies.length} writes in ${2 * WINDOWS * WINDOW_S} s)`,
