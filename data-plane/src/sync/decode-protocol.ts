@@ -1,8 +1,9 @@
 // The snapshot decoder's work and messages (decoder.ts is the client, decode-worker.ts the thread):
 // gunzip, JSON.parse, schema validation and the hash check. What goes back is compact: every
 // entity's key (a digest of its canonical text) and the canonical JSON of only the entities the
-// requester does not hold yet, in chunks it parses one slice at a time. No state is kept between
-// requests: what the requester holds comes with each request.
+// requester does not hold yet, in chunks it parses one slice at a time. What the requester holds
+// comes with each request; the only thing kept between requests is a cache of the last snapshot's
+// entity blocks (blockCache), which no result depends on.
 import { hash } from 'node:crypto';
 import { decodeAgainst, decodeCanonical, MAX_SNAPSHOT_BYTES, SnapshotError, type BlockCache, type DeltaDecoded } from '@portico/shared';
 

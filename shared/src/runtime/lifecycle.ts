@@ -1,5 +1,6 @@
 // Process plumbing every role shares: the logger, a persisted node id, and graceful shutdown.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -24,10 +25,24 @@ export function loadNodeId(dataDir: string, file = 'node_id'): string {
  * Owner-only by default: what the data dir holds (cached snapshots, keys) is nobody else's business.
  */
 export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): void {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const tmp = tempPathFor(file);
   writeFileSync(tmp, data, { mode });
   renameSync(tmp, file);
 }
+
+/** writeFileAtomic on libuv's threadpool, for a serving process (the DP's disk cache); the temp file is removed if the write fails. */
+export async function writeFileAtomicAsync(file: string, data: Uint8Array, mode = 0o600): Promise<void> {
+  const tmp = tempPathFor(file);
+  try {
+    await writeFile(tmp, data, { mode });
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
+
+const tempPathFor = (file: string) => `${file}.${process.pid}.${Date.now()}.tmp`;
 
 /** Stop accepting, let in-flight requests finish within `timeoutMs`, then force-close. */
 export function closeServer(server: Server, timeoutMs: number): Promise<void> {

@@ -117,6 +117,32 @@ describe('snapshot members', () => {
     assert.deepEqual(b.lists.consumers.fresh, [list[700]]);
   });
 
+  it('hostile entities in members, with a block cache: a 10 MB string, 100,000-deep nesting, NUL/CR/LF and non-ASCII give a SnapshotError, null or the full decode, never another error', () => {
+    const id = '00000000-0000-4000-8000-000000000009';
+    for (const entity of [
+      `{"created_at":1,"id":"${id}","username":"${'x'.repeat(10 * 1024 * 1024)}"}`,
+      `{"created_at":1,"id":"${id}","tags":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+      `{"created_at":1,"id":"${id}","tags":${'['.repeat(100_000)}}`,
+      `{"created_at":1,"id":"${id}","username":"a\u0000b\r\nc\u00e9\ud83d\ude00"}`,
+    ]) {
+      const names = Object.keys(emptyConfig()).sort();
+      const at = names.indexOf('consumers');
+      const head = `{"built_at":1,"config":{${names.slice(0, at + 1).map((k, i) => `${i ? ',' : ''}"${k}":[${k === 'consumers' ? '' : ']'}`).join('')}`;
+      const tail = `]${names.slice(at + 1).map((k) => `,"${k}":[]`).join('')}},"hash":"${'a'.repeat(64)}","version":2}`;
+      const bytes = Buffer.concat([gzipMember(Buffer.from(head), MEMBER_OTHER), gzipMember(Buffer.from(entity), MEMBER_ENTITIES), gzipMember(Buffer.from(tail), MEMBER_OTHER)]);
+      const cache: BlockCache = { blocks: new Map() };
+      for (let round = 0; round < 2; round++) { // cold, then with whatever the first round cached
+        try {
+          const got = decodeAgainst(bytes, {}, keyOf, undefined, cache);
+          if (got) assert.equal(got.hash, decodeSnapshot(bytes).hash);
+        } catch (err) {
+          assert.ok(err instanceof SnapshotError, String(err));
+        }
+      }
+      assert.throws(() => decodeSnapshot(bytes), SnapshotError, 'the hash is wrong whatever the content');
+    }
+  });
+
   it('a member that says it holds entities but does not (or holds them wrongly framed) is decoded, not cached', () => {
     const config = configOf([consumer(1), consumer(2)]);
     const { snapshot, bytes } = seal(new SnapshotWriter(), 1, config);
