@@ -77,6 +77,26 @@ async function chain(database: Database): Promise<void> {
     prev = next;
   }
 
+  // Several rows at once, at both ends of the id order and between: the first deleted, the last
+  // edited, two inserted (wherever their ids fall); every other row keeps its entity.
+  {
+    const ids = prev.snapshot.config.routes.map((r) => r.id);
+    await db.delete(routes).where(eq(routes.id, ids[0]));
+    await db.update(routes).set({ paths: ['/edited-last'], updated_at: 3 }).where(eq(routes.id, ids[ids.length - 1]));
+    const added = [route(n++, svcs[0].id), route(n++, svcs[1].id)];
+    await db.insert(routes).values(added);
+    const next = await builder.build(db);
+    same(next, await buildSnapshot(db), 'several rows at once');
+    const before = byId(prev);
+    const touched = new Set([ids[ids.length - 1], ...added.map((r) => r.id)]);
+    assert.equal(next.snapshot.config.routes.length, ids.length + 1);
+    for (const [id, r] of byId(next)) {
+      if (touched.has(id)) assert.notEqual(r, before.get(id), `${id} is read again`);
+      else assert.equal(r, before.get(id), `${id} keeps its entity`);
+    }
+    prev = next;
+  }
+
   // Other tables, and many rows at once (read by one scan rather than an id list).
   const consumer = { id: randomUUID(), created_at: 1, updated_at: 1, username: 'alice' };
   await db.insert(consumers).values(consumer);

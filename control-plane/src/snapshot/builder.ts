@@ -24,6 +24,19 @@ export const DEFAULT_CONFIG_HISTORY = 100;
 /** Audit entries read to describe one version (a burst larger than this is summarized by its first ones). */
 const DESCRIBE_ENTRIES = 500;
 
+/**
+ * How many of `next`'s items at its start (`head`) and at its end (`tail`) are those of `prev` in
+ * the same places, the two not overlapping: whatever changed between two lists lies between them.
+ */
+export function unchangedEnds(prev: readonly string[], next: readonly string[]): { head: number; tail: number } {
+  const max = Math.min(prev.length, next.length);
+  let head = 0;
+  while (head < max && prev[head] === next[head]) head++;
+  let tail = 0;
+  while (tail < max - head && prev[prev.length - 1 - tail] === next[next.length - 1 - tail]) tail++;
+  return { head, tail };
+}
+
 export interface BuiltSnapshot { snapshot: Snapshot; bytes: Uint8Array }
 
 /** An entity as a build last read it: the row version it came from (xmin) and its canonical text. */
@@ -44,6 +57,8 @@ interface CachedRow { xmin: string; entity: unknown; text: string }
  */
 export class SnapshotBuilder {
   private cache = new Map<string, Map<string, CachedRow>>();
+  /** Each table's list as the last build read it ("id:xmin" pairs in id order), with the entities and texts it gave. */
+  private lists = new Map<string, { pairs: string[]; entities: unknown[]; texts: string[] }>();
   private server: string | null = null;
   /** Keeps the last snapshot's compressed blocks: a block whose rows did not change is not compressed again. */
   private writer = new SnapshotWriter();
@@ -54,7 +69,7 @@ export class SnapshotBuilder {
       const [{ server }] = rowsOf<{ server: string }>(await tx.execute(sql`SELECT pg_postmaster_start_time()::text AS server`));
       // The cache is kept up to date in place (its entries are facts about row versions, true
       // whether or not this build completes), so a build does not make and promote 10,000-entry maps.
-      if (server !== this.server) this.cache = new Map<string, Map<string, CachedRow>>();
+      if (server !== this.server) { this.cache = new Map<string, Map<string, CachedRow>>(); this.lists.clear(); }
       this.server = server;
       const config: Record<string, unknown[]> = {};
       const texts: Record<string, string[]> = {};
@@ -62,16 +77,20 @@ export class SnapshotBuilder {
         // Every row's id and version as one string ("id:xmin,…" in id order): one value for the
         // driver to parse rather than 10,000 rows of two.
         const [{ list }] = rowsOf<{ list: string | null }>(await tx.execute(sql`SELECT string_agg(id::text || ':' || xmin::text, ',' ORDER BY id) AS list FROM ${def.table}`));
-        const ids: string[] = [];
-        const xmins: string[] = [];
-        if (list) for (const pair of list.split(',')) { const c = pair.indexOf(':'); ids.push(pair.slice(0, c)); xmins.push(pair.slice(c + 1)); }
-        const known = this.cache.get(def.name);
-        const rows = known ?? new Map<string, CachedRow>();
-        const stale = known ? ids.filter((id, i) => known.get(id)?.xmin !== xmins[i]) : null;
-        if (stale === null || stale.length > 0) {
+        const pairs = list ? list.split(',') : [];
+        const last = this.lists.get(def.name);
+        const rows = this.cache.get(def.name) ?? new Map<string, CachedRow>();
+        // Only the pairs between an unchanged head and tail are looked at (all of them in a first
+        // build): a one-route write at 10,000 routes is one pair, not 10,000 ids to slice and look up.
+        const { head, tail } = last ? unchangedEnds(last.pairs, pairs) : { head: 0, tail: 0 };
+        const ids = new Array<string>(pairs.length - tail - head);
+        const xmins = new Array<string>(ids.length);
+        for (let i = 0; i < ids.length; i++) { const pair = pairs[head + i]; const c = pair.indexOf(':'); ids[i] = pair.slice(0, c); xmins[i] = pair.slice(c + 1); }
+        const stale = ids.filter((id, i) => rows.get(id)?.xmin !== xmins[i]);
+        if (stale.length > 0) {
           const columns = { ...getTableColumns(def.table), xmin: sql<string>`xmin::text` };
           // Many stale rows (a first build, a bulk load): one scan beats a long id list.
-          const read = stale === null || stale.length > ids.length / 2
+          const read = stale.length > pairs.length / 2
             ? await tx.select(columns).from(def.table)
             : await tx.select(columns).from(def.table).where(sql`${def.table.id} = ANY(${sql.param(stale)}::uuid[])`);
           for (const row of read as Record<string, unknown>[]) {
@@ -79,21 +98,32 @@ export class SnapshotBuilder {
             rows.set(row.id as string, { xmin: row.xmin as string, entity, text: canonicalJson(entity) });
           }
         }
-        if (rows.size !== ids.length) {
+        // Rows no longer listed: a pair the last build had and this one has not lies between the head and tail.
+        if (last) {
           const live = new Set(ids);
+          for (let i = head; i < last.pairs.length - tail; i++) { const id = last.pairs[i].slice(0, last.pairs[i].indexOf(':')); if (!live.has(id)) rows.delete(id); }
+        }
+        if (rows.size !== pairs.length) {
+          const live = new Set(pairs.map((pair) => pair.slice(0, pair.indexOf(':'))));
           for (const id of rows.keys()) if (!live.has(id)) rows.delete(id);
         }
         this.cache.set(def.name, rows);
-        const entities: unknown[] = (config[def.name] = new Array(ids.length));
-        const own: string[] = (texts[def.name] = new Array(ids.length));
+        const changed: unknown[] = new Array(ids.length);
+        const changedTexts: string[] = new Array(ids.length);
         for (let i = 0; i < ids.length; i++) {
           const row = rows.get(ids[i]);
           // A row listed but not read: it changed between the two statements' snapshots, which one
           // repeatable-read transaction rules out; refuse rather than publish a partial config.
           if (!row || row.xmin !== xmins[i]) throw new Error(`snapshot build: ${def.name} ${ids[i]} changed during the build`);
-          entities[i] = row.entity;
-          own[i] = row.text;
+          changed[i] = row.entity;
+          changedTexts[i] = row.text;
         }
+        // The head and tail are the last build's entities: the same (id, xmin), so the same row versions.
+        const entities = last ? last.entities.slice(0, head).concat(changed, last.entities.slice(last.entities.length - tail)) : changed;
+        const own = last ? last.texts.slice(0, head).concat(changedTexts, last.texts.slice(last.texts.length - tail)) : changedTexts;
+        config[def.name] = entities;
+        texts[def.name] = own;
+        this.lists.set(def.name, { pairs, entities, texts: own });
       }
       const built = this.writer.seal({ version: Math.max(1, version), built_at: Date.now() }, config as unknown as Config, texts);
       return built;

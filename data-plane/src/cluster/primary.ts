@@ -29,6 +29,7 @@ import { defaultCertificate } from '../tls/index.ts';
 import { decideBatch } from './rate-limit.ts';
 import { mergeMetrics } from './metrics.ts';
 import type { ToPrimary, ToWorker, UpstreamTargets, WorkerCounters } from './protocol.ts';
+import { withProxyFlags } from '../node-flags.ts';
 
 /** A worker that dies sooner than this after its start is restarted after a growing delay. */
 const STABLE_AFTER_MS = 5_000;
@@ -58,7 +59,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
   // A generated default certificate is made here, once: workers making it at the same time
   // could leave one's key beside another's certificate in the data dir.
   if (env.PORTICO_PROXY_TLS_LISTEN || env.PORTICO_PROXY_MTLS_LISTEN) await defaultCertificate(env, log);
-  cluster.setupPrimary({ serialization: 'advanced' });
+  cluster.setupPrimary({ serialization: 'advanced', execArgv: withProxyFlags(process.execArgv) });
 
   /** The config the node runs: the newest bytes a worker applied (or the disk cache at start). */
   let current: { bytes: Uint8Array; version: number } | null = null;
