@@ -99,7 +99,9 @@ const RATE_PER_S = 200;
 /** Apply under load: windows of this many seconds, idle and writing in turn, … */
 const WINDOW_S = 3;
 /** … this many of each. */
-const WINDOWS = Number(process.env.APPLY_WINDOWS ?? 5);
+const WINDOWS = Number(process.env.APPLY_WINDOWS ?? 8);
+/** Seconds of load with a write each second before the windows (not measured). */
+const WARMUP_S = 15;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
@@ -225,13 +227,30 @@ interface LoadRun { idle: number[]; busy: number[]; early: number[]; late: numbe
  */
 async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise<LoadRun> {
   const dp = stack.dps[0];
-  await fixedRate(url, 2).latencies;
+  const sleepUntil = (at: number) => new Promise((res) => setTimeout(res, Math.max(0, at - performance.now())));
+  const write = async (sentAt: number) => {
+    const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${sentAt}`] });
+    return Number(r.headers.get('x-portico-config-version'));
+  };
+  // Warm-up, not measured: the same load with a write each second, so that the windows compare a
+  // node in its steady state, its proxy and apply paths optimized by V8, rather than V8 compiling
+  // them. Without it V8 compiled ~350 functions during the windows (~0.5 s of its helper threads,
+  // which run at the proxy's priority: the decoder's functions, recompiled on each of the first
+  // writes, and the proxy's); with it ~50 (tmpbench trace, --trace-opt, 2026-12-01).
+  const warm = fixedRate(url, WARMUP_S);
+  const warmFrom = await warm.started;
+  let warmVersion = 0;
+  for (let s = 0; s < WARMUP_S; s++) {
+    await sleepUntil(warmFrom + 1000 * s);
+    warmVersion = await write(Date.now());
+  }
+  await warm.latencies;
+  await waitFor('warm-up applied', async () => (await dpVersion(dp)) >= warmVersion, 30_000, 200);
   const load = fixedRate(url, 2 * WINDOWS * WINDOW_S);
   const started = await load.started;
   const applies: LoadRun['applies'] = [];
   const cpu0 = cpuByRole(roles);
   let rssBusy = 0;
-  const sleepUntil = (at: number) => new Promise((res) => setTimeout(res, Math.max(0, at - performance.now())));
   // The DP's threads at each window's edges: the CPU each used, and how long its main thread
   // waited for a core, in idle and in writing windows.
   const edges: ThreadStat[][] = [];
@@ -243,8 +262,7 @@ async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise
       // Writing windows are the odd ones: seconds WINDOW_S × k + s of the load.
       await sleepUntil(started + 1000 * (WINDOW_S * k + s));
       const sentAt = Date.now();
-      const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${sentAt}`] });
-      const v = Number(r.headers.get('x-portico-config-version'));
+      const v = await write(sentAt);
       // The apply time is the DP's own swap time (applied_at, same clock) less when the write was
       // sent, so /status is read only every 200 ms: a tight poll is load on the DP (and this
       // process) in exactly the moments measured.
