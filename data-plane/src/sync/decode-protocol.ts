@@ -2,8 +2,8 @@
 // gunzip, JSON.parse, schema validation and the hash check. What goes back is compact: every
 // entity's key (a digest of its canonical text) and the canonical JSON of only the entities the
 // requester does not hold yet, in chunks it parses one slice at a time. What the requester holds
-// comes with each request; the only thing kept between requests is a cache of the last snapshot's
-// entity blocks (blockCache), which no result depends on.
+// comes with each request; what is kept between requests (the last snapshot's entity blocks,
+// blockCache, and the index of the held keys, indexes) saves work but no result depends on it.
 import { hash } from 'node:crypto';
 import { decodeAgainst, decodeCanonical, MAX_SNAPSHOT_BYTES, SnapshotError, type BlockCache, type DeltaDecoded } from '@portico/shared';
 
@@ -77,10 +77,40 @@ function droppedOf(ref: Int32Array | null, heldKeys: string | undefined): Int32A
  */
 const blockCache: BlockCache = { blocks: new Map() };
 
+/**
+ * The index of each list's held keys as last used, with the keys it indexes. The requester holds
+ * what the last reply gave it, so the next request brings exactly those keys: the index is then
+ * reused (compared by content, so a request holding anything else gets a new one), and after each
+ * reply it is brought to the reply's keys by its changes alone (indexUpdated), instead of 10,000
+ * keys sliced and hashed into a new Map per write.
+ */
+const indexes = new Map<string, { keys: string; index: Map<string, number> }>();
+
+function heldIndex(name: string, keys: string): Map<string, number> {
+  const known = indexes.get(name);
+  if (known && known.keys === keys) return known.index;
+  const index = keyIndex(keys);
+  indexes.set(name, { keys, index });
+  return index;
+}
+
+/**
+ * Brings the index of `name` from the held keys to `keys` (the reply's), given for each new place
+ * the held place it came from (`ref`, -1 for a new entity) and the held places no longer used:
+ * those keys are deleted, and every key not at its old place is set to its new one.
+ */
+function indexUpdated(name: string, keys: string, ref: Int32Array | null, dropped: Int32Array | null): void {
+  const known = indexes.get(name);
+  if (!known || !ref || !dropped) { indexes.delete(name); return; }
+  for (const at of dropped) known.index.delete(known.keys.slice(at * KEY_CHARS, (at + 1) * KEY_CHARS));
+  for (let i = 0; i < ref.length; i++) if (ref[i] !== i) known.index.set(keys.slice(i * KEY_CHARS, (i + 1) * KEY_CHARS), i);
+  known.keys = keys;
+}
+
 /** Decodes, validates and diffs a snapshot against what the requester holds (the worker thread runs this; small snapshots run it inline). */
 export function decodeRequest(req: DecodeRequest): DecodeReply {
   const held: Record<string, Map<string, number>> = {};
-  for (const [name, keys] of Object.entries(req.held ?? {})) held[name] = keyIndex(keys);
+  for (const [name, keys] of Object.entries(req.held ?? {})) held[name] = heldIndex(name, keys);
   let delta: DeltaDecoded | null;
   try {
     // Entities the requester holds are not validated again (decodeAgainst); a snapshot not written
@@ -98,7 +128,9 @@ export function decodeRequest(req: DecodeRequest): DecodeReply {
     for (let i = 0; i < list.fresh.length; i += DECODE_CHUNK) fresh.push(JSON.stringify(list.fresh.slice(i, i + DECODE_CHUNK)));
     const same = keyText === req.held?.[name];
     const ref = same ? null : list.held;
-    lists[name] = { keys: same ? null : keyText, ref, fresh, dropped: droppedOf(ref, req.held?.[name]) };
+    const dropped = droppedOf(ref, req.held?.[name]);
+    if (!same) indexUpdated(name, keyText, ref, dropped);
+    lists[name] = { keys: same ? null : keyText, ref, fresh, dropped };
   }
   return { id: req.id, status: 'decoded', version: delta.version, hash: delta.hash, built_at: delta.built_at, lists };
 }
@@ -132,7 +164,9 @@ function decodeInFull(req: DecodeRequest, heldIndex: Record<string, Map<string, 
     }
     if (chunk.length) fresh.push(`[${chunk.join(',')}]`);
     const same = keyText === req.held?.[name];
-    lists[name] = { keys: same ? null : keyText, ref: same ? null : ref, fresh, dropped: same ? null : droppedOf(ref, req.held?.[name]) };
+    const dropped = same ? null : droppedOf(ref, req.held?.[name]);
+    if (!same) indexUpdated(name, keyText, ref, dropped);
+    lists[name] = { keys: same ? null : keyText, ref: same ? null : ref, fresh, dropped };
   }
   return { id: req.id, status: 'decoded', version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, lists };
 }
