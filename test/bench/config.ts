@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import os from 'node:os';
 import { stringify } from 'yaml';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
 import { freePort, portOpen, tmpRoot, waitFor } from '../harness/procs.ts';
@@ -162,15 +163,22 @@ function cpuByRole(roles: Roles): Map<string, number> {
 }
 
 /**
- * Puts processes (and those under them) on SCHED_IDLE: they run only when a core has nothing else
- * to do. In production the CP, Postgres and NATS run on machines of their own; on the bench's two
- * shared cores this is how a DP gets its cores to itself. False when `chrt` is missing or refused.
+ * Puts processes (and those under them) on SCHED_IDLE, confined to the last core: they run only
+ * when a core has nothing else to do. In production the CP, Postgres and NATS run on machines of
+ * their own; on the bench's two shared cores this is how a DP gets its cores to itself. The core
+ * confinement is because SCHED_IDLE alone did not do it on this machine's kernel ("Dynamic Preempt:
+ * none", HZ=250): a process inside a system call keeps its core until it returns, and perf sched
+ * showed the DP's main thread runnable for 3-4 ms while CP threads ran on both cores. False when
+ * `chrt` is missing or refused (without `taskset` they are not confined; the line says so).
  */
+let confined = true;
 function schedIdle(roots: number[]): boolean {
   const parentOf = parents();
   for (const pid of roots.flatMap((r) => processTree(r, parentOf))) {
     const r = spawnSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(pid)], { encoding: 'utf8' });
     if (r.error || (r.status !== 0 && existsSync(`/proc/${pid}`))) return false;
+    const pinned = spawnSync('taskset', ['--all-tasks', '--cpu-list', '--pid', String(os.cpus().length - 1), String(pid)]);
+    if (pinned.error || (pinned.status !== 0 && existsSync(`/proc/${pid}`))) confined = false;
   }
   return true;
 }
@@ -309,7 +317,7 @@ function describeRun(title: string, r: LoadRun): string[] {
 /**
  * At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second, twice.
  * First with every process sharing the two cores at one priority; then with the CP, Postgres and
- * NATS on SCHED_IDLE, standing in for the machines of their own they have in production (the DP,
+ * NATS on SCHED_IDLE and confined to one core (schedIdle), standing in for the machines of their own they have in production (the DP,
  * the origin and the load keep the cores). `originPid`: the origin's process, for its CPU.
  */
 export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Promise<string[]> {
@@ -332,7 +340,7 @@ export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Pro
   if (schedIdle([stack.cp.proc.pid!, stack.pg.service.proc!.pid!, stack.nats.service.proc!.pid!])) {
     const run = await idleThenWriting(stack, url, roles);
     rssBusy = Math.max(rssBusy, run.rssBusy);
-    lines.push(...describeRun('CP, Postgres and NATS on SCHED_IDLE (as on machines of their own)', run));
+    lines.push(...describeRun(`CP, Postgres and NATS on SCHED_IDLE${confined ? ` on core ${os.cpus().length - 1} only` : ' (taskset missing: not confined to one core)'} (as on machines of their own)`, run));
   } else {
     lines.push('  (CP, Postgres and NATS on SCHED_IDLE: skipped, chrt is missing or refused)');
   }
