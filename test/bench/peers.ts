@@ -207,9 +207,12 @@ export function porticoPeer(name: string, env: Record<string, string> = {}): Pee
       const dp = await startGateway('data-plane', {
         env: {
           NATS_URL: stack.nats.url, REDIS_URL: redisUrl, PORTICO_LOG_LEVEL: 'warn', PORTICO_ACCESS_LOG: process.env.BENCH_ACCESS_LOG ?? 'off',
-          // e.g. BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles these DPs (written when they stop).
+          // BENCH_NODE_OPTIONS: e.g. `--require` a profiler preload.
           NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS, ...env,
         },
+        // BENCH_DP_NODE_ARGS: node flags NODE_OPTIONS refuses, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'
+        // (a profile per DP, written when it stops).
+        nodeArgs: process.env.BENCH_DP_NODE_ARGS?.split(' ').filter(Boolean),
       });
       const want = await dpVersion(stack.dps[0]);
       await waitFor(`${name} at version ${want}`, async () => (await dpVersion(dp)) >= want, 20_000, 50);
