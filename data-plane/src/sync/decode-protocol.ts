@@ -86,7 +86,7 @@ const blockCache: BlockCache = { blocks: new Map() };
  */
 const indexes = new Map<string, { keys: string; index: Map<string, number> }>();
 
-function heldIndex(name: string, keys: string): Map<string, number> {
+function heldKeyIndex(name: string, keys: string): Map<string, number> {
   const known = indexes.get(name);
   if (known && known.keys === keys) return known.index;
   const index = keyIndex(keys);
@@ -110,7 +110,7 @@ function indexUpdated(name: string, keys: string, ref: Int32Array | null, droppe
 /** Decodes, validates and diffs a snapshot against what the requester holds (the worker thread runs this; small snapshots run it inline). */
 export function decodeRequest(req: DecodeRequest): DecodeReply {
   const held: Record<string, Map<string, number>> = {};
-  for (const [name, keys] of Object.entries(req.held ?? {})) held[name] = heldIndex(name, keys);
+  for (const [name, keys] of Object.entries(req.held ?? {})) held[name] = heldKeyIndex(name, keys);
   let delta: DeltaDecoded | null;
   try {
     // Entities the requester holds are not validated again (decodeAgainst); a snapshot not written
