@@ -101,6 +101,7 @@ const RATE_PER_S = 200;
 const WINDOW_S = 3;
 /** … this many of each. */
 const WINDOWS = Number(process.env.APPLY_WINDOWS ?? 8);
+if (!Number.isInteger(WINDOWS) || WINDOWS < 1) throw new Error(`APPLY_WINDOWS must be a whole number of windows, 1 or more (got ${JSON.stringify(process.env.APPLY_WINDOWS)})`);
 /** Seconds of load with a write each second before the windows (not measured). */
 const WARMUP_S = 15;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
@@ -168,19 +169,18 @@ function cpuByRole(roles: Roles): Map<string, number> {
  * their own; on the bench's two shared cores this is how a DP gets its cores to itself. The core
  * confinement is because SCHED_IDLE alone did not do it on this machine's kernel ("Dynamic Preempt:
  * none", HZ=250): a process inside a system call keeps its core until it returns, and perf sched
- * showed the DP's main thread runnable for 3-4 ms while CP threads ran on both cores. False when
- * `chrt` is missing or refused (without `taskset` they are not confined; the line says so).
+ * showed the DP's main thread runnable for 3-4 ms while CP threads ran on both cores. Null when
+ * `chrt` is missing or refused; `confined` false when `taskset` is (the line says so).
  */
-let confined = true;
-function schedIdle(roots: number[]): boolean {
+function schedIdle(roots: number[]): { confined: boolean } | null {
   const parentOf = parents();
+  const refused = (r: ReturnType<typeof spawnSync>, pid: number) => r.error !== undefined || (r.status !== 0 && existsSync(`/proc/${pid}`));
+  let confined = true;
   for (const pid of roots.flatMap((r) => processTree(r, parentOf))) {
-    const r = spawnSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(pid)], { encoding: 'utf8' });
-    if (r.error || (r.status !== 0 && existsSync(`/proc/${pid}`))) return false;
-    const pinned = spawnSync('taskset', ['--all-tasks', '--cpu-list', '--pid', String(os.cpus().length - 1), String(pid)]);
-    if (pinned.error || (pinned.status !== 0 && existsSync(`/proc/${pid}`))) confined = false;
+    if (refused(spawnSync('chrt', ['--all-tasks', '--idle', '--pid', '0', String(pid)]), pid)) return null;
+    if (refused(spawnSync('taskset', ['--all-tasks', '--cpu-list', '--pid', String(os.cpus().length - 1), String(pid)]), pid)) confined = false;
   }
-  return true;
+  return { confined };
 }
 
 /** One thread's scheduler counters (/proc/…/task/…/schedstat): ns on a core, ns runnable but waiting for one. */
@@ -238,7 +238,9 @@ async function idleThenWriting(stack: Stack, url: string, roles: Roles): Promise
   const sleepUntil = (at: number) => new Promise((res) => setTimeout(res, Math.max(0, at - performance.now())));
   const write = async (sentAt: number) => {
     const r = await stack.A('PATCH', '/routes/r-1-1', { paths: [`/s1/r1/${sentAt}`] });
-    return Number(r.headers.get('x-portico-config-version'));
+    const v = Number(r.headers.get('x-portico-config-version'));
+    if (r.status !== 200 || !v) throw new Error(`config write answered ${r.status} (version ${r.headers.get('x-portico-config-version')}): ${JSON.stringify(r.body).slice(0, 300)}`);
+    return v;
   };
   // Warm-up, not measured: the same load with a write each second, so that the windows compare a
   // node in its steady state, its proxy and apply paths optimized by V8, rather than V8 compiling
@@ -317,8 +319,8 @@ function describeRun(title: string, r: LoadRun): string[] {
 /**
  * At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second, twice.
  * First with every process sharing the two cores at one priority; then with the CP, Postgres and
- * NATS on SCHED_IDLE and confined to one core (schedIdle), standing in for the machines of their own they have in production (the DP,
- * the origin and the load keep the cores). `originPid`: the origin's process, for its CPU.
+ * NATS on SCHED_IDLE and confined to one core (schedIdle), standing in for the machines of their
+ * own they have in production (the DP, the origin and the load keep the cores). `originPid`: the origin's process, for its CPU.
  */
 export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Promise<string[]> {
   const dp = stack.dps[0];
@@ -337,10 +339,11 @@ export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Pro
     lines.push(...describeRun('every process sharing the 2 cores', shared));
     rssBusy = shared.rssBusy;
   }
-  if (schedIdle([stack.cp.proc.pid!, stack.pg.service.proc!.pid!, stack.nats.service.proc!.pid!])) {
+  const idlePass = schedIdle([stack.cp.proc.pid!, stack.pg.service.proc!.pid!, stack.nats.service.proc!.pid!]);
+  if (idlePass) {
     const run = await idleThenWriting(stack, url, roles);
     rssBusy = Math.max(rssBusy, run.rssBusy);
-    lines.push(...describeRun(`CP, Postgres and NATS on SCHED_IDLE${confined ? ` on core ${os.cpus().length - 1} only` : ' (taskset missing: not confined to one core)'} (as on machines of their own)`, run));
+    lines.push(...describeRun(`CP, Postgres and NATS on SCHED_IDLE${idlePass.confined ? ` on core ${os.cpus().length - 1} only` : ' (taskset missing: not confined to one core)'} (as on machines of their own)`, run));
   } else {
     lines.push('  (CP, Postgres and NATS on SCHED_IDLE: skipped, chrt is missing or refused)');
   }

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, tmpRoot, waitFor } from './procs.ts';
-import { PROXY_NODE_FLAGS } from '../../data-plane/src/node-flags.ts';
+import { withProxyFlags } from '../../data-plane/src/node-flags.ts';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** The built bundles, as `npm start` / `npm run control-plane` / `npm run data-plane` run them (`npm run build` first). */
@@ -84,7 +84,7 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     proc: null as unknown as ChildProcess,
     logs: () => log,
     async start() {
-      const proc = spawn(process.execPath, [...(role === 'data-plane' ? PROXY_NODE_FLAGS : []), ...(opts.nodeArgs ?? []), ENTRY[role]], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [...(role === 'data-plane' ? withProxyFlags(opts.nodeArgs ?? []) : opts.nodeArgs ?? []), ENTRY[role]], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
       g.proc = proc;
       proc.stdout!.on('data', (d) => { log = (log + d).slice(-200_000); });
       proc.stderr!.on('data', (d) => { log = (log + d).slice(-200_000); });

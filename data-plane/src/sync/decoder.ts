@@ -10,7 +10,7 @@
 // reused (compile/).
 //
 // The thread keeps no state a result depends on (each request says what this thread holds; it caches
-// only the last snapshot's compressed blocks, decode-protocol.ts) and stops after
+// the last snapshot's compressed blocks and the index of the held keys, decode-protocol.ts) and stops after
 // DECODER_IDLE_MS without work, giving its heap back: a node whose config is quiet does not keep
 // the memory that decoding 10,000 routes took.
 import { Worker } from 'node:worker_threads';
