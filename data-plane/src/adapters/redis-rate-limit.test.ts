@@ -1,0 +1,28 @@
+// How big a lease the Redis store asks for next (pure arithmetic; the store against a real Redis is
+// test/integration/redis-rate-limit-store.test.ts).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { leaseSize } from './redis-rate-limit.ts';
+
+const lease = (o: { remaining: number; units: number; landedAt: number; heldAtLanding: number }) => ({ ...o, remaining: [o.remaining] });
+
+describe('leaseSize', () => {
+  it('asks for 100 units when the key is slow or its pace is unknown', () => {
+    assert.equal(leaseSize(lease({ remaining: 1e9, units: 0, landedAt: 0, heldAtLanding: 0 }), 10_000), 100);
+    // 75 units used over 2 s: 50 ms of that pace is 2 units, and 100 is the floor.
+    assert.equal(leaseSize(lease({ remaining: 1e9, units: 25, landedAt: 0, heldAtLanding: 100 }), 2_000), 100);
+  });
+
+  it('grows with the pace the key is served at here: 50 ms of it, up to 5,000', () => {
+    // 750 units in 30 ms (25,000 a second): 50 ms of that is 1,250.
+    assert.equal(leaseSize(lease({ remaining: 1e9, units: 250, landedAt: 1_000, heldAtLanding: 1_000 }), 1_030), 1_250);
+    // Within the same millisecond: taken as 1 ms, and capped.
+    assert.equal(leaseSize(lease({ remaining: 1e9, units: 0, landedAt: 5, heldAtLanding: 4_000 }), 5), 5_000);
+  });
+
+  it('never takes more than a tenth of what is left, and at least one unit', () => {
+    assert.equal(leaseSize(lease({ remaining: 3_000, units: 250, landedAt: 1_000, heldAtLanding: 1_000 }), 1_030), 275);
+    assert.equal(leaseSize(lease({ remaining: 500, units: 0, landedAt: 0, heldAtLanding: 0 }), 10), 50);
+    assert.equal(leaseSize(lease({ remaining: 5, units: 2, landedAt: 0, heldAtLanding: 3 }), 10), 1);
+  });
+});
