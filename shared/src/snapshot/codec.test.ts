@@ -21,6 +21,26 @@ describe('snapshot codec', () => {
     assert.equal(configHash({ ...emptyConfig(), services: [other, reordered] }), a);
     assert.notEqual(configHash({ ...emptyConfig(), services: [service] }), a);
   });
+  it('the config hash is taken over block hashes: lists cut where an id ends in 00 or 01, each block hashed once', () => {
+    // Ids 0x0ff, 0x100 (ends a block), 0x101 (ends a block), 0x102: blocks [0ff, 100], [101], [102].
+    const ids = [0xff, 0x100, 0x101, 0x102].map((n) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`);
+    const consumers = ids.map((id, i) => consumerSchema.parse({ id, created_at: 1, updated_at: 1, username: `u${i}` }));
+    const config = { ...emptyConfig(), consumers };
+    const texts = consumers.map(canonicalJson);
+    const b64 = (s: string) => createHash('sha256').update(s).digest('base64');
+    const blocks = [b64(`${texts[0]},${texts[1]}`), b64(texts[2]), b64(texts[3])].join(',');
+    const lists = Object.keys(config).sort().map((k) => `${JSON.stringify(k)}:[${k === 'consumers' ? blocks : ''}]`).join(',');
+    const want = createHash('sha256').update(`{${lists}}`).digest('hex');
+    assert.equal(configHash(config), want);
+    // The writer and the decoder agree with it (the writer hashes blocks as it writes them).
+    const sealed = sealSnapshot({ version: 1, built_at: 1 }, config, canonicalConfig(config).texts);
+    assert.equal(sealed.snapshot.hash, want);
+    assert.equal(decodeSnapshot(sealed.bytes).hash, want);
+    // A snapshot written before block hashes (a DP's disk cache from an older release) still decodes, by its own hash.
+    const legacy = createHash('sha256').update(`{${Object.keys(config).sort().map((k) => `${JSON.stringify(k)}:[${k === 'consumers' ? texts.join(',') : ''}]`).join(',')}}`).digest('hex');
+    assert.equal(decodeSnapshot(encodeSnapshot({ version: 2, built_at: 2, hash: legacy, config })).hash, legacy);
+    assert.throws(() => decodeSnapshot(encodeSnapshot({ version: 3, built_at: 3, hash: legacy.replace(/^./, (c) => (c === '0' ? '1' : '0')), config })), SnapshotError);
+  });
   it('round-trips a snapshot', () => {
     const config = { ...emptyConfig(), services: [service] };
     const snap = { version: 3, hash: configHash(config), built_at: 1, config };

@@ -1,9 +1,9 @@
 // Wire form of a snapshot: JSON, gzip-compressed. 10,000 routes are several MB of JSON; gzip brings
 // that to a few hundred KB, and the NATS object store chunks whatever remains.
-import { createHash, hash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
-import { canonicalConfig, hashOfTexts, type CanonicalConfig } from './hash.ts';
+import { blockHash, canonicalConfig, ConfigDigest, endsBlock, hashOfTexts, legacyHashOfTexts, type CanonicalConfig } from './hash.ts';
 import { gzipMember, MEMBER_ENTITIES, MEMBER_OTHER, walkMembers } from './members.ts';
 import { configSchema, snapshotSchema, type Config, type Snapshot } from './schema.ts';
 
@@ -50,22 +50,11 @@ function writeSnapshot(snapshot: Snapshot, configText: string): Uint8Array {
   return gzipSync(json, { level: 3 });
 }
 
-/** Entities in a block at most; a block of random ids ends on its own after ~128 (`endsBlock`). */
-const BLOCK_MAX = 512;
-
 /**
- * Whether a block ends after the entity with this id, `count` entities in. By content, not by
- * position: an id ending in "00" or "01" (1 in 128 of random uuids) ends one, so a route added or
- * removed changes only its own block, not the blocks after it.
+ * A run of one list's entities as last written: their texts, their JSON (with the comma before them
+ * when not the list's first), its member, and the hash of its entities' text (blockHash).
  */
-function endsBlock(id: string, count: number): boolean {
-  if (count >= BLOCK_MAX) return true;
-  const last = id.charCodeAt(id.length - 1);
-  return id.charCodeAt(id.length - 2) === 48 && (last === 48 || last === 49);
-}
-
-/** A run of one list's entities as last written: their texts, their JSON (with the comma before them when not the list's first) and its member. */
-interface Block { texts: string[]; leading: boolean; plain: Buffer; member: Buffer }
+interface Block { texts: string[]; leading: boolean; plain: Buffer; member: Buffer; hash: string }
 
 /**
  * Writes snapshots whose lists are in id order as gzip members (members.ts): the head, list
@@ -88,7 +77,7 @@ export class SnapshotWriter {
 
   /** `claimedHash`: written into the head instead of the one computed (encodeSnapshot). */
   write(head: { version: number; built_at: number; config: Config }, texts: CanonicalConfig['texts'], claimedHash?: string): { snapshot: Snapshot; bytes: Uint8Array } {
-    const digest = createHash('sha256').update('{');
+    const digest = new ConfigDigest();
     const members: Buffer[] = [];
     const next = new Map<string, Block>();
     let pending = `{"built_at":${JSON.stringify(head.built_at)},"config":{`;
@@ -97,9 +86,8 @@ export class SnapshotWriter {
     Object.keys(config).sort().forEach((name, n) => {
       const list = config[name];
       const own = texts[name];
-      const open = `${n ? ',' : ''}${JSON.stringify(name)}:[`;
-      pending += open;
-      digest.update(open);
+      pending += `${n ? ',' : ''}${JSON.stringify(name)}:[`;
+      digest.openList(name);
       for (let from = 0, i = 0; i < list.length; i++) {
         if (i + 1 < list.length && !endsBlock(list[i].id, i + 1 - from)) continue;
         flush();
@@ -110,17 +98,17 @@ export class SnapshotWriter {
         let block = cached && cached.leading === leading && sameStrings(cached.texts, blockTexts) ? cached : undefined;
         if (!block) {
           const plain = Buffer.from(`${leading ? ',' : ''}${blockTexts.join(',')}`);
-          block = { texts: blockTexts, leading, plain, member: gzipMember(plain, MEMBER_ENTITIES) };
+          block = { texts: blockTexts, leading, plain, member: gzipMember(plain, MEMBER_ENTITIES), hash: blockHash(leading ? plain.subarray(1) : plain) };
         }
         next.set(key, block);
         members.push(block.member);
-        digest.update(block.plain);
+        digest.block(block.hash);
         from = i + 1;
       }
       pending += ']';
-      digest.update(']');
+      digest.closeList();
     });
-    const hash = digest.update('}').digest('hex');
+    const hash = digest.end();
     const snapshot: Snapshot = { version: head.version, hash, built_at: head.built_at, config: head.config };
     pending += `},"hash":${JSON.stringify(claimedHash ?? hash)},"version":${JSON.stringify(head.version)}}`;
     flush();
@@ -354,8 +342,9 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
       for (let i = 1; byId && i < count; i++) byId = ids[i - 1] < ids[i];
       lists[name] = { keys, held: refs, fresh };
     }
-    if (configDigest(json, layout, byId) !== head.data.hash) return null;
-    if (cache && unpacked) cache.blocks = learnBlocks(json, layout, lists, unpacked);
+    const hashed: Hashed = new Map();
+    if (configDigest(json, layout, byId, unpacked?.known, hashed) !== head.data.hash) return null;
+    if (cache && unpacked) cache.blocks = learnBlocks(json, layout, lists, unpacked, hashed);
     return { version: head.data.version, hash: head.data.hash, built_at: head.data.built_at, lists };
   } catch (err) {
     if (err instanceof SnapshotError) throw err;
@@ -363,8 +352,11 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
   }
 }
 
-/** What a decoder learned from an entity block (members.ts): its digest, its JSON, and each entity's span in it, id and key. */
-export interface KnownBlock { digest: string; plain: Buffer; leading: boolean; spans: Int32Array; ids: string[]; keys: string[] }
+/**
+ * What a decoder learned from an entity block (members.ts): its digest, its JSON, each entity's span
+ * in it, id and key, and the hash of its entities' text (blockHash).
+ */
+export interface KnownBlock { digest: string; plain: Buffer; leading: boolean; spans: Int32Array; ids: string[]; keys: string[]; hash: string }
 
 /**
  * The entity blocks of the last snapshot decoded, by the SHA-256 of their compressed bytes: a
@@ -419,7 +411,7 @@ function unpackMembers(bytes: Uint8Array, cache: BlockCache, maxBytes: number): 
  * whole entities of one list (its bytes are checked to be exactly those: a comma when it does not
  * open the list, then entities separated by commas), copied out of the document.
  */
-function learnBlocks(json: Buffer, layout: Layout, lists: DeltaDecoded['lists'], unpacked: Unpacked): Map<string, KnownBlock> {
+function learnBlocks(json: Buffer, layout: Layout, lists: DeltaDecoded['lists'], unpacked: Unpacked, hashed: Hashed): Map<string, KnownBlock> {
   const out = new Map<string, KnownBlock>();
   for (const block of unpacked.known.values()) out.set(block.digest, block);
   if (!unpacked.fresh.length) return out;
@@ -445,19 +437,49 @@ function learnBlocks(json: Buffer, layout: Layout, lists: DeltaDecoded['lists'],
     if (ends[j] !== f.end) continue;
     const spans = new Int32Array(2 * (j - from + 1));
     for (let e = from; e <= j; e++) { spans[2 * (e - from)] = starts[e] - f.start; spans[2 * (e - from) + 1] = ends[e] - f.start; }
-    out.set(f.digest, { digest: f.digest, plain: Buffer.from(json.subarray(f.start, f.end)), leading, spans, ids: ids.slice(from, j + 1), keys: keys.slice(from, j + 1) });
+    const text = json.subarray(f.start + (leading ? 1 : 0), f.end);
+    const seen = hashed.get(f.start + (leading ? 1 : 0));
+    const hash = seen !== undefined && seen.end === f.end ? seen.hash : blockHash(text);
+    out.set(f.digest, { digest: f.digest, plain: Buffer.from(json.subarray(f.start, f.end)), leading, spans, ids: ids.slice(from, j + 1), keys: keys.slice(from, j + 1), hash });
     j++;
   }
   return out;
 }
 
+/** Block hashes configDigest computed or reused, by where the block's text starts in the document. */
+type Hashed = Map<number, { end: number; hash: string }>;
+
 /**
  * The config hash (hash.ts) over the entity texts as written. Lists written in id order (as the CP
- * writes them) are already the hash's order: the config's bytes, as they lie in the document, are
- * hashed in place. Otherwise the hash is computed as everywhere else (hashOfTexts).
+ * writes them) are already the hash's order: each block's text is hashed where it lies in the
+ * document, or not at all when it is the text of a known block (`known`, by where its member starts
+ * in the document); `hashed` gets each block's hash by where its text starts, for learnBlocks.
+ * Otherwise the hash is computed as everywhere else (hashOfTexts).
  */
-function configDigest(json: Buffer, layout: Layout, byId: boolean): string {
-  if (byId) return createHash('sha256').update('{').update(json.subarray(layout.config[0], layout.config[1])).update('}').digest('hex');
+function configDigest(json: Buffer, layout: Layout, byId: boolean, known: Map<number, KnownBlock> | undefined, hashed: Hashed): string {
+  if (byId) {
+    // Known blocks by where their entities' text starts.
+    const byText = new Map<number, KnownBlock>();
+    if (known) for (const [at, b] of known) byText.set(at + (b.leading ? 1 : 0), b);
+    const digest = new ConfigDigest();
+    for (const list of layout.lists) {
+      digest.openList(list.name);
+      const { ids, spans } = list;
+      for (let from = 0, i = 0; i < ids.length; i++) {
+        if (i + 1 < ids.length && !endsBlock(ids[i], i + 1 - from)) continue;
+        const start = spans[2 * from];
+        const end = spans[2 * i + 1];
+        const b = byText.get(start);
+        // A known block whose text is exactly this block's: its bytes are the ones it was learned from.
+        const h = b !== undefined && b.plain.length - (b.leading ? 1 : 0) === end - start ? b.hash : blockHash(json.subarray(start, end));
+        hashed.set(start, { end, hash: h });
+        digest.block(h);
+        from = i + 1;
+      }
+      digest.closeList();
+    }
+    return digest.end();
+  }
   const ids: Record<string, { id: string }[]> = {};
   const texts: CanonicalConfig['texts'] = {};
   for (const list of layout.lists) {
@@ -478,6 +500,8 @@ function validateCanonical(raw: unknown): { snapshot: Snapshot; texts: Canonical
     throw new SnapshotError(`snapshot failed validation: ${first}`);
   }
   const { hash, texts } = canonicalConfig(parsed.data.config);
-  if (hash !== parsed.data.hash) throw new SnapshotError(`snapshot hash mismatch: content hashes to ${hash}, header says ${parsed.data.hash}`);
+  // A snapshot from before block hashes (a DP's disk cache written by an older release) is accepted
+  // by the hash it was written with, so an upgraded node still starts from its cache.
+  if (hash !== parsed.data.hash && legacyHashOfTexts(parsed.data.config, texts) !== parsed.data.hash) throw new SnapshotError(`snapshot hash mismatch: content hashes to ${hash}, header says ${parsed.data.hash}`);
   return { snapshot: parsed.data, texts };
 }
