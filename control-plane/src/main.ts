@@ -1,6 +1,7 @@
 // `npm run control-plane`: the CP alone. Needs NATS_URL; DATABASE_URL unset means embedded PGlite.
 import { createLogger, EnvError, parseEnv, runUntilSignal } from '@portico/shared';
 import { startControlPlane } from './index.ts';
+import { lowerPriority } from './priority.ts';
 
 try {
   const env = parseEnv();
@@ -8,6 +9,8 @@ try {
   const log = createLogger(env.PORTICO_LOG_LEVEL, 'portico-cp');
   // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  const niced = lowerPriority(env.PORTICO_CP_NICE);
+  if ('error' in niced) log.warn({ nice: env.PORTICO_CP_NICE, err: niced.error }, 'could not lower the control plane\'s priority; it runs at the one it was started with');
   const started = startControlPlane(env, log);
   runUntilSignal(log, async () => (await started).stop());
   await started;

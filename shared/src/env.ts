@@ -170,6 +170,11 @@ export const envSchema = z.object({
   /** AES-256 key (base64 or hex, 32 bytes) that keeps key-auth keys encrypted at rest; or the file holding it. */
   PORTICO_KEYRING_KEY: z.string().optional(),
   PORTICO_KEYRING_KEY_FILE: z.string().optional(),
+  /**
+   * The CP's nice value (`npm run control-plane`): below the proxy's, so on a machine it shares with
+   * data planes a config build never takes CPU from proxied requests; 0 leaves it as started.
+   */
+  PORTICO_CP_NICE: z.coerce.number().int().min(0).max(19).default(10),
   /** Config versions kept for GET /config/versions and rollback. */
   PORTICO_CONFIG_HISTORY: z.coerce.number().int().min(1).max(100_000).default(100),
   /** TLS proxy listener, HTTP/2 and HTTP/1.1 by ALPN (Kong's `proxy_listen … 8443 http2 ssl`); `off`: none. */

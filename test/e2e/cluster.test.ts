@@ -3,14 +3,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { configHash, emptyConfig, encodeSnapshot, parseSigningKey, routeSchema, signSnapshot } from '@portico/shared';
 import { connect } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import pg from 'pg';
 import { startStack, dpVersion, waitCached, type Stack } from '../harness/stack.ts';
-import { startGateway, statusOf, TEST_SIGNING, type GatewayProcess } from '../harness/gateway.ts';
+import { ROOT, startGateway, statusOf, TEST_SIGNING, type GatewayProcess } from '../harness/gateway.ts';
 import { freePort, startNats, tmpRoot, waitFor } from '../harness/procs.ts';
 
 let s: Stack;
@@ -25,6 +26,34 @@ before(async () => {
   await s.write('POST', '/services/svc/routes', { name: 'r0', paths: ['/r0'] });
 });
 after(async () => { await s?.stop(); });
+
+/** Each thread's nice value (/proc/…/task/…/stat, field 19). */
+const niceOf = (pid: number) => readdirSync(`/proc/${pid}/task`).map((tid) => {
+  const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]);
+});
+
+describe('scheduling', () => {
+  it('runs the CP below the proxy\'s priority: every CP thread at nice 10 (PORTICO_CP_NICE), the DPs\' main threads at 0', async () => {
+    const cp = niceOf(s.cp.proc.pid!);
+    assert.ok(cp.length > 3, `${cp.length} CP threads`);
+    assert.deepEqual([...new Set(cp)], [10]);
+    for (const dp of s.dps) assert.equal(niceOf(dp.proc.pid!)[0], 0);
+  });
+
+  it('PORTICO_CP_NICE=0 leaves the CP as started; an invalid value stops it with a clear error', async () => {
+    const dbUrl = s.pg.url;
+    const plain = await startGateway('control-plane', { env: { DATABASE_URL: dbUrl, NATS_URL: s.nats.url, PORTICO_CP_NICE: '0' } });
+    try {
+      assert.deepEqual([...new Set(niceOf(plain.proc.pid!))], [0]);
+    } finally {
+      await plain.kill(); plain.cleanup();
+    }
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'control-plane/dist/main.mjs')], { env: { ...process.env, DATABASE_URL: dbUrl, NATS_URL: s.nats.url, PORTICO_CP_NICE: '25' }, encoding: 'utf8', timeout: 20_000 });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /PORTICO_CP_NICE/);
+  });
+});
 
 describe('config distribution', () => {
   it('brings both DPs to the CP\'s hash after writes', async () => {
