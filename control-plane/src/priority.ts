@@ -1,8 +1,9 @@
 // The CP below the proxy's priority (PORTICO_CP_NICE). A config build is not urgent: the running
 // config keeps serving until it lands. On a machine the CP shares with data planes (one box, a
-// small cluster, CI), a build at the proxy's priority took whole cores from it for the ~50 ms after
-// each write: at 10,000 routes and a write a second, proxy p99 went from ~1.6 to ~4 ms; with the CP
-// at nice 10, ~3 ms (test/bench/RESULTS.md). On a machine of its own it changes nothing.
+// small cluster, CI), a build at the proxy's priority took most of the cores in the ~50 ms after each
+// write: on the apply bench (2 cores, 10,000 routes, a write a second) proxy p99 went from 1.56 ms
+// idle to 4.21 ms writing (× 2.69); with the CP at nice 10, × 1.80 and × 2.02 (test/bench/RESULTS.md).
+// On a machine of its own it changes nothing.
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 

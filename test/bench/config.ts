@@ -318,7 +318,8 @@ function describeRun(title: string, r: LoadRun): string[] {
 
 /**
  * At the 10,000 routes the stack holds: proxy p99 idle and under a config write per second, twice.
- * First with every process sharing the two cores at one priority; then with the CP, Postgres and
+ * First with every process sharing the two cores as deployed (Postgres and NATS at the proxy's
+ * priority, the CP below it: PORTICO_CP_NICE); then with the CP, Postgres and
  * NATS on SCHED_IDLE and confined to one core (schedIdle), standing in for the machines of their
  * own they have in production (the DP, the origin and the load keep the cores). `originPid`: the origin's process, for its CPU.
  */
@@ -336,7 +337,7 @@ export async function benchApplyUnderLoad(stack: Stack, originPid?: number): Pro
   let rssBusy = 0;
   if (process.env.APPLY_SHARED !== '0') {
     const shared = await idleThenWriting(stack, url, roles);
-    lines.push(...describeRun('every process sharing the 2 cores', shared));
+    lines.push(...describeRun('every process sharing the 2 cores (the CP at its default nice 10, PORTICO_CP_NICE)', shared));
     rssBusy = shared.rssBusy;
   }
   const idlePass = schedIdle([stack.cp.proc.pid!, stack.pg.service.proc!.pid!, stack.nats.service.proc!.pid!]);
