@@ -93,7 +93,7 @@ describe('snapshot codec', () => {
   const awkward = fc.stringMatching(/^[a-z{}[\]"\\:,\u00e9\u{1F600}]{1,24}$/u);
   const consumers = fc.uniqueArray(fc.record({ n: fc.integer({ min: 1, max: 0xffffff }), username: awkward, custom_id: fc.option(awkward, { nil: undefined }) }), { selector: (c) => c.n, maxLength: 12 })
     .map((cs) => cs.map((c) => consumerSchema.parse({ id: `00000000-0000-4000-8000-${c.n.toString(16).padStart(12, '0')}`, created_at: 1, updated_at: 1, username: `${c.username}"id":"x${c.n}`, custom_id: c.custom_id })))
-    // In id order (as the CP writes lists: the config's bytes are hashed in place) or not (put in order first).
+    // In id order (as the CP writes lists: each block's bytes are hashed where they lie) or not (put in order first).
     .chain((cs) => fc.constantFrom(cs, [...cs].sort((a, b) => (a.id < b.id ? -1 : 1))));
   const keyOf = (t: string | Uint8Array) => createHash('sha256').update(t).digest('base64');
 

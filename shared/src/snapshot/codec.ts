@@ -60,8 +60,8 @@ interface Block { texts: string[]; leading: boolean; plain: Buffer; member: Buff
  * Writes snapshots whose lists are in id order as gzip members (members.ts): the head, list
  * openings and the tail in small members, the entities in blocks of ~128, each a member kept until
  * the next write. A block whose entities' texts are the very ones of the last write is not
- * compressed again: at 10,000 routes a one-route write compresses ~64 KB instead of 4.9 MB (and the
- * hash is taken over the blocks' bytes, without joining a 4.9 MB string). The CP keeps one writer
+ * compressed nor hashed again: at 10,000 routes a one-route write compresses and hashes ~64 KB
+ * instead of 4.9 MB (the config hash is over block hashes, hash.ts). The CP keeps one writer
  * (SnapshotBuilder); its memory is one snapshot's JSON and compressed bytes.
  */
 export class SnapshotWriter {
@@ -174,8 +174,6 @@ interface Layout {
   version: number; hash: string; built_at: number;
   /** `keys`: each entity's key when a known block gave it (else undefined: computed by the caller). */
   lists: { name: string; spans: number[]; ids: string[]; keys: (string | undefined)[] }[];
-  /** Where the config's lists start and end in the bytes (its `{` and `}` left out). */
-  config: [start: number, end: number];
 }
 
 const QUOTE = 34, COMMA = 44, BACKSLASH = 92, OPEN_BRACE = 123, CLOSE_BRACE = 125, OPEN_BRACKET = 91, CLOSE_BRACKET = 93;
@@ -205,7 +203,6 @@ function scanLayout(b: Buffer, known: ReadonlyMap<number, KnownBlock> | null = n
   if (!expect('{"built_at":')) return null;
   const builtAt = number();
   if (builtAt === null || !expect(',"config":{')) return null;
-  const configStart = at;
   const lists: Layout['lists'] = [];
   if (b[at] !== CLOSE_BRACE) {
     for (;;) {
@@ -248,7 +245,7 @@ function scanLayout(b: Buffer, known: ReadonlyMap<number, KnownBlock> | null = n
       if (b[at++] !== COMMA) return null;
     }
   }
-  const configEnd = at++; // '}' of config
+  at++; // '}' of config
   if (!expect(',"hash":"')) return null;
   const hashEnd = b.indexOf(QUOTE, at);
   if (hashEnd < 0) return null;
@@ -257,7 +254,7 @@ function scanLayout(b: Buffer, known: ReadonlyMap<number, KnownBlock> | null = n
   if (!expect(',"version":')) return null;
   const version = number();
   if (version === null || !expect('}') || at !== b.length) return null;
-  return { version, hash, built_at: builtAt, lists, config: [configStart, configEnd] };
+  return { version, hash, built_at: builtAt, lists };
 }
 
 /**
