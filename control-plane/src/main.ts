@@ -10,7 +10,7 @@ try {
   // A stray rejection in background work (bus, probes, JWKS) is logged; the node keeps serving.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   const niced = lowerPriority(env.PORTICO_CP_NICE);
-  if ('error' in niced) log.warn({ nice: env.PORTICO_CP_NICE, err: niced.error }, 'could not lower the control plane\'s priority; it runs at the one it was started with');
+  if (niced.error) log.warn({ nice: env.PORTICO_CP_NICE, threads_set: niced.threads, err: niced.error }, 'could not lower the priority of every control-plane thread');
   const started = startControlPlane(env, log);
   runUntilSignal(log, async () => (await started).stop());
   await started;

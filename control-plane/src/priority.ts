@@ -11,21 +11,23 @@ import { getPriority, setPriority } from 'node:os';
  * Raises this process's nice value to `nice` (never lowers it: that needs privileges, and someone
  * may have started it nicer on purpose). On Linux a nice value is per thread, so every thread that
  * exists now is set (V8's and libuv's start before this runs); threads started later inherit the
- * main thread's. Returns the threads set, or the reason none was.
+ * main thread's. A thread that ends meanwhile is skipped. Returns the threads set and, if some could
+ * not be, the first reason.
  */
-export function lowerPriority(nice: number): { threads: number } | { error: string } {
+export function lowerPriority(nice: number): { threads: number; error?: string } {
   if (nice === 0) return { threads: 0 };
   let tids: number[];
   try { tids = readdirSync('/proc/self/task').map(Number); } catch { tids = [0]; }
   let threads = 0;
-  try {
-    for (const tid of tids) {
-      let now: number;
-      try { now = getPriority(tid); } catch { continue; /* ended meanwhile */ }
-      if (now < nice) { setPriority(tid, nice); threads++; }
+  let error: string | undefined;
+  for (const tid of tids) {
+    try {
+      if (getPriority(tid) < nice) { setPriority(tid, nice); threads++; }
+    } catch (err) {
+      // ESRCH: the thread ended between the listing and here.
+      const e = err as Error & { code?: string; info?: { code?: string } };
+      if (e.info?.code !== 'ESRCH' && e.code !== 'ESRCH') error ??= e.message;
     }
-  } catch (err) {
-    return { error: (err as Error).message };
   }
-  return { threads };
+  return error === undefined ? { threads } : { threads, error };
 }

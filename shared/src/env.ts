@@ -172,7 +172,7 @@ export const envSchema = z.object({
   PORTICO_KEYRING_KEY_FILE: z.string().optional(),
   /**
    * The CP's nice value (`npm run control-plane`): below the proxy's, so on a machine it shares with
-   * data planes a config build never takes CPU from proxied requests; 0 leaves it as started.
+   * data planes a config build yields the cores to proxied requests; 0 leaves it as started.
    */
   PORTICO_CP_NICE: z.coerce.number().int().min(0).max(19).default(10),
   /** Config versions kept for GET /config/versions and rollback. */

@@ -23,8 +23,8 @@ export function encodeSnapshot(snapshot: Snapshot, texts: CanonicalConfig['texts
 
 /**
  * A snapshot of `config` with its hash and bytes, from the entities' canonical texts. When every
- * list is in id order (the CP reads them so) the config's text is exactly what the hash is computed
- * over, and the bytes are written in blocks (SnapshotWriter).
+ * list is in id order (the CP reads them so) the bytes are written in the blocks the hash is
+ * computed over (SnapshotWriter, hash.ts), each block hashed as it is written.
  */
 export function sealSnapshot(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): { snapshot: Snapshot; bytes: Uint8Array } {
   return new SnapshotWriter().seal(head, config, texts);

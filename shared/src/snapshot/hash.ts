@@ -53,7 +53,7 @@ export function canonicalConfig(config: Config): CanonicalConfig {
 }
 
 /** Entities in a block at most; a block of random ids ends on its own after ~128 (`endsBlock`). */
-export const BLOCK_MAX = 512;
+const BLOCK_MAX = 512;
 
 /**
  * Whether a block ends after the entity with this id, `count` entities in. By content, not by
