@@ -16,6 +16,26 @@ const make = () => {
   return s;
 };
 
+/** Until the refills a store asked for have landed (not a fixed time, which a loaded machine could overrun). */
+const refilled = (...ss: RedisRateLimitStore[]) => waitFor('refill', async () => ss.every((x) => x.refilling === 0), 5_000, 1);
+
+/**
+ * `n` requests one after another on `s`, with `pause` after every `every` of them (traffic that leaves
+ * Redis time to answer): how many were allowed, and how many waited on Redis (the store answered
+ * with a promise).
+ */
+async function inTurn(s: RedisRateLimitStore, key: string, limits: { seconds: number; limit: number }[], n: number, every: number, pause: () => Promise<unknown>): Promise<{ allowed: number; waited: number }> {
+  let allowed = 0;
+  let waited = 0;
+  for (let i = 0; i < n; i++) {
+    const d = s.hit(key, limits, 'fixed-window');
+    if (d instanceof Promise) waited++;
+    if ((d instanceof Promise ? await d : d).allowed) allowed++;
+    if (i % every === every - 1) await pause();
+  }
+  return { allowed, waited };
+}
+
 before(async () => { redis = await startRedis(); });
 after(async () => { for (const s of stores) s.close(); await redis?.stop(); });
 
@@ -40,16 +60,7 @@ describe('redis store beyond the contract', () => {
     const s = make();
     const key = `refill-${Date.now()}`;
     const limits = [{ seconds: 60, limit: 100_000 }];
-    let waited = 0;
-    let allowed = 0;
-    for (let i = 0; i < 2_000; i++) {
-      const d = s.hit(key, limits, 'fixed-window');
-      if (d instanceof Promise) waited++;
-      if ((await d).allowed) allowed++;
-      // Traffic that leaves Redis time to answer: every 10 requests, until the refill asked for lands
-      // (not a fixed time, which a loaded machine could overrun).
-      if (i % 10 === 9) await waitFor('refill', async () => s.refilling === 0, 5_000, 1);
-    }
+    const { allowed, waited } = await inTurn(s, key, limits, 2_000, 10, () => refilled(s));
     assert.equal(allowed, 2_000);
     // Without asking ahead, every request that finds its lease spent would wait on Redis.
     assert.ok(waited <= 3, `${waited} of 2,000 requests waited on Redis`);
@@ -62,7 +73,7 @@ describe('redis store beyond the contract', () => {
     for (let i = 0; i < 700; i++) {
       const c = i % 2 ? s : other;
       if ((await c.hit(tight, few, 'fixed-window')).allowed) granted++;
-      if (i % 10 === 9) await waitFor('refill', async () => s.refilling === 0 && other.refilling === 0, 5_000, 1);
+      if (i % 10 === 9) await refilled(s, other);
     }
     assert.ok(granted <= 500, `${granted} granted of a limit of 500`);
     // And not far below it: what the two stores hold unused at the end is at most a lease (≤ 50,
@@ -74,13 +85,8 @@ describe('redis store beyond the contract', () => {
     const s = make();
     const key = `paced-${Date.now()}`;
     const limits = [{ seconds: 86_400, limit: 10_000_000 }];
-    let allowed = 0;
-    for (let i = 0; i < 20_000; i++) {
-      const d = s.hit(key, limits, 'fixed-window');
-      if ((d instanceof Promise ? await d : d).allowed) allowed++;
-      // Let replies land now and then, as a busy node's event loop does.
-      if (i % 100 === 99) await new Promise((r) => setImmediate(r));
-    }
+    // Replies land now and then, as on a busy node's event loop.
+    const { allowed } = await inTurn(s, key, limits, 20_000, 100, () => new Promise((r) => setImmediate(r)));
     assert.equal(allowed, 20_000);
     // With 100-unit leases: a call per 100 requests, 200 in all.
     assert.ok(s.calls < 100, `${s.calls} Redis calls for 20,000 requests`);
@@ -99,16 +105,11 @@ describe('redis store beyond the contract', () => {
     for (const s of nodes) {
       const burst = await Promise.all(Array.from({ length: 150 }, () => s.hit(key, limits, 'fixed-window')));
       assert.equal(burst.filter((r) => r.allowed).length, 150);
-      await waitFor('refill', async () => s.refilling === 0, 5_000, 1);
+      await refilled(s);
     }
     // A new node gets what the bursts did not use, less what their leases hold: ~100-300 units a node.
     const late = make();
-    let granted = 0;
-    for (let i = 0; i < 8_500; i++) {
-      const d = late.hit(key, limits, 'fixed-window');
-      if ((d instanceof Promise ? await d : d).allowed) granted++;
-      if (i % 100 === 99) await waitFor('refill', async () => late.refilling === 0, 5_000, 1);
-    }
+    const { allowed: granted } = await inTurn(late, key, limits, 8_500, 100, () => refilled(late));
     assert.ok(granted >= 8_500 - 10 * 300, `${granted} of the 8,500 units left granted to a new node`);
   });
 
