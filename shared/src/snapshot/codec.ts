@@ -3,7 +3,7 @@
 import { hash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
-import { blockHash, canonicalConfig, ConfigDigest, endsBlock, hashOfTexts, legacyHashOfTexts, type CanonicalConfig } from './hash.ts';
+import { blockHash, canonicalConfig, ConfigDigest, eachBlock, hashOfTexts, legacyHashOfTexts, type CanonicalConfig } from './hash.ts';
 import { gzipMember, MEMBER_ENTITIES, MEMBER_OTHER, walkMembers } from './members.ts';
 import { configSchema, snapshotSchema, type Config, type Snapshot } from './schema.ts';
 
@@ -88,12 +88,11 @@ export class SnapshotWriter {
       const own = texts[name];
       pending += `${n ? ',' : ''}${JSON.stringify(name)}:[`;
       digest.openList(name);
-      for (let from = 0, i = 0; i < list.length; i++) {
-        if (i + 1 < list.length && !endsBlock(list[i].id, i + 1 - from)) continue;
+      eachBlock(list.length, (i) => list[i].id, (from, to) => {
         flush();
         const key = `${name}\n${list[from].id}`;
         const leading = from > 0;
-        const blockTexts = own.slice(from, i + 1);
+        const blockTexts = own.slice(from, to + 1);
         const cached = this.blocks.get(key);
         let block = cached && cached.leading === leading && sameStrings(cached.texts, blockTexts) ? cached : undefined;
         if (!block) {
@@ -103,8 +102,7 @@ export class SnapshotWriter {
         next.set(key, block);
         members.push(block.member);
         digest.block(block.hash);
-        from = i + 1;
-      }
+      });
       pending += ']';
       digest.closeList();
     });
@@ -462,17 +460,15 @@ function configDigest(json: Buffer, layout: Layout, byId: boolean, known: Map<nu
     for (const list of layout.lists) {
       digest.openList(list.name);
       const { ids, spans } = list;
-      for (let from = 0, i = 0; i < ids.length; i++) {
-        if (i + 1 < ids.length && !endsBlock(ids[i], i + 1 - from)) continue;
+      eachBlock(ids.length, (i) => ids[i], (from, to) => {
         const start = spans[2 * from];
-        const end = spans[2 * i + 1];
+        const end = spans[2 * to + 1];
         const b = byText.get(start);
         // A known block whose text is exactly this block's: its bytes are the ones it was learned from.
         const h = b !== undefined && b.plain.length - (b.leading ? 1 : 0) === end - start ? b.hash : blockHash(json.subarray(start, end));
         hashed.set(start, { end, hash: h });
         digest.block(h);
-        from = i + 1;
-      }
+      });
       digest.closeList();
     }
     return digest.end();

@@ -60,10 +60,23 @@ const BLOCK_MAX = 512;
  * position: an id ending in "00" or "01" (1 in 128 of random uuids) ends one, so a route added or
  * removed changes only its own block, not the blocks after it. A list's last entity ends one too.
  */
-export function endsBlock(id: string, count: number): boolean {
+function endsBlock(id: string, count: number): boolean {
   if (count >= BLOCK_MAX) return true;
   const last = id.charCodeAt(id.length - 1);
   return id.charCodeAt(id.length - 2) === 48 && (last === 48 || last === 49);
+}
+
+/**
+ * Cuts a list of `count` entities, in id order (`idAt(i)`: the id of the i-th), into its blocks:
+ * `visit(from, to)` for each, `to` included. The one definition of a block, for the writer, the
+ * decoders and the hash.
+ */
+export function eachBlock(count: number, idAt: (i: number) => string, visit: (from: number, to: number) => void): void {
+  for (let from = 0, i = 0; i < count; i++) {
+    if (i + 1 < count && !endsBlock(idAt(i), i + 1 - from)) continue;
+    visit(from, i);
+    from = i + 1;
+  }
 }
 
 /** A block's hash: sha256 (base64) of its entities' canonical texts joined by commas. */
@@ -93,13 +106,11 @@ export function hashOfTexts(config: Config, texts: CanonicalConfig['texts']): st
     const own = texts[k];
     const order = list.map((_, j) => j).sort(byId(list));
     digest.openList(k);
-    for (let from = 0, i = 0; i < order.length; i++) {
-      if (i + 1 < order.length && !endsBlock(list[order[i]].id, i + 1 - from)) continue;
+    eachBlock(order.length, (i) => list[order[i]].id, (from, to) => {
       let text = own[order[from]];
-      for (let j = from + 1; j <= i; j++) text += `,${own[order[j]]}`;
+      for (let j = from + 1; j <= to; j++) text += `,${own[order[j]]}`;
       digest.block(blockHash(text));
-      from = i + 1;
-    }
+    });
     digest.closeList();
   }
   return digest.end();
