@@ -28,6 +28,14 @@ describe('environment', () => {
       assert.throws(() => parseEnv({ PORTICO_WORKERS: bad }), (e: Error) => e instanceof EnvError && /PORTICO_WORKERS: expected a whole number of worker processes from 1 to 1024/.test(e.message), bad);
     }
   });
+  it('runs the CP at nice 10 unless PORTICO_CP_NICE says otherwise; refuses anything but 0 to 19 written as digits', () => {
+    assert.equal(parseEnv({}).PORTICO_CP_NICE, 10);
+    assert.equal(parseEnv({ PORTICO_CP_NICE: '0' }).PORTICO_CP_NICE, 0);
+    assert.equal(parseEnv({ PORTICO_CP_NICE: ' 19 ' }).PORTICO_CP_NICE, 19);
+    for (const bad of ['-1', '20', '1.5', 'abc', '0x0a', '1e1', ' ', '1\n0', '1\r\n', '1\0', '\uff11\uff10', '9'.repeat(10 * 1024 * 1024)]) {
+      assert.throws(() => parseEnv({ PORTICO_CP_NICE: bad }), (e: Error) => e instanceof EnvError && /PORTICO_CP_NICE: expected a nice value from 0 to 19, got '/.test(e.message) && e.message.length < 300, JSON.stringify(bad.slice(0, 10)));
+    }
+  });
   it('parses IPv6 listen addresses', () => assert.deepEqual(parseListen('[::1]:8000'), { host: '::1', port: 8000 }));
   it('names the variable in every error', () => {
     assert.throws(() => parseEnv({ PORTICO_ADMIN_LISTEN: '127.0.0.1:99999' }), (e: Error) => e instanceof EnvError && /PORTICO_ADMIN_LISTEN: port 99999 is out of range/.test(e.message));

@@ -57,16 +57,23 @@ const ms = (def: number) => z.string().default(String(def)).transform((v, ctx) =
 /** Most worker processes one DP node runs: far above any core count, low enough to catch a typo. */
 export const MAX_WORKERS = 1024;
 
-/** `PORTICO_WORKERS`: a whole number of processes; unset, one per core the OS gives this process. */
-const workers = z.string().optional().transform((v, ctx) => {
-  if (v === undefined) return availableParallelism();
-  const n = /^\s*\d{1,5}\s*$/.test(v) ? Number(v) : NaN;
-  if (!(n >= 1 && n <= MAX_WORKERS)) {
-    ctx.addIssue({ code: 'custom', message: `expected a whole number of worker processes from 1 to ${MAX_WORKERS} (1: a single process), got '${v.length > 40 ? v.slice(0, 40) + '…' : v}'` });
+/**
+ * A whole number from `min` to `max` written as digits (no sign, point, exponent or hex), spaces or
+ * tabs around allowed (not CR, LF or other controls); `unset` when the variable is. `what` and
+ * `note` make the error.
+ */
+const wholeNumber = (what: string, min: number, max: number, unset: () => number, note = '') => z.string().optional().transform((v, ctx) => {
+  if (v === undefined) return unset();
+  const n = /^[ \t]*\d{1,9}[ \t]*$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) {
+    ctx.addIssue({ code: 'custom', message: `expected ${what} from ${min} to ${max}${note}, got '${v.length > 40 ? v.slice(0, 40) + '…' : v}'` });
     return z.NEVER;
   }
   return n;
 });
+
+/** `PORTICO_WORKERS`: a whole number of processes; unset, one per core the OS gives this process. */
+const workers = wholeNumber('a whole number of worker processes', 1, MAX_WORKERS, availableParallelism, ' (1: a single process)');
 
 /** Kong's trusted_ips: comma-separated addresses and CIDRs (`0.0.0.0/0,::/0` trusts every peer). */
 const trustedIps = z.string().default('').transform((v, ctx) => {
@@ -174,7 +181,7 @@ export const envSchema = z.object({
    * The CP's nice value (`npm run control-plane`): below the proxy's, so on a machine it shares with
    * data planes a config build yields the cores to proxied requests; 0 leaves it as started.
    */
-  PORTICO_CP_NICE: z.coerce.number().int().min(0).max(19).default(10),
+  PORTICO_CP_NICE: wholeNumber('a nice value', 0, 19, () => 10),
   /** Config versions kept for GET /config/versions and rollback. */
   PORTICO_CONFIG_HISTORY: z.coerce.number().int().min(1).max(100_000).default(100),
   /** TLS proxy listener, HTTP/2 and HTTP/1.1 by ALPN (Kong's `proxy_listen … 8443 http2 ssl`); `off`: none. */
