@@ -103,6 +103,7 @@ export class SnapshotBuilder {
           const live = new Set(ids);
           for (let i = head; i < last.pairs.length - tail; i++) { const id = last.pairs[i].slice(0, last.pairs[i].indexOf(':')); if (!live.has(id)) rows.delete(id); }
         }
+        // Rows read by a build that then failed, for ids since gone, are in neither list: a full sweep.
         if (rows.size !== pairs.length) {
           const live = new Set(pairs.map((pair) => pair.slice(0, pair.indexOf(':'))));
           for (const id of rows.keys()) if (!live.has(id)) rows.delete(id);
