@@ -63,11 +63,23 @@ export const configVersions = pgTable('config_versions', {
   hash: text('hash').notNull(),
   built_at: bigint('built_at', { mode: 'number' }).notNull(),
   size_bytes: integer('size_bytes').notNull(),
-  snapshot: bytea('snapshot').notNull(),
+  /** The snapshot's bytes: versions stored before config_blocks (migration 0012); null since. */
+  snapshot: bytea('snapshot'),
+  /** The snapshot as the sha256 (hex) of each of its gzip members in order, each kept once in config_blocks. */
+  parts: text('parts').array(),
   /** Admins whose writes this version holds (empty: written without authentication, or at start). */
   changed_by: text('changed_by').array(),
   /** One line: what the writes since the previous version did. */
   summary: text('summary'),
+});
+
+/**
+ * The gzip members of the snapshots in config_versions, each once, by the sha256 (hex) of its
+ * bytes: a one-route write at 10,000 routes stores the ~3 KB block it changed, not 340 KB.
+ */
+export const configBlocks = pgTable('config_blocks', {
+  digest: text('digest').primaryKey(),
+  bytes: bytea('bytes').notNull(),
 });
 
 /** Data-plane nodes as last reported over the bus. */

@@ -1,11 +1,12 @@
 // Declarative configuration: a kong.yml imported in one transaction, exported back, and the
 // history of versions with rollback. The admin API, the all-in-one's start-up file and the
 // `portico config` CLI all go through these.
-import { desc, eq, lt } from 'drizzle-orm';
+import { desc, lt } from 'drizzle-orm';
 import { readFileSync } from 'node:fs';
 import { AdminError, decodeSnapshot, ErrorCode, RESERVED_KEYS, setPath } from '@portico/shared';
 import type { Db, Executor } from '../db/index.ts';
 import { configVersions } from '../db/schema.ts';
+import { versionBytes } from '../snapshot/history.ts';
 import type { WriteContext } from '../services/audit.ts';
 import { loadState, replaceConfig, type ReplaceResult } from './apply.ts';
 import { exportDocument, exportYaml } from './export.ts';
@@ -66,9 +67,9 @@ export async function listVersions(ex: Executor, size: number, before?: number):
 
 /** The entities of version `v`, as stored then; 404 when it is not (or no longer) kept. */
 export async function versionState(ex: Executor, v: number): Promise<{ state: State; hash: string }> {
-  const [row] = await ex.select({ snapshot: configVersions.snapshot }).from(configVersions).where(eq(configVersions.version, v));
-  if (!row) throw AdminError.message(404, `version ${v} is not in the history (kept: the latest PORTICO_CONFIG_HISTORY versions)`);
-  const snapshot = decodeSnapshot(row.snapshot);
+  const bytes = await versionBytes(ex, v);
+  if (!bytes) throw AdminError.message(404, `version ${v} is not in the history (kept: the latest PORTICO_CONFIG_HISTORY versions)`);
+  const snapshot = decodeSnapshot(bytes);
   const state = emptyState();
   for (const t of ENTITY_ORDER) state[t] = (snapshot.config[t] ?? []) as State[typeof t];
   return { state, hash: snapshot.hash };

@@ -4,9 +4,10 @@
 import { and, asc, eq, getTableColumns, gt, lt, lte, max, sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
-import { canonicalJson, signSnapshot, SnapshotWriter, traceparentOf, type Config, type SigningKey, type Snapshot, type SnapshotPublisher } from '@portico/shared';
-import type { Db } from '../db/index.ts';
+import { canonicalJson, signSnapshot, SnapshotWriter, traceparentOf, type Config, type SealedSnapshot, type SigningKey, type SnapshotPublisher } from '@portico/shared';
+import { rowsOf, type Db } from '../db/index.ts';
 import { auditLog, configState, configVersions } from '../db/schema.ts';
+import { storeVersion } from './history.ts';
 import { ENTITIES } from '../services/entity.ts';
 import { rowToEntity } from '../services/store.ts';
 import type { ControlPlaneTracing } from '../tracing.ts';
@@ -37,7 +38,7 @@ export function unchangedEnds(prev: readonly string[], next: readonly string[]):
   return { head, tail };
 }
 
-export interface BuiltSnapshot { snapshot: Snapshot; bytes: Uint8Array }
+export type BuiltSnapshot = SealedSnapshot;
 
 /** An entity as a build last read it: the row version it came from (xmin) and its canonical text. */
 interface CachedRow { xmin: string; entity: unknown; text: string }
@@ -130,11 +131,6 @@ export class SnapshotBuilder {
       return built;
     }, { isolationLevel: 'repeatable read', accessMode: 'read only' });
   }
-}
-
-/** Rows of a raw query's result (node-postgres and PGlite both answer `{ rows }`). */
-function rowsOf<T>(result: unknown): T[] {
-  return (result as { rows: T[] }).rows;
 }
 
 /** One build from scratch (no cache): what a snapshot of the store is now. */
@@ -234,7 +230,7 @@ export class SnapshotLoop {
     const tracing = this.tracing;
     const started = performance.now();
     try {
-      const { snapshot, bytes } = tracing
+      const { snapshot, bytes, parts } = tracing
         ? await tracing.span('snapshot build', parent, async (span) => {
           const built = await this.builder.build(this.db);
           span.setAttributes({ 'portico.config.version': built.snapshot.version, 'portico.config.hash': built.snapshot.hash });
@@ -242,11 +238,10 @@ export class SnapshotLoop {
         })
         : await this.builder.build(this.db);
       const built = performance.now();
-      await this.db.insert(configVersions).values({
+      await storeVersion(this.db, {
         version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at,
-        size_bytes: bytes.byteLength, snapshot: Buffer.from(bytes), ...await this.describe(snapshot.version),
-      }).onConflictDoNothing();
-      await this.db.delete(configVersions).where(lt(configVersions.version, sql`(SELECT min(version) FROM (SELECT version FROM ${configVersions} ORDER BY version DESC LIMIT ${this.history}) AS keep)`));
+        size_bytes: bytes.byteLength, ...await this.describe(snapshot.version),
+      }, parts, this.history);
       const signed = signSnapshot(bytes, this.signing);
       if (tracing) {
         await tracing.span('snapshot publish', parent, async (span) => {

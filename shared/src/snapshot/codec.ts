@@ -26,7 +26,7 @@ export function encodeSnapshot(snapshot: Snapshot, texts: CanonicalConfig['texts
  * list is in id order (the CP reads them so) the bytes are written in the blocks the hash is
  * computed over (SnapshotWriter, hash.ts), each block hashed as it is written.
  */
-export function sealSnapshot(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): { snapshot: Snapshot; bytes: Uint8Array } {
+export function sealSnapshot(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): SealedSnapshot {
   return new SnapshotWriter().seal(head, config, texts);
 }
 
@@ -57,6 +57,13 @@ function writeSnapshot(snapshot: Snapshot, configText: string): Uint8Array {
 interface Block { texts: string[]; leading: boolean; plain: Buffer; member: Buffer; hash: string }
 
 /**
+ * A snapshot written: its bytes, and the same bytes as the gzip members they are the concatenation
+ * of (`parts`). An entity block unchanged since the writer's last snapshot is the very Buffer it
+ * gave then, so a store of parts (the CP's config_blocks) can tell reused parts by identity.
+ */
+export interface SealedSnapshot { snapshot: Snapshot; bytes: Uint8Array; parts: Uint8Array[] }
+
+/**
  * Writes snapshots whose lists are in id order as gzip members (members.ts): the head, list
  * openings and the tail in small members, the entities in blocks of ~128, each a member kept until
  * the next write. A block whose entities' texts are the very ones of the last write is not
@@ -68,15 +75,16 @@ export class SnapshotWriter {
   private blocks = new Map<string, Block>();
 
   /** The snapshot of `config` (lists in id order, else as sealSnapshot has always written them), its hash computed here. */
-  seal(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): { snapshot: Snapshot; bytes: Uint8Array } {
+  seal(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): SealedSnapshot {
     if (inIdOrder(config)) return this.write({ ...head, config }, texts);
     const text = configText(config, texts);
     const snapshot: Snapshot = { version: head.version, hash: hashOfTexts(config, texts), built_at: head.built_at, config };
-    return { snapshot, bytes: writeSnapshot(snapshot, text) };
+    const bytes = writeSnapshot(snapshot, text);
+    return { snapshot, bytes, parts: [bytes] };
   }
 
   /** `claimedHash`: written into the head instead of the one computed (encodeSnapshot). */
-  write(head: { version: number; built_at: number; config: Config }, texts: CanonicalConfig['texts'], claimedHash?: string): { snapshot: Snapshot; bytes: Uint8Array } {
+  write(head: { version: number; built_at: number; config: Config }, texts: CanonicalConfig['texts'], claimedHash?: string): SealedSnapshot {
     const digest = new ConfigDigest();
     const members: Buffer[] = [];
     const next = new Map<string, Block>();
@@ -111,7 +119,7 @@ export class SnapshotWriter {
     pending += `},"hash":${JSON.stringify(claimedHash ?? hash)},"version":${JSON.stringify(head.version)}}`;
     flush();
     this.blocks = next;
-    return { snapshot, bytes: Buffer.concat(members) };
+    return { snapshot, bytes: Buffer.concat(members), parts: members };
   }
 }
 
