@@ -1,15 +1,19 @@
 // Publishes snapshots to a JetStream object store (chunked, so 10k-route configs pass NATS's 1 MB
-// max_payload) and listens for data-plane heartbeats on core NATS. The connection is made in the
+// max_payload), and first on core NATS when they fit one message (SNAPSHOT_SUBJECT: every DP has
+// it without a fetch), and listens for data-plane heartbeats on core NATS. The connection is made in the
 // background, so the admin API serves while NATS is down (review C11): a publish waits briefly for
 // the first connection, then fails, and the snapshot loop retries it.
-import { connect, createInbox, type NatsConnection } from '@nats-io/transport-node';
+import { connect, createInbox, headers, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type CacheReply, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, type CacheReply, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
 
 // The object store checks each object's SHA-256 on put and get; its default is a pure-JS hash
 // (~4 ms of the event loop per 10,000-route snapshot). Node's is native.
 setSha256Backend('native');
+
+/** Room left in a SNAPSHOT_SUBJECT message for its subject and headers. */
+const PUSH_HEADROOM = 4 * 1024;
 
 /** How long a publish waits for the first connection (a normal start connects in milliseconds). */
 const CONNECT_WAIT_MS = 1_000;
@@ -59,7 +63,16 @@ export function connectNatsPublisher(options: NatsOptions, log: Logger): Snapsho
 
   return {
     async publish(version, hash, bytes, traceparent) {
-      const os = await openStore(await connection());
+      const c = await connection();
+      // Sent first, so DPs apply while the object store writes (a core message is not kept: a DP
+      // that misses it fetches the stored object). A larger snapshot goes by the store alone.
+      if (bytes.byteLength + PUSH_HEADROOM <= (c.info?.max_payload ?? 0)) {
+        const h = headers();
+        h.set(SNAPSHOT_VERSION_HEADER, String(version));
+        if (traceparent) h.set('traceparent', traceparent);
+        c.publish(SNAPSHOT_SUBJECT, bytes, { headers: h });
+      }
+      const os = await openStore(c);
       await os.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: String(version), hash, ...(traceparent ? { traceparent } : {}) } }, bytes);
     },
     async sendHealth(bytes) {

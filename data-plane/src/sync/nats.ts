@@ -1,11 +1,12 @@
-// Receives snapshots from the JetStream object store: the current one at start, every update
-// after, and a periodic check so a watch lost across a NATS outage cannot leave a node behind.
+// Receives snapshots: as the CP sends them on core NATS (SNAPSHOT_SUBJECT, when one fits a
+// message), and from the JetStream object store: the current one at start, every update the push
+// did not bring, and a periodic check so a watch lost across a NATS outage cannot leave a node behind.
 // The connection is made in the background: a node cold-started from its disk cache while NATS is
 // down serves, drains on SIGTERM, and starts heartbeats and fetches once NATS is reachable.
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, type CacheReply, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, type CacheReply, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
 
 // The object store checks each object's SHA-256 on put and get; its default is a pure-JS hash
 // (~4 ms of the event loop per 10,000-route snapshot). Node's is native.
@@ -31,6 +32,8 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   let again = false;
   /** Digest of the last object the handler rejected: not fetched again until the object changes (C9). */
   let rejectedDigest: string | null = null;
+  /** The version a pushed snapshot being applied says it is (0: none): the stored object of that version is not fetched meanwhile. */
+  let pushing = 0;
 
   const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
 
@@ -64,7 +67,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     const info = await os.info(SNAPSHOT_OBJECT);
     if (!info || info.deleted || info.digest === rejectedDigest) return;
     const version = Number(info.metadata?.version ?? 0);
-    if (version && version <= currentVersion()) return;
+    if (version && version <= Math.max(currentVersion(), pushing)) return;
     // Anyone who can write the bucket could otherwise make every DP download (and hold) an object
     // of any size before its signature is checked.
     if (info.size > MAX_WIRE_BYTES) {
@@ -76,6 +79,29 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     if (!bytes || !handler || await handler(bytes, info.metadata?.traceparent)) return;
     rejectedDigest = info.digest;
     log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
+  }
+
+  /**
+   * A snapshot the CP sent on SNAPSHOT_SUBJECT, applied as one fetched would be (the signature and
+   * the version inside decide). The version header is unsigned: it only spares opening a snapshot
+   * this node already runs, and stops the object store's copy of the same version from being
+   * fetched while this one applies. A fetch check follows either way, so a false header, a
+   * rejected push or a version the store has beyond it cannot leave the node behind.
+   */
+  async function applyPushed(data: Uint8Array, h: MsgHdrs | undefined): Promise<void> {
+    if (!handler || closed) return;
+    const claimed = Number(h?.get(SNAPSHOT_VERSION_HEADER));
+    const says = Number.isSafeInteger(claimed) && claimed > 0 ? claimed : 0;
+    if (says && says <= currentVersion()) return;
+    pushing = Math.max(pushing, says);
+    try {
+      await handler(data, h?.get('traceparent') || undefined);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'pushed snapshot could not be applied');
+    } finally {
+      if (pushing === says) pushing = 0;
+      void fetchIfNewer();
+    }
   }
 
   async function watchLoop(c: NatsConnection): Promise<void> {
@@ -119,6 +145,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     nc = c;
     natsState.connected = true;
     log.info('NATS connected');
+    c.subscribe(SNAPSHOT_SUBJECT, { callback: (err, msg) => { if (!err) void applyPushed(msg.data, msg.headers); } });
     c.subscribe(HEALTH_SUBJECT, { callback: (err, msg) => { if (!err) for (const h of healthHandlers) h(msg.data); } });
     c.subscribe(CACHE_SUBJECT, {
       callback: (err, msg) => {

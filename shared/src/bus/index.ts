@@ -5,6 +5,14 @@ import { z } from 'zod';
 /** JetStream object store holding the latest snapshot (chunked, so size is not bounded by max_payload). */
 export const SNAPSHOT_BUCKET = 'portico_config';
 export const SNAPSHOT_OBJECT = 'snapshot';
+/**
+ * Core NATS subject the CP also sends each snapshot on (signed, as stored), when it fits one
+ * message under the server's max_payload: data planes apply it as it arrives, with no fetch from the
+ * object store, which stays the record (cold starts, a node that missed the message, larger configs).
+ */
+export const SNAPSHOT_SUBJECT = 'portico.cp.snapshot';
+/** Header of a SNAPSHOT_SUBJECT message: the snapshot's version, so a node skips one it runs without opening it. */
+export const SNAPSHOT_VERSION_HEADER = 'Portico-Config-Version';
 /** Core NATS subject data planes report on. */
 export const HEARTBEAT_SUBJECT = 'portico.dp.heartbeat';
 /** Core NATS subject the CP sends target health overrides on (signed, like snapshots). */

@@ -1,0 +1,116 @@
+// Snapshots sent on core NATS besides the object store (SNAPSHOT_SUBJECT), against a real
+// nats-server: the CP sends one that fits a message, with its version, and stores it; one over
+// max_payload goes by the store alone; a DP hands a pushed snapshot to its handler with no object
+// stored, skips one whose header says it runs it, and a push whose header lies (or that is
+// rejected) does not stop it from fetching the stored snapshot.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { connect, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { Objm } from '@nats-io/obj';
+import { SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER } from '@portico/shared';
+import { connectNatsPublisher } from '../../control-plane/src/snapshot/nats.ts';
+import { connectNatsSubscriber } from '../../data-plane/src/sync/nats.ts';
+import { startNats, waitFor } from '../harness/procs.ts';
+
+const log = pino({ level: 'silent' });
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => { for (const c of cleanups.reverse()) await c().catch(() => {}); });
+
+async function natsWith(config?: string): Promise<{ url: string; raw: NatsConnection }> {
+  const nats = await startNats(config);
+  cleanups.push(() => nats.stop());
+  const raw = await connect({ servers: nats.url });
+  cleanups.push(() => raw.close());
+  return { url: nats.url, raw };
+}
+
+async function next(sub: Subscription): Promise<{ data: Buffer; version: string | undefined; traceparent: string | undefined }> {
+  for await (const m of sub) return { data: Buffer.from(m.data), version: m.headers?.get(SNAPSHOT_VERSION_HEADER), traceparent: m.headers?.get('traceparent') };
+  throw new Error('subscription ended');
+}
+
+const stored = async (raw: NatsConnection) => Buffer.from((await (await new Objm(raw).open(SNAPSHOT_BUCKET)).getBlob(SNAPSHOT_OBJECT))!);
+
+describe('CP: snapshots on core NATS', () => {
+  it('sends one that fits a message, with its version and trace, and stores it', async () => {
+    const { url, raw } = await natsWith();
+    const sub = raw.subscribe(SNAPSHOT_SUBJECT);
+    await raw.flush();
+    const publisher = connectNatsPublisher({ servers: url }, log);
+    cleanups.push(() => publisher.close());
+    const bytes = randomBytes(300_000);
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await publisher.publish(7, 'hash-7', bytes, traceparent);
+    const m = await next(sub);
+    assert.ok(m.data.equals(bytes));
+    assert.equal(m.version, '7');
+    assert.equal(m.traceparent, traceparent);
+    assert.ok((await stored(raw)).equals(bytes));
+  });
+
+  it('sends one over max_payload by the object store alone', async () => {
+    const { url, raw } = await natsWith('max_payload: 65536');
+    const sub = raw.subscribe(SNAPSHOT_SUBJECT);
+    await raw.flush();
+    const publisher = connectNatsPublisher({ servers: url }, log);
+    cleanups.push(() => publisher.close());
+    const bytes = randomBytes(100_000);
+    await publisher.publish(8, 'hash-8', bytes);
+    // The publish has returned (the store acknowledged): a marker sent now is the first message if the CP sent none.
+    raw.publish(SNAPSHOT_SUBJECT, 'marker');
+    assert.equal((await next(sub)).data.toString(), 'marker');
+    assert.ok((await stored(raw)).equals(bytes));
+  });
+});
+
+describe('DP: snapshots on core NATS', () => {
+  it('applies a pushed one with nothing stored, skips one it runs, and still fetches the stored one after a false header', async () => {
+    const { url, raw } = await natsWith();
+    let current = 0;
+    const seen: string[] = [];
+    let release = null as (() => void) | null;
+    const subscriber = connectNatsSubscriber({ servers: url }, log, () => current);
+    cleanups.push(() => subscriber.close());
+    await subscriber.watch(async (bytes) => {
+      const text = Buffer.from(bytes).toString();
+      seen.push(text);
+      const [, v] = /^v(\d+)/.exec(text) ?? [];
+      // "slow…": an apply that takes until the test releases it; "forged": refused as a bad signature would be.
+      if (text.startsWith('slow')) await new Promise<void>((r) => { release = r; });
+      if (text === 'forged') return false;
+      if (v && Number(v) > current) current = Number(v);
+      return true;
+    });
+    const push = (version: string | null, body: string) => {
+      const h = headers();
+      if (version !== null) h.set(SNAPSHOT_VERSION_HEADER, version);
+      raw.publish(SNAPSHOT_SUBJECT, body, { headers: h });
+    };
+    // Connected and subscribed once a push gets through (the connection is made in the background).
+    await waitFor('first push applied', async () => { if (current < 5) push('5', 'v5'); return current === 5; }, 10_000, 100);
+    const store = await new Objm(raw).create(SNAPSHOT_BUCKET, { storage: 'file' as never });
+    assert.equal(await store.info(SNAPSHOT_OBJECT), null, 'nothing was stored');
+    push('5', 'v5-again');
+    push('6', 'v6');
+    await waitFor('v6 applied', async () => current === 6, 5_000, 10);
+    assert.ok(!seen.includes('v5-again'), 'a push of the version the node runs is not opened');
+
+    // A push whose header claims a far version but holds an old snapshot, applying while the real
+    // next version is stored: the store's copy is fetched once the push is done.
+    push('999', 'slow-old');
+    await waitFor('slow push under way', async () => release !== null, 5_000, 10);
+    await store.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: '7' } }, Buffer.from('v7'));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!seen.includes('v7'), 'not fetched while the push claiming 999 applies');
+    release?.();
+    await waitFor('stored v7 fetched', async () => current === 7, 5_000, 10);
+
+    // A rejected push (a forged one) changes nothing, and the node keeps taking pushes.
+    push('8', 'forged');
+    push('9', 'v9');
+    await waitFor('v9 applied', async () => current === 9, 5_000, 10);
+    assert.deepEqual(seen.filter((s) => s !== 'v5'), ['v6', 'slow-old', 'v7', 'forged', 'v9']);
+  });
+});
