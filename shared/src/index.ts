@@ -15,6 +15,7 @@ export * from './snapshot/codec.ts';
 export * from './bus/index.ts';
 export * from './bus/nats-options.ts';
 export * from './snapshot/sign.ts';
+export * from './snapshot/parts.ts';
 export const PORTICO_VERSION = '0.1.0';
 export * from './env.ts';
 export * from './runtime/lifecycle.ts';

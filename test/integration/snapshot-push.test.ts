@@ -2,14 +2,17 @@
 // nats-server: the CP sends one that fits a message, with its version, and stores it; one over
 // max_payload goes by the store alone; a DP hands a pushed snapshot to its handler with no object
 // stored, skips one whose header says it runs it, and a push whose header lies (or that is
-// rejected) does not stop it from fetching the stored snapshot.
+// rejected) does not stop it from fetching the stored snapshot. The CP sends each snapshot after
+// the first as a delta against the last (parts.ts); a DP rebuilds it from the parts it holds, and
+// fetches the stored snapshot when it lacks one or the delta is malformed.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { connect, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
-import { SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER } from '@portico/shared';
+import { decodeDelta, encodeDelta, isDelta, partDigest, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER } from '@portico/shared';
+import { snapshotSeries } from '../harness/snapshots.ts';
 import { connectNatsPublisher } from '../../control-plane/src/snapshot/nats.ts';
 import { connectNatsSubscriber } from '../../data-plane/src/sync/nats.ts';
 import { startNats, waitFor } from '../harness/procs.ts';
@@ -26,9 +29,13 @@ async function natsWith(config?: string): Promise<{ url: string; raw: NatsConnec
   return { url: nats.url, raw };
 }
 
-async function next(sub: Subscription): Promise<{ data: Buffer; version: string | undefined; traceparent: string | undefined }> {
-  for await (const m of sub) return { data: Buffer.from(m.data), version: m.headers?.get(SNAPSHOT_VERSION_HEADER), traceparent: m.headers?.get('traceparent') };
-  throw new Error('subscription ended');
+type Got = { data: Buffer; version: string | undefined; traceparent: string | undefined };
+/** Messages on SNAPSHOT_SUBJECT as they come; `nth(i)` waits for the i-th (from 0). */
+async function collect(raw: NatsConnection): Promise<{ nth: (i: number) => Promise<Got> }> {
+  const got: Got[] = [];
+  raw.subscribe(SNAPSHOT_SUBJECT, { callback: (err, m) => { if (!err) got.push({ data: Buffer.from(m.data), version: m.headers?.get(SNAPSHOT_VERSION_HEADER), traceparent: m.headers?.get('traceparent') }); } });
+  await raw.flush();
+  return { nth: async (i) => { await waitFor(`message ${i}`, async () => got.length > i, 5_000, 5); return got[i]; } };
 }
 
 const stored = async (raw: NatsConnection) => Buffer.from((await (await new Objm(raw).open(SNAPSHOT_BUCKET)).getBlob(SNAPSHOT_OBJECT))!);
@@ -36,14 +43,13 @@ const stored = async (raw: NatsConnection) => Buffer.from((await (await new Objm
 describe('CP: snapshots on core NATS', () => {
   it('sends one that fits a message, with its version and trace, and stores it', async () => {
     const { url, raw } = await natsWith();
-    const sub = raw.subscribe(SNAPSHOT_SUBJECT);
-    await raw.flush();
+    const sub = await collect(raw);
     const publisher = connectNatsPublisher({ servers: url }, log);
     cleanups.push(() => publisher.close());
     const bytes = randomBytes(300_000);
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     await publisher.publish(7, 'hash-7', bytes, traceparent);
-    const m = await next(sub);
+    const m = await sub.nth(0);
     assert.ok(m.data.equals(bytes));
     assert.equal(m.version, '7');
     assert.equal(m.traceparent, traceparent);
@@ -52,16 +58,85 @@ describe('CP: snapshots on core NATS', () => {
 
   it('sends one over max_payload by the object store alone', async () => {
     const { url, raw } = await natsWith('max_payload: 65536');
-    const sub = raw.subscribe(SNAPSHOT_SUBJECT);
-    await raw.flush();
+    const sub = await collect(raw);
     const publisher = connectNatsPublisher({ servers: url }, log);
     cleanups.push(() => publisher.close());
     const bytes = randomBytes(100_000);
     await publisher.publish(8, 'hash-8', bytes);
     // The publish has returned (the store acknowledged): a marker sent now is the first message if the CP sent none.
     raw.publish(SNAPSHOT_SUBJECT, 'marker');
-    assert.equal((await next(sub)).data.toString(), 'marker');
+    assert.equal((await sub.nth(0)).data.toString(), 'marker');
     assert.ok((await stored(raw)).equals(bytes));
+  });
+});
+
+describe('CP: deltas', () => {
+  it('sends each snapshot after the first as the parts the last one lacked', async () => {
+    const { url, raw } = await natsWith();
+    const sub = await collect(raw);
+    const publisher = connectNatsPublisher({ servers: url }, log);
+    cleanups.push(() => publisher.close());
+    const next = snapshotSeries();
+    const a = next(1);
+    const b = next(2);
+    await publisher.publish(1, 'h1', a.envelope, undefined, a.parts);
+    await publisher.publish(2, 'h2', b.envelope, undefined, b.parts);
+    const first = await sub.nth(0);
+    const second = await sub.nth(1);
+    assert.ok(first.data.equals(a.envelope), 'the first is whole');
+    assert.ok(isDelta(second.data) && second.data.length < b.envelope.length / 5, `a delta of ${second.data.length} bytes for ${b.envelope.length}`);
+    assert.equal(second.version, '2');
+    assert.ok(decodeDelta(second.data, new Map(a.parts.map((p) => [partDigest(p), p])), 1 << 26)!.envelope.equals(b.envelope));
+    assert.ok((await stored(raw)).equals(b.envelope), 'the store holds the whole snapshot');
+  });
+});
+
+describe('DP: deltas', () => {
+  it('rebuilds one from the parts it holds, fetches the stored snapshot for one it cannot, and refuses a malformed one', async () => {
+    const { url, raw } = await natsWith();
+    const next = snapshotSeries();
+    const snaps = [1, 2, 3, 4, 5, 6].map((v) => next(v));
+    const versionOf = (bytes: Uint8Array) => snaps.findIndex((x) => x.envelope.equals(Buffer.from(bytes))) + 1;
+    let current = 0;
+    const seen: number[] = [];
+    const subscriber = connectNatsSubscriber({ servers: url }, log, () => current);
+    cleanups.push(() => subscriber.close());
+    await subscriber.watch((bytes) => {
+      const v = versionOf(bytes);
+      seen.push(v);
+      if (v > current) current = v;
+      return v > 0;
+    });
+    const push = (v: number, body: Uint8Array) => {
+      const h = headers();
+      h.set(SNAPSHOT_VERSION_HEADER, String(v));
+      raw.publish(SNAPSHOT_SUBJECT, body, { headers: h });
+    };
+    const delta = (v: number, against: number) => {
+      const held = new Set(snaps[against - 1].parts.map(partDigest));
+      return Buffer.from(encodeDelta(snaps[v - 1].envelope, snaps[v - 1].parts, held));
+    };
+    await waitFor('whole v1 applied', async () => { if (current < 1) push(1, snaps[0].envelope); return current === 1; }, 10_000, 100);
+    push(2, delta(2, 1));
+    await waitFor('delta v2 applied', async () => current === 2, 5_000, 10);
+
+    // v4 against v3, which this node never had: not applied from the push; the stored v4 is.
+    push(4, delta(4, 3));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(current, 2);
+    const store = await new Objm(raw).create(SNAPSHOT_BUCKET, { storage: 'file' as never });
+    await store.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: '4' } }, snaps[3].envelope);
+    await waitFor('stored v4 fetched', async () => current === 4, 5_000, 10);
+
+    // The fetched snapshot's parts are held: the next delta applies.
+    push(5, delta(5, 4));
+    await waitFor('delta v5 applied', async () => current === 5, 5_000, 10);
+
+    // Malformed: refused, nothing applied; the node takes the next delta.
+    push(6, Buffer.concat([Buffer.from('PSD1'), Buffer.alloc(76), Buffer.from([9, 9, 9])]));
+    push(6, delta(6, 5));
+    await waitFor('delta v6 applied', async () => current === 6, 5_000, 10);
+    assert.deepEqual(seen.filter((v) => v !== 1), [2, 4, 5, 6], 'every snapshot handed over rebuilt exactly');
   });
 });
 

@@ -246,9 +246,9 @@ export class SnapshotLoop {
       if (tracing) {
         await tracing.span('snapshot publish', parent, async (span) => {
           span.setAttribute('portico.config.version', snapshot.version);
-          await this.publisher.publish(snapshot.version, snapshot.hash, signed, traceparentOf(span));
+          await this.publisher.publish(snapshot.version, snapshot.hash, signed, traceparentOf(span), parts);
         });
-      } else await this.publisher.publish(snapshot.version, snapshot.hash, signed);
+      } else await this.publisher.publish(snapshot.version, snapshot.hash, signed, undefined, parts);
       this.latest = { version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, size_bytes: bytes.byteLength };
       this.retryMs = RETRY_MIN_MS;
       this.observer?.({ build_ms: built - started, publish_ms: performance.now() - built });

@@ -4,21 +4,13 @@
 // block and the small head and tail: storing the whole snapshot per version cost the CP a 680 KB
 // hex parameter and Postgres ~7 ms of CPU per write (apply bench, 2026-12-01); storing the new
 // members costs a few KB.
-import { hash } from 'node:crypto';
 import { lt, sql } from 'drizzle-orm';
+import { partDigest } from '@portico/shared';
 import { rowsOf, type Db, type Executor } from '../db/index.ts';
 import { configBlocks, configVersions } from '../db/schema.ts';
 
 /** Names the advisory lock that serializes stores across CPs (any constant; migrations use another). */
 const STORE_LOCK = 7_310_512;
-
-/** sha256 (hex) of each part, remembered by identity: an unchanged block is the same Buffer write after write. */
-const digests = new WeakMap<Uint8Array, string>();
-function digestOf(part: Uint8Array): string {
-  let d = digests.get(part);
-  if (d === undefined) { d = hash('sha256', part, 'hex'); digests.set(part, d); }
-  return d;
-}
 
 export interface VersionRow {
   version: number; hash: string; built_at: number; size_bytes: number;
@@ -33,7 +25,7 @@ export interface VersionRow {
  * version referring to it. A version already stored (another CP built it) is left as it is.
  */
 export async function storeVersion(db: Db, row: VersionRow, parts: readonly Uint8Array[], history: number): Promise<void> {
-  const list = parts.map(digestOf);
+  const list = parts.map(partDigest);
   await db.transaction(async (tx) => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(${STORE_LOCK})`);
     const unique = [...new Set(list)];

@@ -1,12 +1,12 @@
 // Publishes snapshots to a JetStream object store (chunked, so 10k-route configs pass NATS's 1 MB
 // max_payload), and first on core NATS when they fit one message (SNAPSHOT_SUBJECT: every DP has
-// it without a fetch), and listens for data-plane heartbeats on core NATS. The connection is made in the
+// it without a fetch; as a delta against the last one sent, parts.ts), and listens for data-plane heartbeats on core NATS. The connection is made in the
 // background, so the admin API serves while NATS is down (review C11): a publish waits briefly for
 // the first connection, then fails, and the snapshot loop retries it.
 import { connect, createInbox, headers, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, type CacheReply, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, encodeDelta, partDigest, type CacheReply, type NatsOptions, type SnapshotPublisher } from '@portico/shared';
 
 // The object store checks each object's SHA-256 on put and get; its default is a pure-JS hash
 // (~4 ms of the event loop per 10,000-route snapshot). Node's is native.
@@ -22,6 +22,8 @@ export function connectNatsPublisher(options: NatsOptions, log: Logger): Snapsho
   let nc: NatsConnection | null = null;
   let closed = false;
   const heartbeatHandlers: ((hb: unknown) => void)[] = [];
+  /** Digests of the parts of the last snapshot published: the next is sent as a delta against them. */
+  let sentParts: Set<string> | null = null;
   let store: ObjectStore | null = null;
   const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never, description: 'Portico config snapshots' }));
 
@@ -62,15 +64,18 @@ export function connectNatsPublisher(options: NatsOptions, log: Logger): Snapsho
   };
 
   return {
-    async publish(version, hash, bytes, traceparent) {
+    async publish(version, hash, bytes, traceparent, parts) {
       const c = await connection();
       // Sent first, so DPs apply while the object store writes (a core message is not kept: a DP
-      // that misses it fetches the stored object). A larger snapshot goes by the store alone.
-      if (bytes.byteLength + PUSH_HEADROOM <= (c.info?.max_payload ?? 0)) {
+      // that misses it, or lacks a part the delta refers to, fetches the stored object). A larger
+      // message goes by the store alone.
+      const body = parts && sentParts ? encodeDelta(bytes, parts, sentParts) : bytes;
+      sentParts = parts ? new Set(parts.map(partDigest)) : null;
+      if (body.byteLength + PUSH_HEADROOM <= (c.info?.max_payload ?? 0)) {
         const h = headers();
         h.set(SNAPSHOT_VERSION_HEADER, String(version));
         if (traceparent) h.set('traceparent', traceparent);
-        c.publish(SNAPSHOT_SUBJECT, bytes, { headers: h });
+        c.publish(SNAPSHOT_SUBJECT, body, { headers: h });
       }
       const os = await openStore(c);
       await os.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: String(version), hash, ...(traceparent ? { traceparent } : {}) } }, bytes);

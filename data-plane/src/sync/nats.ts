@@ -6,7 +6,7 @@
 import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, type CacheReply, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, decodeDelta, isDelta, partDigest, partsOf, type CacheReply, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
 
 // The object store checks each object's SHA-256 on put and get; its default is a pure-JS hash
 // (~4 ms of the event loop per 10,000-route snapshot). Node's is native.
@@ -34,6 +34,9 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   let rejectedDigest: string | null = null;
   /** The version a pushed snapshot being applied says it is (0: none): the stored object of that version is not fetched meanwhile. */
   let pushing = 0;
+  /** The parts (by digest) of the last snapshot received: what a pushed delta is rebuilt from. */
+  let heldParts = new Map<string, Uint8Array>();
+  const learnParts = (envelope: Uint8Array) => { heldParts = new Map((partsOf(envelope) ?? []).map((p) => [partDigest(p), p])); };
 
   const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
 
@@ -76,7 +79,8 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       return;
     }
     const bytes = await os.getBlob(SNAPSHOT_OBJECT);
-    if (!bytes || !handler || await handler(bytes, info.metadata?.traceparent)) return;
+    if (!bytes || !handler) return;
+    if (await handler(bytes, info.metadata?.traceparent)) { learnParts(bytes); return; }
     rejectedDigest = info.digest;
     log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
   }
@@ -93,9 +97,22 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     const claimed = Number(h?.get(SNAPSHOT_VERSION_HEADER));
     const says = Number.isSafeInteger(claimed) && claimed > 0 ? claimed : 0;
     if (says && says <= currentVersion()) return;
+    let envelope = data;
+    if (isDelta(data)) {
+      let rebuilt: ReturnType<typeof decodeDelta>;
+      try { rebuilt = decodeDelta(data, heldParts, MAX_WIRE_BYTES); } catch (err) {
+        log.warn({ error: (err as Error).message }, 'pushed snapshot delta refused; fetching the stored snapshot');
+        void fetchIfNewer();
+        return;
+      }
+      // A part this node does not hold (it missed the last snapshot): the stored one instead.
+      if (!rebuilt) { void fetchIfNewer(); return; }
+      envelope = rebuilt.envelope;
+      heldParts = rebuilt.parts;
+    } else learnParts(data);
     pushing = Math.max(pushing, says);
     try {
-      await handler(data, h?.get('traceparent') || undefined);
+      await handler(envelope, h?.get('traceparent') || undefined);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'pushed snapshot could not be applied');
     } finally {

@@ -103,8 +103,12 @@ export interface CacheReply {
 
 /** What the CP needs from the bus. */
 export interface SnapshotPublisher {
-  /** `traceparent`: the publish span, so each DP's apply joins the write's trace (config-trace.ts). */
-  publish(version: number, hash: string, bytes: Uint8Array, traceparent?: string): Promise<void>;
+  /**
+   * `bytes`: the signed envelope; `traceparent`: the publish span, so each DP's apply joins the
+   * write's trace (config-trace.ts); `parts`: the payload's gzip members (parts.ts), so a transport
+   * can send only those the last snapshot did not have.
+   */
+  publish(version: number, hash: string, bytes: Uint8Array, traceparent?: string, parts?: readonly Uint8Array[]): Promise<void>;
   onHeartbeat(handler: (hb: unknown) => void): void;
   /** Sends a signed health override to every connected DP. */
   sendHealth(bytes: Uint8Array): Promise<void>;

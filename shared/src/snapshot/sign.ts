@@ -17,6 +17,8 @@ const MAGIC = Buffer.from('PSN1');
 const KEY_ID_BYTES = 8;
 const SIG_BYTES = 64;
 const HEADER_BYTES = MAGIC.length + KEY_ID_BYTES + SIG_BYTES;
+/** Bytes of a signed envelope before its payload. */
+export const ENVELOPE_HEADER_BYTES = HEADER_BYTES;
 
 export interface SigningKey { privateKey: KeyObject; keyId: Buffer }
 export interface TrustedKey { publicKey: KeyObject; keyId: Buffer }
