@@ -3,18 +3,15 @@
 // back as the very bytes published, a write stores only the few members it changed, and the blocks
 // table holds exactly the members of the kept versions (none missing, none left over). Also: a
 // version stored twice, a version from before the blocks table, and a block gone missing.
-import { after, describe, it } from 'node:test';
+import { after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { hash, randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
-import { openDatabase, rowsOf, type Database } from '../../control-plane/src/db/index.ts';
+import { rowsOf, type Database } from '../../control-plane/src/db/index.ts';
 import { configBlocks, configVersions, routes, services } from '../../control-plane/src/db/schema.ts';
 import { SnapshotBuilder, type BuiltSnapshot } from '../../control-plane/src/snapshot/builder.ts';
 import { storeVersion, versionBytes } from '../../control-plane/src/snapshot/history.ts';
-import { startPostgres } from '../harness/procs.ts';
+import { onEachStore } from '../harness/stores.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c().catch(() => {}); });
@@ -109,21 +106,5 @@ async function chain(database: Database): Promise<void> {
 }
 
 describe('config history stored as blocks', () => {
-  it('on Postgres', async () => {
-    const pg = await startPostgres();
-    cleanups.push(() => pg.stop());
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-history-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = await openDatabase({ url: pg.url, dataDir: dir });
-    cleanups.push(() => database.close());
-    await chain(database);
-  });
-
-  it('on the embedded store (PGlite)', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-history-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = await openDatabase({ dataDir: dir });
-    cleanups.push(() => database.close());
-    await chain(database);
-  });
+  onEachStore(cleanups, chain);
 });

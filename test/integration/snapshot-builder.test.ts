@@ -2,18 +2,15 @@
 // build: through a chain of inserts, updates and deletes on real Postgres and on the embedded
 // store, every cached build equals a build from scratch (hash, config, bytes decoded), rows not
 // written keep their entity objects, and written rows do not.
-import { after, describe, it } from 'node:test';
+import { after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { decodeSnapshot } from '@portico/shared';
-import { openDatabase, type Database } from '../../control-plane/src/db/index.ts';
+import type { Database } from '../../control-plane/src/db/index.ts';
 import { routes, services, acls, consumers } from '../../control-plane/src/db/schema.ts';
 import { buildSnapshot, SnapshotBuilder, type BuiltSnapshot } from '../../control-plane/src/snapshot/builder.ts';
-import { startPostgres, type PgHandle } from '../harness/procs.ts';
+import { onEachStore } from '../harness/stores.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c().catch(() => {}); });
@@ -113,21 +110,5 @@ async function chain(database: Database): Promise<void> {
 }
 
 describe('snapshot builder: rows read again only when their version changed', () => {
-  it('on Postgres', async () => {
-    const pg: PgHandle = await startPostgres();
-    cleanups.push(() => pg.stop());
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-builder-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = await openDatabase({ url: pg.url, dataDir: dir });
-    cleanups.push(() => database.close());
-    await chain(database);
-  });
-
-  it('on the embedded store (PGlite)', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-builder-'));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const database = await openDatabase({ dataDir: dir });
-    cleanups.push(() => database.close());
-    await chain(database);
-  });
+  onEachStore(cleanups, chain);
 });

@@ -38,14 +38,19 @@ async function collect(raw: NatsConnection): Promise<{ nth: (i: number) => Promi
   return { nth: async (i) => { await waitFor(`message ${i}`, async () => got.length > i, 5_000, 5); return got[i]; } };
 }
 
+function cpOn(url: string) {
+  const publisher = connectNatsPublisher({ servers: url }, log);
+  cleanups.push(() => publisher.close());
+  return publisher;
+}
+
 const stored = async (raw: NatsConnection) => Buffer.from((await (await new Objm(raw).open(SNAPSHOT_BUCKET)).getBlob(SNAPSHOT_OBJECT))!);
 
 describe('CP: snapshots on core NATS', () => {
   it('sends one that fits a message, with its version and trace, and stores it', async () => {
     const { url, raw } = await natsWith();
     const sub = await collect(raw);
-    const publisher = connectNatsPublisher({ servers: url }, log);
-    cleanups.push(() => publisher.close());
+    const publisher = cpOn(url);
     const bytes = randomBytes(300_000);
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     await publisher.publish(7, 'hash-7', bytes, traceparent);
@@ -59,8 +64,7 @@ describe('CP: snapshots on core NATS', () => {
   it('sends one over max_payload by the object store alone', async () => {
     const { url, raw } = await natsWith('max_payload: 65536');
     const sub = await collect(raw);
-    const publisher = connectNatsPublisher({ servers: url }, log);
-    cleanups.push(() => publisher.close());
+    const publisher = cpOn(url);
     const bytes = randomBytes(100_000);
     await publisher.publish(8, 'hash-8', bytes);
     // The publish has returned (the store acknowledged): a marker sent now is the first message if the CP sent none.
@@ -74,8 +78,7 @@ describe('CP: deltas', () => {
   it('sends each snapshot after the first as the parts the last one lacked', async () => {
     const { url, raw } = await natsWith();
     const sub = await collect(raw);
-    const publisher = connectNatsPublisher({ servers: url }, log);
-    cleanups.push(() => publisher.close());
+    const publisher = cpOn(url);
     const next = snapshotSeries();
     const a = next(1);
     const b = next(2);

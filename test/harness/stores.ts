@@ -1,0 +1,24 @@
+// Runs a test body on each store the CP supports: a real Postgres, and the embedded one (PGlite).
+import { it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openDatabase, type Database } from '../../control-plane/src/db/index.ts';
+import { startPostgres } from './procs.ts';
+
+/** Two tests, one per store, each on a migrated database of its own; `cleanups` are run by the caller's after hook. */
+export function onEachStore(cleanups: (() => Promise<unknown>)[], run: (database: Database) => Promise<void>): void {
+  const open = async (url?: string) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-store-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const database = await openDatabase({ url, dataDir: dir });
+    cleanups.push(() => database.close());
+    await run(database);
+  };
+  it('on Postgres', async () => {
+    const pg = await startPostgres();
+    cleanups.push(() => pg.stop());
+    await open(pg.url);
+  });
+  it('on the embedded store (PGlite)', () => open());
+}
