@@ -5,27 +5,18 @@
 // version stored twice, a version from before the blocks table, and a block gone missing.
 import { after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { hash, randomUUID } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import { rowsOf, type Database } from '../../control-plane/src/db/index.ts';
 import { configBlocks, configVersions, routes, services } from '../../control-plane/src/db/schema.ts';
 import { SnapshotBuilder, type BuiltSnapshot } from '../../control-plane/src/snapshot/builder.ts';
 import { storeVersion, versionBytes } from '../../control-plane/src/snapshot/history.ts';
-import { onEachStore } from '../harness/stores.ts';
+import { onEachStore, route, service } from '../harness/stores.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c().catch(() => {}); });
 
 const HISTORY = 4;
-const service = (i: number) => ({
-  id: randomUUID(), created_at: 1, updated_at: 1, name: `svc-${i}`, protocol: 'http', host: `s${i}.test`, port: 80,
-  retries: 5, connect_timeout: 60_000, write_timeout: 60_000, read_timeout: 60_000, enabled: true,
-});
-const route = (i: number, serviceId: string) => ({
-  id: randomUUID(), created_at: 1, updated_at: 1, name: `r-${i}`, protocols: ['http', 'https'], paths: [`/r${i}`],
-  https_redirect_status_code: 426, regex_priority: 0, strip_path: true, path_handling: 'v0', preserve_host: false,
-  request_buffering: true, response_buffering: true, service_id: serviceId,
-});
 
 const row = (b: BuiltSnapshot, version = b.snapshot.version) => ({
   version, hash: b.snapshot.hash, built_at: b.snapshot.built_at, size_bytes: b.bytes.byteLength, changed_by: null, summary: null,

@@ -10,20 +10,11 @@ import { decodeSnapshot } from '@portico/shared';
 import type { Database } from '../../control-plane/src/db/index.ts';
 import { routes, services, acls, consumers } from '../../control-plane/src/db/schema.ts';
 import { buildSnapshot, SnapshotBuilder, type BuiltSnapshot } from '../../control-plane/src/snapshot/builder.ts';
-import { onEachStore } from '../harness/stores.ts';
+import { onEachStore, route, service } from '../harness/stores.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c().catch(() => {}); });
 
-const service = (i: number) => ({
-  id: randomUUID(), created_at: 1, updated_at: 1, name: `svc-${i}`, protocol: 'http', host: `s${i}.test`, port: 80,
-  retries: 5, connect_timeout: 60_000, write_timeout: 60_000, read_timeout: 60_000, enabled: true,
-});
-const route = (i: number, serviceId: string) => ({
-  id: randomUUID(), created_at: 1, updated_at: 1, name: `r-${i}`, protocols: ['http', 'https'], paths: [`/r${i}`],
-  https_redirect_status_code: 426, regex_priority: 0, strip_path: true, path_handling: 'v0', preserve_host: false,
-  request_buffering: true, response_buffering: true, service_id: serviceId,
-});
 
 /** What matters of a build: the hash, the config and the bytes' content (built_at aside). */
 function same(cached: BuiltSnapshot, fresh: BuiltSnapshot, step: string): void {
