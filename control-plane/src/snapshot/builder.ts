@@ -146,6 +146,7 @@ export class SnapshotLoop {
   private retryMs = RETRY_MIN_MS;
   private poller: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** The snapshot last built, stored and handed to the publisher (its publish may still be under way, or retried). */
   latest: { version: number; hash: string; built_at: number; size_bytes: number } | null = null;
   /** Told each published snapshot's timings (the CP's /metrics). */
   observer: ((t: { build_ms: number; publish_ms: number }) => void) | null = null;
@@ -243,13 +244,16 @@ export class SnapshotLoop {
         size_bytes: bytes.byteLength, ...await this.describe(snapshot.version),
       }, parts, this.history);
       const signed = signSnapshot(bytes, this.signing);
+      // Known as the latest before the publish returns: DPs apply a pushed snapshot while the object
+      // store still writes it, and the CP must not report itself behind the nodes. A failed publish
+      // is retried until this version (or a later one) is out.
+      this.latest = { version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, size_bytes: bytes.byteLength };
       if (tracing) {
         await tracing.span('snapshot publish', parent, async (span) => {
           span.setAttribute('portico.config.version', snapshot.version);
           await this.publisher.publish(snapshot.version, snapshot.hash, signed, traceparentOf(span), parts);
         });
       } else await this.publisher.publish(snapshot.version, snapshot.hash, signed, undefined, parts);
-      this.latest = { version: snapshot.version, hash: snapshot.hash, built_at: snapshot.built_at, size_bytes: bytes.byteLength };
       this.retryMs = RETRY_MIN_MS;
       this.observer?.({ build_ms: built - started, publish_ms: performance.now() - built });
       this.log.info({

@@ -8,7 +8,7 @@ import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, routeSchema, s
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { DECODER_IDLE_MS, SnapshotDecoder } from './decoder.ts';
-import { DECODER_NICE } from './decode-protocol.ts';
+import { DECODER_NICE, decodeRequest } from './decode-protocol.ts';
 
 const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
 const route = (i: number, updated = 1): Route => routeSchema.parse({
@@ -146,5 +146,36 @@ describe('SnapshotDecoder', () => {
       }
     }), { numRuns: 60 });
     await inline.close();
+  });
+});
+
+describe('SnapshotDecoder: held keys', () => {
+  it('sends the held keys to a thread only when it is not in step with this one', async () => {
+    const d = new SnapshotDecoder();
+    try {
+      const write = (v: number) => encode(v, { ...emptyConfig(), services: [service], routes: routes.map((r, i) => (i === v ? route(v, v) : r)) });
+      assert.equal((await d.decode(write(1), 0)).status, 'decoded');
+      assert.equal(d.keysSent, 0, 'nothing held yet');
+      for (let v = 2; v <= 4; v++) {
+        const r = await d.decode(write(v), v - 1);
+        assert.ok(r.status === 'decoded' && r.snapshot.config.routes[v].updated_at === v);
+        assert.deepEqual(r.status === 'decoded' && r.snapshot, decodeSnapshot(write(v)));
+      }
+      assert.equal(d.keysSent, 0, 'in step: three writes sent no keys');
+      assert.equal((await d.decode(write(3), 4)).status, 'ignored');
+      // A new thread holds nothing: the keys go once, and the result is the same.
+      await d.close();
+      const r = await d.decode(write(5), 4);
+      assert.equal(d.keysSent, 1);
+      assert.ok(r.status === 'decoded' && r.changes.routes.added.length === 2, 'still only the two routes that differ from v4');
+      assert.equal((await d.decode(write(6), 5)).status, 'decoded');
+      assert.equal(d.keysSent, 1);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('asks for the keys when a request names a reply it did not give last', () => {
+    assert.deepEqual(decodeRequest({ id: 99, payload: new Uint8Array(encode(1, emptyConfig())), held: 12345, newerThan: 0 }), { id: 99, status: 'resend' });
   });
 });

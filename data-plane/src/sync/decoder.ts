@@ -59,9 +59,13 @@ export class SnapshotDecoder {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private held: Held | null = null;
+  /** The thread whose last reply `held` was assembled from, and that reply's id: the keys need not be sent to it. */
+  private synced: { worker: Worker; id: number } | null = null;
   private idle: NodeJS.Timeout | null = null;
   /** Threads started so far (tests: the work left this thread). */
   started = 0;
+  /** Requests to the thread that carried the held keys (tests: in step, a write sends none). */
+  keysSent = 0;
 
   constructor(private readonly idleMs = DECODER_IDLE_MS, private readonly inlineMaxBytes = INLINE_MAX_BYTES) {}
 
@@ -75,12 +79,35 @@ export class SnapshotDecoder {
    */
   async decode(payload: Uint8Array, newerThan: number): Promise<Decoded> {
     const held = this.held;
-    // A copy in its own ArrayBuffer, moved to the thread (a Buffer may be a view into a shared pool).
-    const copy = new Uint8Array(payload);
-    const req: DecodeRequest = { id: this.nextId++, payload: copy, held: held?.keys ?? null, newerThan };
-    const reply = payload.byteLength <= this.inlineMaxBytes ? decodeRequest(req) : await this.send(req, copy.buffer as ArrayBuffer);
+    const inline = payload.byteLength <= this.inlineMaxBytes;
+    const synced = !inline && this.synced !== null && this.synced.worker === this.worker ? this.synced.id : null;
+    const request = (keys: boolean): [DecodeRequest, ArrayBuffer] => {
+      // A copy in its own ArrayBuffer, moved to the thread (a Buffer may be a view into a shared pool).
+      const copy = new Uint8Array(payload);
+      const token = !keys && synced !== null;
+      if (!token && held && !inline) this.keysSent++;
+      return [{ id: this.nextId++, payload: copy, held: token ? synced : held?.keys ?? null, newerThan }, copy.buffer as ArrayBuffer];
+    };
+    this.synced = null;
+    let reply: DecodeReply;
+    if (inline) reply = decodeRequest(request(true)[0]);
+    else {
+      const worker = this.worker ??= this.start();
+      reply = await this.send(...request(false));
+      if (reply.status === 'resend') reply = await this.send(...request(true));
+      if (reply.status === 'decoded' && this.worker === worker) {
+        const decoded = await this.assemble(reply, held);
+        this.synced = { worker, id: reply.id };
+        return { status: 'decoded', ...decoded };
+      }
+    }
     if (reply.status === 'error') throw new SnapshotError(reply.error);
-    if (reply.status === 'ignored') return { status: 'ignored', version: reply.version };
+    if (reply.status === 'resend') throw new SnapshotError('snapshot decoder: the thread asked for the held keys twice');
+    if (reply.status === 'ignored') {
+      // Nothing changed on either side: still in step.
+      if (!inline && this.worker) this.synced = synced !== null ? { worker: this.worker, id: synced } : null;
+      return { status: 'ignored', version: reply.version };
+    }
     return { status: 'decoded', ...await this.assemble(reply, held) };
   }
 

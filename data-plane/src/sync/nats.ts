@@ -89,8 +89,8 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
    * A snapshot the CP sent on SNAPSHOT_SUBJECT, applied as one fetched would be (the signature and
    * the version inside decide). The version header is unsigned: it only spares opening a snapshot
    * this node already runs, and stops the object store's copy of the same version from being
-   * fetched while this one applies. A fetch check follows either way, so a false header, a
-   * rejected push or a version the store has beyond it cannot leave the node behind.
+   * fetched while this one applies. A fetch check follows unless the node then runs the version the
+   * header said, so a false header or a rejected push cannot leave the node behind.
    */
   async function applyPushed(data: Uint8Array, h: MsgHdrs | undefined): Promise<void> {
     if (!handler || closed) return;
@@ -117,7 +117,8 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       log.warn({ err: (err as Error).message }, 'pushed snapshot could not be applied');
     } finally {
       if (pushing === says) pushing = 0;
-      void fetchIfNewer();
+      // Running what the header said: nothing to fetch (the store's copy of it is skipped by the watch).
+      if (!says || currentVersion() < says) void fetchIfNewer();
     }
   }
 
@@ -128,7 +129,11 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
         const watcher = await os.watch({ includeHistory: false });
         for await (const info of watcher) {
           if (closed) break;
-          if (info.name === SNAPSHOT_OBJECT && !info.deleted) void fetchIfNewer();
+          if (info.name !== SNAPSHOT_OBJECT || info.deleted) continue;
+          // The watch says which version was stored: one this node runs, or is applying from a
+          // push, is not asked for again (a push that fails fetches once it is done).
+          const version = Number(info.metadata?.version ?? 0);
+          if (!version || version > Math.max(currentVersion(), pushing)) void fetchIfNewer();
         }
       } catch (err) {
         if (!closed) log.warn({ err: (err as Error).message }, 'snapshot watch ended; restarting');
