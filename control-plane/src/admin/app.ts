@@ -366,7 +366,7 @@ export function createAdminApp(deps: AdminDeps): Hono {
       configuration: snapshots.latest
         ? { version: snapshots.latest.version, hash: snapshots.latest.hash, built_at: snapshots.latest.built_at, size_bytes: snapshots.latest.size_bytes }
         : null,
-      memory: { rss_bytes: process.memoryUsage().rss },
+      memory: { rss_bytes: process.memoryUsage.rss() },
     }),
   });
 

@@ -169,7 +169,7 @@ export class Observability implements ObservabilityPorts {
       collect() { const a = node.config.lastApply; if (a) this.set(a.loop_delay_max_ms); },
     });
     new Counter({ name: 'portico_http_requests_total', help: 'Requests received by the proxy listener', registers: [r], collect() { this.reset(); this.inc(node.counters.requests); } });
-    new Gauge({ name: 'portico_process_resident_memory_bytes', help: 'Resident memory', registers: [r], collect() { this.set(process.memoryUsage().rss); } });
+    new Gauge({ name: 'portico_process_resident_memory_bytes', help: 'Resident memory', registers: [r], collect() { this.set(process.memoryUsage.rss()); } });
     new Counter({
       name: 'portico_spans_dropped_total', help: 'Sampled spans not exported', labelNames: ['reason'], registers: [r],
       collect() { this.reset(); for (const [reason, n] of Object.entries(self.tracing.stats.dropped)) this.inc({ reason }, n); },

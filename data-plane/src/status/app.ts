@@ -49,7 +49,7 @@ export function createStatusApp(d: StatusDeps): Hono {
         last_error: d.state.lastError, last_apply: d.state.lastApply, cache_version: d.state.cacheVersion,
       },
       node: { id: d.nodeId, hostname: os.hostname(), version: PORTICO_VERSION, role: 'data_plane' },
-      memory: { rss_bytes: process.memoryUsage().rss, heap_used_bytes: process.memoryUsage().heapUsed },
+      memory: (({ rss, heapUsed }) => ({ rss_bytes: rss, heap_used_bytes: heapUsed }))(process.memoryUsage()),
       ...(workers ? { workers } : {}),
     });
   });

@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { canonicalJson, configHash } from './hash.ts';
-import { decodeAgainst, decodeSnapshot, encodeSnapshot, sealSnapshot, SnapshotError } from './codec.ts';
+import { decodeAgainst, decodeSnapshot, encodeSnapshot, sealSnapshot, SnapshotError, SnapshotWriter } from './codec.ts';
 import { canonicalConfig } from './hash.ts';
 import { serviceSchema } from '../entities/service.ts';
 import { emptyConfig, type Config } from './schema.ts';
@@ -138,6 +138,15 @@ describe('snapshot codec', () => {
       assert.deepEqual(decodeSnapshot(bytes), snapshot);
       assert.ok(decodeAgainst(bytes, {}, keyOf));
     }), { numRuns: Number(process.env.PORTICO_FUZZ_RUNS ?? 300) });
+  });
+
+  it('SnapshotWriter.write: null for a list out of id order anywhere, first pair, last pair or between', () => {
+    const ids = Array.from({ length: 300 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`);
+    const at = (order: string[]) => { const config = { ...emptyConfig(), consumers: order.map((id) => ({ id, username: id, created_at: 1 })) } as unknown as Config; return new SnapshotWriter().write({ version: 1, built_at: 1, config }, canonicalConfig(config).texts); };
+    const swap = (i: number) => { const o = [...ids]; [o[i], o[i + 1]] = [o[i + 1], o[i]]; return o; };
+    assert.ok(at(ids));
+    for (const i of [0, 150, ids.length - 2]) assert.equal(at(swap(i)), null, `swapped at ${i}`);
+    assert.equal(at([ids[0], ids[0]]), null, 'a repeated id');
   });
 
   it('decodeAgainst on hostile entities: a 10 MB string and 100,000-deep nesting give a SnapshotError or null, never another error', () => {

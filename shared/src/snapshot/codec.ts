@@ -17,8 +17,7 @@ export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
  * header's hash is `snapshot.hash` as given (tests write wrong ones on purpose).
  */
 export function encodeSnapshot(snapshot: Snapshot, texts: CanonicalConfig['texts'] = canonicalConfig(snapshot.config).texts): Uint8Array {
-  if (inIdOrder(snapshot.config)) return new SnapshotWriter().write(snapshot, texts, snapshot.hash).bytes;
-  return writeSnapshot(snapshot, configText(snapshot.config, texts));
+  return new SnapshotWriter().write(snapshot, texts, snapshot.hash)?.bytes ?? writeSnapshot(snapshot, configText(snapshot.config, texts));
 }
 
 /**
@@ -28,11 +27,6 @@ export function encodeSnapshot(snapshot: Snapshot, texts: CanonicalConfig['texts
  */
 export function sealSnapshot(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): SealedSnapshot {
   return new SnapshotWriter().seal(head, config, texts);
-}
-
-function inIdOrder(config: Config): boolean {
-  const lists = Object.values(config) as { id: string }[][];
-  return lists.every((list) => list.every((e, i) => i === 0 || list[i - 1].id < e.id));
 }
 
 /** The config object's members, lists by name, each entity as its canonical text (`{` and `}` left out). */
@@ -76,27 +70,37 @@ export class SnapshotWriter {
 
   /** The snapshot of `config` (lists in id order, else as sealSnapshot has always written them), its hash computed here. */
   seal(head: { version: number; built_at: number }, config: Config, texts: CanonicalConfig['texts']): SealedSnapshot {
-    if (inIdOrder(config)) return this.write({ ...head, config }, texts);
+    const written = this.write({ ...head, config }, texts);
+    if (written) return written;
     const text = configText(config, texts);
     const snapshot: Snapshot = { version: head.version, hash: hashOfTexts(config, texts), built_at: head.built_at, config };
     const bytes = writeSnapshot(snapshot, text);
     return { snapshot, bytes, parts: [bytes] };
   }
 
-  /** `claimedHash`: written into the head instead of the one computed (encodeSnapshot). */
-  write(head: { version: number; built_at: number; config: Config }, texts: CanonicalConfig['texts'], claimedHash?: string): SealedSnapshot {
+  /**
+   * The snapshot in blocks, or null when a list is not in id order (checked on the ids the blocks
+   * are cut by, not in a pass of its own; nothing is kept from a write given up). `claimedHash`:
+   * written into the head instead of the one computed (encodeSnapshot).
+   */
+  write(head: { version: number; built_at: number; config: Config }, texts: CanonicalConfig['texts'], claimedHash?: string): SealedSnapshot | null {
     const digest = new ConfigDigest();
     const members: Buffer[] = [];
     const next = new Map<string, Block>();
     let pending = `{"built_at":${JSON.stringify(head.built_at)},"config":{`;
     const flush = () => { if (pending) members.push(gzipMember(Buffer.from(pending), MEMBER_OTHER)); pending = ''; };
     const config = head.config as unknown as Record<string, { id: string }[]>;
-    Object.keys(config).sort().forEach((name, n) => {
+    for (const [n, name] of Object.keys(config).sort().entries()) {
       const list = config[name];
       const own = texts[name];
+      // eachBlock reads the ids in order up to the one before last: each is checked against the one before.
+      let before = '';
+      let ordered = list.length < 2 || list[list.length - 2].id < list[list.length - 1].id;
+      const idAt = (i: number) => { const id = list[i].id; if (i > 0 && !(before < id)) ordered = false; before = id; return id; };
       pending += `${n ? ',' : ''}${JSON.stringify(name)}:[`;
       digest.openList(name);
-      eachBlock(list.length, (i) => list[i].id, (from, to) => {
+      eachBlock(list.length, idAt, (from, to) => {
+        if (!ordered) return;
         flush();
         const key = `${name}\n${list[from].id}`;
         const leading = from > 0;
@@ -111,9 +115,10 @@ export class SnapshotWriter {
         members.push(block.member);
         digest.block(block.hash);
       });
+      if (!ordered) return null;
       pending += ']';
       digest.closeList();
-    });
+    }
     const hash = digest.end();
     const snapshot: Snapshot = { version: head.version, hash, built_at: head.built_at, config: head.config };
     pending += `},"hash":${JSON.stringify(claimedHash ?? hash)},"version":${JSON.stringify(head.version)}}`;
