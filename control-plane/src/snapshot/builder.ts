@@ -66,18 +66,23 @@ export class SnapshotBuilder {
 
   async build(db: Db): Promise<BuiltSnapshot> {
     return db.transaction(async (tx) => {
-      const [{ version }] = await tx.select({ version: configState.version }).from(configState);
-      const [{ server }] = rowsOf<{ server: string }>(await tx.execute(sql`SELECT pg_postmaster_start_time()::text AS server`));
+      // The version, the server and every table's list in one statement: a round trip per table
+      // cost the CP a socket write and Postgres a statement each (~14 per build).
+      const [listed] = rowsOf<Record<string, string | null> & { version: string | number; server: string }>(await tx.execute(sql`SELECT
+        (SELECT ${configState.version} FROM ${configState}) AS version, pg_postmaster_start_time()::text AS server,
+        ${sql.join(ENTITIES.map((def, i) => sql`(SELECT string_agg(id::text || ':' || xmin::text, ',' ORDER BY id) FROM ${def.table}) AS ${sql.identifier(`list${i}`)}`), sql`, `)}`));
+      const version = Number(listed.version);
+      const server = listed.server;
       // The cache is kept up to date in place (its entries are facts about row versions, true
       // whether or not this build completes), so a build does not make and promote 10,000-entry maps.
       if (server !== this.server) { this.cache = new Map<string, Map<string, CachedRow>>(); this.lists.clear(); }
       this.server = server;
       const config: Record<string, unknown[]> = {};
       const texts: Record<string, string[]> = {};
-      for (const def of ENTITIES) {
+      for (const [i, def] of ENTITIES.entries()) {
         // Every row's id and version as one string ("id:xmin,…" in id order): one value for the
         // driver to parse rather than 10,000 rows of two.
-        const [{ list }] = rowsOf<{ list: string | null }>(await tx.execute(sql`SELECT string_agg(id::text || ':' || xmin::text, ',' ORDER BY id) AS list FROM ${def.table}`));
+        const list = listed[`list${i}`];
         const pairs = list ? list.split(',') : [];
         const last = this.lists.get(def.name);
         const rows = this.cache.get(def.name) ?? new Map<string, CachedRow>();
