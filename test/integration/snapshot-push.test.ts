@@ -98,7 +98,7 @@ describe('DP: deltas', () => {
   it('rebuilds one from the parts it holds, fetches the stored snapshot for one it cannot, and refuses a malformed one', async () => {
     const { url, raw } = await natsWith();
     const next = snapshotSeries();
-    const snaps = [1, 2, 3, 4, 5, 6].map((v) => next(v));
+    const snaps = [1, 2, 3, 4, 5, 6, 7].map((v) => next(v));
     const versionOf = (bytes: Uint8Array) => snaps.findIndex((x) => x.envelope.equals(Buffer.from(bytes))) + 1;
     let current = 0;
     const seen: number[] = [];
@@ -139,7 +139,12 @@ describe('DP: deltas', () => {
     push(6, Buffer.concat([Buffer.from('PSD1'), Buffer.alloc(76), Buffer.from([9, 9, 9])]));
     push(6, delta(6, 5));
     await waitFor('delta v6 applied', async () => current === 6, 5_000, 10);
-    assert.deepEqual(seen.filter((v) => v !== 1), [2, 4, 5, 6], 'every snapshot handed over rebuilt exactly');
+
+    // A whole snapshot the handler refuses (signed by another key) leaves the held parts as they were.
+    push(7, snapshotSeries(1_500)(7).envelope);
+    push(7, delta(7, 6));
+    await waitFor('delta v7 applied', async () => current === 7, 5_000, 10);
+    assert.deepEqual(seen.filter((v) => v !== 1), [2, 4, 5, 6, 0, 7], 'every snapshot handed over rebuilt exactly');
   });
 });
 

@@ -34,9 +34,15 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   let rejectedDigest: string | null = null;
   /** The version a pushed snapshot being applied says it is (0: none): the stored object of that version is not fetched meanwhile. */
   let pushing = 0;
-  /** The parts (by digest) of the last snapshot received: what a pushed delta is rebuilt from. */
+  /**
+   * The parts (by digest) of the last snapshot the handler accepted (its signature checked): what a
+   * pushed delta is rebuilt from. `pendingParts`: those of a pushed one being applied, so the next
+   * delta (against it) can be rebuilt meanwhile; a push that is refused leaves `heldParts` as it was.
+   */
   let heldParts = new Map<string, Uint8Array>();
-  const learnParts = (envelope: Uint8Array) => { heldParts = new Map((partsOf(envelope) ?? []).map((p) => [partDigest(p), p])); };
+  let pendingParts: Map<string, Uint8Array> | null = null;
+  const partsByDigest = (envelope: Uint8Array) => new Map((partsOf(envelope) ?? []).map((p) => [partDigest(p), p]));
+  const eitherParts = { get: (d: string) => pendingParts?.get(d) ?? heldParts.get(d) };
 
   const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
 
@@ -80,7 +86,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     }
     const bytes = await os.getBlob(SNAPSHOT_OBJECT);
     if (!bytes || !handler) return;
-    if (await handler(bytes, info.metadata?.traceparent)) { learnParts(bytes); return; }
+    if (await handler(bytes, info.metadata?.traceparent)) { heldParts = partsByDigest(bytes); return; }
     rejectedDigest = info.digest;
     log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
   }
@@ -98,9 +104,10 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     const says = Number.isSafeInteger(claimed) && claimed > 0 ? claimed : 0;
     if (says && says <= currentVersion()) return;
     let envelope = data;
+    let parts: Map<string, Uint8Array>;
     if (isDelta(data)) {
       let rebuilt: ReturnType<typeof decodeDelta>;
-      try { rebuilt = decodeDelta(data, heldParts, MAX_WIRE_BYTES); } catch (err) {
+      try { rebuilt = decodeDelta(data, eitherParts, MAX_WIRE_BYTES); } catch (err) {
         log.warn({ error: (err as Error).message }, 'pushed snapshot delta refused; fetching the stored snapshot');
         void fetchIfNewer();
         return;
@@ -108,14 +115,16 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       // A part this node does not hold (it missed the last snapshot): the stored one instead.
       if (!rebuilt) { void fetchIfNewer(); return; }
       envelope = rebuilt.envelope;
-      heldParts = rebuilt.parts;
-    } else learnParts(data);
+      parts = rebuilt.parts;
+    } else parts = partsByDigest(data);
     pushing = Math.max(pushing, says);
+    pendingParts = parts;
     try {
-      await handler(envelope, h?.get('traceparent') || undefined);
+      if (await handler(envelope, h?.get('traceparent') || undefined)) heldParts = parts;
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'pushed snapshot could not be applied');
     } finally {
+      if (pendingParts === parts) pendingParts = null;
       if (pushing === says) pushing = 0;
       // Running what the header said: nothing to fetch (the store's copy of it is skipped by the watch).
       if (!says || currentVersion() < says) void fetchIfNewer();

@@ -61,7 +61,7 @@ export function isDelta(body: Uint8Array): boolean {
  * refers to a part not held (the node fetches the stored snapshot instead). Throws SnapshotError on
  * a malformed delta, or one that would rebuild to more than `maxBytes`.
  */
-export function decodeDelta(body: Uint8Array, held: ReadonlyMap<string, Uint8Array>, maxBytes: number): { envelope: Buffer; parts: Map<string, Uint8Array> } | null {
+export function decodeDelta(body: Uint8Array, held: { get(digest: string): Uint8Array | undefined }, maxBytes: number): { envelope: Buffer; parts: Map<string, Uint8Array> } | null {
   const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const start = MAGIC.length + ENVELOPE_HEADER_BYTES;
   if (!isDelta(view) || view.length < start) throw new SnapshotError('snapshot delta is truncated before its parts');
