@@ -142,10 +142,10 @@ function processTree(root: number, parentOf = parents()): number[] {
   return tree;
 }
 /** Processes by role: trees rooted at these pids, or (`own`) the pids alone (the bench: its children are the other roles). */
-type Roles = Map<string, { roots: number[]; own?: boolean }>;
+export type Roles = Map<string, { roots: number[]; own?: boolean }>;
 
 /** CPU time (ms) used so far by each role's processes (utime + stime, with cutime + cstime for children they reaped, from /proc), by role. */
-function cpuByRole(roles: Roles): Map<string, number> {
+export function cpuByRole(roles: Roles): Map<string, number> {
   const out = new Map<string, number>();
   const parentOf = parents();
   for (const [role, { roots, own }] of roles) {
