@@ -33,7 +33,7 @@ export async function storeVersion(db: Db, row: VersionRow, parts: readonly Uint
       sql`SELECT digest FROM ${configBlocks} WHERE digest = ANY(${sql.param(unique)}::text[])`)).map((r) => r.digest));
     const missing = new Map<string, Buffer>();
     list.forEach((d, i) => { if (!held.has(d)) missing.set(d, Buffer.from(parts[i].buffer, parts[i].byteOffset, parts[i].byteLength)); });
-    if (missing.size > 0) await tx.insert(configBlocks).values([...missing].map(([digest, bytes]) => ({ digest, bytes })));
+    if (missing.size > 0) await tx.insert(configBlocks).values([...missing].map(([digest, bytes]) => ({ digest, bytes }))).onConflictDoNothing();
     const stored = await tx.insert(configVersions).values({ ...row, parts: list }).onConflictDoNothing().returning({ version: configVersions.version });
     const removed = await tx.delete(configVersions)
       .where(lt(configVersions.version, sql`(SELECT min(version) FROM (SELECT version FROM ${configVersions} ORDER BY version DESC LIMIT ${history}) AS keep)`))
@@ -48,7 +48,9 @@ export async function storeVersion(db: Db, row: VersionRow, parts: readonly Uint
       await tx.execute(sql`DELETE FROM ${configBlocks} AS b WHERE b.digest = ANY(${sql.param([...orphans])}::text[])
         AND NOT EXISTS (SELECT 1 FROM ${configVersions} AS v WHERE b.digest = ANY(v.parts))`);
     }
-  });
+    // Read committed whatever the server's default: each statement after the lock sees what the
+    // store before it committed (a repeatable-read view would date from before the wait).
+  }, { isolationLevel: 'read committed' });
 }
 
 /**

@@ -207,7 +207,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
   });
   const statusServer: Server = await startStatusServer(env, status);
 
-  const subscriber = connectNatsSubscriber(natsOptions, log, () => current?.version ?? 0);
+  const subscriber = connectNatsSubscriber(natsOptions, log, () => current?.version ?? 0, trusted);
   const hostname = os.hostname();
   const ip = primaryIp();
   function beat(): void {

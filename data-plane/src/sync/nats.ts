@@ -6,7 +6,7 @@
 import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, decodeDelta, isDelta, partDigest, partsOf, type CacheReply, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, decodeDelta, isDelta, openSnapshot, partDigest, partsOf, signedVersion, type CacheReply, type TrustedKey, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
 
 // The object store checks each object's SHA-256 on put and get; its default is a pure-JS hash
 // (~4 ms of the event loop per 10,000-route snapshot). Node's is native.
@@ -23,7 +23,11 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     .finally(() => clearTimeout(timer));
 }
 
-export function connectNatsSubscriber(options: NatsOptions, log: Logger, currentVersion: () => number): SnapshotSubscriber {
+/**
+ * `currentVersion`: the version the node runs; `trusted`: the keys snapshots are checked against
+ * (the handler's own, so the check made here for a push is not made twice, sign.ts).
+ */
+export function connectNatsSubscriber(options: NatsOptions, log: Logger, currentVersion: () => number, trusted: readonly TrustedKey[]): SnapshotSubscriber {
   let nc: NatsConnection | null = null;
   let store: ObjectStore | null = null;
   let handler: SnapshotHandler | null = null;
@@ -32,8 +36,14 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   let again = false;
   /** Digest of the last object the handler rejected: not fetched again until the object changes (C9). */
   let rejectedDigest: string | null = null;
-  /** The version a pushed snapshot being applied says it is (0: none): the stored object of that version is not fetched meanwhile. */
+  /** The signed version of a pushed snapshot being applied (0: none): the stored object of that version is not fetched meanwhile. */
   let pushing = 0;
+  /**
+   * The newest signed version a push handed over and the handler accepted: with several workers
+   * the node's version moves when they report, and the stored copy is not fetched meanwhile.
+   */
+  let delivered = 0;
+  const ahead = () => Math.max(currentVersion(), pushing, delivered);
   /**
    * The parts (by digest) of the last snapshot the handler accepted (its signature checked): what a
    * pushed delta is rebuilt from. `pendingParts`: those of a pushed one being applied, so the next
@@ -43,6 +53,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   let pendingParts: Map<string, Uint8Array> | null = null;
   const partsByDigest = (envelope: Uint8Array) => new Map((partsOf(envelope) ?? []).map((p) => [partDigest(p), p]));
   const eitherParts = { get: (d: string) => pendingParts?.get(d) ?? heldParts.get(d) };
+  const bytesOf = (parts: Map<string, Uint8Array> | null) => { let n = 0; for (const p of parts?.values() ?? []) n += p.byteLength; return n; };
 
   const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
 
@@ -76,7 +87,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     const info = await os.info(SNAPSHOT_OBJECT);
     if (!info || info.deleted || info.digest === rejectedDigest) return;
     const version = Number(info.metadata?.version ?? 0);
-    if (version && version <= Math.max(currentVersion(), pushing)) return;
+    if (version && version <= ahead()) return;
     // Anyone who can write the bucket could otherwise make every DP download (and hold) an object
     // of any size before its signature is checked.
     if (info.size > MAX_WIRE_BYTES) {
@@ -86,7 +97,12 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     }
     const bytes = await os.getBlob(SNAPSHOT_OBJECT);
     if (!bytes || !handler) return;
-    if (await handler(bytes, info.metadata?.traceparent)) { heldParts = partsByDigest(bytes); return; }
+    if (await handler(bytes, info.metadata?.traceparent)) {
+      // Accepted: its signature checked, so the version in it (not the object's metadata) counts.
+      heldParts = partsByDigest(bytes);
+      delivered = Math.max(delivered, signedVersion(bytes) ?? 0);
+      return;
+    }
     rejectedDigest = info.digest;
     log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
   }
@@ -101,34 +117,50 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   async function applyPushed(data: Uint8Array, h: MsgHdrs | undefined): Promise<void> {
     if (!handler || closed) return;
     const claimed = Number(h?.get(SNAPSHOT_VERSION_HEADER));
-    const says = Number.isSafeInteger(claimed) && claimed > 0 ? claimed : 0;
-    if (says && says <= currentVersion()) return;
-    let envelope = data;
+    if (Number.isSafeInteger(claimed) && claimed > 0 && claimed <= ahead()) return;
+    let envelope: Uint8Array = data;
     let parts: Map<string, Uint8Array>;
     if (isDelta(data)) {
       let rebuilt: ReturnType<typeof decodeDelta>;
-      try { rebuilt = decodeDelta(data, eitherParts, MAX_WIRE_BYTES); } catch (err) {
-        log.warn({ error: (err as Error).message }, 'pushed snapshot delta refused; fetching the stored snapshot');
-        void fetchIfNewer();
-        return;
+      // A delta rebuilds to at most the parts it may refer to and its own bytes: a small one
+      // naming one held part many times is refused before anything that size is made.
+      const limit = Math.min(MAX_WIRE_BYTES, bytesOf(heldParts) + bytesOf(pendingParts) + data.byteLength);
+      try { rebuilt = decodeDelta(data, eitherParts, limit); } catch (err) {
+        return refused(`delta refused: ${(err as Error).message}`);
       }
       // A part this node does not hold (it missed the last snapshot): the stored one instead.
       if (!rebuilt) { void fetchIfNewer(); return; }
       envelope = rebuilt.envelope;
-      parts = rebuilt.parts;
-    } else parts = partsByDigest(data);
-    pushing = Math.max(pushing, says);
+      // Copied: a pushed part is a view into the socket chunk it came in, which it would keep alive.
+      parts = new Map([...rebuilt.parts].map(([d, p]) => [d, Buffer.from(p)]));
+    } else parts = new Map([...partsByDigest(data)].map(([d, p]) => [d, Buffer.from(p)]));
+    // Checked here, before it changes anything of this node's: what the bus carries unsigned
+    // (forged, or from anyone who can publish) is dropped and counted, without an error on the node.
+    try { openSnapshot(envelope, trusted); } catch (err) {
+      return refused((err as Error).message);
+    }
+    const version = signedVersion(envelope) ?? 0;
+    if (version && version <= ahead()) return;
+    pushing = version;
     pendingParts = parts;
+    let accepted = false;
     try {
-      if (await handler(envelope, h?.get('traceparent') || undefined)) heldParts = parts;
+      accepted = await handler(envelope, h?.get('traceparent') || undefined);
+      if (accepted) { heldParts = parts; delivered = Math.max(delivered, version); }
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'pushed snapshot could not be applied');
     } finally {
       if (pendingParts === parts) pendingParts = null;
-      if (pushing === says) pushing = 0;
-      // Running what the header said: nothing to fetch (the store's copy of it is skipped by the watch).
-      if (!says || currentVersion() < says) void fetchIfNewer();
+      if (pushing === version) pushing = 0;
+      // Applied, or handed to the workers: the store's copy of it is not fetched (the watch skips it).
+      if (!accepted || !version) void fetchIfNewer();
     }
+  }
+
+  /** A push dropped before the handler: counted (portico_nats_events_total{type="snapshot_push_refused"}) and logged at debug. */
+  function refused(why: string): void {
+    natsState.observe('snapshot_push_refused');
+    log.debug({ error: why }, 'pushed snapshot refused'); 
   }
 
   async function watchLoop(c: NatsConnection): Promise<void> {
@@ -142,7 +174,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
           // The watch says which version was stored: one this node runs, or is applying from a
           // push, is not asked for again (a push that fails fetches once it is done).
           const version = Number(info.metadata?.version ?? 0);
-          if (!version || version > Math.max(currentVersion(), pushing)) void fetchIfNewer();
+          if (!version || version > ahead()) void fetchIfNewer();
         }
       } catch (err) {
         if (!closed) log.warn({ err: (err as Error).message }, 'snapshot watch ended; restarting');

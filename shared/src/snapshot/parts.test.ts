@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SnapshotError } from './codec.ts';
 import { snapshotSeries } from '../../../test/harness/snapshots.ts';
-import { decodeDelta, encodeDelta, isDelta, partDigest, partsOf } from './parts.ts';
+import { decodeDelta, encodeDelta, isDelta, partDigest, partsOf, signedVersion } from './parts.ts';
 
 const byDigest = (parts: readonly Uint8Array[]) => new Map(parts.map((p) => [partDigest(p), p]));
 
@@ -14,6 +14,8 @@ describe('snapshot parts and deltas', () => {
   it('splits an envelope into the parts it was written from', () => {
     assert.deepEqual(partsOf(a.envelope)!.map(partDigest), a.parts.map(partDigest));
     assert.equal(partsOf(Buffer.from('PSN1')), null);
+    assert.equal(signedVersion(b.envelope), 2, 'the version its tail says');
+    assert.equal(signedVersion(Buffer.from('PSN1 not a snapshot')), null);
   });
 
   it('sends only the parts the last snapshot lacked, and rebuilds the very envelope from those held', () => {

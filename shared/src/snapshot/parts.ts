@@ -5,6 +5,7 @@
 // the signature over the whole as for any snapshot, so a delta needs no trust of its own: a wrong
 // or forged one fails that check, and a node that lacks a part fetches the stored snapshot instead.
 import { hash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { walkMembers } from './members.ts';
 import { ENVELOPE_HEADER_BYTES } from './sign.ts';
 import { SnapshotError } from './codec.ts';
@@ -28,6 +29,20 @@ export function partsOf(envelope: Uint8Array): Uint8Array[] | null {
   if (envelope.byteLength <= ENVELOPE_HEADER_BYTES) return null;
   const payload = envelope.subarray(ENVELOPE_HEADER_BYTES);
   return walkMembers(payload)?.map((m) => payload.subarray(m.start, m.end)) ?? null;
+}
+
+/**
+ * The version a snapshot written in parts says it is, read from its last part (the small tail,
+ * `…,"version":N}`), or null when it is not written so. Of an envelope whose signature checked
+ * out, this is the CP's word, unlike a message header.
+ */
+export function signedVersion(envelope: Uint8Array): number | null {
+  const parts = partsOf(envelope);
+  if (!parts) return null;
+  let tail: string;
+  try { tail = gunzipSync(parts[parts.length - 1], { maxOutputLength: 4096 }).toString('latin1'); } catch { return null; }
+  const m = /"version":(\d{1,15})\}$/.exec(tail);
+  return m ? Number(m[1]) : null;
 }
 
 /**

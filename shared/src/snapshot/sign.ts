@@ -53,8 +53,19 @@ export function openEnvelope(envelope: Uint8Array, trusted: readonly TrustedKey[
   return payload;
 }
 
+/**
+ * Snapshots opened, by the envelope object, with the key list they were checked against: a data
+ * plane checks a pushed snapshot before it changes any state (data-plane/src/sync/nats.ts) and
+ * again where it applies it; the second is this lookup. Kept only while the envelope is referenced.
+ */
+const opened = new WeakMap<Uint8Array, { trusted: readonly TrustedKey[]; payload: Uint8Array }>();
+
 export function openSnapshot(envelope: Uint8Array, trusted: readonly TrustedKey[]): Uint8Array {
-  return openEnvelope(envelope, trusted, 'snapshot');
+  const known = opened.get(envelope);
+  if (known && known.trusted === trusted) return known.payload;
+  const payload = openEnvelope(envelope, trusted, 'snapshot');
+  opened.set(envelope, { trusted, payload });
+  return payload;
 }
 
 /** PEM text, or a path to a PEM file. */
