@@ -43,6 +43,8 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
    * the node's version moves when they report, and the stored copy is not fetched meanwhile.
    */
   let delivered = 0;
+  /** The next fetch check ignores `delivered` (fetchIfNewer(true)). */
+  let fullCheck = false;
   const ahead = () => Math.max(currentVersion(), pushing, delivered);
   /**
    * The parts (by digest) of the last snapshot the handler accepted (its signature checked): what a
@@ -61,7 +63,8 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
    * Fetch the stored snapshot if its version is newer than the one applied. Calls during a fetch
    * are folded into one more fetch after it, so the newest version is always read last.
    */
-  async function fetchIfNewer(): Promise<void> {
+  async function fetchIfNewer(full = false): Promise<void> {
+    if (full) fullCheck = true;
     if (!handler || !nc) return;
     if (fetching) { again = true; return; }
     fetching = true;
@@ -87,7 +90,11 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     const info = await os.info(SNAPSHOT_OBJECT);
     if (!info || info.deleted || info.digest === rejectedDigest) return;
     const version = Number(info.metadata?.version ?? 0);
-    if (version && version <= ahead()) return;
+    // A full check (at start, on reconnect, every RECHECK_MS) trusts only what the node runs: a
+    // version handed to workers that were not up yet is fetched and handed over again.
+    const floor = fullCheck ? Math.max(currentVersion(), pushing) : ahead();
+    fullCheck = false;
+    if (version && version <= floor) return;
     // Anyone who can write the bucket could otherwise make every DP download (and hold) an object
     // of any size before its signature is checked.
     if (info.size > MAX_WIRE_BYTES) {
@@ -186,7 +193,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   async function statusLoop(c: NatsConnection): Promise<void> {
     for await (const s of c.status()) {
       natsState.observe(s.type);
-      if (s.type === 'reconnect') { log.info('NATS reconnected'); void fetchIfNewer(); }
+      if (s.type === 'reconnect') { log.info('NATS reconnected'); void fetchIfNewer(true); }
       else if (s.type === 'disconnect') log.warn('NATS disconnected; serving the last applied config');
     }
   }
@@ -195,12 +202,12 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   function start(): Promise<void> {
     if (!nc || !handler) return Promise.resolve();
     void watchLoop(nc);
-    return fetchIfNewer();
+    return fetchIfNewer(true);
   }
 
   const healthHandlers: ((bytes: Uint8Array) => void)[] = [];
   let cacheHandler: ((bytes: Uint8Array) => Promise<CacheReply | null>) | null = null;
-  const recheck = setInterval(() => { void fetchIfNewer(); }, RECHECK_MS);
+  const recheck = setInterval(() => { void fetchIfNewer(true); }, RECHECK_MS);
   recheck.unref();
   // Retries forever (natsConnectOptions): resolves when NATS is first reachable.
   void connect(options).then((c) => {
