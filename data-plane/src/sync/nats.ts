@@ -115,18 +115,19 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   }
 
   /**
-   * A snapshot the CP sent on SNAPSHOT_SUBJECT, applied as one fetched would be (the signature and
-   * the version inside decide). The version header is unsigned: it only spares opening a snapshot
-   * this node already runs, and stops the object store's copy of the same version from being
-   * fetched while this one applies. A fetch check follows unless the node then runs the version the
-   * header said, so a false header or a rejected push cannot leave the node behind.
+   * A snapshot the CP sent on SNAPSHOT_SUBJECT (whole, or a delta rebuilt from the parts held),
+   * opened here before it changes anything: one not signed by a trusted key is dropped and counted;
+   * one whose signed version the node has, or is applying, is dropped too (a replay). The version
+   * header is unsigned and only spares rebuilding and opening a snapshot the node already has.
+   * While a push applies, the store's copy of its version is not fetched; one that fails, or whose
+   * version cannot be read, is followed by a fetch check, so the node cannot be left behind.
    */
   async function applyPushed(data: Uint8Array, h: MsgHdrs | undefined): Promise<void> {
     if (!handler || closed) return;
     const claimed = Number(h?.get(SNAPSHOT_VERSION_HEADER));
     if (Number.isSafeInteger(claimed) && claimed > 0 && claimed <= ahead()) return;
     let envelope: Uint8Array = data;
-    let parts: Map<string, Uint8Array>;
+    let parts: Map<string, Uint8Array> | undefined;
     if (isDelta(data)) {
       let rebuilt: ReturnType<typeof decodeDelta>;
       // A delta rebuilds to at most the parts it may refer to and its own bytes: a small one
@@ -138,14 +139,15 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       // A part this node does not hold (it missed the last snapshot): the stored one instead.
       if (!rebuilt) { void fetchIfNewer(); return; }
       envelope = rebuilt.envelope;
-      // Copied: a pushed part is a view into the socket chunk it came in, which it would keep alive.
-      parts = new Map([...rebuilt.parts].map(([d, p]) => [d, Buffer.from(p)]));
-    } else parts = new Map([...partsByDigest(data)].map(([d, p]) => [d, Buffer.from(p)]));
+      parts = rebuilt.parts;
+    }
     // Checked here, before it changes anything of this node's: what the bus carries unsigned
     // (forged, or from anyone who can publish) is dropped and counted, without an error on the node.
     try { openSnapshot(envelope, trusted); } catch (err) {
       return refused((err as Error).message);
     }
+    // Copied: a pushed part is a view into the socket chunk it came in, which it would keep alive.
+    parts = new Map([...(parts ?? partsByDigest(envelope))].map(([d, p]) => [d, Buffer.from(p)]));
     const version = signedVersion(envelope) ?? 0;
     if (version && version <= ahead()) return;
     pushing = version;
@@ -167,7 +169,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   /** A push dropped before the handler: counted (portico_nats_events_total{type="snapshot_push_refused"}) and logged at debug. */
   function refused(why: string): void {
     natsState.observe('snapshot_push_refused');
-    log.debug({ error: why }, 'pushed snapshot refused'); 
+    log.debug({ error: why }, 'pushed snapshot refused');
   }
 
   async function watchLoop(c: NatsConnection): Promise<void> {
