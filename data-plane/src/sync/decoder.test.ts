@@ -163,12 +163,16 @@ describe('SnapshotDecoder: held keys', () => {
       }
       assert.equal(d.keysSent, 0, 'in step: three writes sent no keys');
       assert.equal((await d.decode(write(3), 4)).status, 'ignored');
+      // An ignored snapshot changes nothing on either side: still in step.
+      const five = await d.decode(write(5), 4);
+      assert.ok(five.status === 'decoded' && five.changes.routes.added.length === 2);
+      assert.equal(d.keysSent, 0, 'in step after an ignored snapshot');
       // A new thread holds nothing: the keys go once, and the result is the same.
       await d.close();
-      const r = await d.decode(write(5), 4);
+      const r = await d.decode(write(6), 5);
       assert.equal(d.keysSent, 1);
-      assert.ok(r.status === 'decoded' && r.changes.routes.added.length === 2, 'still only the two routes that differ from v4');
-      assert.equal((await d.decode(write(6), 5)).status, 'decoded');
+      assert.ok(r.status === 'decoded' && r.changes.routes.added.length === 2, 'still only the two routes that differ from v5');
+      assert.equal((await d.decode(write(7), 6)).status, 'decoded');
       assert.equal(d.keysSent, 1);
     } finally {
       await d.close();
