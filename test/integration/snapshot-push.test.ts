@@ -111,7 +111,7 @@ function dpOn(url: string, trusted: Parameters<typeof connectNatsSubscriber>[3],
 }
 
 function pusher(raw: NatsConnection) {
-  return (version: number, body: Uint8Array) => {
+  return (version: number | string, body: Uint8Array) => {
     const h = headers();
     h.set(SNAPSHOT_VERSION_HEADER, String(version));
     raw.publish(SNAPSHOT_SUBJECT, body, { headers: h });
@@ -172,7 +172,7 @@ describe('DP: snapshots on core NATS', () => {
   it('applies a pushed one with nothing stored, skips one it runs or an old one replayed, and fetches no stored copy of one it is applying', async () => {
     const { url, raw } = await natsWith();
     const series = snapshotSeries();
-    const snaps = [1, 2, 3, 4, 5, 6, 7, 8].map((v) => series(v));
+    const snaps = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map((v) => series(v));
     const { node, watching } = dpOn(url, series.trusted, 7);
     await watching;
     const push = pusher(raw);
@@ -199,5 +199,12 @@ describe('DP: snapshots on core NATS', () => {
     await store.putBlob({ name: SNAPSHOT_OBJECT, metadata: { version: '8' } }, snaps[7].envelope);
     await waitFor('stored v8 fetched', async () => node.current === 8, 5_000, 10);
     assert.deepEqual(node.seen.slice(fives), [6, 7, 8]);
+
+    // The header is only a hint: not a number, negative, past any integer, non-ASCII: the signed version decides.
+    for (const [i, header] of ['not-a-number', '-3', '1e400', 'é9'].entries()) {
+      push(header, snaps[8 + i].envelope);
+      await waitFor(`v${9 + i} applied under header ${header}`, async () => node.current === 9 + i, 5_000, 10);
+    }
+    assert.deepEqual(node.seen.slice(fives), [6, 7, 8, 9, 10, 11, 12]);
   });
 });

@@ -1,8 +1,9 @@
 // Publishes snapshots to a JetStream object store (chunked, so 10k-route configs pass NATS's 1 MB
 // max_payload), and first on core NATS when they fit one message (SNAPSHOT_SUBJECT: every DP has
-// it without a fetch; as a delta against the last one sent, parts.ts), and listens for data-plane heartbeats on core NATS. The connection is made in the
-// background, so the admin API serves while NATS is down (review C11): a publish waits briefly for
-// the first connection, then fails, and the snapshot loop retries it.
+// it without a fetch; as a delta against the last one sent, parts.ts), and listens for data-plane
+// heartbeats on core NATS. The connection is made in the background, so the admin API serves while
+// NATS is down (review C11): a publish waits briefly for the first connection, then fails, and the
+// snapshot loop retries it.
 import { connect, createInbox, headers, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';

@@ -90,11 +90,12 @@ export class SnapshotDecoder {
     };
     this.synced = null;
     let reply: DecodeReply;
+    let resent = false;
     if (inline) reply = decodeRequest(request(true)[0]);
     else {
       const worker = this.worker ??= this.start();
       reply = await this.send(...request(false));
-      if (reply.status === 'resend') reply = await this.send(...request(true));
+      if (reply.status === 'resend') { reply = await this.send(...request(true)); resent = true; }
       if (reply.status === 'decoded' && this.worker === worker) {
         const decoded = await this.assemble(reply, held);
         this.synced = { worker, id: reply.id };
@@ -104,8 +105,8 @@ export class SnapshotDecoder {
     if (reply.status === 'error') throw new SnapshotError(reply.error);
     if (reply.status === 'resend') throw new SnapshotError('snapshot decoder: the thread asked for the held keys twice');
     if (reply.status === 'ignored') {
-      // Nothing changed on either side: still in step.
-      if (!inline && this.worker) this.synced = synced !== null ? { worker: this.worker, id: synced } : null;
+      // Nothing changed on either side: still in step, unless the thread refused the token.
+      if (!inline && this.worker && synced !== null && !resent) this.synced = { worker: this.worker, id: synced };
       return { status: 'ignored', version: reply.version };
     }
     return { status: 'decoded', ...await this.assemble(reply, held) };

@@ -126,9 +126,12 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     if (!handler || closed) return;
     const claimed = Number(h?.get(SNAPSHOT_VERSION_HEADER));
     if (Number.isSafeInteger(claimed) && claimed > 0 && claimed <= ahead()) return;
-    let envelope: Uint8Array = data;
+    // A whole push is copied first: the message is a view into the client's read buffers, and what
+    // is checked below (and remembered as checked, sign.ts) must be bytes nothing else can change.
+    let envelope: Uint8Array;
     let parts: Map<string, Uint8Array> | undefined;
-    if (isDelta(data)) {
+    if (!isDelta(data)) envelope = Buffer.from(data);
+    else {
       let rebuilt: ReturnType<typeof decodeDelta>;
       // A delta rebuilds to at most the parts it may refer to and its own bytes: a small one
       // naming one held part many times is refused before anything that size is made.
@@ -146,8 +149,9 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     try { openSnapshot(envelope, trusted); } catch (err) {
       return refused((err as Error).message);
     }
-    // Copied: a pushed part is a view into the socket chunk it came in, which it would keep alive.
-    parts = new Map([...(parts ?? partsByDigest(envelope))].map(([d, p]) => [d, Buffer.from(p)]));
+    // A delta's inline parts are views into the message: copied, so as not to keep its buffer alive
+    // (a whole push's parts are views into the copy made above).
+    parts = parts ? new Map([...parts].map(([d, p]) => [d, Buffer.from(p)])) : partsByDigest(envelope);
     const version = signedVersion(envelope) ?? 0;
     if (version && version <= ahead()) return;
     pushing = version;
