@@ -82,7 +82,7 @@ describe('key-auth', () => {
     assert.match(list.body.data[0].key_hash, /^[0-9a-f]{64}$/);
     assert.equal((await s.A('GET', '/key-auths/top-secret-key')).status, 200, 'lookup by key works through its hash');
     await waitCached(s.dps[0]);
-    const cached = gunzipSync(openSnapshot(readFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed')), parsePublicKeys(TEST_SIGNING.publicKey))).toString();
+    const cached = gunzipSync(await openSnapshot(readFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed')), parsePublicKeys(TEST_SIGNING.publicKey))).toString();
     assert.ok(cached.includes(list.body.data[0].key_hash));
     assert.ok(!cached.includes('top-secret-key'), 'the DP never holds the plaintext key');
   });

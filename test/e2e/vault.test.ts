@@ -42,7 +42,7 @@ describe('vault references', () => {
     await db.end();
     assert.deepEqual(rows.rows.map((r) => r.secret), ['{vault://env/test-jwt-secret}']);
     await waitCached(s.dps[0]);
-    const cached = gunzipSync(openSnapshot(readFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed')), parsePublicKeys(TEST_SIGNING.publicKey))).toString();
+    const cached = gunzipSync(await openSnapshot(readFileSync(path.join(s.dps[0].dataDir, 'snapshot.signed')), parsePublicKeys(TEST_SIGNING.publicKey))).toString();
     assert.ok(!cached.includes(SECRET), 'the disk cache holds the reference, not the secret');
   });
 

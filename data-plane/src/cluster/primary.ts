@@ -66,7 +66,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
   let appliedAt = 0;
   try {
     const bytes = readFileSync(cacheFile);
-    openSnapshot(bytes, trusted);
+    await openSnapshot(bytes, trusted);
     current = { bytes, version: 0 };
     log.info('serving cached config from disk');
   } catch (err) {
@@ -236,9 +236,9 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
     const errors = [...new Set(replies.flatMap((x) => x.errors ?? []))];
     return { node_id: nodeId, ...(purged !== undefined ? { purged } : {}), ...(entry !== undefined ? { entry } : replies.some((x) => 'entry' in x) ? { entry: null } : {}), ...(errors.length ? { errors } : {}) };
   });
-  await subscriber.watch((bytes, traceparent) => {
+  await subscriber.watch(async (bytes, traceparent) => {
     // The one signature check of the node; a forged or unsigned snapshot never reaches a worker.
-    try { openSnapshot(bytes, trusted); } catch (err) {
+    try { await openSnapshot(bytes, trusted); } catch (err) {
       log.error({ error: (err as Error).message }, 'config snapshot rejected; the previous config keeps serving');
       return false;
     }

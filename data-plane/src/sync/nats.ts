@@ -146,7 +146,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     }
     // Checked here, before it changes anything of this node's: what the bus carries unsigned
     // (forged, or from anyone who can publish) is dropped and counted, without an error on the node.
-    try { openSnapshot(envelope, trusted); } catch (err) {
+    try { await openSnapshot(envelope, trusted); } catch (err) {
       return refused((err as Error).message);
     }
     // A delta's inline parts are views into the message: copied, so as not to keep its buffer alive

@@ -19,23 +19,34 @@ function pair() {
 const payload = encodeSnapshot({ version: 1, hash: configHash(emptyConfig()), built_at: 0, config: emptyConfig() });
 
 describe('signed snapshots', () => {
-  it('opens what the matching key signed, with any key of a rotation list', () => {
+  it('opens what the matching key signed, with any key of a rotation list', async () => {
     const a = pair(); const b = pair();
     const signed = signSnapshot(payload, parseSigningKey(b.priv));
-    assert.deepEqual(Buffer.from(openSnapshot(signed, parsePublicKeys(`${a.pub},${b.pub}`))), Buffer.from(payload));
+    assert.deepEqual(Buffer.from(await openSnapshot(signed, parsePublicKeys(`${a.pub},${b.pub}`))), Buffer.from(payload));
   });
 
-  it('refuses unsigned bytes, another key, and a tampered payload or signature', () => {
+  it('refuses unsigned bytes, another key, and a tampered payload or signature', async () => {
     const a = pair(); const b = pair();
     const trusted = parsePublicKeys(a.pub);
-    assert.throws(() => openSnapshot(payload, trusted), (e) => e instanceof SnapshotError && /not signed/.test(e.message));
-    assert.throws(() => openSnapshot(signSnapshot(payload, parseSigningKey(b.priv)), trusted), /untrusted key/);
+    await assert.rejects(() => openSnapshot(payload, trusted), (e) => e instanceof SnapshotError && /not signed/.test(e.message));
+    await assert.rejects(() => openSnapshot(signSnapshot(payload, parseSigningKey(b.priv)), trusted), /untrusted key/);
     const signed = Buffer.from(signSnapshot(payload, parseSigningKey(a.priv)));
     const tampered = Buffer.from(signed); tampered[tampered.length - 1] ^= 1;
-    assert.throws(() => openSnapshot(tampered, trusted), /signature is invalid/);
+    await assert.rejects(() => openSnapshot(tampered, trusted), /signature is invalid/);
     const badSig = Buffer.from(signed); badSig[20] ^= 1;
-    assert.throws(() => openSnapshot(badSig, trusted), /signature is invalid/);
-    assert.throws(() => openSnapshot(signed.subarray(0, 30), trusted), /not signed/);
+    await assert.rejects(() => openSnapshot(badSig, trusted), /signature is invalid/);
+    await assert.rejects(() => openSnapshot(signed.subarray(0, 30), trusted), /not signed/);
+  });
+
+  it('remembers a snapshot it opened only for the key list it was checked against, and never one it refused', async () => {
+    const a = pair(); const b = pair();
+    const trusted = parsePublicKeys(a.pub);
+    const signed = Buffer.from(signSnapshot(payload, parseSigningKey(a.priv)));
+    assert.deepEqual(Buffer.from(await openSnapshot(signed, trusted)), Buffer.from(payload));
+    await assert.rejects(() => openSnapshot(signed, parsePublicKeys(b.pub)), /untrusted key/);
+    const tampered = Buffer.from(signed); tampered[tampered.length - 1] ^= 1;
+    await assert.rejects(() => openSnapshot(tampered, trusted), /signature is invalid/);
+    await assert.rejects(() => openSnapshot(tampered, trusted), /signature is invalid/);
   });
 
   it('reads keys from PEM text or files and names the variable when they are wrong', () => {
