@@ -11,8 +11,8 @@
 //   100 KB JSON response (× the plain route serving the same document); request-validator on a
 //   POSTed 1 KB JSON body (× the plain route with the same body), and its in-process costs. A DP node with
 //   PORTICO_WORKERS=1 vs 2, with CPU µs per request (workers.ts).
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -24,6 +24,7 @@ import { startStack, dpVersion } from '../harness/stack.ts';
 import { freePort, portOpen, startRedis, waitFor } from '../harness/procs.ts';
 import { tlsBench } from './tls.ts';
 import { validatorCost, validatorCostLine, validatorFixture } from './validator.ts';
+import { startOrigin } from './origin.ts';
 import { bareNodePeer, benchPeers, caddyPeer, fastifyPeer, haproxyPeer, nginxPeer, porticoPeer, type Peer } from './peers.ts';
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5);
@@ -33,16 +34,6 @@ const CONNECTIONS = 50;
 const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
-
-/** A JSON document of about `bytes` bytes with snake_case keys, as an API returns (json-transform rows). */
-function jsonDoc(bytes: number): string {
-  const items: unknown[] = [];
-  const doc = { request_id: 'r-1', total_count: 0, items, internal_notes: 'x' };
-  while (JSON.stringify(doc).length < bytes) items.push({ user_id: items.length, first_name: 'John', last_name: 'Doe', created_at: '2024-01-01T00:00:00Z', is_active: true });
-  doc.total_count = items.length;
-  return JSON.stringify(doc);
-}
-const JSON_DOCS: Record<string, string> = { '/json1k': jsonDoc(1024), '/json100k': jsonDoc(100 * 1024) };
 
 interface Load { rps: number; p50: number; p99: number }
 
@@ -66,36 +57,6 @@ async function autocannon(url: string, headers: Record<string, string> = {}, bod
 }
 
 const load = (url: string, headers?: Record<string, string>, body?: string) => (has('wrk') ? Promise.resolve(wrk(url, headers, body)) : autocannon(url, headers, body));
-
-/** nginx as the upstream (fast and steady), or a Node server when nginx is absent. */
-async function startOrigin(): Promise<{ url: string; port: number; extraPorts: number[]; stop: () => void }> {
-  const port = await freePort();
-  const extraPorts = [await freePort(), await freePort()];
-  if (has('nginx')) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-nginx-'));
-    writeFileSync(path.join(dir, 'nginx.conf'), `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000;
-  server { listen 127.0.0.1:${port}; listen 127.0.0.1:${extraPorts[0]}; listen 127.0.0.1:${extraPorts[1]};
-    location / { default_type application/json; return 200 '{"hello":"world"}'; }
-    location /json1k { default_type application/json; alias ${dir}/json1k; }
-    location /json100k { default_type application/json; alias ${dir}/json100k; } } }\n`);
-    // nginx's workers may run as another user (root starts them as nobody): the files must be readable.
-    chmodSync(dir, 0o755);
-    for (const [p, body] of Object.entries(JSON_DOCS)) writeFileSync(path.join(dir, p.slice(1)), body, { mode: 0o644 });
-    const p = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
-    await waitFor('origin', () => portOpen(port));
-    return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => p.kill() };
-  }
-  const http = await import('node:http');
-  const handler = (q: import('node:http').IncomingMessage, s: import('node:http').ServerResponse) => {
-    s.setHeader('content-type', 'application/json');
-    s.end(JSON_DOCS[q.url ?? ''] ?? '{"hello":"world"}');
-  };
-  const servers = [port, ...extraPorts].map((p) => http.createServer(handler).listen(p, '127.0.0.1'));
-  await waitFor('origin', () => portOpen(port));
-  return { url: `http://127.0.0.1:${port}`, port, extraPorts, stop: () => servers.forEach((x) => x.close()) };
-}
 
 function routingCost(): { n10: number; n10k: number } {
   const svc = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 0, updated_at: 0, host: 'up.test' });

@@ -4,16 +4,16 @@
 // process of the node (primary and workers, from /proc) over the requests it served, which stays
 // meaningful on a loaded machine where req/s does not.
 //
-// Standalone, with its own stack and a small origin process (wrk runs synchronously, so the origin
-// cannot live in this process):
+// Standalone, with its own stack and the full bench's origin (nginx when present; wrk runs
+// synchronously, so the origin cannot live in this process):
 //   npm run build --silent && node --import tsx test/bench/workers.ts
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { startGateway, type GatewayProcess } from '../harness/gateway.ts';
 import { startStack, dpVersion, type Stack } from '../harness/stack.ts';
 import { startRedis, waitFor } from '../harness/procs.ts';
+import { startOrigin } from './origin.ts';
 
 interface Load { rps: number; p50: number; p99: number }
 interface Options {
@@ -102,9 +102,7 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     const ms = (label: string) => { const m = new RegExp(`\\s${label}\\s+([\\d.]+)(us|ms|s)`).exec(out)!; return Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 's' ? 1e3 : 1); };
     return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), p50: ms('50%'), p99: ms('99%') };
   };
-  const originProc = spawn(process.execPath, ['-e', `require('node:http').createServer((q, s) => { s.setHeader('content-type', 'application/json'); s.end('{"ok":true}'); })
-    .listen(0, '127.0.0.1', function () { console.log(this.address().port); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const origin = { url: `http://127.0.0.1:${String((await once(originProc.stdout!, 'data'))[0]).trim()}`, close: async () => { originProc.kill(); } };
+  const origin = await startOrigin();
   const redis = await startRedis();
   const stack = await startStack({ dps: 0 });
   await stack.A('POST', '/services', { name: 'bench', url: origin.url });
@@ -123,6 +121,7 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     });
   } finally {
     await stack.stop();
-    await Promise.all([redis.stop(), origin.close()]);
+    origin.stop();
+    await redis.stop();
   }
 }
