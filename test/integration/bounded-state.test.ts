@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { MAX_LOCAL_COUNTERS, MemoryRateLimitStore } from '../../shared/src/plugins/rate-limiting/store.ts';
-import { MAX_LEASES, RedisRateLimitStore } from '../../data-plane/src/adapters/redis-rate-limit.ts';
+import { RedisRateLimitStore } from '../../data-plane/src/adapters/redis-rate-limit.ts';
+import { MAX_LEASES } from '../../data-plane/src/adapters/leased-rate-limit.ts';
 import { MAX_VERIFIED, MAX_VERIFIED_BYTES, verifiedCache } from '../../shared/src/plugins/jwt/handler.ts';
 import { basicAuthHandler, MAX_FAILED } from '../../shared/src/plugins/basic-auth/handler.ts';
 import { basicAuthConfig } from '../../shared/src/plugins/basic-auth/schema.ts';
@@ -46,7 +47,7 @@ describe('client-keyed state stays bounded under 1,000,000 distinct keys', () =>
   it('Redis leases (one per counter key)', async (t) => {
     // Redis's answer is stood in for (one unit granted per call): this measures the lease map, not Redis.
     class Granting extends RedisRateLimitStore {
-      protected override async call() { return { granted: 1, remaining: [9], resetMs: [60_000], redisNowMs: Date.now() }; }
+      protected override async call() { return { granted: 1, remaining: [9], resetMs: [60_000], nowMs: Date.now() }; }
     }
     const store = new Granting({ host: '127.0.0.1', port: 1 });
     await retained(t, 'RedisRateLimitStore.leases', 24, async () => {

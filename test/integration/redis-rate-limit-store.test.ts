@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rateLimitStoreContract } from '../../shared/src/plugins/rate-limiting/store.contract.ts';
 import { Redis } from 'ioredis';
-import { RateLimitStores, RedisRateLimitStore, StoreUnavailableError } from '../../data-plane/src/adapters/redis-rate-limit.ts';
+import { RateLimitStores, RedisRateLimitStore } from '../../data-plane/src/adapters/redis-rate-limit.ts';
+import { StoreUnavailableError } from '../../data-plane/src/adapters/leased-rate-limit.ts';
 import { startRedis, waitFor, type RedisHandle } from '../harness/procs.ts';
 
 let redis: RedisHandle;

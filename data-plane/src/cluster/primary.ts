@@ -26,7 +26,7 @@ import { HealthOverrides } from '../sync/health-overrides.ts';
 import { createStatusApp, upstreamHealth, type ConfigView, type WorkerStatus } from '../status/app.ts';
 import { primaryIp, startStatusServer, trustedKeys } from '../index.ts';
 import { defaultCertificate } from '../tls/index.ts';
-import { decideBatch } from './rate-limit.ts';
+import { grantBatch } from './rate-limit.ts';
 import { mergeMetrics } from './metrics.ts';
 import type { ToPrimary, ToWorker, UpstreamTargets, WorkerCounters } from './protocol.ts';
 import { withProxyFlags } from '../node-flags.ts';
@@ -165,7 +165,7 @@ export async function startPrimary(env: Env, log: Logger): Promise<Primary> {
         health.applyShared(m.upstream, m.target, m.s);
         broadcast(m, r.worker);
         break;
-      case 'rl': sendTo(r.worker, decideBatch(counters, m)); break;
+      case 'rl': sendTo(r.worker, grantBatch(counters, m)); break;
       case 'answer': queries.get(m.id)?.(m.value); break;
       default: log.error({ message: (m as { t?: unknown }).t }, 'unknown message from a worker; dropped');
     }

@@ -2,7 +2,7 @@
 // serialization, so snapshot bytes cross as bytes). Both ends are this program: the channel is
 // trusted, and a message of an unknown type is a bug, logged and dropped.
 import type { Heartbeat, Upstream } from '@portico/shared';
-import type { Algorithm, Decision, Limit } from '@portico/shared/plugins/handlers';
+import type { Algorithm, Grant, Limit } from '@portico/shared/plugins/handlers';
 import type { SharedHealth } from '../proxy/balancer.ts';
 
 /** A target's health or breaker change, learned by one process of the node. */
@@ -19,8 +19,8 @@ export type ToWorker =
   /** A signed health override from the CP, as received (each process verifies it). */
   | { t: 'override'; bytes: Uint8Array }
   | HealthMessage
-  /** Decisions for one batch of rate-limit hits, in order. */
-  | { t: 'rl'; id: number; decisions: Decision[] }
+  /** Grants for one batch of rate-limit leases asked for, in order. */
+  | { t: 'rl'; id: number; grants: Grant[] }
   | { t: 'query'; id: number; what: 'counters' | 'metrics' }
   /** A signed proxy-cache command from the CP, as received (each worker verifies it and answers a CacheReply or null). */
   | { t: 'query'; id: number; what: 'cache'; bytes: Uint8Array };
@@ -31,7 +31,8 @@ export type ToPrimary =
   | { t: 'applied'; seq: number; ok: boolean; version: number; upstreams?: UpstreamTargets[] }
   | { t: 'hb'; hb: Heartbeat }
   | HealthMessage
-  | { t: 'rl'; id: number; hits: [key: string, limits: Limit[], algorithm: Algorithm][] }
+  /** Leases of the node's local counters: up to `want` units of each key's limits. */
+  | { t: 'rl'; id: number; asks: [key: string, limits: Limit[], algorithm: Algorithm, want: number][] }
   | { t: 'answer'; id: number; value: unknown };
 
 /** How a worker's counters answer a `counters` query. */

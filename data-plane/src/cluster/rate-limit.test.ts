@@ -1,27 +1,31 @@
 // A worker's port to the node's counters keeps the store contract (with the IPC channel replaced
-// by an in-process one), decides a batch in order, and fails its hits when the primary is silent.
+// by an in-process one that crosses a turn of the event loop), spends leases of the primary's
+// counter so a fast key costs a message per block, never lets the node past its limit, and fails
+// its calls when the primary is silent.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
+import { MemoryRateLimitStore, type Limit } from '@portico/shared/plugins/handlers';
 import { rateLimitStoreContract } from '../../../shared/src/plugins/rate-limiting/store.contract.ts';
-import { decideBatch, PrimaryRateLimitStore } from './rate-limit.ts';
+import { grantBatch, PrimaryRateLimitStore } from './rate-limit.ts';
 import type { ToPrimary } from './protocol.ts';
 
-/** Two workers' stores in front of one primary store, as in a node; each message crosses a turn of the event loop. */
+let now = 1_800_000_000;
+const clock = () => now * 1000;
+
+/** Two workers' stores in front of one primary store, as in a node. */
 function node(primary: MemoryRateLimitStore, onBatch?: (size: number) => void): PrimaryRateLimitStore[] {
   const workers: PrimaryRateLimitStore[] = [];
   for (let i = 0; i < 2; i++) {
     const w: PrimaryRateLimitStore = new PrimaryRateLimitStore((m: ToPrimary) => {
       if (m.t !== 'rl') return;
-      onBatch?.(m.hits.length);
-      setImmediate(() => { const a = decideBatch(primary, m); if (a.t === 'rl') w.answer(a.id, a.decisions); });
-    });
+      onBatch?.(m.asks.length);
+      setImmediate(() => { const a = grantBatch(primary, m); if (a.t === 'rl') w.answer(a.id, a.grants); });
+    }, clock);
     workers.push(w);
   }
   return workers;
 }
 
-let now = 1_800_000_000;
 rateLimitStoreContract('worker → primary', () => node(new MemoryRateLimitStore(() => now))[0], {
   atFraction: async (f) => {
     const frac = now - Math.floor(now);
@@ -30,18 +34,46 @@ rateLimitStoreContract('worker → primary', () => node(new MemoryRateLimitStore
   sleep: async (ms) => { now += ms / 1000; },
 });
 
+const allowed = async (hits: ({ allowed: boolean } | Promise<{ allowed: boolean }>)[]) => (await Promise.all(hits)).filter((d) => d.allowed).length;
+
 describe('node-wide local counters', () => {
-  it('allows the limit once for the node, whichever worker takes each request, in one message per batch', async () => {
-    const batches: number[] = [];
-    const [a, b] = node(new MemoryRateLimitStore(() => now), (n) => batches.push(n));
+  it('allows the limit once for the node, whichever worker takes each request', async () => {
+    const [a, b] = node(new MemoryRateLimitStore(() => now));
     const limits = [{ seconds: 3600, limit: 7 }];
-    const decisions = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).hit('k', limits, 'fixed-window')));
-    assert.equal(decisions.filter((d) => d.allowed).length, 7);
-    assert.deepEqual(batches, [10, 10], 'the hits of one turn of the event loop go as one message per worker');
+    assert.equal(await allowed(Array.from({ length: 20 }, async (_, i) => (i % 2 ? a : b).hit('k', limits, 'fixed-window'))), 7);
   });
 
-  it('fails the hits of a batch the primary never answers, so the plugin\'s fault_tolerant decides', async () => {
+  it('grants a large limit exactly to crowds on both workers: none over, none left in a lease', async () => {
+    for (const algorithm of ['fixed-window', 'sliding-window', 'token-bucket'] as const) {
+      const [a, b] = node(new MemoryRateLimitStore(() => now));
+      const limits: Limit[] = [{ seconds: 3600, limit: 1000 }];
+      const key = `crowd-${algorithm}`;
+      const crowd = () => Array.from({ length: 1500 }, async (_, i) => (i % 2 ? a : b).hit(key, limits, algorithm));
+      assert.equal(await allowed([...crowd(), ...crowd()]), 1000, algorithm);
+      assert.equal(await allowed(crowd()), 0, `${algorithm}: spent`);
+    }
+  });
+
+  it('decides a key served fast from leases: a message per block, not per request', async () => {
+    const [a, b] = node(new MemoryRateLimitStore(() => now));
+    const limits = [{ seconds: 1, limit: 1e9 }];
+    let ok = 0;
+    for (let i = 0; i < 2000; i++) if ((await (i % 2 ? a : b).hit('fast', limits, 'sliding-window')).allowed) ok++;
+    assert.equal(ok, 2000);
+    assert.ok(a.messages + b.messages <= 30, `${a.messages + b.messages} messages for 2,000 requests`);
+  });
+
+  it('remembers a refusal: a key over its limit costs no message per request', async () => {
+    const [a] = node(new MemoryRateLimitStore(() => now));
+    const limits = [{ seconds: 3600, limit: 2 }];
+    assert.equal(await allowed(Array.from({ length: 3 }, () => a.hit('over', limits, 'fixed-window'))), 2);
+    const before = a.messages;
+    for (let i = 0; i < 50; i++) assert.equal((await a.hit('over', limits, 'fixed-window')).allowed, false);
+    assert.equal(a.messages, before);
+  });
+
+  it('fails the calls of a batch the primary never answers, so the plugin\'s fault_tolerant decides', async () => {
     const silent = new PrimaryRateLimitStore(() => {});
-    await assert.rejects(silent.hit('k', [{ seconds: 1, limit: 1 }], 'fixed-window'), /did not answer within 1000 ms/);
+    await assert.rejects(async () => silent.hit('k', [{ seconds: 1, limit: 1 }], 'fixed-window'), /did not answer within 1000 ms/);
   });
 });

@@ -1,29 +1,35 @@
 // Node-local rate-limit counters (policy `local`) with several workers: the primary holds the one
-// MemoryRateLimitStore of the node and decides every hit, so a limit of N is N for the node, not
-// N per worker. Exact rather than approximate: a hit costs one IPC round trip (as policy `redis`
-// costs one Redis round trip), and the hits a worker takes in one turn of its event loop travel as
-// one message and are answered by one, so the cost per hit falls under load. A node that must not
-// pay the round trip uses policy `redis`, or PORTICO_WORKERS=1.
-import type { Algorithm, Decision, Limit, MemoryRateLimitStore, RateLimitStore } from '@portico/shared/plugins/handlers';
+// MemoryRateLimitStore of the node, so a limit of N is N for the node, not N per worker. A worker
+// spends leases of it (adapters/leased-rate-limit.ts, as policy `redis` spends leases of Redis's
+// counters): the primary grants a block of units out of the node's counter at once, and the worker
+// decides requests from the block, asking again when it runs low. The node never admits more than
+// the limit; near it, leases shrink to one unit, so the last units go one IPC round trip each, in
+// any worker. The grants a worker asks for in one turn of its event loop travel as one message.
+import type { Algorithm, Grant, Limit, MemoryRateLimitStore } from '@portico/shared/plugins/handlers';
+import { LeasedRateLimitStore, StoreUnavailableError } from '../adapters/leased-rate-limit.ts';
 import type { ToPrimary, ToWorker } from './protocol.ts';
 
-/** A batch the primary has not answered in this long fails its hits (the plugin's fault_tolerant decides). */
+/** A batch the primary has not answered in this long fails its calls (the plugin's fault_tolerant decides). */
 const ANSWER_TIMEOUT_MS = 1_000;
 
-type Waiter = { resolve: (d: Decision) => void; reject: (err: Error) => void };
+type Waiter = { resolve: (g: Grant) => void; reject: (err: Error) => void };
 
 /** A worker's port to the node's counters. */
-export class PrimaryRateLimitStore implements RateLimitStore {
-  private hits: [string, Limit[], Algorithm][] = [];
+export class PrimaryRateLimitStore extends LeasedRateLimitStore {
+  private asks: [string, Limit[], Algorithm, number][] = [];
   private waiters: Waiter[] = [];
   private pending = new Map<number, { waiters: Waiter[]; timer: NodeJS.Timeout }>();
   private nextId = 1;
+  /** Messages sent to the primary (tests count them). */
+  messages = 0;
 
-  constructor(private send: (m: ToPrimary) => void) {}
+  constructor(private send: (m: ToPrimary) => void, clock?: () => number) {
+    super(clock);
+  }
 
-  hit(key: string, limits: Limit[], algorithm: Algorithm): Promise<Decision> {
+  protected call(key: string, limits: Limit[], algorithm: Algorithm, want: number): Promise<Grant> {
     return new Promise((resolve, reject) => {
-      if (this.hits.push([key, limits, algorithm]) === 1) setImmediate(this.flush);
+      if (this.asks.push([key, limits, algorithm, want]) === 1) setImmediate(this.flush);
       this.waiters.push({ resolve, reject });
     });
   }
@@ -31,12 +37,13 @@ export class PrimaryRateLimitStore implements RateLimitStore {
   private flush = (): void => {
     const id = this.nextId++;
     const waiters = this.waiters;
-    const timer = setTimeout(() => this.fail(id, new Error(`the node's counter store (its primary process) did not answer within ${ANSWER_TIMEOUT_MS} ms`)), ANSWER_TIMEOUT_MS);
+    const timer = setTimeout(() => this.fail(id, new StoreUnavailableError(`the node's counter store (its primary process) did not answer within ${ANSWER_TIMEOUT_MS} ms`)), ANSWER_TIMEOUT_MS);
     this.pending.set(id, { waiters, timer });
-    const hits = this.hits;
-    this.hits = [];
+    const asks = this.asks;
+    this.asks = [];
     this.waiters = [];
-    try { this.send({ t: 'rl', id, hits }); } catch (err) { this.fail(id, err as Error); }
+    this.messages++;
+    try { this.send({ t: 'rl', id, asks }); } catch (err) { this.fail(id, new StoreUnavailableError(`the node's counter store (its primary process) is unreachable: ${(err as Error).message}`, { cause: err })); }
   };
 
   private fail(id: number, err: Error): void {
@@ -48,16 +55,16 @@ export class PrimaryRateLimitStore implements RateLimitStore {
   }
 
   /** The primary's answer to a batch. */
-  answer(id: number, decisions: Decision[]): void {
+  answer(id: number, grants: Grant[]): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
-    p.waiters.forEach((w, i) => w.resolve(decisions[i]));
+    p.waiters.forEach((w, i) => w.resolve(grants[i]));
   }
 }
 
-/** The primary's side: one batch decided in order against the node's store. */
-export function decideBatch(store: MemoryRateLimitStore, m: Extract<ToPrimary, { t: 'rl' }>): ToWorker {
-  return { t: 'rl', id: m.id, decisions: m.hits.map(([key, limits, algorithm]) => store.hit(key, limits, algorithm)) };
+/** The primary's side: one batch granted in order from the node's store. */
+export function grantBatch(store: MemoryRateLimitStore, m: Extract<ToPrimary, { t: 'rl' }>): ToWorker {
+  return { t: 'rl', id: m.id, grants: m.asks.map(([key, limits, algorithm, want]) => store.take(key, limits, algorithm, want)) };
 }

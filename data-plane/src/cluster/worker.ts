@@ -47,7 +47,7 @@ export async function startWorker(env: Env, log: Logger): Promise<DataPlane> {
       case 'snapshot': if (handler) deliver(m); else early = m; break;
       case 'override': for (const h of overrideHandlers) h(m.bytes); break;
       case 'health': health.applyShared(m.upstream, m.target, m.s); break;
-      case 'rl': rateLimits.answer(m.id, m.decisions); break;
+      case 'rl': rateLimits.answer(m.id, m.grants); break;
       case 'query': void answer(m); break;
       default: log.error({ message: (m as { t?: unknown }).t }, 'unknown message from the primary; dropped');
     }

@@ -38,7 +38,7 @@ export { IDENTITY_HEADERS } from './auth.ts';
 export type { Consumer } from '../entities/consumer.ts';
 export type { Route } from '../entities/route.ts';
 export type { Service } from '../entities/service.ts';
-export { MemoryRateLimitStore, type RateLimitStore, type Decision, type Limit, type Algorithm } from './rate-limiting/store.ts';
+export { MemoryRateLimitStore, type RateLimitStore, type Decision, type Limit, type Algorithm, type Grant } from './rate-limiting/store.ts';
 export type { PrometheusConfig } from './prometheus/schema.ts';
 export type { OpenTelemetryConfig } from './opentelemetry/schema.ts';
 export type { FileLogConfig } from './file-log/schema.ts';

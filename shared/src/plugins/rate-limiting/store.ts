@@ -21,6 +21,19 @@ export interface Decision {
   reset: number[];
 }
 
+/**
+ * Up to the units asked for, granted against every limit at once (as many as all allow), with each
+ * limit's state after them: what Redis's script and a multi-worker node's primary answer a lease with.
+ */
+export interface Grant {
+  granted: number;
+  remaining: number[];
+  /** Per limit: ms until the counter resets (fixed) or frees capacity. */
+  resetMs: number[];
+  /** The store's clock when it granted them (ms). */
+  nowMs: number;
+}
+
 export interface RateLimitStore {
   hit(key: string, limits: Limit[], algorithm: Algorithm): Decision | Promise<Decision>;
 }
@@ -29,13 +42,13 @@ interface WindowState { start: number; curr: number; prev: number }
 interface BucketState { tokens: number; ts: number }
 
 /** What each algorithm needs, as pure functions of state and time (seconds). Shared with the Lua script's logic. */
-export function windowEstimate(s: WindowState, size: number, now: number, sliding: boolean): { state: WindowState; count: number; reset: number } {
+export function windowEstimate(s: WindowState, size: number, now: number, sliding: boolean): { state: WindowState; count: number; resetMs: number } {
   const w = Math.floor(now / size) * size;
   let st = s;
   if (w !== s.start) st = { start: w, curr: 0, prev: w - s.start === size ? s.curr : 0 };
   const elapsed = now - w;
   const count = sliding ? st.prev * (1 - elapsed / size) + st.curr : st.curr;
-  return { state: st, count, reset: Math.max(1, Math.ceil(size - elapsed)) };
+  return { state: st, count, resetMs: Math.ceil((size - elapsed) * 1000) };
 }
 
 export function bucketRefill(s: BucketState | undefined, capacity: number, ratePerS: number, now: number): BucketState {
@@ -70,41 +83,58 @@ export class MemoryRateLimitStore implements RateLimitStore {
   get size(): number { return this.counters.size; }
 
   hit(key: string, limits: Limit[], algorithm: Algorithm): Decision {
+    const g = this.take(key, limits, algorithm, 1);
+    return { allowed: g.granted === 1, remaining: g.remaining, reset: g.resetMs.map((ms) => Math.max(1, Math.ceil(ms / 1000))) };
+  }
+
+  /**
+   * Up to `want` units of every limit at once, as many as all allow (none is counted for the
+   * others), decided as Redis's script decides them: a multi-worker node's primary answers its
+   * workers' leases with this (data-plane/src/cluster/rate-limit.ts); `hit` is one unit of it.
+   */
+  take(key: string, limits: Limit[], algorithm: Algorithm, want: number): Grant {
     const now = this.now();
     const held = this.counters.get(key);
+    let grant = want;
     if (algorithm === 'token-bucket') {
       const prev = held?.kind === 'b' && held.s.length === limits.length ? held.s : undefined;
       let ttlS = 0;
       const states = limits.map((l, i) => {
         ttlS = Math.max(ttlS, (l.capacity ?? l.limit) / (l.limit / l.seconds));
-        return bucketRefill(prev?.[i], l.capacity ?? l.limit, l.limit / l.seconds, now);
+        const s = bucketRefill(prev?.[i], l.capacity ?? l.limit, l.limit / l.seconds, now);
+        grant = Math.min(grant, Math.floor(s.tokens));
+        return s;
       });
-      const allowed = states.every((s) => s.tokens >= 1);
-      if (allowed) for (const s of states) s.tokens -= 1;
+      grant = Math.max(0, grant);
+      for (const s of states) s.tokens -= grant;
       this.counters.set(key, { kind: 'b', s: states }, { ttl: Math.ceil(ttlS * 1000) });
       return {
-        allowed,
+        granted: grant,
         remaining: states.map((s) => Math.floor(s.tokens)),
-        reset: states.map((s, i) => {
-          const rate = limits[i].limit / limits[i].seconds;
-          return Math.max(1, Math.ceil((allowed ? (limits[i].capacity ?? limits[i].limit) - s.tokens : 1 - s.tokens) / rate));
-        }),
+        // Until the bucket is full again, or (empty) until its next token.
+        resetMs: states.map((s, i) => Math.ceil(((s.tokens >= 1 ? (limits[i].capacity ?? limits[i].limit) - s.tokens : 1 - s.tokens) / (limits[i].limit / limits[i].seconds)) * 1000)),
+        nowMs: now * 1000,
       };
     }
     const sliding = algorithm === 'sliding-window';
     const prev = held?.kind === 'w' && held.s.length === limits.length ? held.s : undefined;
-    const est = limits.map((l, i) => windowEstimate(prev?.[i] ?? { start: 0, curr: 0, prev: 0 }, l.seconds, now, sliding));
-    const allowed = est.every((e, i) => e.count + 1 <= limits[i].limit);
+    const est = limits.map((l, i) => {
+      const e = windowEstimate(prev?.[i] ?? { start: 0, curr: 0, prev: 0 }, l.seconds, now, sliding);
+      grant = Math.min(grant, Math.floor(l.limit - e.count));
+      return e;
+    });
+    grant = Math.max(0, grant);
     let ttlS = 0;
     const states = est.map((e, i) => {
       ttlS = Math.max(ttlS, 2 * limits[i].seconds);
-      return { start: e.state.start, curr: e.state.curr + (allowed ? 1 : 0), prev: e.state.prev };
+      return { start: e.state.start, curr: e.state.curr + grant, prev: e.state.prev };
     });
     this.counters.set(key, { kind: 'w', s: states }, { ttl: ttlS * 1000 });
     return {
-      allowed,
-      remaining: est.map((e, i) => Math.max(0, Math.floor(limits[i].limit - e.count - (allowed ? 1 : 0)))),
-      reset: est.map((e) => e.reset),
+      granted: grant,
+      remaining: est.map((e, i) => Math.max(0, Math.floor(limits[i].limit - e.count - grant))),
+      resetMs: est.map((e) => e.resetMs),
+      nowMs: now * 1000,
     };
   }
 

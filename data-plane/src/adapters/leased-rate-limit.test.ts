@@ -1,8 +1,9 @@
-// How big a lease the Redis store asks for next (pure arithmetic; the store against a real Redis is
-// test/integration/redis-rate-limit-store.test.ts).
+// How big a lease a leased store (Redis, or a multi-worker node's primary) asks for next: pure
+// arithmetic; the stores themselves are tested against a real Redis (test/integration/redis-rate-limit-store.test.ts)
+// and against the primary's counters (data-plane/src/cluster/rate-limit.test.ts).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaseSize } from './redis-rate-limit.ts';
+import { leaseSize } from './leased-rate-limit.ts';
 
 const lease = (o: { remaining: number; units: number; landedAt: number; heldAtLanding: number; size?: number }) => ({ size: o.heldAtLanding, ...o, remaining: [o.remaining] });
 
