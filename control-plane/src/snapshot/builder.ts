@@ -2,6 +2,7 @@
 // commit, bursts coalesced into few snapshots within tens of milliseconds, failed publishes
 // retried, the latest republished on start, and a slow poll that catches writes other CPs made.
 import { and, asc, eq, getTableColumns, gt, lt, lte, max, sql } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import type { Logger } from 'pino';
 import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import { canonicalJson, signSnapshot, SnapshotWriter, traceparentOf, type Config, type SealedSnapshot, type SigningKey, type SnapshotPublisher } from '@portico/shared';
@@ -56,6 +57,14 @@ interface CachedRow { xmin: string; entity: unknown; text: string }
  * Lists are written in id order: the order the config hash takes them in, so a DP hashes the
  * snapshot's bytes in place (codec.ts, decodeAgainst), and a row keeps its place when written.
  */
+/**
+ * The build's first statement: the version, the server and every table's "id:xmin" list. Its text
+ * is fixed, so it is rendered once: drizzle rendering it from its 14 parts took ~1 ms of each build.
+ */
+const LISTS = sql.raw(new PgDialect().sqlToQuery(sql`SELECT
+  (SELECT ${configState.version} FROM ${configState}) AS version, pg_postmaster_start_time()::text AS server,
+  ${sql.join(ENTITIES.map((def, i) => sql`(SELECT string_agg(id::text || ':' || xmin::text, ',' ORDER BY id) FROM ${def.table}) AS ${sql.identifier(`list${i}`)}`), sql`, `)}`).sql);
+
 export class SnapshotBuilder {
   private cache = new Map<string, Map<string, CachedRow>>();
   /** Each table's list as the last build read it ("id:xmin" pairs in id order), with the entities and texts it gave. */
@@ -68,9 +77,7 @@ export class SnapshotBuilder {
     return db.transaction(async (tx) => {
       // The version, the server and every table's list in one statement: a round trip per table
       // cost the CP a socket write and Postgres a statement each (~14 per build).
-      const [listed] = rowsOf<Record<string, string | null> & { version: string | number; server: string }>(await tx.execute(sql`SELECT
-        (SELECT ${configState.version} FROM ${configState}) AS version, pg_postmaster_start_time()::text AS server,
-        ${sql.join(ENTITIES.map((def, i) => sql`(SELECT string_agg(id::text || ':' || xmin::text, ',' ORDER BY id) FROM ${def.table}) AS ${sql.identifier(`list${i}`)}`), sql`, `)}`));
+      const [listed] = rowsOf<Record<string, string | null> & { version: string | number; server: string }>(await tx.execute(LISTS));
       const version = Number(listed.version);
       const server = listed.server;
       // The cache is kept up to date in place (its entries are facts about row versions, true
