@@ -1,6 +1,7 @@
 // Postgres tables. Column names are Kong's field names so rows map onto entities generically;
 // a foreign key `service` is stored as `service_id`.
-import { bigint, boolean, customType, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, customType, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
 
 const bytea = customType<{ data: Buffer }>({ dataType: () => 'bytea' });
 
@@ -71,7 +72,7 @@ export const configVersions = pgTable('config_versions', {
   changed_by: text('changed_by').array(),
   /** One line: what the writes since the previous version did. */
   summary: text('summary'),
-});
+}, (t) => [check('config_versions_stored', sql`${t.snapshot} IS NOT NULL OR ${t.parts} IS NOT NULL`)]);
 
 /**
  * The gzip members of the snapshots in config_versions, each once, by the sha256 (hex) of its
