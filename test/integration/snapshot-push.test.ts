@@ -1,6 +1,6 @@
 // Snapshots sent on core NATS besides the object store (SNAPSHOT_SUBJECT), against a real
 // nats-server: the CP sends one that fits a message, with its version, and stores it; one over
-// max_payload goes by the store alone; a DP hands a pushed snapshot to its handler with no object
+// max_payload goes by the store alone; a DP (which opens the bucket, never makes it) hands a pushed snapshot to its handler with no object
 // stored, skips one whose header says it runs it, and a push whose header lies (or that is
 // rejected) does not stop it from fetching the stored snapshot. The CP sends each snapshot after
 // the first as a delta against the last (parts.ts); a DP rebuilds it from the parts it holds, and
@@ -178,6 +178,8 @@ describe('DP: snapshots on core NATS', () => {
     const push = pusher(raw);
     // Connected and subscribed once a push gets through (the connection is made in the background).
     await waitFor('first push applied', async () => { if (node.current < 5) push(5, snaps[4].envelope); return node.current === 5; }, 10_000, 100);
+    // The DP only opens the bucket (it kept trying meanwhile): making it is the CP's.
+    await assert.rejects(new Objm(raw).open(SNAPSHOT_BUCKET), /not found/);
     const store = await new Objm(raw).create(SNAPSHOT_BUCKET, { storage: 'file' as never });
     assert.equal(await store.info(SNAPSHOT_OBJECT), null, 'nothing was stored');
     const fives = node.seen.length;

@@ -14,6 +14,8 @@ setSha256Backend('native');
 
 const RECHECK_MS = 3_000;
 const FETCH_TIMEOUT_MS = 5_000;
+/** Longest wait between attempts to read or watch the stored snapshot while they keep failing. */
+const RETRY_MAX_MS = 2_000;
 /** A compressed snapshot larger than this is not downloaded (10,000 routes are about 300 KB). */
 const MAX_WIRE_BYTES = 64 * 1024 * 1024;
 
@@ -57,7 +59,9 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   const eitherParts = { get: (d: string) => pendingParts?.get(d) ?? heldParts.get(d) };
   const bytesOf = (parts: Map<string, Uint8Array> | null) => { let n = 0; for (const p of parts?.values() ?? []) n += p.byteLength; return n; };
 
-  const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).create(SNAPSHOT_BUCKET, { storage: 'file' as never }));
+  // Opened, never created: the bucket is the CP's to make (deploy/nats.conf denies data planes
+  // STREAM.CREATE). Until a CP has made it, opening fails and the callers below retry, backing off.
+  const openStore = async (c: NatsConnection) => (store ??= await new Objm(c).open(SNAPSHOT_BUCKET));
 
   /**
    * Fetch the stored snapshot if its version is newer than the one applied. Calls during a fetch
@@ -69,15 +73,17 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     if (fetching) { again = true; return; }
     fetching = true;
     try {
+      let failures = 0;
       do {
         again = false;
         try {
           await withTimeout(fetchOnce(nc), FETCH_TIMEOUT_MS);
         } catch (err) {
-          // A put that replaced the object mid-read purges the chunks being read; the next read gets the new one.
+          // A put that replaced the object mid-read purges the chunks being read; the next read gets
+          // the new one at once. No bucket yet (no CP has run): asked again less and less often.
           log.debug({ err: (err as Error).message }, 'snapshot fetch failed; retrying');
           again = !closed;
-          await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => setTimeout(r, Math.min(RETRY_MAX_MS, 100 * 2 ** failures++)));
         }
       } while (again && !closed);
     } finally {
@@ -177,10 +183,12 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   }
 
   async function watchLoop(c: NatsConnection): Promise<void> {
+    let failures = 0;
     while (!closed) {
       try {
         const os = await openStore(c);
         const watcher = await os.watch({ includeHistory: false });
+        failures = 0;
         for await (const info of watcher) {
           if (closed) break;
           if (info.name !== SNAPSHOT_OBJECT || info.deleted) continue;
@@ -190,9 +198,10 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
           if (!version || version > ahead()) void fetchIfNewer();
         }
       } catch (err) {
-        if (!closed) log.warn({ err: (err as Error).message }, 'snapshot watch ended; restarting');
+        // Warned once; while it keeps failing (no bucket until a CP has run), at debug.
+        if (!closed) log[failures++ ? 'debug' : 'warn']({ err: (err as Error).message }, 'snapshot watch ended; restarting');
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise((r) => setTimeout(r, Math.min(RETRY_MAX_MS, 500 * 2 ** failures)));
     }
   }
 
