@@ -1,8 +1,9 @@
 // Snapshots sent on core NATS besides the object store (SNAPSHOT_SUBJECT), against a real
 // nats-server: the CP sends one that fits a message, with its version, and stores it; one over
-// max_payload goes by the store alone; a DP (which opens the bucket, never makes it) hands a pushed snapshot to its handler with no object
-// stored, skips one whose header says it runs it, and a push whose header lies (or that is
-// rejected) does not stop it from fetching the stored snapshot. The CP sends each snapshot after
+// max_payload goes by the store alone; a DP hands a pushed snapshot to its handler with no object
+// stored (and opens the bucket, never makes it: that is the CP's), skips one whose header says it
+// runs it, and a push whose header lies (or that is rejected) does not stop it from fetching the
+// stored snapshot. The CP sends each snapshot after
 // the first as a delta against the last (parts.ts); a DP rebuilds it from the parts it holds, and
 // fetches the stored snapshot when it lacks one or the delta is malformed.
 import { after, describe, it } from 'node:test';
