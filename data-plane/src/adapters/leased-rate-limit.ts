@@ -39,8 +39,8 @@ interface Lease {
 }
 
 /**
- * Units one lease takes: at most a tenth of what is left, so ten nodes can share the rest; within
- * that, 100, or more for a key this node serves fast: what it used in LEASE_SPAN_MS at its pace
+ * Units one lease takes: at most a tenth of what is left, so ten nodes (or workers) can share the
+ * rest; within that, 100, or more for a key this node serves fast: what it used in LEASE_SPAN_MS at its pace
  * since the last block landed, at most twice the last block (a burst is not a pace: it grows the
  * lease one doubling per block) and MAX_PACED_LEASE. A key at 25,000 req/s on one node then asks
  * the store ~25 times a second instead of ~330 (a Redis call is a socket write and read here and a
@@ -172,11 +172,14 @@ export abstract class LeasedRateLimitStore implements RateLimitStore {
    */
   private refill(key: string, limits: Limit[], algorithm: Algorithm, lease: Lease): void {
     this.refilling++;
+    // Expiry counts from when the block was asked for: the window it was granted in may end before
+    // the answer is handled here, and its units must not be spent in the next one.
+    const sentAt = this.clock();
     lease.refill = this.call(key, limits, algorithm, leaseSize(lease, performance.now())).then((r) => {
       if (r.granted === 0) return;
       const now = this.clock();
       const soonest = Math.min(...r.resetMs);
-      const expiresAt = now + (algorithm === 'token-bucket' ? Math.min(soonest, 1_000) : soonest);
+      const expiresAt = sentAt + (algorithm === 'token-bucket' ? Math.min(soonest, 1_000) : soonest);
       // Both ends on the store's clock: how late either reply was handled here does not matter.
       const windowEnd = r.nowMs + soonest;
       const laterWindow = algorithm !== 'token-bucket' && windowEnd > lease.windowEnd + SAME_WINDOW_MS;
@@ -192,7 +195,7 @@ export abstract class LeasedRateLimitStore implements RateLimitStore {
         lease.reset[i] = r.resetMs[i];
         lease.resetS[i] = Math.max(1, Math.ceil(r.resetMs[i] / 1000));
       }
-    }, () => { /* counted by call(); the lease runs out and the next request asks again */ }).finally(() => { lease.refill = null; this.refilling--; });
+    }, () => { /* the lease runs out and the next request asks again (and meets the failure) */ }).finally(() => { lease.refill = null; this.refilling--; });
   }
 
   /**
@@ -224,8 +227,8 @@ export abstract class LeasedRateLimitStore implements RateLimitStore {
       const want = lease && round < MAX_ROUNDS ? leaseSize(lease, performance.now()) : 1;
       const none: Decision = { allowed: false, remaining: [], reset: [] };
       const next: Lease = { units: 0, expiresAt: 0, refused: false, remaining: [], reset: [], resetS: [], refusal: none, shared: none, inflight: null, size: 0, refill: null, windowEnd: 0, landedAt: 0, heldAtLanding: 0 };
+      const sentAt = this.clock(); // as in refill: the block lapses with the window it was granted in
       next.inflight = this.call(key, limits, algorithm, want).then((r) => {
-        const now = this.clock();
         next.units = r.granted;
         next.size = r.granted;
         next.landedAt = performance.now();
@@ -240,7 +243,7 @@ export abstract class LeasedRateLimitStore implements RateLimitStore {
         // Units are good until the shortest window turns; a refusal in a sliding window is
         // re-estimated after 100 ms; bucket units are used within a second.
         const soonest = Math.min(...r.resetMs);
-        next.expiresAt = now + (next.refused && algorithm === 'sliding-window' ? Math.min(soonest, 100)
+        next.expiresAt = sentAt + (next.refused && algorithm === 'sliding-window' ? Math.min(soonest, 100)
           : !next.refused && algorithm === 'token-bucket' ? Math.min(soonest, 1_000) : soonest);
       }).finally(() => { next.inflight = null; });
       this.leases.set(lk, next);

@@ -34,6 +34,7 @@ rateLimitStoreContract('worker → primary', () => node(new MemoryRateLimitStore
   sleep: async (ms) => { now += ms / 1000; },
 });
 
+const waitUntil = async (ok: () => boolean) => { while (!ok()) await new Promise((r) => setImmediate(r)); };
 const allowed = async (hits: ({ allowed: boolean } | Promise<{ allowed: boolean }>)[]) => (await Promise.all(hits)).filter((d) => d.allowed).length;
 
 describe('node-wide local counters', () => {
@@ -41,6 +42,14 @@ describe('node-wide local counters', () => {
     const [a, b] = node(new MemoryRateLimitStore(() => now));
     const limits = [{ seconds: 3600, limit: 7 }];
     assert.equal(await allowed(Array.from({ length: 20 }, async (_, i) => (i % 2 ? a : b).hit('k', limits, 'fixed-window'))), 7);
+  });
+
+  it('sends what a worker asks for in one turn of its event loop as one message', async () => {
+    const batches: number[] = [];
+    const [a] = node(new MemoryRateLimitStore(() => now), (n) => batches.push(n));
+    const limits = [{ seconds: 3600, limit: 100 }];
+    assert.equal(await allowed(Array.from({ length: 10 }, (_, i) => a.hit(`turn-${i}`, limits, 'fixed-window'))), 10);
+    assert.deepEqual(batches, [10]);
   });
 
   it('grants a large limit exactly to crowds on both workers: none over, none left in a lease', async () => {
@@ -70,6 +79,31 @@ describe('node-wide local counters', () => {
     const before = a.messages;
     for (let i = 0; i < 50; i++) assert.equal((await a.hit('over', limits, 'fixed-window')).allowed, false);
     assert.equal(a.messages, before);
+  });
+
+  it('lets a block lapse with the window it was granted in, however late its answer is handled', async () => {
+    now = Math.floor(now) + 0.9;
+    const primary = new MemoryRateLimitStore(() => now);
+    let hold = false;
+    let held: (() => void) | null = null;
+    const w: PrimaryRateLimitStore = new PrimaryRateLimitStore((m: ToPrimary) => {
+      if (m.t !== 'rl') return;
+      const a = grantBatch(primary, m); // decided now, on the primary's clock
+      const deliver = () => { if (a.t === 'rl') w.answer(a.id, a.grants); };
+      if (hold) held = deliver; else setImmediate(deliver);
+    }, clock);
+    const limits = [{ seconds: 1, limit: 1000 }];
+    assert.equal((await w.hit('late', limits, 'fixed-window')).allowed, true); // a first lease of one unit
+    hold = true;
+    const second = w.hit('late', limits, 'fixed-window'); // asks for a block of 99 in this window
+    await waitUntil(() => held !== null);
+    now = Math.floor(now) + 1.05; // the answer is handled in the next window
+    hold = false;
+    held!();
+    assert.equal((await second).allowed, true);
+    let ok = 0;
+    for (let i = 0; i < 1500; i++) if ((await w.hit('late', limits, 'fixed-window')).allowed) ok++;
+    assert.equal(ok, 1000, 'the next window allows its limit, not its limit and what was left of the last block');
   });
 
   it('fails the calls of a batch the primary never answers, so the plugin\'s fault_tolerant decides', async () => {

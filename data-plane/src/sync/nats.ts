@@ -78,6 +78,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
         again = false;
         try {
           await withTimeout(fetchOnce(nc), FETCH_TIMEOUT_MS);
+          failures = 0;
         } catch (err) {
           // A put that replaced the object mid-read purges the chunks being read; the next read gets
           // the new one at once. No bucket yet (no CP has run): asked again less and less often.
@@ -120,48 +121,34 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     log.warn({ version, digest: info.digest }, 'rejected snapshot remembered; waiting for a different one');
   }
 
+  /** Pushes being opened, one after another in arrival order (see applyPushed). */
+  let opening: Promise<unknown> = Promise.resolve();
+
   /**
    * A snapshot the CP sent on SNAPSHOT_SUBJECT (whole, or a delta rebuilt from the parts held),
    * opened here before it changes anything: one not signed by a trusted key is dropped and counted;
    * one whose signed version the node has, or is applying, is dropped too (a replay). The version
-   * header is unsigned and only spares rebuilding and opening a snapshot the node already has.
-   * While a push applies, the store's copy of its version is not fetched; one that fails, or whose
-   * version cannot be read, is followed by a fetch check, so the node cannot be left behind.
+   * header is unsigned: the CP sets it on every push, so a message without a valid one is not a
+   * push (stored chunks a JetStream consumer was pointed here to deliver, say) and is dropped
+   * unread; a valid one only spares rebuilding and opening a snapshot the node already has.
+   * Pushes are opened one at a time in arrival order, so a delta sent right after its base is
+   * rebuilt from the base's parts even while the base's signature is being checked. While a push
+   * applies, the store's copy of its version is not fetched; one that fails, or whose version
+   * cannot be read, is followed by a fetch check, so the node cannot be left behind.
    */
   async function applyPushed(data: Uint8Array, h: MsgHdrs | undefined): Promise<void> {
     if (!handler || closed) return;
     const claimed = Number(h?.get(SNAPSHOT_VERSION_HEADER));
-    if (Number.isSafeInteger(claimed) && claimed > 0 && claimed <= ahead()) return;
-    // A whole push is copied first: the message is a view into the client's read buffers, and what
+    if (!Number.isSafeInteger(claimed) || claimed <= 0) return refused(`no valid ${SNAPSHOT_VERSION_HEADER} header`);
+    if (claimed <= ahead()) return;
+    // Copied at once: the message is a view into the client's read buffers, which it reuses; what
     // is checked below (and remembered as checked, sign.ts) must be bytes nothing else can change.
-    let envelope: Uint8Array;
-    let parts: Map<string, Uint8Array> | undefined;
-    if (!isDelta(data)) envelope = Buffer.from(data);
-    else {
-      let rebuilt: ReturnType<typeof decodeDelta>;
-      // A delta rebuilds to at most the parts it may refer to and its own bytes: a small one
-      // naming one held part many times is refused before anything that size is made.
-      const limit = Math.min(MAX_WIRE_BYTES, bytesOf(heldParts) + bytesOf(pendingParts) + data.byteLength);
-      try { rebuilt = decodeDelta(data, eitherParts, limit); } catch (err) {
-        return refused(`delta refused: ${(err as Error).message}`);
-      }
-      // A part this node does not hold (it missed the last snapshot): the stored one instead.
-      if (!rebuilt) { void fetchIfNewer(); return; }
-      envelope = rebuilt.envelope;
-      parts = rebuilt.parts;
-    }
-    // Checked here, before it changes anything of this node's: what the bus carries unsigned
-    // (forged, or from anyone who can publish) is dropped and counted, without an error on the node.
-    try { await openSnapshot(envelope, trusted); } catch (err) {
-      return refused((err as Error).message);
-    }
-    // A delta's inline parts are views into the message: copied, so as not to keep its buffer alive
-    // (a whole push's parts are views into the copy made above).
-    parts = parts ? new Map([...parts].map(([d, p]) => [d, Buffer.from(p)])) : partsByDigest(envelope);
-    const version = signedVersion(envelope) ?? 0;
-    if (version && version <= ahead()) return;
-    pushing = version;
-    pendingParts = parts;
+    const own = Buffer.from(data);
+    const opened = opening.then(() => openPushed(own));
+    opening = opened.catch(() => {});
+    const push = await opened;
+    if (!push) return;
+    const { envelope, parts, version } = push;
     let accepted = false;
     try {
       accepted = await handler(envelope, h?.get('traceparent') || undefined);
@@ -174,6 +161,41 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       // Applied, or handed to the workers: the store's copy of it is not fetched (the watch skips it).
       if (!accepted || !version) void fetchIfNewer();
     }
+  }
+
+  /** A push rebuilt and its signature checked, and marked as applying; null when it is dropped. */
+  async function openPushed(own: Buffer): Promise<{ envelope: Uint8Array; parts: Map<string, Uint8Array>; version: number } | null> {
+    if (!handler || closed) return null;
+    let envelope: Uint8Array;
+    let parts: Map<string, Uint8Array>;
+    if (!isDelta(own)) { envelope = own; parts = new Map(); }
+    else {
+      let rebuilt: ReturnType<typeof decodeDelta>;
+      // A delta rebuilds to at most the parts it may refer to and its own bytes: a small one
+      // naming one held part many times is refused before anything that size is made.
+      const limit = Math.min(MAX_WIRE_BYTES, bytesOf(heldParts) + bytesOf(pendingParts) + own.byteLength);
+      try { rebuilt = decodeDelta(own, eitherParts, limit); } catch (err) {
+        refused(`delta refused: ${(err as Error).message}`);
+        return null;
+      }
+      // A part this node does not hold (it missed the last snapshot): the stored one instead.
+      if (!rebuilt) { void fetchIfNewer(); return null; }
+      envelope = rebuilt.envelope;
+      parts = rebuilt.parts;
+    }
+    // Checked here, before it changes anything of this node's: what the bus carries unsigned
+    // (forged, or from anyone who can publish) is dropped and counted, without an error on the node.
+    try { await openSnapshot(envelope, trusted); } catch (err) {
+      refused((err as Error).message);
+      return null;
+    }
+    // A whole push's parts are views into its copy; a delta's inline ones, into the delta's.
+    if (!isDelta(own)) parts = partsByDigest(envelope);
+    const version = signedVersion(envelope) ?? 0;
+    if (version && version <= ahead()) return null;
+    pushing = version;
+    pendingParts = parts;
+    return { envelope, parts, version };
   }
 
   /** A push dropped before the handler: counted (portico_nats_events_total{type="snapshot_push_refused"}) and logged at debug. */
