@@ -57,7 +57,6 @@ const LISTS = (() => {
   return sql.raw(q.sql);
 })();
 
-
 /**
  * Builds snapshots, reading again only the rows that changed since its last build. Each build
  * lists every table's (id, xmin) in one repeatable-read transaction; a row whose xmin (the

@@ -166,10 +166,9 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
   /** A push rebuilt and its signature checked, and marked as applying; null when it is dropped. */
   async function openPushed(own: Buffer): Promise<{ envelope: Uint8Array; parts: Map<string, Uint8Array>; version: number } | null> {
     if (!handler || closed) return null;
-    let envelope: Uint8Array;
-    let parts: Map<string, Uint8Array>;
-    if (!isDelta(own)) { envelope = own; parts = new Map(); }
-    else {
+    let envelope: Uint8Array = own;
+    let parts: Map<string, Uint8Array> | null = null;
+    if (isDelta(own)) {
       let rebuilt: ReturnType<typeof decodeDelta>;
       // A delta rebuilds to at most the parts it may refer to and its own bytes: a small one
       // naming one held part many times is refused before anything that size is made.
@@ -189,8 +188,9 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
       refused((err as Error).message);
       return null;
     }
-    // A whole push's parts are views into its copy; a delta's inline ones, into the delta's.
-    if (!isDelta(own)) parts = partsByDigest(envelope);
+    // A whole push's parts are views into its copy (hashed only now that it checked out); a
+    // delta's inline ones, into the delta's.
+    parts ??= partsByDigest(envelope);
     const version = signedVersion(envelope) ?? 0;
     if (version && version <= ahead()) return null;
     pushing = version;

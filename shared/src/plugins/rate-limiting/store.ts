@@ -42,19 +42,23 @@ interface WindowState { start: number; curr: number; prev: number }
 interface BucketState { tokens: number; ts: number }
 
 /** What each algorithm needs, as pure functions of state and time (seconds). Shared with the Lua script's logic. */
-export function windowEstimate(s: WindowState, size: number, now: number, sliding: boolean): { state: WindowState; count: number; resetMs: number } {
+export function windowEstimate(s: WindowState, size: number, now: number, sliding: boolean): { state: WindowState; count: number; untilS: number } {
   const w = Math.floor(now / size) * size;
   let st = s;
   if (w !== s.start) st = { start: w, curr: 0, prev: w - s.start === size ? s.curr : 0 };
   const elapsed = now - w;
   const count = sliding ? st.prev * (1 - elapsed / size) + st.curr : st.curr;
-  return { state: st, count, resetMs: Math.ceil((size - elapsed) * 1000) };
+  return { state: st, count, untilS: size - elapsed };
 }
 
 export function bucketRefill(s: BucketState | undefined, capacity: number, ratePerS: number, now: number): BucketState {
   if (!s) return { tokens: capacity, ts: now };
   return { tokens: Math.min(capacity, s.tokens + (now - s.ts) * ratePerS), ts: now };
 }
+
+/** Reset as headers show it (whole seconds, at least 1), and as a lease needs it (ms). */
+const inSeconds = (s: number) => Math.max(1, Math.ceil(s));
+const inMs = (s: number) => Math.ceil(s * 1000);
 
 /**
  * Most counters one node keeps. Keys come from clients (an IP, a header value), so the map is an
@@ -83,8 +87,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
   get size(): number { return this.counters.size; }
 
   hit(key: string, limits: Limit[], algorithm: Algorithm): Decision {
-    const g = this.take(key, limits, algorithm, 1);
-    return { allowed: g.granted === 1, remaining: g.remaining, reset: g.resetMs.map((ms) => Math.max(1, Math.ceil(ms / 1000))) };
+    return this.decide(key, limits, algorithm, 1, inSeconds);
   }
 
   /**
@@ -94,6 +97,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
    */
   take(key: string, limits: Limit[], algorithm: Algorithm, want: number): Grant {
     const now = this.now();
+    const d = this.decide(key, limits, algorithm, want, inMs, now);
+    return { granted: d.granted, remaining: d.remaining, resetMs: d.reset, nowMs: now * 1000 };
+  }
+
+  /** The one decision behind hit and take; `reset` as `unit` makes it of the seconds left. */
+  private decide(key: string, limits: Limit[], algorithm: Algorithm, want: number, unit: (seconds: number) => number, now = this.now()): Decision & { granted: number } {
     const held = this.counters.get(key);
     let grant = want;
     if (algorithm === 'token-bucket') {
@@ -109,11 +118,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
       for (const s of states) s.tokens -= grant;
       this.counters.set(key, { kind: 'b', s: states }, { ttl: Math.ceil(ttlS * 1000) });
       return {
+        allowed: grant === want && grant > 0,
         granted: grant,
         remaining: states.map((s) => Math.floor(s.tokens)),
         // Until the bucket is full again, or (empty) until its next token.
-        resetMs: states.map((s, i) => Math.ceil(((s.tokens >= 1 ? (limits[i].capacity ?? limits[i].limit) - s.tokens : 1 - s.tokens) / (limits[i].limit / limits[i].seconds)) * 1000)),
-        nowMs: now * 1000,
+        reset: states.map((s, i) => unit((s.tokens >= 1 ? (limits[i].capacity ?? limits[i].limit) - s.tokens : 1 - s.tokens) / (limits[i].limit / limits[i].seconds))),
       };
     }
     const sliding = algorithm === 'sliding-window';
@@ -131,10 +140,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
     });
     this.counters.set(key, { kind: 'w', s: states }, { ttl: ttlS * 1000 });
     return {
+      allowed: grant === want && grant > 0,
       granted: grant,
       remaining: est.map((e, i) => Math.max(0, Math.floor(limits[i].limit - e.count - grant))),
-      resetMs: est.map((e) => e.resetMs),
-      nowMs: now * 1000,
+      reset: est.map((e) => unit(e.untilS)),
     };
   }
 
