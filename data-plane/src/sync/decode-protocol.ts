@@ -5,10 +5,10 @@
 // comes with each request; what is kept between requests (the last snapshot's entity blocks,
 // blockCache, and the index of the held keys, indexes) saves work but no result depends on it.
 import { hash } from 'node:crypto';
-import { decodeAgainst, decodeCanonical, MAX_SNAPSHOT_BYTES, SnapshotError, type BlockCache, type DeltaDecoded } from '@portico/shared';
+import { decodeAgainst, decodeCanonical, KEY_CHARS, MAX_SNAPSHOT_BYTES, SnapshotError, type BlockCache, type DeltaDecoded, type HeldKeys } from '@portico/shared';
 
 /** Characters of an entity key: a base64 sha256 prefix (132 bits) of the entity's canonical JSON. */
-export const KEY_CHARS = 22;
+export { KEY_CHARS };
 /** The decoder thread's nice value (decode-worker.ts): 10, well below the proxy's 0. */
 export const DECODER_NICE = 10;
 /** Entities per JSON chunk sent back: ~500 routes are ~0.25 MB, parsed in about a millisecond. */
@@ -23,17 +23,19 @@ export interface DecodeRequest {
    * only others are sent. A number instead: the id of this thread's last `decoded` reply, whose keys
    * the requester holds, so ~220 KB of keys at 10,000 routes are not copied to the thread per write.
    */
-  held: Record<string, string> | number | null;
+  held: Record<string, Uint8Array> | number | null;
   /** The running version: an older or equal snapshot is answered `ignored` once validated. */
   newerThan: number;
 }
 
 export interface DecodedList {
   /**
-   * Every entity's key, concatenated (KEY_CHARS each), in the snapshot's order; null when they are
-   * exactly the keys the requester holds for this list (nothing in it changed: `fresh` is empty).
+   * Every entity's key, concatenated (KEY_CHARS bytes each), in the snapshot's order; null when they
+   * are exactly the keys the requester holds for this list (nothing in it changed: `fresh` is empty).
+   * Bytes moved to the requester, not a string: a 220 KB string costs the thread that receives it
+   * ~1 ms in one piece (HeldKeys, codec.ts).
    */
-  keys: string | null;
+  keys: Uint8Array | null;
   /**
    * For each entity, in order: its index in the requester's list of the last snapshot, or -1 for
    * one it does not hold (the next of `fresh`). Null with `keys`, or when the requester holds none.
@@ -49,25 +51,36 @@ export interface DecodedList {
   dropped: Int32Array | null;
 }
 
-export type DecodeReply =
+/**
+ * `spare`: the request's payload memory, moved back by the thread for the requester's next copy
+ * (decoder.ts): new memory of a snapshot's size costs page faults on every write.
+ */
+export type DecodeReply = { spare?: ArrayBuffer } & (
   | { id: number; status: 'decoded'; version: number; hash: string; built_at: number; lists: Record<string, DecodedList> }
   /** `held` named a reply this thread did not give last (a requester out of step): send the keys. */
   | { id: number; status: 'resend' }
   | { id: number; status: 'ignored'; version: number }
-  | { id: number; status: 'error'; error: string };
+  | { id: number; status: 'error'; error: string });
 
 const keyOf = (text: string | Uint8Array): string => hash('sha256', text, 'base64').slice(0, KEY_CHARS);
 
+/** The key at index `at` of concatenated keys. */
+const keyAt = (keys: Uint8Array, at: number): string => Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength).toString('latin1', at * KEY_CHARS, (at + 1) * KEY_CHARS);
+
+/** Whether two runs of keys are the same bytes. */
+const sameKeys = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
+  a !== undefined && b !== undefined && (a === b || Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b));
+
 /** Each held key's index in its list. */
-function keyIndex(keys: string | undefined): Map<string, number> {
+function keyIndex(keys: Uint8Array): Map<string, number> {
   const index = new Map<string, number>();
-  if (typeof keys === 'string') for (let i = 0; i < keys.length; i += KEY_CHARS) index.set(keys.slice(i, i + KEY_CHARS), i / KEY_CHARS);
+  for (let i = 0; i < keys.length / KEY_CHARS; i++) index.set(keyAt(keys, i), i);
   return index;
 }
 
 /** The held entities (`count` of them) that `ref` does not refer to, by index. */
-function droppedOf(ref: Int32Array | null, heldKeys: string | undefined): Int32Array | null {
-  if (!ref || typeof heldKeys !== 'string') return null;
+function droppedOf(ref: Int32Array | null, heldKeys: Uint8Array | undefined): Int32Array | null {
+  if (!ref || heldKeys === undefined) return null;
   const used = new Uint8Array(heldKeys.length / KEY_CHARS);
   let kept = 0;
   for (let i = 0; i < ref.length; i++) if (ref[i] >= 0 && used[ref[i]] === 0) { used[ref[i]] = 1; kept++; }
@@ -90,11 +103,11 @@ const blockCache: BlockCache = { blocks: new Map() };
  * reply it is brought to the reply's keys by its changes alone (indexUpdated), instead of 10,000
  * keys sliced and hashed into a new Map per write.
  */
-const indexes = new Map<string, { keys: string; index: Map<string, number> }>();
+const indexes = new Map<string, { keys: Uint8Array; index: Map<string, number> }>();
 
-function heldKeyIndex(name: string, keys: string): Map<string, number> {
+function heldKeyIndex(name: string, keys: Uint8Array): Map<string, number> {
   const known = indexes.get(name);
-  if (known && known.keys === keys) return known.index;
+  if (known && sameKeys(known.keys, keys)) return known.index;
   const index = keyIndex(keys);
   indexes.set(name, { keys, index });
   return index;
@@ -105,16 +118,16 @@ function heldKeyIndex(name: string, keys: string): Map<string, number> {
  * the held place it came from (`ref`, -1 for a new entity) and the held places no longer used:
  * those keys are deleted, and every key not at its old place is set to its new one.
  */
-function indexUpdated(name: string, keys: string, ref: Int32Array | null, dropped: Int32Array | null): void {
+function indexUpdated(name: string, keys: Uint8Array, ref: Int32Array | null, dropped: Int32Array | null): void {
   const known = indexes.get(name);
   if (!known || !ref || !dropped) { indexes.delete(name); return; }
-  for (const at of dropped) known.index.delete(known.keys.slice(at * KEY_CHARS, (at + 1) * KEY_CHARS));
-  for (let i = 0; i < ref.length; i++) if (ref[i] !== i) known.index.set(keys.slice(i * KEY_CHARS, (i + 1) * KEY_CHARS), i);
+  for (const at of dropped) known.index.delete(keyAt(known.keys, at));
+  for (let i = 0; i < ref.length; i++) if (ref[i] !== i) known.index.set(keyAt(keys, i), i);
   known.keys = keys;
 }
 
 /** This thread's last `decoded` reply: its id and the keys it left the requester holding, by list. */
-let lastReply: { id: number; keys: Record<string, string> } | null = null;
+let lastReply: { id: number; keys: Record<string, Uint8Array> } | null = null;
 
 /** Decodes, validates and diffs a snapshot against what the requester holds (the worker thread runs this; small snapshots run it inline). */
 export function decodeRequest(request: DecodeRequest): DecodeReply {
@@ -122,16 +135,20 @@ export function decodeRequest(request: DecodeRequest): DecodeReply {
   const req = { ...request, held: typeof request.held === 'number' ? lastReply!.keys : request.held };
   const reply = decodeHeld(req);
   if (reply.status === 'decoded') {
-    const keys: Record<string, string> = {};
-    for (const [name, list] of Object.entries(reply.lists)) keys[name] = list.keys ?? req.held![name];
+    // This thread keeps the keys it made; the reply carries a copy, which the thread's reply moves.
+    const keys: Record<string, Uint8Array> = {};
+    for (const [name, list] of Object.entries(reply.lists)) {
+      keys[name] = list.keys ?? req.held![name];
+      if (list.keys) list.keys = list.keys.slice();
+    }
     lastReply = { id: reply.id, keys };
   }
   return reply;
 }
 
-function decodeHeld(req: DecodeRequest & { held: Record<string, string> | null }): DecodeReply {
-  const held: Record<string, Map<string, number>> = {};
-  for (const [name, keys] of Object.entries(req.held ?? {})) held[name] = heldKeyIndex(name, keys);
+function decodeHeld(req: DecodeRequest & { held: Record<string, Uint8Array> | null }): DecodeReply {
+  const held: Record<string, HeldKeys> = {};
+  for (const [name, keys] of Object.entries(req.held ?? {})) held[name] = { keys, index: heldKeyIndex(name, keys) };
   let delta: DeltaDecoded | null;
   try {
     // Entities the requester holds are not validated again (decodeAgainst); a snapshot not written
@@ -144,10 +161,10 @@ function decodeHeld(req: DecodeRequest & { held: Record<string, string> | null }
   if (delta.version <= req.newerThan) return { id: req.id, status: 'ignored', version: delta.version };
   const lists: Record<string, DecodedList> = {};
   for (const [name, list] of Object.entries(delta.lists)) {
-    const keyText = list.keys.join('');
+    const keyText = list.keys;
     const fresh: string[] = [];
     for (let i = 0; i < list.fresh.length; i += DECODE_CHUNK) fresh.push(JSON.stringify(list.fresh.slice(i, i + DECODE_CHUNK)));
-    const same = keyText === req.held?.[name];
+    const same = sameKeys(keyText, req.held?.[name]);
     const ref = same ? null : list.held;
     const dropped = droppedOf(ref, req.held?.[name]);
     if (!same) indexUpdated(name, keyText, ref, dropped);
@@ -157,7 +174,7 @@ function decodeHeld(req: DecodeRequest & { held: Record<string, string> | null }
 }
 
 /** Every entity validated and canonicalized here (decodeCanonical), then diffed against what the requester holds. */
-function decodeInFull(req: DecodeRequest & { held: Record<string, string> | null }, heldIndex: Record<string, Map<string, number>>): DecodeReply {
+function decodeInFull(req: DecodeRequest & { held: Record<string, Uint8Array> | null }, heldKeys: Record<string, HeldKeys>): DecodeReply {
   let decoded: ReturnType<typeof decodeCanonical>;
   try {
     decoded = decodeCanonical(req.payload);
@@ -168,15 +185,15 @@ function decodeInFull(req: DecodeRequest & { held: Record<string, string> | null
   if (snapshot.version <= req.newerThan) return { id: req.id, status: 'ignored', version: snapshot.version };
   const lists: Record<string, DecodedList> = {};
   for (const [name, list] of Object.entries(texts)) {
-    const held = heldIndex[name] ?? new Map<string, number>();
+    const held = heldKeys[name]?.index ?? new Map<string, number>();
     const ref = held.size ? new Int32Array(list.length) : null;
-    let keyText = '';
+    const keyText = Buffer.from(new ArrayBuffer(list.length * KEY_CHARS));
     const fresh: string[] = [];
     let chunk: string[] = [];
     for (let i = 0; i < list.length; i++) {
       const text = list[i];
       const key = keyOf(text);
-      keyText += key;
+      keyText.write(key, i * KEY_CHARS, KEY_CHARS, 'latin1');
       const at = held.get(key);
       if (ref) ref[i] = at ?? -1;
       if (at !== undefined) continue;
@@ -184,7 +201,7 @@ function decodeInFull(req: DecodeRequest & { held: Record<string, string> | null
       if (chunk.length === DECODE_CHUNK) { fresh.push(`[${chunk.join(',')}]`); chunk = []; }
     }
     if (chunk.length) fresh.push(`[${chunk.join(',')}]`);
-    const same = keyText === req.held?.[name];
+    const same = sameKeys(keyText, req.held?.[name]);
     const dropped = same ? null : droppedOf(ref, req.held?.[name]);
     if (!same) indexUpdated(name, keyText, ref, dropped);
     lists[name] = { keys: same ? null : keyText, ref: same ? null : ref, fresh, dropped };

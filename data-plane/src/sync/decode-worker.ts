@@ -10,7 +10,9 @@ try { setPriority(DECODER_NICE); } catch { /* not permitted here: run at the pro
 
 parentPort!.on('message', (req: DecodeRequest) => {
   const reply = decodeRequest(req);
-  // The index arrays are moved, not copied.
-  const transfer = reply.status === 'decoded' ? Object.values(reply.lists).flatMap((l) => [l.ref, l.dropped].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []))) : [];
+  // The keys and index arrays are moved, not copied (each in an ArrayBuffer of its own).
+  const transfer = reply.status === 'decoded' ? Object.values(reply.lists).flatMap((l) => [l.keys, l.ref, l.dropped].flatMap((a) => (a ? [a.buffer as ArrayBuffer] : []))) : [];
+  // The payload's memory goes back for the next request (nothing here keeps a view into it).
+  if (req.payload.buffer instanceof ArrayBuffer) { reply.spare = req.payload.buffer; transfer.push(reply.spare); }
   parentPort!.postMessage(reply, transfer);
 });

@@ -1,9 +1,8 @@
 // Wire form of a snapshot: JSON, gzip-compressed. 10,000 routes are several MB of JSON; gzip brings
 // that to a few hundred KB, and the NATS object store chunks whatever remains.
-import { hash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
-import { blockHash, canonicalConfig, ConfigDigest, eachBlock, hashOfTexts, legacyHashOfTexts, type CanonicalConfig } from './hash.ts';
+import { blockHash, canonicalConfig, ConfigDigest, eachBlock, endsBlock, hashOfTexts, legacyHashOfTexts, type CanonicalConfig } from './hash.ts';
 import { gzipMember, MEMBER_ENTITIES, MEMBER_OTHER, walkMembers } from './members.ts';
 import { configSchema, snapshotSchema, type Config, type Snapshot } from './schema.ts';
 
@@ -166,25 +165,42 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes = MAX_SNAPSHOT_BYTES
   }
 }
 
+/** Characters of an entity key (decodeAgainst's `keyOf` gives exactly this many): 132 bits of a base64 sha256. */
+export const KEY_CHARS = 22;
+
+/**
+ * What the requester holds of one list: its entities' keys, concatenated in its order (KEY_CHARS
+ * ASCII bytes each), and each key's index in it. Keys travel as bytes, not a string: at 10,000
+ * routes they are 220 KB, and a string that large is a large-object allocation in V8 (~1 ms here,
+ * on whichever thread makes or receives it), where bytes move between threads for nothing.
+ */
+export interface HeldKeys { keys: Uint8Array; index: ReadonlyMap<string, number> }
+
 /** What decodeAgainst gives: the snapshot's entities list by list, held ones by index, fresh ones validated. */
 export interface DeltaDecoded {
   version: number;
   hash: string;
   built_at: number;
-  lists: Record<string, { keys: string[]; held: Int32Array | null; fresh: unknown[] }>;
+  /** `keys`: every entity's key, concatenated in the list's order (KEY_CHARS bytes each), in an ArrayBuffer of its own. */
+  lists: Record<string, { keys: Uint8Array; held: Int32Array | null; fresh: unknown[] }>;
 }
 
 const headSchema = snapshotSchema.omit({ config: true });
 const LIST_NAMES = Object.keys(configSchema.shape).sort();
 
 /**
- * A snapshot as encodeSnapshot lays it out: the head's fields and, list by list, where each
- * entity's text lies in the document's bytes (start, end) and its top-level id.
+ * A run of one list's entities in the document: a block decoded before (`known`, its member's text
+ * starting at `at`, with the comma before it when it does not open the list), or entities scanned
+ * here, each one's span (start, end) in the document, top-level id and (once decodeAgainst keyed
+ * it) key. A write that changed one route at 10,000 routes is ~80 known pieces and one scanned:
+ * the work per write follows the blocks, not the entities.
  */
+type Piece = { known: KnownBlock; at: number } | { known: null; spans: number[]; ids: string[]; keys: string[] };
+
+/** A snapshot as encodeSnapshot lays it out: the head's fields and each list's pieces. */
 interface Layout {
   version: number; hash: string; built_at: number;
-  /** `keys`: each entity's key when a known block gave it (else undefined: computed by the caller). */
-  lists: { name: string; spans: number[]; ids: string[]; keys: (string | undefined)[] }[];
+  lists: { name: string; pieces: Piece[]; count: number }[];
 }
 
 const QUOTE = 34, COMMA = 44, BACKSLASH = 92, OPEN_BRACE = 123, CLOSE_BRACE = 125, OPEN_BRACKET = 91, CLOSE_BRACKET = 93;
@@ -193,8 +209,9 @@ const ID_KEY = Buffer.from('"id":"');
 /**
  * Reads the layout encodeSnapshot writes (`{"built_at":N,"config":{"name":[{…},…],…},"hash":"…",
  * "version":N}`, no whitespace) from the UTF-8 bytes, without parsing the entities: each one's
- * span is where its braces balance, and its top-level `id` is read on the way. (Bytes, not a
- * string: UTF-8 never puts a byte below 0x80 inside a multi-byte character, and a byte array
+ * span is where its braces balance, and its top-level `id` is read on the way; a known block
+ * (`known`, by where its member starts) is taken whole, as scanned when it was learned. (Bytes, not
+ * a string: UTF-8 never puts a byte below 0x80 inside a multi-byte character, and a byte array
  * scans several times faster than a string's characters.) Null on anything else (another writer's
  * layout, bytes that are not JSON): the caller decodes in full, which names what is wrong. A span
  * accepted here is not yet known to be JSON; the hash check and JSON.parse of each new one settle that.
@@ -222,28 +239,26 @@ function scanLayout(b: Buffer, known: ReadonlyMap<number, KnownBlock> | null = n
       if (close < 0 || close - at > 64) return null;
       const name = b.toString('latin1', at, close);
       at = close + 3;
-      const spans: number[] = [];
-      const ids: string[] = [];
-      const keys: (string | undefined)[] = [];
+      const pieces: Piece[] = [];
+      let count = 0;
+      let run: Extract<Piece, { known: null }> | null = null;
       if (b[at] !== CLOSE_BRACKET) {
         for (;;) {
-          // A block decoded before starts here (with the comma before it unless it opens the list): its entities as then scanned.
+          // A block decoded before starts here (with the comma before it unless it opens the list).
           const block = known?.get(at);
-          if (block && block.leading === (spans.length > 0)) {
-            const from = at + (block.leading ? 1 : 0);
-            for (let j = 0; j < block.ids.length; j++) {
-              spans.push(at + block.spans[2 * j], at + block.spans[2 * j + 1]);
-              ids.push(block.ids[j]);
-              keys.push(block.keys[j]);
-            }
-            if (b[from] !== OPEN_BRACE) return null;
+          if (block && block.leading === (count > 0)) {
+            if (b[at + (block.leading ? 1 : 0)] !== OPEN_BRACE) return null;
+            pieces.push({ known: block, at });
+            run = null;
+            count += block.ids.length;
             at += block.plain.length;
           } else {
-            if (spans.length > 0 && b[at++] !== COMMA) return null;
-            const end = endOfObject(b, at, ids);
-            if (end < 0 || ids.length !== spans.length / 2 + 1) return null;
-            spans.push(at, end);
-            keys.push(undefined);
+            if (count > 0 && b[at++] !== COMMA) return null;
+            if (!run) { run = { known: null, spans: [], ids: [], keys: [] }; pieces.push(run); }
+            const end = endOfObject(b, at, run.ids);
+            if (end < 0 || run.ids.length !== run.spans.length / 2 + 1) return null;
+            run.spans.push(at, end);
+            count++;
             at = end;
           }
           if (b[at] === CLOSE_BRACKET) break;
@@ -251,7 +266,7 @@ function scanLayout(b: Buffer, known: ReadonlyMap<number, KnownBlock> | null = n
         }
       }
       at++; // ']'
-      lists.push({ name, spans, ids, keys });
+      lists.push({ name, pieces, count });
       if (b[at] === CLOSE_BRACE) break;
       if (b[at++] !== COMMA) return null;
     }
@@ -299,16 +314,20 @@ function endOfObject(b: Buffer, start: number, ids: string[]): number {
   return -1;
 }
 
+/** Thrown inside decodeAgainst for an entity text that is not JSON: the snapshot is then decoded in full. */
+const NOT_JSON = Symbol('not JSON');
+
 /**
  * decodeCanonical against entities already held, for a DP's decoder: an entity whose text (its key,
- * `keyOf`) is one the requester holds was validated when it arrived and is neither parsed nor
- * validated again; only new ones are. Relies on the CP writing entities as canonical text
+ * `keyOf`, KEY_CHARS long) is one the requester holds was validated when it arrived and is neither
+ * parsed nor validated again; only new ones are. Relies on the CP writing entities as canonical text
  * (encodeSnapshot): each entity's text is sliced from the document as it stands (scanLayout) and
- * the hash is checked over those texts. Null when that does not hold (another layout, or the hash
- * over those texts is not the snapshot's: a snapshot from an older CP): the caller then decodes in
- * full (decodeCanonical). Throws SnapshotError as decodeCanonical does.
+ * the hash is checked over those texts. With a block cache, a known block the requester holds in
+ * the same order (its keys at one place of the held ones) is matched whole. Null when that does not
+ * hold (another layout, or the hash over those texts is not the snapshot's: a snapshot from an older
+ * CP): the caller then decodes in full (decodeCanonical). Throws SnapshotError as decodeCanonical does.
  */
-export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMap<string, number>>, keyOf: (text: Uint8Array) => string, maxBytes = MAX_SNAPSHOT_BYTES, cache?: BlockCache): DeltaDecoded | null {
+export function decodeAgainst(bytes: Uint8Array, held: Record<string, HeldKeys>, keyOf: (text: Uint8Array) => string, maxBytes = MAX_SNAPSHOT_BYTES, cache?: BlockCache): DeltaDecoded | null {
   let json: Buffer;
   const unpacked = cache ? unpackMembers(bytes, cache, maxBytes) : null;
   if (unpacked) json = unpacked.json;
@@ -329,58 +348,113 @@ export function decodeAgainst(bytes: Uint8Array, held: Record<string, ReadonlyMa
     const lists: DeltaDecoded['lists'] = {};
     const shape = configSchema.shape as Record<string, z.ZodArray<z.ZodType>>;
     let byId = true;
-    for (const { name, spans, ids, keys: knownKeys } of layout.lists) {
-      const index = held[name];
-      const count = ids.length;
-      const keys = new Array<string>(count);
+    for (const { name, pieces, count } of layout.lists) {
+      const index = held[name]?.index;
+      const heldKeys = held[name] ? asBuffer(held[name].keys) : Buffer.alloc(0);
       const refs = index?.size ? new Int32Array(count) : null;
+      const keys = Buffer.from(new ArrayBuffer(count * KEY_CHARS));
       const fresh: unknown[] = [];
-      for (let i = 0; i < count; i++) {
-        // No view of the entity's bytes unless they are needed: a held entity of a known block needs none.
-        const key = (keys[i] = knownKeys[i] ?? keyOf(json.subarray(spans[2 * i], spans[2 * i + 1])));
-        const at = index?.get(key);
-        if (refs) refs[i] = at ?? -1;
-        if (at !== undefined) continue;
+      // The entity at `i` (its text from start to end) is not held: parsed and validated.
+      const take = (i: number, start: number, end: number) => {
         let raw: unknown;
-        try { raw = JSON.parse(json.toString('utf8', spans[2 * i], spans[2 * i + 1])); } catch { return null; }
+        try { raw = JSON.parse(json.toString('utf8', start, end)); } catch { throw NOT_JSON; }
         const parsed = shape[name].element.safeParse(raw);
         if (!parsed.success) throw new SnapshotError(`snapshot failed validation: ${parsed.error.issues.slice(0, 3).map((x) => `${['config', name, i, ...x.path].join('.')}: ${x.message}`).join('; ')}`);
         fresh.push(parsed.data);
+      };
+      let i = 0;
+      let lastId = '';
+      for (const piece of pieces) {
+        if (piece.known) {
+          const b = piece.known;
+          const n = b.ids.length;
+          if (byId) byId = b.ordered && (i === 0 || lastId < b.ids[0]);
+          lastId = b.ids[n - 1];
+          b.keyBytes.copy(keys, i * KEY_CHARS);
+          const first = index?.get(b.keys[0]);
+          if (refs && first !== undefined && (first + n) * KEY_CHARS <= heldKeys.length && heldKeys.compare(b.keyBytes, 0, b.keyBytes.length, first * KEY_CHARS, (first + n) * KEY_CHARS) === 0) {
+            for (let j = 0; j < n; j++) refs[i + j] = first + j;
+            i += n;
+            continue;
+          }
+          for (let j = 0; j < n; j++, i++) {
+            const at = index?.get(b.keys[j]);
+            if (refs) refs[i] = at ?? -1;
+            if (at === undefined) take(i, piece.at + b.spans[2 * j], piece.at + b.spans[2 * j + 1]);
+          }
+        } else {
+          for (let j = 0; j < piece.ids.length; j++, i++) {
+            const id = piece.ids[j];
+            if (byId) byId = i === 0 || lastId < id;
+            lastId = id;
+            const start = piece.spans[2 * j];
+            const end = piece.spans[2 * j + 1];
+            const key = keyOf(json.subarray(start, end));
+            if (key.length !== KEY_CHARS) throw new Error(`decodeAgainst: keyOf gave ${key.length} characters, not ${KEY_CHARS}`);
+            piece.keys.push(key);
+            keys.write(key, i * KEY_CHARS, KEY_CHARS, 'latin1');
+            const at = index?.get(key);
+            if (refs) refs[i] = at ?? -1;
+            if (at === undefined) take(i, start, end);
+          }
+        }
       }
-      for (let i = 1; byId && i < count; i++) byId = ids[i - 1] < ids[i];
-      lists[name] = { keys, held: refs, fresh };
+      lists[name] = { keys: new Uint8Array(keys.buffer), held: refs, fresh };
     }
     const hashed: Hashed = new Map();
-    if (configDigest(json, layout, byId, unpacked?.known, hashed) !== head.data.hash) return null;
-    if (cache && unpacked) cache.blocks = learnBlocks(json, layout, lists, unpacked, hashed);
+    if (configDigest(json, layout, byId, hashed) !== head.data.hash) return null;
+    if (cache && unpacked) cache.blocks = learnBlocks(json, layout, unpacked, hashed);
     return { version: head.data.version, hash: head.data.hash, built_at: head.data.built_at, lists };
   } catch (err) {
+    if (err === NOT_JSON) return null;
     if (err instanceof SnapshotError) throw err;
     throw new SnapshotError(`snapshot could not be validated: ${(err as Error).message}`, { cause: err });
   }
 }
 
-/**
- * What a decoder learned from an entity block (members.ts): its digest, its JSON, each entity's span
- * in it, id and key, and the hash of its entities' text (blockHash).
- */
-export interface KnownBlock { digest: string; plain: Buffer; leading: boolean; spans: Int32Array; ids: string[]; keys: string[]; hash: string }
+/** How a known block's ids cut it into hash blocks (hash.ts) when it starts one: as one (`EXACT`), as one only at its list's end (`OPEN`), or otherwise. */
+const CUT_EXACT = 0, CUT_OPEN = 1, CUT_OTHER = 2;
 
 /**
- * The entity blocks of the last snapshot decoded, by the SHA-256 of their compressed bytes: a
- * member whose bytes are those of a known block is neither decompressed nor scanned nor hashed
- * entity by entity again. A DP's decoder thread keeps one; `blocks` is replaced by each decode that
- * succeeds, so it holds one snapshot's blocks at most.
+ * What a decoder learned from an entity block (members.ts): its compressed bytes (`packed`, the
+ * cache's key is from its trailer), its JSON, each entity's span in it, id and key (and the keys
+ * concatenated, as bytes), whether its ids ascend, how they cut it (CUT_*), and the hash of its entities'
+ * text (blockHash).
  */
-export interface BlockCache { blocks: Map<string, KnownBlock> }
+export interface KnownBlock {
+  digest: string; packed: Buffer; plain: Buffer; leading: boolean; spans: Int32Array; ids: string[]; keys: string[];
+  keyBytes: Buffer; ordered: boolean; cut: number; hash: string;
+}
+
+/**
+ * The entity blocks of the last snapshot decoded, by their member's trailer (CRC-32 and size of the
+ * JSON) and length, the bytes compared in full: a member whose bytes are those of a known block is
+ * neither decompressed nor scanned nor hashed again. A DP's decoder thread keeps one; `blocks` is
+ * replaced by each decode that succeeds, so it holds one snapshot's blocks at most (and the memory of
+ * one document).
+ */
+export interface BlockCache {
+  blocks: Map<string, KnownBlock>;
+  /** The memory the last document was assembled in, reused by the next (up to SCRATCH_MAX_BYTES). */
+  scratch?: Buffer;
+}
+
+/** Largest document whose memory a BlockCache keeps for the next decode. */
+const SCRATCH_MAX_BYTES = 64 * 1024 * 1024;
 
 interface Unpacked {
   json: Buffer;
   /** Known blocks by where they start in `json`. */
   known: Map<number, KnownBlock>;
-  /** Entity blocks decompressed here: where they lie in `json`, and their digest. */
-  fresh: { start: number; end: number; digest: string }[];
+  /** Entity blocks decompressed here: where they lie in `json`, their cache key and compressed bytes. */
+  fresh: { start: number; end: number; digest: string; packed: Buffer }[];
 }
+
+/** A view of `bytes` as a Buffer (no copy). */
+const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+
+/** A member's cache key: its gzip trailer (CRC-32 and size of its content) and its length. */
+const memberKey = (packed: Buffer): string => `${packed.readUInt32LE(packed.length - 8)}:${packed.readUInt32LE(packed.length - 4)}:${packed.length}`;
 
 /**
  * The document from a snapshot written as members (members.ts): known blocks as they were, the
@@ -398,12 +472,13 @@ function unpackMembers(bytes: Uint8Array, cache: BlockCache, maxBytes: number): 
   try {
     for (const m of members) {
       const packed = view.subarray(m.start, m.end);
-      const digest = m.kind === MEMBER_ENTITIES ? hash('sha256', packed, 'base64') : null;
-      const hit = digest === null ? undefined : cache.blocks.get(digest);
+      const digest = m.kind === MEMBER_ENTITIES ? memberKey(packed) : null;
+      const found = digest === null ? undefined : cache.blocks.get(digest);
+      const hit = found !== undefined && found.packed.equals(packed) ? found : undefined;
       if (size >= maxBytes) return null;
       const plain = hit ? hit.plain : gunzipSync(packed, { maxOutputLength: maxBytes - size });
       if (hit) known.set(size, hit);
-      else if (digest !== null) fresh.push({ start: size, end: size + plain.length, digest });
+      else if (digest !== null) fresh.push({ start: size, end: size + plain.length, digest, packed });
       parts.push(plain);
       size += plain.length;
     }
@@ -411,28 +486,42 @@ function unpackMembers(bytes: Uint8Array, cache: BlockCache, maxBytes: number): 
     return null;
   }
   if (size > maxBytes) return null;
-  return { json: Buffer.concat(parts, size), known, fresh };
+  // Into the memory the last decode used, when it is large enough: at 10,000 routes the document is
+  // 4.9 MB, and new memory that size cost ~5 ms of page faults per write on a 2-core VM. Nothing a
+  // decode gives or keeps is a view into the document (blocks and entities are copied out of it).
+  let doc = cache.scratch;
+  if (!doc || doc.length < size) {
+    doc = Buffer.allocUnsafeSlow(Math.ceil(size * 1.25));
+    cache.scratch = size <= SCRATCH_MAX_BYTES ? doc : undefined;
+  }
+  let at = 0;
+  for (const p of parts) { doc.set(p, at); at += p.length; }
+  return { json: doc.subarray(0, size), known, fresh };
 }
 
 /**
  * The blocks of a snapshot just decoded: the known ones it used, and each fresh member that holds
  * whole entities of one list (its bytes are checked to be exactly those: a comma when it does not
- * open the list, then entities separated by commas), copied out of the document.
+ * open the list, then entities separated by commas), copied out of the document. Only scanned
+ * entities can lie in a fresh member: a known block's bytes are a member of their own.
  */
-function learnBlocks(json: Buffer, layout: Layout, lists: DeltaDecoded['lists'], unpacked: Unpacked, hashed: Hashed): Map<string, KnownBlock> {
+function learnBlocks(json: Buffer, layout: Layout, unpacked: Unpacked, hashed: Hashed): Map<string, KnownBlock> {
   const out = new Map<string, KnownBlock>();
   for (const block of unpacked.known.values()) out.set(block.digest, block);
   if (!unpacked.fresh.length) return out;
-  // Every entity in document order: lists in order, each list's spans ascending.
+  // Every scanned entity in document order: lists in order, each list's spans ascending.
   const starts: number[] = [];
   const ends: number[] = [];
   const ids: string[] = [];
   const keys: string[] = [];
   const first: boolean[] = [];
   for (const list of layout.lists) {
-    const k = lists[list.name].keys;
-    for (let i = 0; i < list.ids.length; i++) {
-      starts.push(list.spans[2 * i]); ends.push(list.spans[2 * i + 1]); ids.push(list.ids[i]); keys.push(k[i]); first.push(i === 0);
+    let i = 0;
+    for (const piece of list.pieces) {
+      if (piece.known) { i += piece.known.ids.length; continue; }
+      for (let j = 0; j < piece.ids.length; j++, i++) {
+        starts.push(piece.spans[2 * j]); ends.push(piece.spans[2 * j + 1]); ids.push(piece.ids[j]); keys.push(piece.keys[j]); first.push(i === 0);
+      }
     }
   }
   let j = 0;
@@ -448,10 +537,21 @@ function learnBlocks(json: Buffer, layout: Layout, lists: DeltaDecoded['lists'],
     const text = json.subarray(f.start + (leading ? 1 : 0), f.end);
     const seen = hashed.get(f.start + (leading ? 1 : 0));
     const hash = seen !== undefined && seen.end === f.end ? seen.hash : blockHash(text);
-    out.set(f.digest, { digest: f.digest, plain: Buffer.from(json.subarray(f.start, f.end)), leading, spans, ids: ids.slice(from, j + 1), keys: keys.slice(from, j + 1), hash });
+    const blockIds = ids.slice(from, j + 1);
+    const blockKeys = keys.slice(from, j + 1);
+    out.set(f.digest, {
+      digest: f.digest, packed: Buffer.from(f.packed), plain: Buffer.from(json.subarray(f.start, f.end)), leading, spans, ids: blockIds, keys: blockKeys,
+      keyBytes: Buffer.from(blockKeys.join(''), 'latin1'), ordered: blockIds.every((id, k) => k === 0 || blockIds[k - 1] < id), cut: cutOf(blockIds), hash,
+    });
     j++;
   }
   return out;
+}
+
+/** How `ids` cut into hash blocks when the first starts one (CUT_*). */
+function cutOf(ids: string[]): number {
+  for (let k = 0; k + 1 < ids.length; k++) if (endsBlock(ids[k], k + 1)) return CUT_OTHER;
+  return endsBlock(ids[ids.length - 1], ids.length) ? CUT_EXACT : CUT_OPEN;
 }
 
 /** Block hashes configDigest computed or reused, by where the block's text starts in the document. */
@@ -460,28 +560,43 @@ type Hashed = Map<number, { end: number; hash: string }>;
 /**
  * The config hash (hash.ts) over the entity texts as written. Lists written in id order (as the CP
  * writes them) are already the hash's order: each block's text is hashed where it lies in the
- * document, or not at all when it is the text of a known block (`known`, by where its member starts
- * in the document); `hashed` gets each block's hash by where its text starts, for learnBlocks.
- * Otherwise the hash is computed as everywhere else (hashOfTexts).
+ * document, or not at all when a known block is exactly that block; `hashed` gets each block's hash
+ * by where its text starts, for learnBlocks. Otherwise the hash is computed as everywhere else
+ * (hashOfTexts).
  */
-function configDigest(json: Buffer, layout: Layout, byId: boolean, known: Map<number, KnownBlock> | undefined, hashed: Hashed): string {
+function configDigest(json: Buffer, layout: Layout, byId: boolean, hashed: Hashed): string {
   if (byId) {
-    // Known blocks by where their entities' text starts.
-    const byText = new Map<number, KnownBlock>();
-    if (known) for (const [at, b] of known) byText.set(at + (b.leading ? 1 : 0), b);
     const digest = new ConfigDigest();
     for (const list of layout.lists) {
       digest.openList(list.name);
-      const { ids, spans } = list;
-      eachBlock(ids.length, (i) => ids[i], (from, to) => {
-        const start = spans[2 * from];
-        const end = spans[2 * to + 1];
-        const b = byText.get(start);
-        // A known block whose text is exactly this block's: its bytes are the ones it was learned from.
-        const h = b !== undefined && b.plain.length - (b.leading ? 1 : 0) === end - start ? b.hash : blockHash(json.subarray(start, end));
-        hashed.set(start, { end, hash: h });
-        digest.block(h);
-      });
+      // The cut of eachBlock (hash.ts), entity by entity, but for a known block that starts a hash block and is one.
+      let start = 0;
+      let inBlock = 0;
+      let seen = 0;
+      const entity = (id: string, from: number, to: number) => {
+        if (inBlock++ === 0) start = from;
+        if (++seen === list.count || endsBlock(id, inBlock)) {
+          const h = blockHash(json.subarray(start, to));
+          hashed.set(start, { end: to, hash: h });
+          digest.block(h);
+          inBlock = 0;
+        }
+      };
+      for (const piece of list.pieces) {
+        if (piece.known) {
+          const b = piece.known;
+          const n = b.ids.length;
+          if (inBlock === 0 && (b.cut === CUT_EXACT || (b.cut === CUT_OPEN && seen + n === list.count))) {
+            hashed.set(piece.at + (b.leading ? 1 : 0), { end: piece.at + b.plain.length, hash: b.hash });
+            digest.block(b.hash);
+            seen += n;
+            continue;
+          }
+          for (let j = 0; j < n; j++) entity(b.ids[j], piece.at + b.spans[2 * j], piece.at + b.spans[2 * j + 1]);
+        } else {
+          for (let j = 0; j < piece.ids.length; j++) entity(piece.ids[j], piece.spans[2 * j], piece.spans[2 * j + 1]);
+        }
+      }
       digest.closeList();
     }
     return digest.end();
@@ -489,8 +604,16 @@ function configDigest(json: Buffer, layout: Layout, byId: boolean, known: Map<nu
   const ids: Record<string, { id: string }[]> = {};
   const texts: CanonicalConfig['texts'] = {};
   for (const list of layout.lists) {
-    ids[list.name] = list.ids.map((id) => ({ id }));
-    texts[list.name] = list.ids.map((_, j) => json.toString('utf8', list.spans[2 * j], list.spans[2 * j + 1]));
+    const listIds: { id: string }[] = (ids[list.name] = []);
+    const listTexts: string[] = (texts[list.name] = []);
+    for (const piece of list.pieces) {
+      const n = piece.known ? piece.known.ids.length : piece.ids.length;
+      for (let j = 0; j < n; j++) {
+        const [id, from, to] = piece.known ? [piece.known.ids[j], piece.at + piece.known.spans[2 * j], piece.at + piece.known.spans[2 * j + 1]] : [piece.ids[j], piece.spans[2 * j], piece.spans[2 * j + 1]];
+        listIds.push({ id });
+        listTexts.push(json.toString('utf8', from, to));
+      }
+    }
   }
   return hashOfTexts(ids as unknown as Config, texts);
 }

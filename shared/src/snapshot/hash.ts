@@ -60,7 +60,7 @@ const BLOCK_MAX = 512;
  * position: an id ending in "00" or "01" (1 in 128 of random uuids) ends one, so a route added or
  * removed changes only its own block, not the blocks after it. A list's last entity ends one too.
  */
-function endsBlock(id: string, count: number): boolean {
+export function endsBlock(id: string, count: number): boolean {
   if (count >= BLOCK_MAX) return true;
   const last = id.charCodeAt(id.length - 1);
   return id.charCodeAt(id.length - 2) === 48 && (last === 48 || last === 49);

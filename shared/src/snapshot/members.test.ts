@@ -5,11 +5,18 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { consumerSchema, type Consumer } from '../entities/consumer.ts';
 import { canonicalConfig, configHash } from './hash.ts';
-import { decodeAgainst, decodeSnapshot, SnapshotError, SnapshotWriter, type BlockCache } from './codec.ts';
+import { decodeAgainst, decodeSnapshot, KEY_CHARS, SnapshotError, SnapshotWriter, type BlockCache, type HeldKeys } from './codec.ts';
 import { gzipMember, MEMBER_ENTITIES, MEMBER_OTHER, walkMembers } from './members.ts';
 import { emptyConfig, type Config } from './schema.ts';
 
-const keyOf = (t: string | Uint8Array) => createHash('sha256').update(t).digest('base64').slice(0, 22);
+const keyOf = (t: string | Uint8Array) => createHash('sha256').update(t).digest('base64').slice(0, KEY_CHARS);
+/** What a requester holds, from its keys concatenated in order (as decodeAgainst gives them). */
+const heldOf = (keys: Uint8Array): HeldKeys => {
+  const text = Buffer.from(keys).toString('latin1');
+  const index = new Map<string, number>();
+  for (let i = 0; i < text.length; i += KEY_CHARS) index.set(text.slice(i, i + KEY_CHARS), i / KEY_CHARS);
+  return { keys, index };
+};
 const consumer = (n: number, name = `user-${n}`): Consumer => consumerSchema.parse({ id: `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`, created_at: 1, updated_at: 1, username: name });
 const configOf = (consumers: Consumer[]): Config => ({ ...emptyConfig(), consumers: [...consumers].sort((a, b) => (a.id < b.id ? -1 : 1)) });
 const seal = (w: SnapshotWriter, version: number, config: Config) => w.seal({ version, built_at: version }, config, canonicalConfig(config).texts);
@@ -62,14 +69,14 @@ describe('snapshot members', () => {
       const byN = new Map(Array.from({ length: size }, (_, i) => [i * 3 + 1, consumer(i * 3 + 1)]));
       const w = new SnapshotWriter();
       const cache: BlockCache = { blocks: new Map() };
-      let heldKeys: string[] = [];
+      let heldKeys: Uint8Array = new Uint8Array(0);
       steps.forEach((s, version) => {
         if (s.op === 'add' || s.op === 'rename') byN.set(s.n, consumer(s.n, s.op === 'rename' ? `${s.name}-${s.n}` : `user-${s.n}`));
         else byN.delete(s.n);
         const config = configOf([...byN.values()]);
         const { snapshot, bytes } = seal(w, version + 1, config);
         assert.equal(snapshot.hash, configHash(config));
-        const held = { consumers: new Map(heldKeys.map((k, i) => [k, i])) };
+        const held = { consumers: heldOf(heldKeys) };
         const plain = decodeAgainst(bytes, held, keyOf)!;
         const cached = decodeAgainst(bytes, held, keyOf, undefined, cache)!;
         assert.deepEqual(cached, plain);
@@ -107,7 +114,7 @@ describe('snapshot members', () => {
     const before = new Set(cache.blocks.values());
     assert.ok(before.size >= 5);
     list[700] = consumer(701, 'renamed');
-    const held = { consumers: new Map(a.lists.consumers.keys.map((k, i) => [k, i])) };
+    const held = { consumers: heldOf(a.lists.consumers.keys) };
     let keyed = 0;
     const b = decodeAgainst(seal(w, 2, configOf(list)).bytes, held, (t) => { keyed++; return keyOf(t); }, undefined, cache)!;
     assert.ok(keyed > 0 && keyed <= 512, `${keyed} entities scanned and keyed again, of 1,500`);
