@@ -8,7 +8,7 @@ import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, routeSchema, s
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { DECODER_IDLE_MS, SnapshotDecoder } from './decoder.ts';
-import { DECODER_NICE, decodeRequest } from './decode-protocol.ts';
+import { DECODER_NICE, decodeRequest, KEY_CHARS } from './decode-protocol.ts';
 
 const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
 const route = (i: number, updated = 1): Route => routeSchema.parse({
@@ -174,6 +174,25 @@ describe('SnapshotDecoder: held keys', () => {
       assert.ok(r.status === 'decoded' && r.changes.routes.added.length === 2, 'still only the two routes that differ from v5');
       assert.equal((await d.decode(write(7), 6)).status, 'decoded');
       assert.equal(d.keysSent, 1);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('moves keys as bytes, and reuses memory write after write: the payload copy in what the thread gave back, the document in what it used last', async () => {
+    const d = new SnapshotDecoder();
+    try {
+      const write = (v: number) => encode(v, { ...emptyConfig(), services: [service], routes: routes.map((r, i) => (i === v ? route(v, v) : r)) });
+      for (let v = 1; v <= 4; v++) assert.equal((await d.decode(write(v), v - 1)).status, 'decoded');
+      assert.equal(d.memoryReused, 3, 'every write after the first copied the snapshot into memory given back');
+      // What the thread replies with, decoded here as the thread does: keys as bytes in a buffer of their own.
+      const first = decodeRequest({ id: 1, payload: new Uint8Array(write(10)), held: null, newerThan: 0 });
+      assert.ok(first.status === 'decoded');
+      const keys = first.lists.routes.keys!;
+      assert.ok(keys instanceof Uint8Array && keys.byteOffset === 0 && keys.byteLength === keys.buffer.byteLength, 'transferable on its own');
+      assert.equal(keys.byteLength, routes.length * KEY_CHARS);
+      const second = decodeRequest({ id: 2, payload: new Uint8Array(write(11)), held: 1, newerThan: 10 });
+      assert.ok(second.status === 'decoded' && second.lists.routes.keys !== null && second.lists.services.keys === null, 'an unchanged list sends no keys');
     } finally {
       await d.close();
     }

@@ -122,6 +122,30 @@ describe('snapshot members', () => {
     assert.equal(after.length, before.size);
     assert.equal(after.filter((blk) => !before.has(blk)).length, 1, 'one block learned anew, the rest reused');
     assert.deepEqual(b.lists.consumers.fresh, [list[700]]);
+    // The held blocks were matched whole: every kept entity at its old place.
+    const ref = [...b.lists.consumers.held!];
+    assert.deepEqual(ref.filter((at, i) => at !== i), [-1]);
+    assert.equal(ref.indexOf(-1), 700);
+  });
+
+  it('a block cache assembles each document in the memory it used last, and nothing decoded is a view into it', () => {
+    const list = Array.from({ length: 1500 }, (_, i) => consumer(i + 1));
+    const w = new SnapshotWriter();
+    const cache: BlockCache = { blocks: new Map() };
+    const a = decodeAgainst(seal(w, 1, configOf(list)).bytes, {}, keyOf, undefined, cache)!;
+    const memory = cache.scratch;
+    assert.ok(memory);
+    const blocks = [...cache.blocks.values()].map((b) => [Buffer.from(b.plain), b.ids.slice()] as const);
+    list[3] = consumer(4, 'renamed');
+    decodeAgainst(seal(w, 2, configOf(list)).bytes, { consumers: heldOf(a.lists.consumers.keys) }, keyOf, undefined, cache);
+    assert.equal(cache.scratch, memory, 'the same memory');
+    memory!.fill(0);
+    // Scribbled over: what was decoded and what the cache keeps are unaffected.
+    assert.equal(a.lists.consumers.fresh.length, 1500);
+    assert.deepEqual(a.lists.consumers.fresh[0], list[0]);
+    const kept = blocks.filter(([, ids]) => !ids.includes(list[3].id));
+    assert.equal(kept.length, blocks.length - 1);
+    for (const [plain, ids] of kept) assert.ok([...cache.blocks.values()].some((b) => b.plain.equals(plain) && b.ids.join() === ids.join()));
   });
 
   it('hostile entities in members, with a block cache: a 10 MB string, 100,000-deep nesting, NUL/CR/LF and non-ASCII give a SnapshotError, null or the full decode, never another error', () => {
