@@ -202,7 +202,7 @@ export async function startDataPlane(env: Env, log: Logger, bus?: SnapshotSubscr
   log.info({ proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, proxy_mtls: env.PORTICO_PROXY_MTLS_LISTEN, proxy_h2c: h2cListen, status: worker ? undefined : env.PORTICO_STATUS_LISTEN, node_id: nodeId }, 'data plane listening');
 
   // Never waits for NATS (C11): the node serves its disk cache, drains on SIGTERM, and reports once NATS is reachable.
-  const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version, trusted);
+  const subscriber = bus ?? connectNatsSubscriber(natsOptions!, log, () => state.version, trusted, state.decoder.checkSignature);
   const hostname = os.hostname();
   const ip = primaryIp();
   const beat = () => {

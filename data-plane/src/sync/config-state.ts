@@ -120,7 +120,7 @@ export class ConfigState {
     const t0 = performance.now();
     try {
       // The signature first: nothing from an unsigned or forged snapshot is decompressed or parsed.
-      decoded = await this.decoder.decode(await openSnapshot(bytes, this.trusted), this.version);
+      decoded = await this.decoder.decode(await openSnapshot(bytes, this.trusted, this.decoder.checkSignature), this.version);
     } catch (err) {
       return this.reject((err as Error).message);
     }

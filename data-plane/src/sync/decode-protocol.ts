@@ -4,7 +4,7 @@
 // requester does not hold yet, in chunks it parses one slice at a time. What the requester holds
 // comes with each request; what is kept between requests (the last snapshot's entity blocks,
 // blockCache, and the index of the held keys, indexes) saves work but no result depends on it.
-import { hash } from 'node:crypto';
+import { hash, verify, type KeyObject } from 'node:crypto';
 import { decodeAgainst, decodeCanonical, KEY_CHARS, MAX_SNAPSHOT_BYTES, SnapshotError, type BlockCache, type DeltaDecoded, type HeldKeys } from '@portico/shared';
 
 /** Characters of an entity key: a base64 sha256 prefix (132 bits) of the entity's canonical JSON. */
@@ -27,6 +27,12 @@ export interface DecodeRequest {
   /** The running version: an older or equal snapshot is answered `ignored` once validated. */
   newerThan: number;
 }
+
+/**
+ * A signature to check over `payload` (its buffer transferred) with `publicKey` (cloned to the
+ * thread): the DP's check of a snapshot's signature runs here (decoder.ts, checkSignature).
+ */
+export interface VerifyRequest { id: number; payload: Uint8Array; verify: { publicKey: KeyObject; signature: Uint8Array } }
 
 export interface DecodedList {
   /**
@@ -60,7 +66,8 @@ export type DecodeReply = { spare?: ArrayBuffer } & (
   /** `held` named a reply this thread did not give last (a requester out of step): send the keys. */
   | { id: number; status: 'resend' }
   | { id: number; status: 'ignored'; version: number }
-  | { id: number; status: 'error'; error: string });
+  | { id: number; status: 'error'; error: string }
+  | { id: number; status: 'verified'; valid: boolean });
 
 const keyOf = (text: string | Uint8Array): string => hash('sha256', text, 'base64').slice(0, KEY_CHARS);
 
@@ -124,6 +131,11 @@ function indexUpdated(name: string, keys: Uint8Array, ref: Int32Array | null, dr
   for (const at of dropped) known.index.delete(keyAt(known.keys, at));
   for (let i = 0; i < ref.length; i++) if (ref[i] !== i) known.index.set(keyAt(keys, i), i);
   known.keys = keys;
+}
+
+/** Whether the signature of a VerifyRequest holds (the worker thread runs this). */
+export function verifyRequest(req: VerifyRequest): DecodeReply {
+  return { id: req.id, status: 'verified', valid: verify(null, req.payload, req.verify.publicKey, req.verify.signature) };
 }
 
 /** This thread's last `decoded` reply: its id and the keys it left the requester holding, by list. */

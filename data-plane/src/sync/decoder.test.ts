@@ -4,7 +4,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, routeSchema, serviceSchema, SnapshotError, type Config, type Route } from '@portico/shared';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, openSnapshot, signSnapshot, routeSchema, serviceSchema, SnapshotError, type Config, type Route } from '@portico/shared';
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { DECODER_IDLE_MS, SnapshotDecoder } from './decoder.ts';
@@ -193,6 +194,34 @@ describe('SnapshotDecoder: held keys', () => {
       assert.equal(keys.byteLength, routes.length * KEY_CHARS);
       const second = decodeRequest({ id: 2, payload: new Uint8Array(write(11)), held: 1, newerThan: 10 });
       assert.ok(second.status === 'decoded' && second.lists.routes.keys !== null && second.lists.services.keys === null, 'an unchanged list sends no keys');
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('checks a snapshot signature on its thread (copied into memory the thread gives back), small ones here, and on the thread pool if the thread fails', async () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const key = { privateKey, keyId: Buffer.alloc(8, 1) };
+    const trusted = [{ publicKey, keyId: key.keyId }];
+    const big = encode(1, { ...emptyConfig(), services: [service], routes });
+    const d = new SnapshotDecoder();
+    try {
+      const signed = Buffer.from(signSnapshot(big, key));
+      assert.deepEqual(Buffer.from(await openSnapshot(signed, trusted, d.checkSignature)), Buffer.from(big));
+      assert.notEqual(d.threadId, 0, 'checked on the thread');
+      const tampered = Buffer.from(signed);
+      tampered[tampered.length - 9] ^= 1;
+      await assert.rejects(() => openSnapshot(tampered, trusted, d.checkSignature), /signature is invalid/);
+      assert.equal(d.memoryReused, 1, 'the second check copied into the memory the first gave back');
+      // A small one, without the thread.
+      const small = Buffer.from(signSnapshot(Buffer.from('{}'), key));
+      await d.close();
+      assert.ok(await openSnapshot(small, trusted, d.checkSignature));
+      assert.equal(d.threadId, 0);
+      // The thread gone mid-check: the thread pool answers instead.
+      const pending = d.checkSignature(big, publicKey, sign(null, big, privateKey));
+      await d.close();
+      assert.equal(await pending, true);
     } finally {
       await d.close();
     }

@@ -6,7 +6,7 @@
 import { connect, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { Objm, setSha256Backend, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
-import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, decodeDelta, isDelta, openSnapshot, partDigest, partsOf, signedVersion, type CacheReply, type TrustedKey, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
+import { CACHE_SUBJECT, HEALTH_SUBJECT, HEARTBEAT_SUBJECT, SNAPSHOT_BUCKET, SNAPSHOT_OBJECT, SNAPSHOT_SUBJECT, SNAPSHOT_VERSION_HEADER, decodeDelta, isDelta, openSnapshot, partDigest, partsOf, signedVersion, threadPoolCheck, type CacheReply, type SignatureCheck, type TrustedKey, type NatsOptions, type Heartbeat, type SnapshotHandler, type SnapshotSubscriber } from '@portico/shared';
 
 // The object store checks each object's SHA-256 on put and get; its default is a pure-JS hash
 // (~4 ms of the event loop per 10,000-route snapshot). Node's is native.
@@ -27,9 +27,10 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 /**
  * `currentVersion`: the version the node runs; `trusted`: the keys snapshots are checked against
- * (the handler's own, so the check made here for a push is not made twice, sign.ts).
+ * (the handler's own, so the check made here for a push is not made twice, sign.ts); `check`: where
+ * a signature is checked (a single-process DP's decoder thread, sign.ts SignatureCheck).
  */
-export function connectNatsSubscriber(options: NatsOptions, log: Logger, currentVersion: () => number, trusted: readonly TrustedKey[]): SnapshotSubscriber {
+export function connectNatsSubscriber(options: NatsOptions, log: Logger, currentVersion: () => number, trusted: readonly TrustedKey[], check: SignatureCheck = threadPoolCheck): SnapshotSubscriber {
   let nc: NatsConnection | null = null;
   let store: ObjectStore | null = null;
   let handler: SnapshotHandler | null = null;
@@ -184,7 +185,7 @@ export function connectNatsSubscriber(options: NatsOptions, log: Logger, current
     }
     // Checked here, before it changes anything of this node's: what the bus carries unsigned
     // (forged, or from anyone who can publish) is dropped and counted, without an error on the node.
-    try { await openSnapshot(envelope, trusted); } catch (err) {
+    try { await openSnapshot(envelope, trusted, check); } catch (err) {
       refused((err as Error).message);
       return null;
     }
