@@ -169,6 +169,34 @@ describe('DP: deltas', () => {
   });
 });
 
+describe('DP: delta memory', () => {
+  it('rebuilds each delta in the memory the handler released, and hands over exactly the signed bytes', async () => {
+    const { url, raw } = await natsWith();
+    const series = snapshotSeries();
+    const snaps = [1, 2, 3, 4, 5].map((v) => series(v));
+    let current = 0;
+    const buffers: ArrayBufferLike[] = [];
+    const subscriber = connectNatsSubscriber({ servers: url }, log, () => current, series.trusted);
+    cleanups.push(() => subscriber.close());
+    await subscriber.watch(async (bytes, _trace, release) => {
+      const v = signedVersion(bytes) ?? 0;
+      assert.ok(Buffer.from(bytes).equals(Buffer.from(snaps[v - 1].envelope)), `v${v} as signed`);
+      if (v > 1) buffers.push(bytes.buffer);
+      current = Math.max(current, v);
+      release?.();
+      return true;
+    });
+    const push = pusher(raw);
+    await waitFor('whole v1 applied', async () => { if (current < 1) push(1, snaps[0].envelope); return current === 1; }, 10_000, 100);
+    for (let v = 2; v <= 5; v++) {
+      push(v, Buffer.from(encodeDelta(snaps[v - 1].envelope, snaps[v - 1].parts, new Set(snaps[v - 2].parts.map(partDigest)))));
+      await waitFor(`delta v${v} applied`, async () => current === v, 5_000, 10);
+    }
+    assert.equal(buffers.length, 4);
+    assert.ok(buffers.slice(1).every((b) => b === buffers[0]), 'v3-v5 rebuilt in the memory v2 was rebuilt in');
+  });
+});
+
 describe('DP: snapshots on core NATS', () => {
   it('applies a pushed one with nothing stored, skips one it runs or an old one replayed, and fetches no stored copy of one it is applying', async () => {
     const { url, raw } = await natsWith();

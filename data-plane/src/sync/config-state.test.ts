@@ -40,6 +40,21 @@ const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001'
 const snapshot = (version: number, config: Config) => signed(encodeSnapshot({ version, hash: configHash(config), built_at: 1, config }));
 
 describe('ConfigState.apply', () => {
+  it('releases the bytes once no longer needed: after the disk cache has them, or at once when rejected, ignored or not persisted', async () => {
+    const state = newState();
+    const released: string[] = [];
+    const release = (what: string) => () => released.push(what);
+    const applied = state.apply(snapshot(20, { ...emptyConfig(), services: [service] }), { release: release('applied') });
+    assert.equal((await applied).status, 'applied');
+    await state.close(); // flushes the disk cache
+    assert.deepEqual(released, ['applied'], 'once, after the write');
+    assert.equal((await state.apply(Buffer.from('not signed'), { release: release('rejected') })).status, 'rejected');
+    assert.equal((await state.apply(snapshot(19, emptyConfig()), { release: release('ignored') })).status, 'ignored');
+    assert.equal((await state.apply(snapshot(21, emptyConfig()), { persist: false, release: release('not persisted') })).status, 'applied');
+    assert.deepEqual(released, ['applied', 'rejected', 'ignored', 'not persisted']);
+    calls.splice(0);
+  });
+
   it('keeps the old version after every rejected snapshot (fuzz), and rolls back a failed compile', async () => {
     const state = newState();
     assert.equal((await state.apply(snapshot(5, { ...emptyConfig(), services: [service] }))).status, 'applied');

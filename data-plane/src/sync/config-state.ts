@@ -97,21 +97,30 @@ export class ConfigState {
     return r.status === 'applied';
   }
 
-  /** Applies a signed snapshot (the envelope as received); applies run one at a time, in call order. */
-  apply(bytes: Uint8Array, opts: { persist?: boolean } = {}): Promise<ApplyResult> {
+  /**
+   * Applies a signed snapshot (the envelope as received); applies run one at a time, in call order.
+   * `release` is called once `bytes` are no longer needed here (SnapshotHandler).
+   */
+  apply(bytes: Uint8Array, opts: { persist?: boolean; release?: () => void } = {}): Promise<ApplyResult> {
     const run = this.applying.then(() => this.applyNow(bytes, opts));
     this.applying = run.catch(() => {});
     return run;
   }
 
-  private async applyNow(bytes: Uint8Array, opts: { persist?: boolean }): Promise<ApplyResult> {
+  private async applyNow(bytes: Uint8Array, opts: { persist?: boolean; release?: () => void }): Promise<ApplyResult> {
     const loop = this.loopDelay;
     loop.reset();
     loop.enable();
+    let persisting = false;
     try {
-      return await this.decodeAndSwap(bytes, opts, loop);
+      const r = await this.decodeAndSwap(bytes, opts, loop);
+      persisting = r.status === 'applied' && opts.persist !== false && this.persist;
+      // Off the event loop (disk-cache.ts); /status says which version the file holds (cache_version).
+      if (persisting) this.disk.write(bytes, (r as { version: number }).version, opts.release);
+      return r;
     } finally {
       loop.disable();
+      if (!persisting) opts.release?.();
     }
   }
 
@@ -147,8 +156,6 @@ export class ConfigState {
       decode_ms: Math.round(t1 - t0), compile_ms: Math.round(compileMs), routes: snapshot.config.routes.length,
       loop_delay_max_ms: Math.round(loop.max / 1e5) / 10,
     };
-    // Off the event loop (disk-cache.ts); /status says which version the file holds (cache_version).
-    if (opts.persist !== false && this.persist) this.disk.write(bytes, snapshot.version);
     this.log.info({ version: snapshot.version, hash: snapshot.hash, ...this.lastApply }, 'config applied');
     for (const fn of this.listeners) fn();
     return { status: 'applied', version: snapshot.version, compileMs };

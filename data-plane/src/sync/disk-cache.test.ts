@@ -28,6 +28,18 @@ describe('SnapshotFile (the disk cache, written off the event loop)', () => {
     assert.equal(readFileSync(file, 'utf8'), 'four');
   });
 
+  it('says when it no longer needs the bytes: once written, or passed over for a later write', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'portico-disk-'));
+    const disk = new SnapshotFile(path.join(dir, 'snapshot.signed'), log);
+    const done: number[] = [];
+    disk.write(Buffer.from('one'), 1, () => done.push(1));
+    disk.write(Buffer.from('two'), 2, () => done.push(2));
+    disk.write(Buffer.from('three'), 3, () => done.push(3));
+    assert.deepEqual(done, [2], 'two was passed over before it was written');
+    await disk.flush();
+    assert.deepEqual(done.sort(), [1, 2, 3]);
+  });
+
   it('a write that fails is logged and leaves the version it had', async () => {
     const disk = new SnapshotFile(path.join(os.tmpdir(), 'portico-no-such-dir', 'x', 'snapshot.signed'), log);
     disk.write(Buffer.from('x'), 7);

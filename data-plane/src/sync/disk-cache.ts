@@ -10,17 +10,19 @@ export class SnapshotFile {
   /** The version the file holds as written by this process (0: none yet); /status reports it. */
   version = 0;
   private writing: Promise<void> | null = null;
-  private next: { bytes: Uint8Array; version: number } | null = null;
+  private next: { bytes: Uint8Array; version: number; done?: () => void } | null = null;
 
   constructor(private readonly file: string, private readonly log: Logger) {}
 
   /**
    * Writes `bytes` (version `version`) after any write under way: to a temp file, then renamed over
    * the cache, so a reader finds the old file or the new one, never half. Of several writes asked
-   * for while one runs, only the latest is made.
+   * for while one runs, only the latest is made. `done` is called once `bytes` are no longer needed
+   * (written, failed, or passed over for a later write).
    */
-  write(bytes: Uint8Array, version: number): void {
-    this.next = { bytes, version };
+  write(bytes: Uint8Array, version: number, done?: () => void): void {
+    this.next?.done?.();
+    this.next = { bytes, version, done };
     this.writing ??= this.drain();
   }
 
@@ -32,13 +34,15 @@ export class SnapshotFile {
   private async drain(): Promise<void> {
     try {
       while (this.next) {
-        const { bytes, version } = this.next;
+        const { bytes, version, done } = this.next;
         this.next = null;
         try {
           await writeFileAtomicAsync(this.file, bytes);
           this.version = version;
         } catch (err) {
           this.log.error({ err }, 'could not persist the applied config to disk');
+        } finally {
+          done?.();
         }
       }
     } finally {

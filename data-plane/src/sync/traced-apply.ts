@@ -8,10 +8,10 @@ import type { ConfigState } from './config-state.ts';
 
 /** The bus handler: applies a snapshot, inside a span when node-level tracing is on. */
 export function tracedApply(state: ConfigState, node: NodeTracer | null): SnapshotHandler {
-  return async (bytes, traceparent) => {
-    if (!node) return (await state.apply(bytes)).status !== 'rejected';
+  return async (bytes, traceparent, release) => {
+    if (!node) return (await state.apply(bytes, { release })).status !== 'rejected';
     const span = node.tracer.startSpan('config apply', {}, parentContext(traceparent));
-    const r = await state.apply(bytes);
+    const r = await state.apply(bytes, { release });
     span.setAttribute('portico.config.apply', r.status);
     if (r.status === 'applied') span.setAttributes({ 'portico.config.version': r.version, 'portico.config.compile_ms': r.compileMs });
     if (r.status === 'rejected') span.setStatus({ code: SpanStatusCode.ERROR, message: r.error });

@@ -135,8 +135,13 @@ export interface SnapshotSubscriber {
   close(): Promise<void>;
 }
 
-/** Answers (once the apply is done: it runs off the caller's turn) whether the snapshot was accepted. */
-export type SnapshotHandler = (bytes: Uint8Array, traceparent?: string) => boolean | Promise<boolean>;
+/**
+ * Answers (once the apply is done: it runs off the caller's turn) whether the snapshot was accepted.
+ * `release`, when given, is called once the handler no longer needs `bytes` (applied and written to
+ * the disk cache, or dropped): the caller may then reuse their memory. A handler that never calls
+ * it only means the memory is not reused.
+ */
+export type SnapshotHandler = (bytes: Uint8Array, traceparent?: string, release?: () => void) => boolean | Promise<boolean>;
 
 /** The in-process bus used when CP and DP share a process and no NATS_URL is set. */
 export class MemoryBus {

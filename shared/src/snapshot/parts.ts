@@ -74,9 +74,10 @@ export function isDelta(body: Uint8Array): boolean {
 /**
  * The envelope a delta stands for, with its parts by digest, from the parts `held`; null when it
  * refers to a part not held (the node fetches the stored snapshot instead). Throws SnapshotError on
- * a malformed delta, or one that would rebuild to more than `maxBytes`.
+ * a malformed delta, or one that would rebuild to more than `maxBytes`. `memory`: where the envelope
+ * is written (`size` bytes), else new memory. The parts are never views into the envelope.
  */
-export function decodeDelta(body: Uint8Array, held: { get(digest: string): Uint8Array | undefined }, maxBytes: number): { envelope: Buffer; parts: Map<string, Uint8Array> } | null {
+export function decodeDelta(body: Uint8Array, held: { get(digest: string): Uint8Array | undefined }, maxBytes: number, memory?: (size: number) => Buffer): { envelope: Buffer; parts: Map<string, Uint8Array> } | null {
   const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const start = MAGIC.length + ENVELOPE_HEADER_BYTES;
   if (!isDelta(view) || view.length < start) throw new SnapshotError('snapshot delta is truncated before its parts');
@@ -109,5 +110,9 @@ export function decodeDelta(body: Uint8Array, held: { get(digest: string): Uint8
     chunks.push(part);
   }
   if (missing) return null;
-  return { envelope: Buffer.concat(chunks, size), parts };
+  if (!memory) return { envelope: Buffer.concat(chunks, size), parts };
+  const envelope = memory(size);
+  let at = 0;
+  for (const c of chunks) { envelope.set(c, at); at += c.byteLength; }
+  return { envelope, parts };
 }

@@ -93,6 +93,11 @@ export async function openSnapshot(envelope: Uint8Array, trusted: readonly Trust
   return payload;
 }
 
+/** Forgets that `envelope` was opened: its memory is about to hold another snapshot. */
+export function forgetOpened(envelope: Uint8Array): void {
+  opened.delete(envelope);
+}
+
 /** PEM text, or a path to a PEM file. */
 function pemOf(value: string, what: string): string {
   const v = value.trim();
