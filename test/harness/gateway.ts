@@ -6,7 +6,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, tmpRoot, waitFor } from './procs.ts';
 import { withProxyFlags } from '../../data-plane/src/node-flags.ts';
-import { ALL_IN_ONE_ENV } from '../../shared/src/runtime/malloc-env.ts';
 
 export const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** The built bundles, as `npm start` / `npm run control-plane` / `npm run data-plane` run them (`npm run build` first). */
@@ -71,8 +70,6 @@ export async function startGateway(role: Role, opts: GatewayOptions = {}): Promi
     // One process per DP unless a test asks for workers (test/e2e/workers.test.ts): the suite
     // shares two cores with other work, and a DP's default is one worker per core.
     PORTICO_WORKERS: '1',
-    // As `npm start` runs it.
-    ...(role === 'all-in-one' ? ALL_IN_ONE_ENV : {}),
   };
   if (role === 'control-plane') env.PORTICO_SIGNING_KEY = TEST_SIGNING.privateKey;
   if (role === 'data-plane') env.PORTICO_SIGNING_PUBLIC_KEYS = TEST_SIGNING.publicKey;
