@@ -10,9 +10,9 @@ import { waitFor } from '../harness/procs.ts';
 
 let stack: Stack;
 let cp2: GatewayProcess;
-interface Traffic { sources: number; services: Record<string, { rps: number }[]> }
+interface Traffic { sources: number; services: Record<string, { requests: number; rps: number }[]> }
 const traffic = async (): Promise<Traffic> => (await (await fetch(`${cp2.gui}/gui/traffic`)).json()) as Traffic;
-const counted = (t: Traffic) => Object.values(t.services).flat().reduce((n, p) => n + p.rps * 5, 0);
+const counted = (t: Traffic) => Object.values(t.services).flat().reduce((n, p) => n + p.requests, 0);
 
 before(async () => {
   stack = await startStack({ dps: 2 });
@@ -35,7 +35,7 @@ describe('GUI traffic from the data planes an operator lists', () => {
     for (const dp of stack.dps) {
       for (let i = 0; i < 10; i++) { const r = await fetch(`${dp.proxy}/echo/x`); assert.equal(r.status, 200); await r.arrayBuffer(); }
     }
-    const seen = await waitFor('20 requests in the chart', async () => { const n = counted(await traffic()); return n >= 19.5 ? n : false; }, 20_000, 250);
-    assert.ok(seen < 21, `counted ${seen}, not more than were sent`);
+    const seen = await waitFor('20 requests in the chart', async () => { const n = counted(await traffic()); return n >= 20 ? n : false; }, 20_000, 250);
+    assert.equal(seen, 20, `counted ${seen}, not more than were sent`);
   });
 });

@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { emptyTotals, p99Between, pointsBetween, readExposition } from './metrics.ts';
+import { emptyTotals, p99Between, pointsBetween, readExposition, TrafficHistory } from './metrics.ts';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@portico/shared';
 
 const kong = (requests: { s1: [number, number]; s2: number }, buckets: Record<string, number>) => `
 # TYPE kong_http_requests_total counter
@@ -19,8 +22,8 @@ describe('traffic from Prometheus scrapes', () => {
     readExposition(kong({ s1: [100, 0], s2: 10 }, { 5: 90, 50: 100, 500: 100, '+Inf': 100 }), a);
     readExposition(kong({ s1: [190, 10], s2: 10 }, { 5: 180, 50: 180, 500: 200, '+Inf': 200 }), b);
     const points = pointsBetween(a, b, 10, 1000);
-    assert.deepEqual(points.get('s1'), { t: 1000, rps: 10, error_rate: 0.1, p99_ms: 500 });
-    assert.deepEqual(points.get('s2'), { t: 1000, rps: 0, error_rate: 0, p99_ms: null });
+    assert.deepEqual(points.get('s1'), { t: 1000, requests: 100, rps: 10, error_rate: 0.1, p99_ms: 500 });
+    assert.deepEqual(points.get('s2'), { t: 1000, requests: 0, rps: 0, error_rate: 0, p99_ms: null });
   });
 
   it('sums the nodes scraped, and counts from zero after a counter reset', () => {
@@ -47,5 +50,44 @@ describe('traffic from Prometheus scrapes', () => {
   it('ignores garbage without throwing', () => {
     const t = emptyTotals();
     assert.doesNotThrow(() => readExposition('kong_http_requests_total{service="x"} not-a-number\n\0\n', t));
+  });
+});
+
+describe('TrafficHistory over real HTTP sources', () => {
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} } as unknown as Logger;
+  const counters = [0, 0];
+  const up = [true, true];
+  const servers: Server[] = [];
+  const urls: string[] = [];
+  const exposition = (n: number) => `kong_http_requests_total{service="s",route="r",code="200"} ${n}\n`;
+
+  it('compares each node with itself, so one node missing a round is no reset and its requests are not counted twice', async (t) => {
+    for (let i = 0; i < 2; i++) {
+      const s = createServer((_req, res) => {
+        if (!up[i]) { res.statusCode = 503; res.end(); return; }
+        res.end(exposition(counters[i]));
+      });
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      servers.push(s);
+      urls.push(`http://127.0.0.1:${(s.address() as AddressInfo).port}/metrics`);
+    }
+    t.after(() => { for (const s of servers) s.close(); });
+    const h = new TrafficHistory(urls, quiet);
+    const sent = () => (h.view().services.s ?? []).reduce((n, p) => n + p.requests, 0);
+    counters[0] = 1000; counters[1] = 500;
+    await h.scrape(); // the baseline: counters from before this CP
+    assert.equal(sent(), 0);
+    counters[0] += 10; counters[1] += 10;
+    await h.scrape();
+    assert.equal(sent(), 20);
+    up[1] = false; counters[0] += 5; counters[1] += 7;
+    await h.scrape(); // node 2 does not answer: node 1's 5 now, node 2's 7 when it is back
+    assert.equal(sent(), 25);
+    up[1] = true;
+    await h.scrape();
+    assert.equal(sent(), 32);
+    counters[0] = 3; // node 1 restarted and served 3
+    await h.scrape();
+    assert.equal(sent(), 35);
   });
 });

@@ -20,7 +20,8 @@ export interface Totals {
   latency: Map<string, Map<number, number>>;
 }
 
-export interface Point { t: number; rps: number; error_rate: number; p99_ms: number | null }
+/** One chart point: `requests` is the count since the previous point, `rps` that count over the time between them. */
+export interface Point { t: number; requests: number; rps: number; error_rate: number; p99_ms: number | null }
 
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 
@@ -84,22 +85,41 @@ export function p99Between(before: Map<number, number> | undefined, after: Map<n
   return Number.isFinite(bound) ? bound : bounds[i - 1] ?? null;
 }
 
-/** One point per service from two consecutive scrapes; counter resets (a restart) count from zero. */
-export function pointsBetween(prev: Totals, next: Totals, seconds: number, t: number): Map<string, Point> {
+/** What a counter gained between two scrapes; a counter that went down was reset (a restart) and counts from zero. */
+const gained = (before: number, after: number) => (after >= before ? after - before : after);
+
+/** What one node's counters gained between two of its scrapes, added into `into`. */
+export function addGains(prev: Totals, next: Totals, into: Totals): Totals {
+  for (const [service, n] of next.requests) add(into.requests, service, gained(prev.requests.get(service) ?? 0, n));
+  for (const [service, n] of next.errors) add(into.errors, service, gained(prev.errors.get(service) ?? 0, n));
+  for (const [service, buckets] of next.latency) {
+    const before = prev.latency.get(service);
+    const sum = into.latency.get(service) ?? new Map<number, number>();
+    for (const [bound, n] of buckets) sum.set(bound, (sum.get(bound) ?? 0) + gained(before?.get(bound) ?? 0, n));
+    into.latency.set(service, sum);
+  }
+  return into;
+}
+
+/** One point per service from what the nodes' counters gained over `seconds`. */
+export function pointsOf(gains: Totals, seconds: number, t: number): Map<string, Point> {
   const out = new Map<string, Point>();
-  for (const [service, n] of next.requests) {
-    const before = prev.requests.get(service) ?? 0;
-    const reqs = n >= before ? n - before : n;
-    const errBefore = prev.errors.get(service) ?? 0; const errNow = next.errors.get(service) ?? 0;
-    const errs = errNow >= errBefore ? errNow - errBefore : errNow;
-    out.set(service, { t, rps: reqs / seconds, error_rate: reqs ? errs / reqs : 0, p99_ms: p99Between(prev.latency.get(service), next.latency.get(service)) });
+  for (const [service, reqs] of gains.requests) {
+    const errs = gains.errors.get(service) ?? 0;
+    out.set(service, { t, requests: reqs, rps: reqs / seconds, error_rate: reqs ? errs / reqs : 0, p99_ms: p99Between(undefined, gains.latency.get(service)) });
   }
   return out;
 }
 
+/** One point per service from two consecutive scrapes of the same nodes. */
+export const pointsBetween = (prev: Totals, next: Totals, seconds: number, t: number): Map<string, Point> =>
+  pointsOf(addGains(prev, next, emptyTotals()), seconds, t);
+
 export class TrafficHistory {
   private series = new Map<string, Point[]>();
-  private last: { at: number; totals: Totals } | null = null;
+  /** Each source's counters at its last scrape that answered: a node is compared only with itself. */
+  private last = new Map<string, Totals>();
+  private lastAt: number | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   /**
@@ -110,7 +130,10 @@ export class TrafficHistory {
 
   start(): void {
     if (!this.sources.length) return;
-    if (this.fromZero) this.last = { at: Date.now(), totals: emptyTotals() };
+    if (this.fromZero) {
+      this.lastAt = Date.now();
+      for (const url of this.sources) this.last.set(url, emptyTotals());
+    }
     void this.scrape();
     this.timer = setInterval(() => void this.scrape(), SCRAPE_INTERVAL_MS);
     this.timer.unref();
@@ -118,30 +141,37 @@ export class TrafficHistory {
 
   stop(): void { if (this.timer) clearInterval(this.timer); }
 
+  /**
+   * One round over the sources. A source that does not answer keeps its last counters, so what it
+   * served meanwhile shows at its next answer, and one node missing a round is not read as every
+   * counter of the sum going down (a reset).
+   */
   async scrape(): Promise<void> {
-    const totals = emptyTotals();
-    let reached = 0;
-    for (const url of this.sources) {
+    const gains = emptyTotals();
+    let compared = 0;
+    await Promise.all(this.sources.map(async (url) => {
       try {
         const r = await fetch(url, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
-        if (!r.ok) continue;
+        if (!r.ok) { await r.body?.cancel(); return; }
+        const totals = emptyTotals();
         readExposition(await r.text(), totals);
-        reached++;
+        const prev = this.last.get(url);
+        if (prev) { addGains(prev, totals, gains); compared++; }
+        this.last.set(url, totals);
       } catch (err) {
         this.log.debug({ err, url }, 'metrics scrape failed');
       }
-    }
+    }));
     const at = Date.now();
-    if (!reached) return;
-    if (this.last) {
-      for (const [service, p] of pointsBetween(this.last.totals, totals, (at - this.last.at) / 1000, Math.round(at / 1000))) {
+    if (compared && this.lastAt !== null) {
+      for (const [service, p] of pointsOf(gains, (at - this.lastAt) / 1000, Math.round(at / 1000))) {
         const list = this.series.get(service) ?? [];
         list.push(p);
         if (list.length > KEEP_POINTS) list.shift();
         this.series.set(service, list);
       }
     }
-    this.last = { at, totals };
+    if (this.last.size) this.lastAt = at;
   }
 
   /** What the overview draws: per service, the points of the last minutes. */
