@@ -14,7 +14,7 @@ import { buildConfigCommand, EXIT } from '@portico/control-plane/cli';
  * in-process bus. With NATS_URL set, the embedded DP uses NATS like any other, so more DPs can join.
  */
 async function startAllInOne(): Promise<void> {
-  const { createLogger, ensureSigningKeyPair, EnvError, MemoryBus, parseEnv, runUntilSignal, trustedOf } = await import('@portico/shared');
+  const { createLogger, ensureSigningKeyPair, EnvError, MemoryBus, parseEnv, runUntilSignal, startMallocTrim, trustedOf } = await import('@portico/shared');
   const { startDataPlane } = await import('@portico/data-plane');
   const { ensureKeyringKey, signingKeyFromEnv, startControlPlane } = await import('@portico/control-plane');
   try {
@@ -44,8 +44,10 @@ async function startAllInOne(): Promise<void> {
     });
     dp = await startDataPlane(env, log.child({ plane: 'dp' }), bus?.subscriber, [trustedOf(signing)]);
     log.info({ admin: env.PORTICO_ADMIN_LISTEN, proxy: env.PORTICO_PROXY_LISTEN, proxy_tls: env.PORTICO_PROXY_TLS_LISTEN, status: env.PORTICO_STATUS_LISTEN, bus: bus ? 'in-process' : 'nats' }, 'portico all-in-one ready');
+    // What start freed goes back to the system, and what later bursts free (large bodies, config writes).
+    const trim = startMallocTrim(log);
     const embeddedDp = dp;
-    runUntilSignal(log, async () => { await embeddedDp.stop(); await cp.stop(); });
+    runUntilSignal(log, async () => { trim.stop(); await embeddedDp.stop(); await cp.stop(); });
   } catch (err) {
     if (err instanceof EnvError) { console.error(`portico: ${err.message}`); process.exit(2); }
     console.error('portico: failed to start:', err);

@@ -20,6 +20,7 @@ export const PORTICO_VERSION = '0.1.0';
 export * from './env.ts';
 export * from './runtime/lifecycle.ts';
 export * from './runtime/logger.ts';
+export * from './runtime/malloc-trim.ts';
 export * from './runtime/config-trace.ts';
 export * from './runtime/traceparent.ts';
 export * from './regex/index.ts';
