@@ -1,6 +1,6 @@
 // Memory of the all-in-one (issue 16; aim: under 250 MB RSS idle): RSS idle after a first start on
 // a fresh data dir, idle after a restart on it, and after moving 128 MB of request bodies and
-// 128 MB of response bodies (1 MB each, 8 at a time) through its proxy.
+// 128 MB of response bodies (1 MB each, 8 at a time) through its proxy, then once idle again.
 //   node --import tsx test/bench/memory.ts      (after `npm run build`), or as part of `npm run bench`
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -11,6 +11,7 @@ import { freePort } from '../harness/procs.ts';
 
 const MB = 1024 * 1024;
 const IDLE_MS = 20_000;
+const SETTLE_MS = 35_000;
 const rssMb = (g: GatewayProcess) => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${g.proc.pid}/status`, 'utf8'))![1]) / 1024);
 const idle = () => new Promise((r) => setTimeout(r, IDLE_MS));
 
@@ -61,8 +62,11 @@ export async function benchMemory(): Promise<string[]> {
     const afterUp = rssMb(g);
     await eightAtATime(128, async () => { const r = await request(`${url}?n=${MB}`); for await (const _ of r.body); });
     const afterDown = rssMb(g);
+    // What the process gives back once the bodies are gone (malloc_trim runs every 30 s, shared/src/runtime/malloc-trim.ts).
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const settled = rssMb(g);
     return [
-      `all-in-one RSS: idle after a first start ${first} MB, after a restart ${restarted} MB; after 128 × 1 MB request bodies ${afterUp} MB, then 128 × 1 MB response bodies ${afterDown} MB`,
+      `all-in-one RSS: idle after a first start ${first} MB, after a restart ${restarted} MB; after 128 × 1 MB request bodies ${afterUp} MB, then 128 × 1 MB response bodies ${afterDown} MB, ${settled} MB ${SETTLE_MS / 1000} s later`,
     ];
   } finally {
     await g.kill();

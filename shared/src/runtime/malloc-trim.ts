@@ -1,14 +1,14 @@
 // Gives the memory a process freed back to the system, now and then (glibc's malloc_trim(0)).
 //
 // glibc keeps freed memory for reuse, and after the first large free it raises the size from which
-// it maps blocks on their own, so what a burst of work freed stays resident. The all-in-one's start
-// is such a burst: V8 compiling the embedded database's 9 MB of WebAssembly peaks at ~90 MB of
-// malloc, freed in blocks of 32–64 KB spread over the arenas of V8's compile threads. Idle RSS then
-// read 209–285 MB over runs of the same code. malloc_trim(0) returns the free pages inside the
-// arenas too (madvise), not only the top of each, and costs 3–11 ms per call here, on koffi's thread
-// rather than the event loop. Measured (2026-12-01): 243 → 208 MB at the first call; the settings
-// tried instead either cost more than they saved (MALLOC_MMAP_THRESHOLD_=32768: start 2×, admin
-// writes 3× slower) or gave back less (MALLOC_TRIM_THRESHOLD_=0), see test/bench/RESULTS.md.
+// it maps blocks on their own, so what a burst of work freed stays resident: a start (compiling the
+// embedded database, reading its catalog), moving large bodies, a config write at many routes.
+// malloc_trim(0) returns the free pages inside the arenas too (madvise), not only the top of each;
+// it costs 3–15 ms per call here, on koffi's thread rather than the event loop. Measured on the
+// all-in-one (2026-12-01; node --import tsx test/bench/memory.ts): 210 MB after moving 256 MB of
+// bodies, 159 MB 35 s later; idle after start 158–194 MB against 163–206 MB without it (3 runs each).
+// The settings tried instead cost more than they saved (MALLOC_MMAP_THRESHOLD_=32768: start 2×,
+// admin writes 3× slower) or gave back less (MALLOC_TRIM_THRESHOLD_=0); see test/bench/RESULTS.md.
 //
 // koffi is the FFI of the field (prebuilt for each platform, no compiler needed); where it or
 // malloc_trim is missing (musl, macOS, Windows) this is a no-op, said once at debug level.
