@@ -8,7 +8,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { configHash, decodeSnapshot, emptyConfig, encodeSnapshot, openSnapshot, signSnapshot, routeSchema, serviceSchema, SnapshotError, type Config, type Route } from '@portico/shared';
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { DECODER_IDLE_MS, SnapshotDecoder } from './decoder.ts';
+import { DECODER_IDLE_MS, INLINE_MAX_BYTES, SnapshotDecoder } from './decoder.ts';
 import { DECODER_NICE, decodeRequest, KEY_CHARS } from './decode-protocol.ts';
 
 const service = serviceSchema.parse({ id: '00000000-0000-4000-8000-000000000001', created_at: 1, updated_at: 1, host: 'x.test' });
@@ -186,6 +186,13 @@ describe('SnapshotDecoder: held keys', () => {
       const write = (v: number) => encode(v, { ...emptyConfig(), services: [service], routes: routes.map((r, i) => (i === v ? route(v, v) : r)) });
       for (let v = 1; v <= 4; v++) assert.equal((await d.decode(write(v), v - 1)).status, 'decoded');
       assert.equal(d.memoryReused, 3, 'every write after the first copied the snapshot into memory given back');
+      // A small snapshot is decoded here, in a copy of its own: the memory the thread gave back waits for the next large one.
+      const small = encode(5, emptyConfig());
+      assert.ok(small.byteLength <= INLINE_MAX_BYTES);
+      assert.equal((await d.decode(small, 4)).status, 'decoded');
+      assert.equal(d.memoryReused, 3, 'the inline decode took none of it');
+      assert.equal((await d.decode(write(6), 5)).status, 'decoded');
+      assert.equal(d.memoryReused, 4, 'the next large one did');
       // What the thread replies with, decoded here as the thread does: keys as bytes in a buffer of their own.
       const first = decodeRequest({ id: 1, payload: new Uint8Array(write(10)), held: null, newerThan: 0 });
       assert.ok(first.status === 'decoded');

@@ -87,10 +87,11 @@ export class SnapshotDecoder {
     const inline = payload.byteLength <= this.inlineMaxBytes;
     const synced = !inline && this.synced !== null && this.synced.worker === this.worker ? this.synced.id : null;
     const request = (keys: boolean): [DecodeRequest, ArrayBuffer[]] => {
-      const [copy, memory] = this.copyOf(payload);
+      // Inline, a copy of its own (the caller may reuse the payload's memory), leaving the thread's spare memory for the next large one.
+      const [copy, memory] = inline ? [new Uint8Array(payload), null] : this.copyOf(payload);
       const token = !keys && synced !== null;
       if (!token && held && !inline) this.keysSent++;
-      return [{ id: this.nextId++, payload: copy, held: token ? synced : held?.keys ?? null, newerThan }, [memory]];
+      return [{ id: this.nextId++, payload: copy, held: token ? synced : held?.keys ?? null, newerThan }, memory ? [memory] : []];
     };
     this.synced = null;
     let reply: DecodeReply;
