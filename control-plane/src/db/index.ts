@@ -55,9 +55,9 @@ const PGLITE_MEMORY_SETTINGS = ['-c', 'shared_buffers=16MB', '-c', 'work_mem=1MB
  * optimizing tier (TurboFan) recompiles the functions a start runs hot, which here is most of
  * Postgres's catalog code: ~90 MB of compile memory, which glibc then keeps, and CPU that start
  * shares with everything else. A config store's queries gain nothing from it that shows: measured
- * on the all-in-one over 3 starts each (2026-12-01, both with malloc_trim), idle RSS 158–194 MB
- * against 203–233 MB, a first start 6.4–6.7 s against 7.8–8.3 s, a restart 1.6–1.9 s against
- * 2.2–2.4 s, an admin write's median 10–16 ms against 13–18 ms, and the proxy's throughput within
+ * on the all-in-one over 3 starts each (2026-12-01, both with malloc_trim), idle RSS 158–193 MB
+ * against 203–230 MB, a first start 6.4–6.7 s against 7.8–8.3 s, a restart 1.9 s against
+ * 2.2–2.4 s, an admin write's median 12–16 ms against 13–18 ms, and the proxy's throughput within
  * run-to-run noise (its one other WebAssembly user is undici's HTTP parser). V8 reads the flag
  * when it compiles a module, so it is set before PGlite's is.
  */
