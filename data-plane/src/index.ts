@@ -5,13 +5,12 @@ import type { Socket } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { serve } from '@hono/node-server';
 import {
-  closeServer, EnvError, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, parsePublicKeys, PORTICO_VERSION, type Env, type Heartbeat, type Logger,
+  closeServer, EnvError, getBytes, getJson, HEARTBEAT_INTERVAL_MS, loadNodeId, natsConnectOptions, parsePublicKeys, PORTICO_VERSION, type Env, type Heartbeat, type Logger,
   type SnapshotSubscriber, type TrustedKey,
   nodeTracer,
 } from '@portico/shared';
 import { tracedApply } from './sync/traced-apply.ts';
 import { ConfigState } from './sync/config-state.ts';
-import { getBytes, getJson } from './adapters/http.ts';
 import { HealthRegistry } from './proxy/balancer.ts';
 import { probeTarget } from './proxy/probe.ts';
 import { RateLimitStores } from './adapters/redis-rate-limit.ts';

@@ -21,6 +21,7 @@ export * from './env.ts';
 export * from './runtime/lifecycle.ts';
 export * from './runtime/logger.ts';
 export * from './runtime/malloc-trim.ts';
+export * from './http/get.ts';
 export * from './runtime/config-trace.ts';
 export * from './runtime/traceparent.ts';
 export * from './regex/index.ts';

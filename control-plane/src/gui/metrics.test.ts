@@ -1,9 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { emptyTotals, p99Between, pointsBetween, readExposition, TrafficHistory } from './metrics.ts';
+import { addGains, emptyTotals, p99Of, parseSamples, pointsOf, readExposition, SCRAPE_MAX_BYTES, TrafficHistory, type Totals } from './metrics.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@portico/shared';
+
+const pointsBetween = (a: Totals, b: Totals, seconds: number, t: number) => pointsOf(addGains(a, b, emptyTotals()), seconds, t);
 
 const kong = (requests: { s1: [number, number]; s2: number }, buckets: Record<string, number>) => `
 # TYPE kong_http_requests_total counter
@@ -42,14 +44,33 @@ describe('traffic from Prometheus scrapes', () => {
   });
 
   it('answers no p99 without requests, and the last finite bound above it', () => {
-    assert.equal(p99Between(undefined, undefined), null);
-    assert.equal(p99Between(new Map([[5, 1], [Infinity, 1]]), new Map([[5, 1], [Infinity, 1]])), null);
-    assert.equal(p99Between(undefined, new Map([[5, 0], [10, 0], [Infinity, 4]])), 10);
+    assert.equal(p99Of(undefined), null);
+    const same = emptyTotals(); readExposition(kong({ s1: [1, 0], s2: 0 }, { 5: 1, '+Inf': 1 }), same);
+    assert.equal(p99Of(addGains(same, same, emptyTotals()).latency.get('s1')), null);
+    assert.equal(p99Of(new Map([[5, 0], [10, 0], [Infinity, 4]])), 10);
   });
 
   it('ignores garbage without throwing', () => {
     const t = emptyTotals();
     assert.doesNotThrow(() => readExposition('kong_http_requests_total{service="x"} not-a-number\n\0\n', t));
+  });
+
+  it('reads what a hostile source sends as data: CR, NUL, non-ASCII, a 10 MB label, lines made to backtrack', () => {
+    const t = emptyTotals();
+    const huge = 'v'.repeat(10 * 1024 * 1024);
+    readExposition([
+      'kong_http_requests_total{service="s\\r\\n\0",code="200"} 3\r',
+      'kong_http_requests_total{service="ユーザー",code="200"} 4',
+      `kong_http_requests_total{service="${huge}",code="200"} 5`,
+      `kong_http_requests_total{${'{'.repeat(200_000)} 6`,
+      `kong_http_requests_total{service="${'\\"'.repeat(200_000)}`,
+      `kong_http_requests_total${' '.repeat(200_000)}`,
+    ].join('\n'), t);
+    assert.equal(t.requests.get('sr\n\0'), 3, 'the format\'s escapes decoded (\\n; \\r is just r), NUL kept as data, the CR ending the line no part of the value');
+    assert.equal(t.requests.get('ユーザー'), 4);
+    assert.equal(t.requests.get(huge), 5);
+    assert.equal(t.requests.size, 3, 'the malformed lines are skipped');
+    assert.equal(parseSamples('a{b="c"}\u0000 1\n').length, 0, 'NUL where the value goes: no sample');
   });
 });
 
@@ -89,5 +110,15 @@ describe('TrafficHistory over real HTTP sources', () => {
     counters[0] = 3; // node 1 restarted and served 3
     await h.scrape();
     assert.equal(sent(), 35);
+  });
+
+  it('counts an answer over SCRAPE_MAX_BYTES as no answer', async (t) => {
+    const s = createServer((_req, res) => { res.writeHead(200, { 'content-length': SCRAPE_MAX_BYTES + 1 }); res.write(exposition(1)); });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    t.after(() => { s.closeAllConnections(); s.close(); });
+    const h = new TrafficHistory([`http://127.0.0.1:${(s.address() as AddressInfo).port}/metrics`], quiet, true);
+    await h.scrape();
+    await h.scrape();
+    assert.deepEqual(h.view().services, {});
   });
 });

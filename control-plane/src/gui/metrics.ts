@@ -4,12 +4,17 @@
 // Reads Kong's names (issue 13: `kong_http_requests_total{service,code}`,
 // `kong_request_latency_ms_bucket{service,le}`) and falls back to the node total
 // (`portico_http_requests_total`) where those are not exported yet, as one series named `*`.
-import type { Logger } from '@portico/shared';
+import { getBytes, type Logger } from '@portico/shared';
 
 export const SCRAPE_INTERVAL_MS = 5_000;
 /** How much history the charts get: 10 minutes at one point per scrape. */
 const KEEP_POINTS = 120;
 const SCRAPE_TIMEOUT_MS = 2_000;
+/**
+ * A scrape's largest answer: a DP's exposition with every flag on is ~5 MB per 1,000 routes counted;
+ * a larger answer (or one that never ends) counts as no answer, and the CP's memory stays bounded.
+ */
+export const SCRAPE_MAX_BYTES = 64 * 1024 * 1024;
 const ALL = '*';
 
 /** Cumulative counters per service at one scrape, summed over the nodes scraped. */
@@ -28,7 +33,8 @@ const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k)
 interface Sample { name: string; labels: Record<string, string>; value: number }
 
 const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
-const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+/** A label value as the unrolled loop `[^"\\]*(?:\\.[^"\\]*)*`: an alternation per character recursed per character in V8 and overflowed the stack on a 10 MB value. */
+const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="([^"\\]*(?:\\.[^"\\]*)*)"/g;
 
 /**
  * The samples of a text exposition (Prometheus text format 0.0.4). Hand-written: the npm parser
@@ -72,14 +78,13 @@ export function readExposition(text: string, into: Totals): void {
 
 export const emptyTotals = (): Totals => ({ requests: new Map(), errors: new Map(), latency: new Map() });
 
-/** The 99th percentile of the requests between two histogram scrapes: the bucket bound that holds it. */
-export function p99Between(before: Map<number, number> | undefined, after: Map<number, number> | undefined): number | null {
-  if (!after) return null;
-  const bounds = [...after.keys()].sort((a, b) => a - b);
-  const delta = bounds.map((b) => Math.max(0, (after.get(b) ?? 0) - (before?.get(b) ?? 0)));
-  const total = delta[delta.length - 1] ?? 0;
+/** The 99th percentile of the requests a histogram's gains count (bound → requests at or under it): the bucket bound that holds it. */
+export function p99Of(gains: Map<number, number> | undefined): number | null {
+  if (!gains) return null;
+  const bounds = [...gains.keys()].sort((a, b) => a - b);
+  const total = gains.get(bounds[bounds.length - 1]) ?? 0;
   if (total <= 0) return null;
-  const i = delta.findIndex((d) => d >= total * 0.99);
+  const i = bounds.findIndex((b) => gains.get(b)! >= total * 0.99);
   const bound = bounds[i];
   // Above the last finite bucket the histogram cannot say more than "at least the last bound".
   return Number.isFinite(bound) ? bound : bounds[i - 1] ?? null;
@@ -106,14 +111,10 @@ export function pointsOf(gains: Totals, seconds: number, t: number): Map<string,
   const out = new Map<string, Point>();
   for (const [service, reqs] of gains.requests) {
     const errs = gains.errors.get(service) ?? 0;
-    out.set(service, { t, requests: reqs, rps: reqs / seconds, error_rate: reqs ? errs / reqs : 0, p99_ms: p99Between(undefined, gains.latency.get(service)) });
+    out.set(service, { t, requests: reqs, rps: reqs / seconds, error_rate: reqs ? errs / reqs : 0, p99_ms: p99Of(gains.latency.get(service)) });
   }
   return out;
 }
-
-/** One point per service from two consecutive scrapes of the same nodes. */
-export const pointsBetween = (prev: Totals, next: Totals, seconds: number, t: number): Map<string, Point> =>
-  pointsOf(addGains(prev, next, emptyTotals()), seconds, t);
 
 export class TrafficHistory {
   private series = new Map<string, Point[]>();
@@ -151,10 +152,9 @@ export class TrafficHistory {
     let compared = 0;
     await Promise.all(this.sources.map(async (url) => {
       try {
-        const r = await fetch(url, { signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS) });
-        if (!r.ok) { await r.body?.cancel(); return; }
+        const text = (await getBytes(url, SCRAPE_TIMEOUT_MS, SCRAPE_MAX_BYTES)).toString('utf8');
         const totals = emptyTotals();
-        readExposition(await r.text(), totals);
+        readExposition(text, totals);
         const prev = this.last.get(url);
         if (prev) { addGains(prev, totals, gains); compared++; }
         this.last.set(url, totals);

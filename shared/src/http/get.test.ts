@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getBytes } from './http.ts';
+import { getBytes } from './get.ts';
 
 let server: http.Server;
 let base: string;

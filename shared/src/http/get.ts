@@ -1,5 +1,5 @@
-// The HTTP port plugins use for control traffic (JWKS, OIDC discovery, CRLs): undici, bounded in
-// time and size.
+// Bounded HTTP GETs for control traffic: plugins' JWKS, OIDC discovery and CRLs on a DP, and the
+// CP's scrapes of DP metrics for Portico Manager. undici, bounded in time and size.
 import { request } from 'undici';
 
 const MAX_DOCUMENT_BYTES = 1024 * 1024;
