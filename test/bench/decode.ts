@@ -38,8 +38,8 @@ const decode = (bytes: Uint8Array, id: number) => {
   return r;
 };
 decode(writes[0], 1);
-const session = new Session();
-if (process.env.DECODE_PROFILE) { session.connect(); await session.post('Profiler.enable'); await session.post('Profiler.start'); }
+const session = process.env.DECODE_PROFILE ? new Session() : null;
+if (session) { session.connect(); await session.post('Profiler.enable'); await session.post('Profiler.start'); }
 const ms: number[] = [];
 let fresh = 0;
 for (let k = 1; k < writes.length; k++) {
@@ -48,7 +48,7 @@ for (let k = 1; k < writes.length; k++) {
   ms.push(performance.now() - t);
   fresh += r.status === 'decoded' ? r.lists.routes.fresh.length : 0;
 }
-if (process.env.DECODE_PROFILE) writeFileSync(process.env.DECODE_PROFILE, JSON.stringify((await session.post('Profiler.stop')).profile));
+if (session) writeFileSync(process.env.DECODE_PROFILE!, JSON.stringify((await session.post('Profiler.stop')).profile));
 ms.sort((a, b) => a - b);
 const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))].toFixed(2);
 console.log(`${N} one-route writes at 10,000 routes, decoded in-process: median ${at(0.5)} ms, p10 ${at(0.1)}, p90 ${at(0.9)}; ${fresh} route chunk(s) sent back`);

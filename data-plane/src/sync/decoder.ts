@@ -39,26 +39,27 @@ export const DECODER_IDLE_MS = 30_000;
 export const INLINE_MAX_BYTES = 4 * 1024;
 
 /**
+ * The thread's young generation, capped: a first decode of 10,000 routes parses ~5 MB of JSON into
+ * short-lived objects, and V8 grows a thread's young generation to its default cap (48 MB on this
+ * machine's 24 GB) for it, then keeps it. At 8 MB the DP's RSS just after that apply read 209–223
+ * MB in four runs against 232 and 239 (one DP, its own Postgres and NATS, 2026-12-01), and the
+ * decode took no longer (727–915 ms against 851–984): what it parses is short-lived, so a small
+ * nursery collects it cheaply. The old generation is left uncapped: a large config must not kill
+ * the thread.
+ */
+const THREAD_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 8 } };
+
+/**
  * Bundles (dist/) start the worker from the .mjs built beside them. Source runs (unit tests under
  * tsx) from its .ts file, through tsx's loader registered in the thread first: Node 20 does not
  * carry a loader given by --import over to a worker's entry module.
  */
 function newWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./decode-worker.mjs', import.meta.url), { resourceLimits: THREAD_LIMITS });
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./decode-worker.mjs', import.meta.url), THREAD_OPTIONS);
   const entry = JSON.stringify(new URL('./decode-worker.ts', import.meta.url).href);
   const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  return new Worker(`import(${tsx}).then((tsx) => { tsx.register(); return import(${entry}); })`, { eval: true, resourceLimits: THREAD_LIMITS });
+  return new Worker(`import(${tsx}).then((tsx) => { tsx.register(); return import(${entry}); })`, { ...THREAD_OPTIONS, eval: true });
 }
-
-/**
- * The thread's young generation, capped: a first decode of 10,000 routes parses ~5 MB of JSON into
- * short-lived objects, and V8 grows a thread's young generation to its default cap (48 MB on this
- * machine's 24 GB) for it, then keeps it. At 8 MB the DP's RSS just after that apply read 209–223
- * MB in four runs against 232 and 239 (one DP, its own Postgres and NATS, 2026-12-01), and the
- * decode took no longer (727–915 ms against 851–984): what it parses is short-lived, so a small nursery collects it
- * cheaply. The old generation is left uncapped: a large config must not kill the thread.
- */
-const THREAD_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
 type Pending = { resolve: (r: DecodeReply) => void; reject: (e: Error) => void };
 
